@@ -1,0 +1,92 @@
+"""Shared selection: exact counts, the tie rule, scopes, masks only shrink."""
+
+import math
+
+import pytest
+import torch
+
+from ticketlab.errors import ConfigError
+from ticketlab.selection import density_from, exponential_schedule, keep_count, select_top
+
+
+@pytest.mark.parametrize("d,n,k", [(0.1, 25, 3), (0.5, 3, 2), (0.5, 5, 3), (1.0, 7, 7), (0.01, 10, 0),
+                                   (0.2, 266200, 53240), (0.15, 10, 2)])
+def test_keep_count_rounds_half_up(d, n, k):
+    assert keep_count(d, n) == k
+
+
+def test_global_selection_keeps_highest_and_exact_count():
+    scores = {"a": torch.tensor([[3.0, 1.0], [0.5, 2.0]]), "b": torch.tensor([2.5, 5.0, 0.0])}
+    m = select_top(scores, 3 / 7)
+    assert m["a"].tolist() == [[True, False], [False, False]]
+    assert m["b"].tolist() == [True, True, False]
+
+
+def test_ties_go_to_earlier_parameter_and_lower_index():
+    scores = {"a": torch.tensor([1.0, 2.0, 1.0]), "b": torch.tensor([1.0, 1.0])}
+    m = select_top(scores, 0.6)  # keep 3: the 2.0, then the first two 1.0s in order
+    assert m["a"].tolist() == [True, True, True]
+    assert m["b"].tolist() == [False, False]
+    m = select_top({"a": torch.zeros(4), "b": torch.zeros(4)}, 0.75)
+    assert m["a"].tolist() == [True] * 4 and m["b"].tolist() == [True, True, False, False]
+
+
+def test_layer_scope_keeps_exact_count_per_layer():
+    g = torch.Generator().manual_seed(0)
+    scores = {"a": torch.rand(10, 10, generator=g), "b": torch.rand(7, generator=g) * 100}
+    m = select_top(scores, 0.3, scope="layer")
+    assert int(m["a"].sum()) == 30 and int(m["b"].sum()) == 2
+    # within a layer the kept ones are exactly the top scores
+    assert m["a"].flatten()[scores["a"].flatten().argsort(descending=True)[:30]].all()
+
+
+def test_masks_only_shrink():
+    scores = {"a": torch.tensor([5.0, 4.0, 3.0, 2.0])}
+    masks = {"a": torch.tensor([False, True, True, True])}
+    m = select_top(scores, 0.5, masks=masks)
+    assert m["a"].tolist() == [False, True, True, False]
+    with pytest.raises(ConfigError, match="still unpruned"):
+        select_top(scores, 1.0, masks=masks)
+
+
+def test_nonfinite_scores_rank_below_finite_and_pruned_never_return():
+    scores = {"a": torch.tensor([math.nan, -math.inf, -1e300, 0.0], dtype=torch.float64)}
+    masks = {"a": torch.tensor([True, True, True, False])}
+    m = select_top(scores, 0.5, masks=masks)  # keep 2 of the 3 alive: -1e300 first, then NaN (lower index)
+    assert m["a"].tolist() == [True, False, True, False]
+
+
+def test_same_scores_same_mask_and_large_random_exact():
+    g = torch.Generator().manual_seed(1)
+    scores = {f"l{i}": torch.rand(1000, generator=g) for i in range(5)}
+    m1, m2 = select_top(scores, 0.137), select_top(scores, 0.137)
+    assert all(torch.equal(m1[n], m2[n]) for n in scores)
+    assert sum(int(v.sum()) for v in m1.values()) == keep_count(0.137, 5000)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, math.nan])
+def test_bad_density_rejected(bad):
+    with pytest.raises(ConfigError, match="density"):
+        select_top({"a": torch.ones(3)}, bad)
+
+
+def test_density_from():
+    assert density_from(density=0.3) == 0.3
+    assert density_from(sparsity=0.0) == 1.0
+    for kwargs in ({"sparsity": 1.0}, {"sparsity": -0.1}, {"density": 0.0}, {"density": 2.0}, {},
+                   {"density": 0.5, "sparsity": 0.5}):
+        with pytest.raises(ConfigError):
+            density_from(**kwargs)
+
+
+def test_bad_scope_and_mismatched_masks():
+    with pytest.raises(ConfigError, match="scope"):
+        select_top({"a": torch.ones(3)}, 0.5, scope="neuron")
+    with pytest.raises(ConfigError, match="different parameters"):
+        select_top({"a": torch.ones(3)}, 0.5, masks={"b": torch.ones(3, dtype=torch.bool)})
+
+
+def test_exponential_schedule_ends_at_target():
+    s = exponential_schedule(0.01, 100)
+    assert len(s) == 100 and s[-1] == 0.01 and math.isclose(s[49], 0.1)
+    assert all(b < a for a, b in zip(s, s[1:]))

@@ -1,0 +1,27 @@
+"""Rendering helpers shared by the commands (rich tables on stdout)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+
+def console() -> Console:
+    """A console on stdout (plain text when stdout is not a terminal)."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def density_table(kept: Mapping[str, int], total: Mapping[str, int], title: str | None = None) -> Table:
+    """Per-layer kept / total / density table, with a total row."""
+    table = Table(title=title, show_footer=True, box=None, pad_edge=False)
+    k_all, n_all = sum(kept.values()), sum(total.values())
+    table.add_column("parameter", footer="total")
+    table.add_column("kept", justify="right", footer=f"{k_all:,}")
+    table.add_column("total", justify="right", footer=f"{n_all:,}")
+    table.add_column("density", justify="right", footer=f"{(k_all / n_all if n_all else 0):.4f}")
+    for name, n in total.items():
+        k = kept[name]
+        table.add_row(name, f"{k:,}", f"{n:,}", f"{(k / n if n else 0):.4f}")
+    return table

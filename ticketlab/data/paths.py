@@ -1,0 +1,93 @@
+"""Where data sets live on disk: the data root (user files) and the cache (generated files).
+
+* Data root: the ``root`` argument of :func:`ticketlab.data.load_dataset`, else the environment
+  variable ``TICKETLAB_DATA_ROOT``, else ``<cache>/data``. It holds torchvision's and PyG's
+  on-disk layouts (``MNIST/raw/...``, ``cifar-10-batches-py/...``, ``Cora/raw/...``).
+* Cache: ``TICKETLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/ticketlab``, else
+  ``~/.cache/ticketlab``. Only files ticketlab can regenerate itself go there (MNIST-1D arrays).
+
+Example:
+    >>> import os
+    >>> os.environ["TICKETLAB_DATA_ROOT"] = "/data"
+    >>> str(resolve_root(None))
+    '/data'
+    >>> del os.environ["TICKETLAB_DATA_ROOT"]
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ticketlab.errors import DataNotFoundError
+
+DATA_ROOT_ENV = "TICKETLAB_DATA_ROOT"
+CACHE_DIR_ENV = "TICKETLAB_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The user cache folder of ticketlab (it may not exist yet).
+
+    Example:
+        >>> cache_dir().name in {"ticketlab"} or "TICKETLAB_CACHE_DIR" in os.environ
+        True
+    """
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "ticketlab"
+
+
+def default_data_root() -> Path:
+    """``$TICKETLAB_DATA_ROOT`` if set, else ``<cache>/data``.
+
+    Example:
+        >>> default_data_root().name in {"data"} or "TICKETLAB_DATA_ROOT" in os.environ
+        True
+    """
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV]).expanduser()
+    return cache_dir() / "data"
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> Path:
+    """The data root to use: ``root`` when given, else :func:`default_data_root`.
+
+    Example:
+        >>> str(resolve_root("~/x")).endswith("/x")
+        True
+    """
+    return Path(root).expanduser() if root is not None else default_data_root()
+
+
+def is_writable_dir(path: Path) -> bool:
+    """True when ``path`` is a directory that we may write into.
+
+    Besides ``os.access`` (which honours read-only mounts) the permission bits must grant write
+    access to someone: root bypasses permission bits, and a folder marked ``r-x`` is meant to
+    stay untouched even then.
+
+    Example:
+        >>> is_writable_dir(Path("/nonexistent/folder"))
+        False
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    return stat.S_ISDIR(mode) and bool(mode & write_bits) and os.access(path, os.W_OK)
+
+
+def missing_files_error(what: str, expected: Path, layout: str) -> DataNotFoundError:
+    """The one-sentence error for data files that are not on disk.
+
+    Example:
+        >>> str(missing_files_error("Cora", Path("/d/Cora/raw/ind.cora.x"), "Cora/raw/ind.cora.*"))
+        'Cora files not found: expected /d/Cora/raw/ind.cora.x; pass --data-root DIR holding Cora/raw/ind.cora.* (or set TICKETLAB_DATA_ROOT), or add --download'
+    """
+    return DataNotFoundError(
+        f"{what} files not found: expected {expected}; pass --data-root DIR holding {layout} "
+        f"(or set {DATA_ROOT_ENV}), or add --download"
+    )

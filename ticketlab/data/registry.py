@@ -1,0 +1,148 @@
+"""The data set registry: ``register_dataset`` / ``load_dataset`` / ``list_datasets`` /
+``get_dataset_info``.
+
+A loader is a plain function ``fn(root, download, seed) -> TensorData | GraphData``. For data
+sets read from disk (``needs_root=True``) it receives the resolved data root (see
+:mod:`ticketlab.data.paths`), otherwise ``root`` exactly as the caller passed it (usually None).
+
+Example:
+    >>> from ticketlab.data import load_dataset, list_datasets
+    >>> "digits" in list_datasets()
+    True
+    >>> load_dataset("digits", seed=0).spec.input_shape
+    (1, 8, 8)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+from ticketlab.data.base import GraphData, TensorData
+from ticketlab.data.paths import resolve_root
+from ticketlab.errors import ConfigError
+from ticketlab.registry import Registry
+
+Loader = Callable[[Union[Path, None], bool, int], Union[TensorData, GraphData]]
+KINDS = ("tensor", "graph")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about a data set without loading it.
+
+    Attributes:
+        name: registry name.
+        kind: ``"tensor"`` or ``"graph"``.
+        description: one line for ``ticketlab list``.
+        needs_root: True when the files come from a data root (the user's or a download).
+        default_root_hint: what the data root must hold, relative to it (e.g.
+            ``"Cora/raw/ind.cora.*"``); ``""`` when ``needs_root`` is False.
+    """
+
+    name: str
+    kind: str
+    description: str
+    needs_root: bool
+    default_root_hint: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: DatasetInfo
+    loader: Loader
+
+
+_DATASETS: Registry[_Entry] = Registry("data set")
+
+
+def register_dataset(
+    name: str,
+    *,
+    kind: str = "tensor",
+    description: str | None = None,
+    needs_root: bool = False,
+    root_hint: str = "",
+) -> Callable[[Loader], Loader]:
+    """Decorator registering ``fn(root, download, seed)`` as the loader of data set ``name``.
+
+    ``description`` defaults to the first line of the loader's docstring. A duplicate name
+    raises :class:`~ticketlab.errors.ConfigError`.
+
+    Example (not run as a doctest, since it would add a name to the global registry)::
+
+        @register_dataset("my_set", kind="tensor")
+        def my_set(root: Path | None, download: bool, seed: int) -> TensorData:
+            """My data set: 100 random vectors (shown by ``ticketlab list``)."""
+            ...
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"data set kind must be one of {', '.join(KINDS)} (got '{kind}')")
+
+    def deco(fn: Loader) -> Loader:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        info = DatasetInfo(
+            name=name,
+            kind=kind,
+            description=description if description is not None else (doc[0] if doc else ""),
+            needs_root=needs_root,
+            default_root_hint=root_hint,
+        )
+        _DATASETS.add(name, _Entry(info, fn))
+        return fn
+
+    return deco
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    seed: int = 0,
+) -> TensorData | GraphData:
+    """Load data set ``name`` with its splits fixed by ``seed``.
+
+    Args:
+        name: a name from :func:`list_datasets`.
+        root: data root for on-disk data sets (default ``$TICKETLAB_DATA_ROOT``, else
+            ``~/.cache/ticketlab/data``); ignored by data sets that need none.
+        download: allow downloading missing files into ``root`` (never done otherwise).
+        seed: seed of the train/val split (non-negative integer); same seed, same tensors.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        DataNotFoundError: the files are not under ``root`` (the message says how to get them).
+
+    Example:
+        >>> data = load_dataset("digits", seed=1)
+        >>> data.train[0].dtype, data.train[1].dtype
+        (torch.float32, torch.int64)
+    """
+    entry = _DATASETS.get(name)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"data seed must be a non-negative integer (got {seed!r})")
+    path = resolve_root(root) if entry.info.needs_root else (Path(root) if root is not None else None)
+    return entry.loader(path, bool(download), seed)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered data set names matching the shell-style ``pattern``, in registration order.
+
+    Example:
+        >>> list_datasets("cifar*")
+        ['cifar10', 'cifar100']
+    """
+    return _DATASETS.list(pattern)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name`` (raises UnknownNameError for an unknown name).
+
+    Example:
+        >>> get_dataset_info("cora").kind
+        'graph'
+    """
+    return _DATASETS.get(name).info

@@ -1,0 +1,154 @@
+"""Miner base class and registry.
+
+A miner only **scores** weights; :mod:`ticketlab.selection` turns scores into masks and
+:func:`ticketlab.mining.mine` runs the rounds. A new method is a frozen config dataclass plus a
+``score`` method:
+
+    >>> from dataclasses import dataclass
+    >>> @register_miner("ones_example")
+    ... class Ones(Miner):
+    ...     '''Every weight scores 1 (ties keep the earliest weights).'''
+    ...     @dataclass(frozen=True)
+    ...     class Config(MinerConfig):
+    ...         pass
+    ...     def score(self, ctx, masks):
+    ...         return {n: torch.ones_like(p) for n, p in ctx.params.items()}
+
+After registration ``ticketlab mine --method ones_example`` works, with the config fields as
+command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ticketlab.errors import ConfigError
+from ticketlab.registry import Registry
+
+if TYPE_CHECKING:
+    from ticketlab.data.base import DataSpec, Dataset
+    from ticketlab.progress import NullProgress
+    from ticketlab.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Base of every miner's config. Fields carry ``metadata={"help": ...}`` for the CLI."""
+
+
+@dataclass
+class MiningContext:
+    """Everything a miner may look at while scoring.
+
+    Attributes:
+        model: the network, on ``device``, with its initial weights (miners that train must leave
+            the trained weights in the model; the runner snapshots them).
+        params: its prunable parameters (name -> Parameter), the keys of every mask and score.
+        spec: the data set's :class:`DataSpec`.
+        data: the loaded data set, or ``None`` for data-free miners.
+        device: where the model lives.
+        seed: the run's seed.
+        generator: a CPU ``torch.Generator`` seeded from ``seed`` for the miner's own draws.
+        train_config: how to train, for miners that train.
+        progress: where to report progress.
+    """
+
+    model: torch.nn.Module
+    params: dict[str, torch.nn.Parameter]
+    spec: "DataSpec"
+    data: "Dataset | None"
+    device: torch.device
+    seed: int
+    generator: torch.Generator
+    train_config: "TrainConfig | None" = None
+    progress: "NullProgress | None" = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Miner:
+    """A pruning method. Subclasses set ``Config`` and implement :meth:`score`.
+
+    Class attributes:
+        name: registry name (set by :func:`register_miner`).
+        needs_data: the method reads the training data (``False`` = data-free).
+        trains: the method trains the network (so ``--train-epochs`` applies to it).
+        default_rounds: rounds of the exponential schedule when the user gives none.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[MinerConfig]] = MinerConfig
+    needs_data: ClassVar[bool] = False
+    trains: ClassVar[bool] = False
+    default_rounds: ClassVar[int] = 1
+
+    def __init__(self, config: MinerConfig | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = self.Config()
+        elif not isinstance(config, self.Config):
+            raise ConfigError(f"miner '{self.name}' needs a {self.Config.__name__}, not {type(config).__name__}")
+        if overrides:
+            known = {f.name for f in dataclasses.fields(self.Config)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise ConfigError(f"miner '{self.name}' has no option '{unknown[0]}'"
+                                  f" (options: {', '.join(sorted(known)) or 'none'})")
+            config = dataclasses.replace(config, **overrides)
+        self.config = config
+
+    def prepare(self, ctx: MiningContext) -> None:
+        """Work done once before the first round (e.g. training the dense network)."""
+
+    def before_round(self, ctx: MiningContext, masks: dict[str, torch.Tensor], round_index: int) -> None:
+        """Work done at the start of every round, before scoring (e.g. IMP's training)."""
+
+    def score(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Scores (higher = keep) for every prunable parameter, given the current ``masks``."""
+        raise NotImplementedError
+
+    def after_round(self, ctx: MiningContext, masks: dict[str, torch.Tensor], round_index: int) -> None:
+        """Work done after a round's mask is selected (e.g. IMP's rewinding)."""
+
+    def finish(self, ctx: MiningContext) -> None:
+        """Release anything :meth:`prepare` built."""
+
+
+MINERS: Registry[type[Miner]] = Registry("miner")
+
+
+def register_miner(name: str):
+    """Class decorator: register a :class:`Miner` subclass under ``name``."""
+
+    def deco(cls: type[Miner]) -> type[Miner]:
+        if not (isinstance(cls, type) and issubclass(cls, Miner)):
+            raise ConfigError(f"'{name}' is not a Miner subclass")
+        if not dataclasses.is_dataclass(cls.Config) or not cls.Config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise ConfigError(f"miner '{name}' needs a frozen dataclass Config")
+        cls.name = name
+        return MINERS.register(name)(cls)
+
+    return deco
+
+
+def get_miner(name: str) -> type[Miner]:
+    """The miner class registered as ``name``."""
+    _load_builtin()
+    return MINERS.get(name)
+
+
+def list_miners(pattern: str = "*") -> list[str]:
+    """Names of registered miners, e.g. ``['random', 'magnitude', 'synflow', ...]``."""
+    _load_builtin()
+    return MINERS.list(pattern)
+
+
+def config_help(cls: type[Miner]) -> dict[str, str]:
+    """Field name -> help text of a miner's config."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls.Config)}
+
+
+def _load_builtin() -> None:
+    import ticketlab.miners.builtin  # noqa: F401  (registers the built-in miners)

@@ -1,0 +1,3 @@
+"""Imports every built-in miner so that it registers itself."""
+
+from ticketlab.miners import magnitude, random, synflow  # noqa: F401

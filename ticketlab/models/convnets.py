@@ -1,0 +1,81 @@
+"""Conv-2 / Conv-4 / Conv-6: the VGG-like CIFAR-10 networks of Frankle & Carbin 2019, Fig. 2.
+
+3x3 convolutions with padding 1 and ReLU, 2x2 max pools after each pair of convolutions, then
+FC 256, 256 and the output layer. The convolutions keep the resolution, so any image of at
+least ``2 ** pools`` pixels a side works; the first FC layer's width follows from the input
+(64*16*16 = 16384 inputs for Conv-2 on CIFAR-10, 64*4*4 = 1024 on 8x8 digits).
+
+Prunable weights on CIFAR-10: Conv-2 4,300,992 (paper: 4.3M), Conv-4 2,425,024 (2.4M),
+Conv-6 2,261,184. The paper's table says 1.7M for Conv-6, which its own layer list does not
+give; we follow the layer list.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+from torch import nn
+
+from ticketlab.data.base import DataSpec
+from ticketlab.models.registry import register_model
+
+Plan = Sequence[Union[int, str]]  # channel counts and "M" for a 2x2 max pool
+
+
+class ConvNet(nn.Module):
+    """``plan`` of 3x3 conv widths and ``"M"`` pools, then ReLU FC layers and an output layer.
+
+    Layers are named ``conv1, conv2, ..., fc1, fc2, ...``; the output is logits.
+    """
+
+    def __init__(self, input_shape: Sequence[int], plan: Plan, fc: Sequence[int], num_classes: int):
+        super().__init__()
+        channels, height, width = input_shape
+        self.plan = list(plan)
+        n_conv = 0
+        for step in self.plan:
+            if step == "M":
+                height, width = height // 2, width // 2
+            else:
+                n_conv += 1
+                setattr(self, f"conv{n_conv}", nn.Conv2d(channels, int(step), 3, padding=1))
+                channels = int(step)
+        widths = [channels * height * width, *fc, num_classes]
+        self.num_fc = len(widths) - 1
+        for i in range(self.num_fc):
+            setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n_conv = 0
+        for step in self.plan:
+            if step == "M":
+                x = nn.functional.max_pool2d(x, 2)
+            else:
+                n_conv += 1
+                x = torch.relu(getattr(self, f"conv{n_conv}")(x))
+        x = x.flatten(1)
+        for i in range(1, self.num_fc + 1):
+            x = getattr(self, f"fc{i}")(x)
+            if i < self.num_fc:
+                x = torch.relu(x)
+        return x
+
+
+@register_model("conv2", kind="image", downsamples=1)
+def conv2(spec: DataSpec, fc: Sequence[int] = (256, 256)) -> nn.Module:
+    """Conv-2 (Frankle & Carbin 2019): 64, 64, pool, FC 256, 256, out."""
+    return ConvNet(spec.input_shape, [64, 64, "M"], fc, spec.num_classes)
+
+
+@register_model("conv4", kind="image", downsamples=2)
+def conv4(spec: DataSpec, fc: Sequence[int] = (256, 256)) -> nn.Module:
+    """Conv-4 (Frankle & Carbin 2019): 64, 64, pool, 128, 128, pool, FC 256, 256, out."""
+    return ConvNet(spec.input_shape, [64, 64, "M", 128, 128, "M"], fc, spec.num_classes)
+
+
+@register_model("conv6", kind="image", downsamples=3)
+def conv6(spec: DataSpec, fc: Sequence[int] = (256, 256)) -> nn.Module:
+    """Conv-6 (Frankle & Carbin 2019): 64, 64, pool, 128, 128, pool, 256, 256, pool, FC 256, 256, out."""
+    plan = [64, 64, "M", 128, 128, "M", 256, 256, "M"]
+    return ConvNet(spec.input_shape, plan, fc, spec.num_classes)

@@ -1,0 +1,167 @@
+"""Shared mask selection: miners produce scores, this module turns scores into masks.
+
+Rules (the same for every miner):
+
+* **Exact count.** A density ``d`` over ``N`` weights keeps ``count(d, N) = floor(d * N + 1/2)``
+  weights (round half up; Python's ``round`` would round half to even). With ``scope="global"``
+  ``N`` is the number of prunable weights of the whole model; with ``scope="layer"`` every
+  parameter keeps ``count(d, N_l)`` of its own ``N_l`` weights.
+* **Highest scores are kept.** Ties are broken by position: the earlier parameter (in
+  ``named_parameters()`` order) and, within a parameter, the lower flat (C-order) index is kept
+  first. The result therefore depends only on the scores, never on sort internals.
+* **Masks only shrink.** Weights already pruned (``False`` in ``masks``) are never kept again.
+  Asking for more weights than are still alive is an error.
+* Non-finite scores of alive weights (NaN, -inf) rank below every finite score.
+
+Example:
+    >>> import torch
+    >>> scores = {"a": torch.tensor([3.0, 1.0, 2.0]), "b": torch.tensor([2.0, 5.0])}
+    >>> m = select_top(scores, 0.4)          # keep round(0.4 * 5) = 2 weights
+    >>> [m["a"].tolist(), m["b"].tolist()]
+    [[True, False, False], [False, True]]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import torch
+
+from ticketlab.errors import ConfigError
+
+SCOPES = ("global", "layer")
+
+
+def keep_count(density: float, n: int) -> int:
+    """Number of weights kept out of ``n`` at ``density``: ``floor(density * n + 0.5)``.
+
+    Example:
+        >>> keep_count(0.1, 25), keep_count(0.5, 3), keep_count(1.0, 7)
+        (3, 2, 7)
+    """
+    return min(n, int(math.floor(density * n + 0.5)))
+
+
+def check_density(density: float) -> float:
+    """Validate a density (fraction kept) in (0, 1]; raise :class:`ConfigError` otherwise."""
+    if not isinstance(density, (int, float)) or math.isnan(density) or not 0.0 < density <= 1.0:
+        raise ConfigError(f"density must be in (0, 1], got {density}")
+    return float(density)
+
+
+def density_from(density: float | None = None, sparsity: float | None = None) -> float:
+    """The density asked for, from exactly one of ``density`` (kept) and ``sparsity`` (removed).
+
+    Example:
+        >>> density_from(sparsity=0.8)
+        0.19999999999999996
+    """
+    if density is not None and sparsity is not None:
+        raise ConfigError("give either a density or a sparsity, not both")
+    if sparsity is not None:
+        if isinstance(sparsity, bool) or math.isnan(sparsity) or not 0.0 <= sparsity < 1.0:
+            raise ConfigError(f"sparsity must be in [0, 1), got {sparsity}")
+        return 1.0 - float(sparsity)
+    if density is None:
+        raise ConfigError("give a density (fraction kept) or a sparsity (fraction removed)")
+    return check_density(density)
+
+
+def _top_k_flat(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties to the lower index. O(n)."""
+    n = x.numel()
+    keep = torch.zeros(n, dtype=torch.bool, device=x.device)
+    if k <= 0:
+        return keep
+    if k >= n:
+        return keep.fill_(True)
+    # k-th largest value = (n - k + 1)-th smallest (kthvalue is linear-time selection).
+    thresh = torch.kthvalue(x.cpu() if x.device.type == "mps" else x, n - k + 1).values.to(x.device)
+    greater = x > thresh
+    keep |= greater
+    missing = k - int(greater.sum())
+    if missing > 0:
+        ties = torch.nonzero(x == thresh, as_tuple=False).flatten()[:missing]
+        keep[ties] = True
+    return keep
+
+
+def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    x = score.detach().flatten().to(torch.float64)
+    low = torch.finfo(torch.float64).min
+    x = torch.where(torch.isnan(x) | (x == -math.inf), torch.full_like(x, low), x)
+    if mask is not None:
+        x = x.masked_fill(~mask.flatten().to(x.device), -math.inf)
+    return x
+
+
+def select_top(
+    scores: Mapping[str, torch.Tensor],
+    density: float,
+    *,
+    scope: str = "global",
+    masks: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Keep the highest-scoring weights at ``density`` (see the module docstring for the rules).
+
+    Args:
+        scores: parameter name -> score tensor (higher = more important).
+        density: fraction of weights to keep, in (0, 1]; counted over all prunable weights
+            (``scope="global"``) or over each parameter (``scope="layer"``).
+        scope: ``"global"`` or ``"layer"``.
+        masks: current masks; pruned weights stay pruned. ``None`` means all alive.
+
+    Returns:
+        parameter name -> boolean mask, on each score's device.
+    """
+    check_density(density)
+    if scope not in SCOPES:
+        raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
+    if masks is not None and set(masks) != set(scores):
+        missing = sorted(set(scores) ^ set(masks))
+        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
+    names = list(scores)
+    flat = {n: _prepared(scores[n], None if masks is None else masks[n]) for n in names}
+    alive = {n: (scores[n].numel() if masks is None else int(masks[n].sum())) for n in names}
+
+    def check(k: int, available: int, where: str) -> None:
+        if k > available:
+            raise ConfigError(
+                f"cannot keep {k} weights{where}: only {available} are still unpruned "
+                "(masks only shrink; ask for a lower density)"
+            )
+
+    out: dict[str, torch.Tensor] = {}
+    if scope == "layer":
+        for n in names:
+            k = keep_count(density, scores[n].numel())
+            check(k, alive[n], f" of '{n}'")
+            out[n] = _top_k_flat(flat[n], k).view(scores[n].shape)
+        return out
+
+    total = sum(s.numel() for s in scores.values())
+    k = keep_count(density, total)
+    check(k, sum(alive.values()), "")
+    devices = {s.device for s in scores.values()}
+    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    keep = _top_k_flat(torch.cat([flat[n].to(device) for n in names]), k)
+    offset = 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = keep[offset : offset + size].view(scores[n].shape).to(scores[n].device)
+        offset += size
+    return out
+
+
+def exponential_schedule(density: float, rounds: int) -> list[float]:
+    """Per-round densities ``density ** (k / rounds)`` for k = 1..rounds (Tanaka et al. 2020, Sec. 5).
+
+    Example:
+        >>> [round(d, 4) for d in exponential_schedule(0.01, 2)]
+        [0.1, 0.01]
+    """
+    check_density(density)
+    if rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    return [density ** (k / rounds) for k in range(1, rounds + 1)]

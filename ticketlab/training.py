@@ -1,0 +1,521 @@
+"""The one training loop every miner uses: dense or masked, tensor or graph data.
+
+* :class:`TrainConfig` holds the hyper-parameters (frozen dataclass, validated, help text in
+  each field's metadata); :func:`default_train_config` gives sensible ones per model / data set
+  (Frankle & Carbin 2019, "The Lottery Ticket Hypothesis", Figure 2 / Appendix, for LeNet and
+  Conv-2/4/6; open_lth conventions for VGG / ResNet; Kipf & Welling 2017 for GCN).
+* :func:`train` runs it: deterministic for a seed, minibatches by index slicing of in-memory
+  tensors (tensor data) or full-batch steps with the loss on ``train_mask`` nodes (graph data),
+  and a :class:`~ticketlab.masking.MaskedOptimizer` that keeps pruned weights exactly zero.
+* :func:`evaluate` gives ``(loss, accuracy)`` of one split.
+
+Iteration ``t`` (0-based) is the optimizer step that turns the weights "after ``t``
+iterations" into the weights "after ``t + 1`` iterations"; its learning rate is
+:func:`lr_at` ``(config, t, total)``. One epoch of graph data is one iteration.
+
+Randomness (STYLE 6): the batch order of epoch ``e`` comes from a ``torch.Generator`` seeded
+with a value derived from ``(seed, e)`` only, so a run restarted at ``start_iteration`` sees the
+same batches as the uninterrupted run. Dropout and other in-model randomness draw from torch's
+global RNG; :func:`train` seeds it from ``seed`` inside a ``torch.random.fork_rng`` scope, so
+the caller's global RNG state is the same after the call as before. (A restarted run gets the
+same data order but different dropout draws than the uninterrupted one.)
+
+Example:
+    >>> import torch
+    >>> from ticketlab.data.base import DataSpec, TensorData
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(40, 2, generator=g); y = (x[:, 0] > 0).long()
+    >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+    >>> model = torch.nn.Linear(2, 2)
+    >>> res = train(model, data, TrainConfig(optimizer="sgd", lr=0.5, epochs=20, batch_size=10), device="cpu")
+    >>> res.final_test_accuracy > 0.9
+    True
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ticketlab.data.base import GraphData, TensorData
+from ticketlab.device import resolve_device
+from ticketlab.errors import ConfigError, IncompatibleError
+from ticketlab.masking import MaskedOptimizer, apply_masks_, check_masks
+from ticketlab.progress import NullProgress
+
+OPTIMIZERS = ("sgd", "adam", "adagrad")
+SCHEDULES = ("constant", "cosine", "step")
+SPLITS = ("train", "val", "test")
+
+
+def _help(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (validated on creation; see ``field.metadata["help"]``).
+
+    Example:
+        >>> TrainConfig(optimizer="adam", lr=1.2e-3, epochs=2).optimizer
+        'adam'
+        >>> TrainConfig(lr=-1)
+        Traceback (most recent call last):
+        ...
+        ticketlab.errors.ConfigError: training option lr must be > 0, not -1
+    """
+
+    optimizer: str = _help("optimizer: sgd, adam or adagrad", "sgd")
+    lr: float = _help("peak learning rate", 0.1)
+    momentum: float = _help("momentum of sgd (0 = none); only for optimizer sgd", 0.0)
+    nesterov: bool = _help("use Nesterov momentum (sgd with momentum > 0 only)", False)
+    weight_decay: float = _help("L2 weight decay added to the gradient by the optimizer", 0.0)
+    schedule: str = _help("learning-rate schedule: constant, cosine (to 0 at the last iteration) or step", "constant")
+    milestones: tuple[int, ...] = _help("iterations after which schedule step multiplies the rate by gamma", ())
+    gamma: float = _help("factor applied to the rate at each milestone of schedule step", 0.1)
+    warmup_iterations: int = _help("linear warm-up: iteration t uses lr * (t + 1) / warmup for t < warmup", 0)
+    epochs: int = _help("passes over the training split (ignored when iterations is set)", 1)
+    iterations: int | None = _help("total optimizer steps; overrides epochs (graph data: 1 step = 1 epoch)", None)
+    batch_size: int = _help("minibatch size (ignored for graph data, which trains full-batch)", 60)
+    eval_every: int | None = _help("evaluate every this many iterations (default: once per epoch) and at the end", None)
+    eval_batch_size: int = _help("batch size of evaluation passes", 1000)
+    drop_last: bool = _help("drop each epoch's last, smaller minibatch", False)
+
+    def __post_init__(self) -> None:
+        try:
+            milestones = tuple(self.milestones)
+        except TypeError:
+            raise ConfigError(f"training option milestones must be a list of iterations, not {self.milestones!r}") from None
+        if not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) for m in milestones):
+            raise ConfigError(f"training option milestones must be integer iterations, not {list(milestones)}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{self.optimizer}' (choose from: {', '.join(OPTIMIZERS)})")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule '{self.schedule}' (choose from: {', '.join(SCHEDULES)})")
+        _positive("lr", self.lr)
+        _positive("gamma", self.gamma)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"training option momentum must be in [0, 1), not {self.momentum}")
+        if self.momentum > 0 and self.optimizer != "sgd":
+            raise ConfigError(f"training option momentum applies only to optimizer sgd, not {self.optimizer}")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise ConfigError("training option nesterov needs optimizer sgd with momentum > 0")
+        if self.weight_decay < 0:
+            raise ConfigError(f"training option weight_decay must be >= 0, not {self.weight_decay}")
+        if self.milestones and self.schedule != "step":
+            raise ConfigError(f"training option milestones applies only to schedule step, not {self.schedule}")
+        if any(m <= 0 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
+            raise ConfigError(f"training option milestones must be strictly increasing positive iterations, not {list(self.milestones)}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("iterations", "eval_every"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name), integer=True)
+        if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
+            raise ConfigError(f"training option warmup_iterations must be an integer >= 0, not {self.warmup_iterations}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """A config from a mapping (e.g. read back from JSON); unknown keys are an error.
+
+        Example:
+            >>> TrainConfig.from_dict({"lr": 0.01, "milestones": [5]  , "schedule": "step"}).milestones
+            (5,)
+        """
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown training option '{key}' (choose from: {', '.join(sorted(known))})")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable values of every field (milestones as a list)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["milestones"] = list(self.milestones)
+        return out
+
+
+def _positive(name: str, value: Any, integer: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
+    if not ok or not value > 0:
+        kind = "a positive integer" if integer else "> 0"
+        raise ConfigError(f"training option {name} must be {kind}, not {value!r}")
+
+
+def lr_at(config: TrainConfig, iteration: int, total_iterations: int) -> float:
+    """Learning rate of step ``iteration`` (0-based) of a run of ``total_iterations`` steps.
+
+    ``lr * warmup(t) * schedule(t)`` with ``warmup(t) = min(1, (t + 1) / W)`` and
+    ``schedule(t)`` = 1 (constant), ``(1 + cos(pi * t / T)) / 2`` (cosine, Loshchilov & Hutter
+    2017, SGDR eq. 5 without restarts, eta_min = 0) or ``gamma ** #{m in milestones: m <= t}``
+    (step).
+
+    Example:
+        >>> cfg = TrainConfig(lr=1.0, schedule="cosine")
+        >>> lr_at(cfg, 5, 10)
+        0.5
+    """
+    t = iteration
+    factor = 1.0
+    if config.warmup_iterations and t < config.warmup_iterations:
+        factor = (t + 1) / config.warmup_iterations
+    if config.schedule == "cosine":
+        factor *= 0.5 * (1.0 + math.cos(math.pi * t / max(total_iterations, 1)))
+    elif config.schedule == "step":
+        factor *= config.gamma ** bisect.bisect_right(config.milestones, t)
+    return config.lr * factor
+
+
+# Frankle & Carbin (2019), Figure 2: LeNet-300-100 Adam 1.2e-3 batch 60 50K iterations;
+# Conv-2/4/6 Adam 2e-4/3e-4/3e-4 batch 60, 20K/25K/30K iterations; VGG-19 SGD 0.1 momentum 0.9
+# batch 64, 112,480 iterations, x0.1 at epochs 80 and 120, 10K warm-up; ResNet-18 (their CIFAR
+# ResNet-20) SGD 0.1 momentum 0.9 batch 128, 30K iterations, x0.1 at 20K and 25K, 20K warm-up.
+_SMALL_DATASETS = {"digits": 20, "mnist1d": 20}  # data set -> epochs, so demos run in seconds
+_GRAPH_DATASETS = ("cora", "citeseer", "pubmed")
+
+
+def default_train_config(model_name: str, dataset_name: str) -> TrainConfig:
+    """Sensible hyper-parameters for ``model_name`` on ``dataset_name``.
+
+    Paper settings on the full data sets (MNIST, CIFAR-10); a few epochs on the small ones
+    (``digits``, ``mnist1d``) so that a demo runs in seconds.
+
+    Example:
+        >>> cfg = default_train_config("lenet_300_100", "mnist")
+        >>> cfg.optimizer, cfg.lr, cfg.batch_size, cfg.iterations
+        ('adam', 0.0012, 60, 50000)
+    """
+    m, d = model_name.lower(), dataset_name.lower()
+    small_epochs = _SMALL_DATASETS.get(d)
+    if m.startswith(("gcn", "gat", "sage", "gin")) or d in _GRAPH_DATASETS:
+        return TrainConfig(optimizer="adam", lr=0.01, weight_decay=5e-4, iterations=200)
+    if m.startswith("lenet"):
+        if small_epochs:
+            return TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=small_epochs)
+        return TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=50_000, eval_every=100)
+    if m in ("conv2", "conv4", "conv6"):
+        lr = 2e-4 if m == "conv2" else 3e-4
+        if small_epochs:
+            return TrainConfig(optimizer="adam", lr=lr, batch_size=60, epochs=small_epochs)
+        its = {"conv2": 20_000, "conv4": 25_000, "conv6": 30_000}[m]
+        return TrainConfig(optimizer="adam", lr=lr, batch_size=60, iterations=its, eval_every=100)
+    if m.startswith(("vgg", "resnet")):
+        vgg = m.startswith("vgg")
+        wd = 5e-4 if vgg else 1e-4
+        if small_epochs:
+            return TrainConfig(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=wd, batch_size=64,
+                               epochs=small_epochs, schedule="cosine")
+        if vgg:
+            return TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=wd, batch_size=64,
+                               iterations=112_480, schedule="step", milestones=(56_240, 84_360),
+                               warmup_iterations=10_000, eval_every=703)
+        return TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=wd, batch_size=128,
+                           iterations=30_000, schedule="step", milestones=(20_000, 25_000),
+                           warmup_iterations=20_000, eval_every=352)
+    if m.startswith("simple_cnn"):
+        return TrainConfig(optimizer="adagrad", lr=0.05, batch_size=100, epochs=small_epochs or 20)
+    return TrainConfig(optimizer="adam", lr=1e-3, batch_size=60, epochs=small_epochs or 10)
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, masks: Mapping[str, torch.Tensor] | None = None
+) -> torch.optim.Optimizer | MaskedOptimizer:
+    """The optimizer of ``config`` over ``model``'s trainable parameters, masked when ``masks`` given.
+
+    Example:
+        >>> opt = make_optimizer(torch.nn.Linear(2, 2), TrainConfig(optimizer="adagrad", lr=0.1))
+        >>> type(opt).__name__
+        'Adagrad'
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+        )
+    elif config.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
+    if masks is None:
+        return opt
+    return MaskedOptimizer(opt, dict(model.named_parameters()), masks)
+
+
+@dataclass
+class StepInfo:
+    """What a callback sees after each optimizer step (weights already masked)."""
+
+    iteration: int  # iterations completed, counting from 0 (so 1 after the first step)
+    loss: torch.Tensor  # minibatch loss of this step (a 0-d tensor; .item() syncs a GPU)
+    lr: float
+    model: nn.Module
+    optimizer: Any  # torch.optim.Optimizer or MaskedOptimizer
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    ``log`` has one row per evaluation: ``iteration``, ``lr``, ``train_loss`` (mean minibatch
+    loss since the previous evaluation), ``val_loss``, ``val_accuracy``, ``test_accuracy``. The
+    early-stopping iteration is the logged iteration of minimum validation loss (first on ties),
+    as in Frankle & Carbin (2019), Section 2.
+    """
+
+    final_test_accuracy: float
+    final_val_accuracy: float
+    final_val_loss: float
+    best_val_accuracy: float
+    early_stop_iteration: int
+    early_stop_val_loss: float
+    early_stop_test_accuracy: float
+    iterations: int  # steps run by this call
+    final_iteration: int  # absolute iteration at the end (start_iteration + iterations)
+    wall_time_s: float
+    log: list[dict[str, float]] = field(default_factory=list)
+    snapshot: dict[str, torch.Tensor] | None = None  # state_dict copy (CPU) after snapshot_at iterations
+
+
+def _derive_seed(*keys: int) -> int:
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _split_tensors(data: TensorData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}' (choose from: {', '.join(SPLITS)})")
+    return getattr(data, split)
+
+
+@torch.no_grad()
+def _evaluate_splits(
+    model: nn.Module, data: TensorData | GraphData, splits: Sequence[str], batch_size: int = 1000
+) -> dict[str, tuple[float, float]]:
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        if isinstance(data, GraphData):
+            g = data.graph
+            logits = model(g.x.to(device), g.edge_index.to(device))
+            y = g.y.to(device)
+            for split in splits:
+                if split not in SPLITS:
+                    raise ConfigError(f"unknown split '{split}' (choose from: {', '.join(SPLITS)})")
+                mask = getattr(g, f"{split}_mask").to(device)
+                n = int(mask.sum())
+                if n == 0:
+                    out[split] = (math.nan, math.nan)
+                    continue
+                lg, yy = logits[mask], y[mask]
+                out[split] = (F.cross_entropy(lg, yy).item(), (lg.argmax(1) == yy).float().mean().item())
+            return out
+        for split in splits:
+            x, y = _split_tensors(data, split)
+            n = len(y)
+            if n == 0:
+                out[split] = (math.nan, math.nan)
+                continue
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            for i in range(0, n, batch_size):
+                xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
+                logits = model(xb)
+                loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+                correct += (logits.argmax(1) == yb).sum()
+            out[split] = (loss_sum.item() / n, correct.item() / n)
+        return out
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, data: TensorData | GraphData, split: str, *, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``split`` ("train", "val" or "test").
+
+    Runs in eval mode under ``no_grad`` on the model's device, in batches of ``batch_size``
+    (graph data: one full forward pass); the model's train/eval mode is restored. An empty split
+    gives ``(nan, nan)``.
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.eye(2); y = torch.tensor([0, 1])
+        >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+        >>> lin = torch.nn.Linear(2, 2, bias=False); _ = lin.weight.data.copy_(torch.eye(2))
+        >>> evaluate(lin, data, "test")[1]
+        1.0
+    """
+    return _evaluate_splits(model, data, [split], batch_size)[split]
+
+
+def train(
+    model: nn.Module,
+    data: TensorData | GraphData,
+    config: TrainConfig,
+    *,
+    masks: Mapping[str, torch.Tensor] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: NullProgress = NullProgress(),
+    start_iteration: int = 0,
+    snapshot_at: int | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+) -> TrainResult:
+    """Train ``model`` in place on ``data`` with ``config``; masked weights stay exactly zero.
+
+    Args:
+        masks: parameter name -> boolean tensor (True = kept); pruned weights are zeroed before
+            the first step and stay zero (see :class:`~ticketlab.masking.MaskedOptimizer`).
+        seed: non-negative; same seed, data, config and initial weights give bit-identical
+            weights on CPU (see the module docstring for what is seeded).
+        device: "auto", "cpu" or "cuda"; the model is moved there and left there.
+        start_iteration: run steps ``start_iteration .. total - 1`` (to resume a schedule, e.g.
+            after rewinding to iteration K); the lr schedule and batch order are those of the
+            full run.
+        snapshot_at: also return a CPU copy of ``model.state_dict()`` after this many (absolute)
+            iterations in ``TrainResult.snapshot`` (``start_iteration`` <= it <= total).
+        callbacks: called with a :class:`StepInfo` after every step.
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.randn(30, 4); y = (x.sum(1) > 0).long()
+        >>> data = TensorData(DataSpec("toy", "tensor", (4,), 2), (x, y), (x, y), (x, y))
+        >>> res = train(torch.nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=10), device="cpu")
+        >>> res.iterations, [row["iteration"] for row in res.log]
+        (6, [3, 6])
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"training seed must be a non-negative integer, not {seed!r}")
+    dev = resolve_device(device)
+    graph = isinstance(data, GraphData)
+    if not graph and not isinstance(data, TensorData):
+        raise IncompatibleError(f"train needs TensorData or GraphData, not {type(data).__name__}")
+
+    # --- iterations and batching ---------------------------------------------------------
+    if graph:
+        g = data.graph
+        x_all, edge_index = g.x.to(dev), g.edge_index.to(dev)
+        train_mask = g.train_mask.to(dev)
+        y_train = g.y.to(dev)[train_mask]
+        if len(y_train) == 0:
+            raise IncompatibleError(f"graph data set '{data.spec.name}' has no nodes in train_mask")
+        per_epoch = 1
+    else:
+        x_train, y_train = (t.to(dev) for t in data.train)
+        n_train = len(y_train)
+        if n_train == 0:
+            raise IncompatibleError(f"data set '{data.spec.name}' has an empty training split")
+        bs = min(config.batch_size, n_train)
+        per_epoch = n_train // bs if config.drop_last else -(-n_train // bs)
+    total = config.iterations if config.iterations is not None else config.epochs * per_epoch
+    eval_every = config.eval_every or per_epoch
+    if not isinstance(start_iteration, int) or not 0 <= start_iteration <= total:
+        raise ConfigError(f"start_iteration must be in [0, {total}], not {start_iteration!r}")
+    if snapshot_at is not None and not start_iteration <= snapshot_at <= total:
+        raise ConfigError(f"snapshot_at must be in [{start_iteration}, {total}], not {snapshot_at!r}")
+
+    model.to(dev)
+    if masks is not None:
+        params = dict(model.named_parameters())
+        check_masks(masks, params)
+        masks = {n: m.to(dev) for n, m in masks.items()}
+        apply_masks_(params, masks)
+    optimizer = make_optimizer(model, config, masks)
+
+    perm_cache: dict[int, torch.Tensor] = {}
+
+    def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, b = divmod(t, per_epoch)
+        if epoch not in perm_cache:
+            perm_cache.clear()
+            gen = torch.Generator().manual_seed(_derive_seed(seed, 1, epoch))
+            perm_cache[epoch] = torch.randperm(n_train, generator=gen).to(dev)
+        idx = perm_cache[epoch][b * bs : (b + 1) * bs]
+        return x_train[idx], y_train[idx]
+
+    log: list[dict[str, float]] = []
+    snapshot = _state_copy(model) if snapshot_at == start_iteration else None
+    start_time = time.perf_counter()
+    running = torch.zeros((), device=dev)
+    n_running = 0
+    lr = math.nan
+
+    def record(it: int) -> None:
+        nonlocal running, n_running
+        ev = _evaluate_splits(model, data, ("val", "test"), config.eval_batch_size)
+        train_loss = running.item() / n_running if n_running else math.nan
+        log.append({"iteration": it, "lr": lr, "train_loss": train_loss, "val_loss": ev["val"][0],
+                    "val_accuracy": ev["val"][1], "test_accuracy": ev["test"][1]})
+        running = torch.zeros((), device=dev)
+        n_running = 0
+
+    cuda_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices), progress.task("train", total=total - start_iteration) as task:
+        dropout_seed = _derive_seed(seed, 2, start_iteration)
+        torch.default_generator.manual_seed(dropout_seed)
+        if dev.type == "cuda":
+            torch.cuda.manual_seed(dropout_seed)
+        model.train()
+        for t in range(start_iteration, total):
+            new_lr = lr_at(config, t, total)
+            if new_lr != lr:
+                lr = new_lr
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            if graph:
+                logits = model(x_all, edge_index)[train_mask]
+                yb = y_train
+            else:
+                xb, yb = batch(t)
+                logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss = loss.detach()
+            running += loss
+            n_running += 1
+            it = t + 1
+            for cb in callbacks:
+                cb(StepInfo(it, loss, lr, model, optimizer))
+            if snapshot_at == it:
+                snapshot = _state_copy(model)
+            if it % eval_every == 0 or it == total:
+                record(it)
+            task.advance(1)
+        if not log:
+            record(total)
+    wall = time.perf_counter() - start_time
+
+    val_losses = np.array([row["val_loss"] for row in log], dtype=float)
+    best = int(np.nanargmin(val_losses)) if not np.all(np.isnan(val_losses)) else len(log) - 1
+    last = log[-1]
+    val_accs = [row["val_accuracy"] for row in log if not math.isnan(row["val_accuracy"])]
+    return TrainResult(
+        final_test_accuracy=last["test_accuracy"],
+        final_val_accuracy=last["val_accuracy"],
+        final_val_loss=last["val_loss"],
+        best_val_accuracy=max(val_accs) if val_accs else math.nan,
+        early_stop_iteration=int(log[best]["iteration"]),
+        early_stop_val_loss=log[best]["val_loss"],
+        early_stop_test_accuracy=log[best]["test_accuracy"],
+        iterations=total - start_iteration,
+        final_iteration=total,
+        wall_time_s=wall,
+        log=log,
+        snapshot=snapshot,
+    )
