@@ -38,8 +38,17 @@ def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {n: p.detach().cpu().numpy().copy() for n, p in params.items()}
 
 
-def _train_row(result: Any) -> dict[str, Any]:
-    return result.summary()
+def train_summary(result: Any) -> dict[str, Any]:
+    """The scalar facts of a :class:`~ticketlab.training.TrainResult`, for a history row."""
+    return {
+        "test_accuracy": result.final_test_accuracy,
+        "val_accuracy": result.final_val_accuracy,
+        "best_val_accuracy": result.best_val_accuracy,
+        "early_stop_iteration": result.early_stop_iteration,
+        "early_stop_test_accuracy": result.early_stop_test_accuracy,
+        "iterations": result.final_iteration,
+        "train_seconds": result.wall_time_s,
+    }
 
 
 def mine(
@@ -155,7 +164,7 @@ def mine(
             for n, p in params.items():
                 p.copy_(torch.from_numpy(init[n]).to(p.device) * masks[n])
         result = train(net, data, train_config, masks=masks, seed=seed, device=dev, progress=progress)
-        trained_row = {"stage": "ticket", **_train_row(result)}
+        trained_row = {"stage": "ticket", **train_summary(result)}
         history.append(trained_row)
 
     np_masks = {n: m.cpu().numpy() for n, m in masks.items()}

@@ -77,9 +77,9 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from ticketlab.cli import listing, mine
+    from ticketlab.cli import inspect, listing, mine
 
-    for mod in (mine, listing):
+    for mod in (mine, inspect, listing):
         cli.add_command(mod.command)
 
 

@@ -23,11 +23,12 @@ class MagnitudeMiner(Miner):
         pass
 
     def prepare(self, ctx: MiningContext) -> None:
+        from ticketlab.mining import train_summary
         from ticketlab.training import train
 
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress)
-        ctx.records.append({"stage": "dense", **result.summary()})
+        ctx.records.append({"stage": "dense", **train_summary(result)})
 
     def score(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {n: p.detach().abs() for n, p in ctx.params.items()}

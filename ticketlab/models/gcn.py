@@ -11,6 +11,8 @@ torch_geometric is imported when a GCN is built, not when ``ticketlab.models`` i
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -24,7 +26,9 @@ class GCN(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float) -> None:
         super().__init__()
-        from torch_geometric.nn import GCNConv  # lazy: importing PyG costs seconds
+        with warnings.catch_warnings():  # lazy: importing PyG costs seconds; hide its
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation noise
+            from torch_geometric.nn import GCNConv
 
         self.conv1 = GCNConv(in_features, hidden)
         self.conv2 = GCNConv(hidden, hidden)

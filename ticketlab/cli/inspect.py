@@ -1,0 +1,52 @@
+"""``ticketlab inspect``: a ticket's provenance and per-layer densities (never imports torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ticketlab.cli.main import common_options
+from ticketlab.cli.render import console, density_table
+
+#: Provenance keys shown first, in this order; the rest follow alphabetically.
+_FIRST = ("method", "model", "dataset", "seed", "scope", "rounds", "target_density", "achieved_density",
+          "kept", "total", "collapsed", "test_accuracy", "device", "created", "ticketlab_version",
+          "torch_version")
+_HIDDEN = ("topology",)  # large; shown with --json only
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print everything as JSON.")
+@common_options
+def command(path: Path, as_json: bool) -> None:
+    """Show a ticket file's provenance and per-layer density table."""
+    from ticketlab.fileformat import read_info
+
+    info = read_info(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    prov = info["provenance"]
+    out = console()
+    out.print(f"[bold]{path}[/]  (format v{info['format_version']}, {info['file_bytes']:,} bytes)")
+    keys = [k for k in _FIRST if k in prov] + sorted(k for k in prov if k not in _FIRST and k not in _HIDDEN)
+    width = max((len(k) for k in keys), default=0)
+    for k in keys:
+        out.print(f"  {k:<{width}}  {_fmt(prov[k])}", markup=False)
+    extras = [f"weights: {', '.join(info['snapshots']) or 'none'}", f"scores: {'yes' if info['scores'] else 'no'}",
+              f"history rows: {info['history_rows']}"]
+    out.print("  " + "; ".join(extras), markup=False)
+    layers = info["layers"]
+    out.print(density_table({n: v["kept"] for n, v in layers.items()}, {n: v["total"] for n, v in layers.items()}))

@@ -1,0 +1,551 @@
+"""The ticket file format, version 1: one HDF5 file per :class:`~ticketlab.ticket.Ticket`.
+
+This is the only module that reads or writes ticket files; ``docs/format.md`` describes the
+layout byte for byte, with an example of reading a mask with plain h5py. Masks are bit-packed
+(``np.packbits``, big-endian bit order, C-order flattening) and gzip-compressed; weight snapshots
+and scores keep their dtype (compressed losslessly when mostly zeros); the history is a column
+table; the provenance is a JSON string. Writes are atomic; reads validate everything and fail with one
+:class:`~ticketlab.errors.TicketFormatError` sentence that names the file and the problem.
+
+This module never imports torch, so ``ticketlab inspect`` and ``ticketlab compare`` start fast.
+
+Example:
+    >>> import numpy as np, tempfile, pathlib
+    >>> from ticketlab.ticket import Ticket
+    >>> t = Ticket(masks={"fc.weight": np.eye(3, dtype=bool)}, provenance={"method": "demo"})
+    >>> path = save(t, pathlib.Path(tempfile.mkdtemp()) / "demo.h5")
+    >>> int(load(path).masks["fc.weight"].sum())
+    3
+    >>> read_info(path)["layers"]["fc.weight"]
+    {'shape': (3, 3), 'kept': 3, 'total': 9}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from ticketlab._version import __version__
+from ticketlab.errors import ConfigError, TicketFormatError, TicketlabError
+from ticketlab.ticket import SNAPSHOTS, Ticket
+
+#: Value of the root attribute ``format``; a file without it is not a ticket.
+FORMAT = "ticketlab.ticket"
+#: The format version this module writes, and the newest it reads.
+FORMAT_VERSION = 1
+
+# Storage choices, picked with benchmarks/bench_format.py (see docs/format.md, "Compression").
+_MASK_FILTERS: dict[str, Any] = {"compression": "gzip", "compression_opts": 4}  # ~1.2 x entropy at d=0.1
+_ARRAY_FILTERS: dict[str, Any] = {"shuffle": True, "compression": "gzip", "compression_opts": 1}
+# Weights and scores are compressed only when at least this fraction of entries is exactly 0 (as
+# in weights trained under a mask): dense float noise shrinks only ~14% but saves 10-30x slower.
+_ARRAY_MIN_ZEROS = 0.25
+_CHUNK_BYTES = 1 << 20  # target chunk size (uncompressed) of every compressed dataset
+_ARRAY_KINDS = "biufc"  # numpy dtype kinds accepted for weights and scores
+_HISTORY_KINDS = ("bool", "int", "float", "str", "json")
+_LIBVER = ("v110", "v110")  # HDF5 1.10 object formats: readable by any HDF5 >= 1.10 (2017), and
+# a one-chunk dataset needs no chunk B-tree (~2 KiB less per mask than the 1.8 format)
+
+
+# ---------------------------------------------------------------------------------- writing
+def save(ticket: Ticket, path: str | os.PathLike[str]) -> Path:
+    """Write ``ticket`` to ``path`` (HDF5, format version 1) atomically and return the path.
+
+    The file is written to a temporary file in the same folder, flushed to disk and then
+    renamed over ``path``, so a crash never leaves a half-written file and an existing file
+    stays intact until the rename.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> t = Ticket(masks={"w": np.array([True, False, True])})
+        >>> save(t, pathlib.Path(tempfile.mkdtemp()) / "t.h5").name
+        't.h5'
+    """
+    target = Path(path)
+    if not isinstance(ticket, Ticket):
+        raise ConfigError(f"cannot write '{target}': expected a Ticket, got {type(ticket).__name__}")
+    folder = target.parent
+    if not folder.exists():
+        raise ConfigError(f"cannot write '{target}': folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write '{target}': '{folder}' is not a folder")
+    if target.is_dir():
+        raise ConfigError(f"cannot write '{target}': it is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write '{target}': no permission to write in folder '{folder}'")
+
+    # Encode everything first, so that bad input fails before any file is touched.
+    provenance = _encode_provenance(target, ticket.provenance)
+    masks = [(name, _pack(mask), mask.shape, int(np.count_nonzero(mask))) for name, mask in ticket.masks.items()]
+    arrays = {f"weights/{snap}": ticket.weights[snap] for snap in SNAPSHOTS if snap in ticket.weights}
+    if ticket.scores:
+        arrays["scores"] = ticket.scores
+    for group, items in arrays.items():
+        for name, arr in items.items():
+            if arr.dtype.kind not in _ARRAY_KINDS:
+                raise ConfigError(f"cannot write '{target}': {group} '{name}' holds {arr.dtype} data, not numbers")
+    columns = _history_columns(target, ticket.history)
+
+    tmp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        with h5py.File(tmp, "w-", libver=_LIBVER, track_order=True) as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            f.attrs["created_by"] = f"ticketlab {__version__}"
+            f.attrs["provenance"] = provenance
+            _write_masks(f, masks)
+            for group, items in arrays.items():
+                _write_arrays(_new_group(f, group), items)
+            if ticket.history:
+                _write_history(f, len(ticket.history), columns)
+        with open(tmp, "rb+") as fh:  # the data must be on disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(folder)
+    return target
+
+
+def _encode_provenance(target: Path, provenance: Mapping[str, Any]) -> str:
+    def default(obj: Any) -> Any:  # numpy scalars and arrays become plain JSON numbers and lists
+        if isinstance(obj, (np.generic, np.ndarray)):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+    try:
+        return json.dumps(dict(provenance), default=default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot write '{target}': the provenance is not JSON ({exc})") from None
+
+
+def _pack(mask: np.ndarray) -> np.ndarray:
+    # C-order flattening, 8 mask entries per byte, first entry in the most significant bit.
+    return np.packbits(mask.reshape(-1), bitorder="big")
+
+
+def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
+    """Chunk shape of at most ~_CHUNK_BYTES, cutting leading axes first; None = no chunking."""
+    if not shape or 0 in shape:
+        return None
+    chunk = list(shape)
+    nbytes = itemsize * math.prod(shape)
+    for axis in range(len(shape)):
+        if nbytes <= _CHUNK_BYTES:
+            break
+        per_unit = nbytes // chunk[axis]
+        chunk[axis] = max(1, _CHUNK_BYTES // per_unit)
+        nbytes = per_unit * chunk[axis]
+    return tuple(chunk)
+
+
+def _create(group: h5py.Group, key: str, data: np.ndarray, filters: Mapping[str, Any]) -> h5py.Dataset:
+    chunks = _chunks(data.shape, data.dtype.itemsize)
+    if chunks is None or not filters:  # empty or scalar arrays cannot be filtered (nothing to gain)
+        return group.create_dataset(key, data=data)
+    # fletcher32: a checksum per chunk, so a damaged file fails to load instead of loading wrong bits
+    return group.create_dataset(key, data=data, chunks=chunks, fletcher32=True, **filters)
+
+
+def _new_group(f: h5py.File, path: str) -> h5py.Group:
+    """Create group ``path`` (and its parents) keeping creation order, so h5py lists 0, 1, 2, ..."""
+    group: h5py.Group = f
+    for part in path.split("/"):
+        group = group[part] if part in group else group.create_group(part, track_order=True)
+    return group
+
+
+def _write_masks(f: h5py.File, masks: list[tuple[str, np.ndarray, tuple[int, ...], int]]) -> None:
+    f.create_dataset("names", data=[name for name, *_ in masks], dtype=h5py.string_dtype())
+    group = _new_group(f, "masks")
+    group.attrs["count"] = np.int64(len(masks))
+    for i, (name, packed, shape, kept) in enumerate(masks):
+        ds = _create(group, str(i), packed, _MASK_FILTERS)
+        ds.attrs["name"] = name
+        ds.attrs["shape"] = np.array(shape, dtype=np.int64)
+        ds.attrs["kept"] = np.int64(kept)
+
+
+def _write_arrays(group: h5py.Group, arrays: Mapping[str, np.ndarray]) -> None:
+    group.attrs["count"] = np.int64(len(arrays))
+    for i, (name, arr) in enumerate(arrays.items()):
+        zeros = arr.size - np.count_nonzero(arr)
+        ds = _create(group, str(i), arr, _ARRAY_FILTERS if zeros >= _ARRAY_MIN_ZEROS * arr.size else {})
+        ds.attrs["name"] = name
+
+
+def _history_columns(target: Path, rows: list[dict[str, Any]]) -> list[tuple[str, str, Any, np.ndarray | None]]:
+    """Split history rows into typed columns: (name, kind, values, present-or-None)."""
+    names: dict[str, None] = {}
+    for i, row in enumerate(rows):
+        for key in row:
+            if not isinstance(key, str):
+                raise ConfigError(f"cannot write '{target}': history row {i} has a non-string key {key!r}")
+            names.setdefault(key)
+    columns = []
+    for name in names:
+        present = np.array([name in row for row in rows], dtype=bool)
+        values = [row[name] for row in rows if name in row]
+        kind, data = _encode_column(target, name, values)
+        fill = {"str": "", "json": "null"}.get(kind, 0)  # absent cells; the 'present' list flags them
+        full = np.full(len(rows), fill, dtype=data.dtype)
+        full[present] = data
+        columns.append((name, kind, full, None if present.all() else present))
+    return columns
+
+
+def _encode_column(target: Path, name: str, values: list[Any]) -> tuple[str, np.ndarray]:
+    def every(types: tuple[type, ...], exclude: tuple[type, ...] = ()) -> bool:
+        return all(isinstance(v, types) and not isinstance(v, exclude) for v in values)
+
+    if every((bool, np.bool_)):
+        return "bool", np.array(values, dtype=bool)
+    if every((int, np.integer), (bool, np.bool_)) and all(-(2**63) <= int(v) < 2**63 for v in values):
+        return "int", np.array([int(v) for v in values], dtype=np.int64)
+    if every((float, np.floating, type(None))) and any(v is not None for v in values):
+        return "float", np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if every((str,)) and not any("\0" in v for v in values):  # HDF5 strings end at a NUL
+        return "str", np.array(values, dtype=object)
+    try:  # mixed or nested values: one JSON text per cell, exact for JSON data
+        return "json", np.array([json.dumps(v, ensure_ascii=False) for v in values], dtype=object)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot write '{target}': history column '{name}' holds a value that is not JSON ({exc})"
+        ) from None
+
+
+def _write_history(f: h5py.File, n_rows: int, columns: list[tuple[str, str, Any, np.ndarray | None]]) -> None:
+    group = _new_group(f, "history")
+    group.attrs["rows"] = np.int64(n_rows)
+    group.attrs["columns"] = np.int64(len(columns))
+    for j, (name, kind, data, present) in enumerate(columns):
+        if data.dtype == object:
+            ds = group.create_dataset(str(j), data=data, dtype=h5py.string_dtype())
+        else:
+            ds = group.create_dataset(str(j), data=data)
+        ds.attrs["name"] = name
+        ds.attrs["kind"] = kind
+        if present is not None:
+            _new_group(f, "history/present").create_dataset(str(j), data=present)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------- reading
+class _Bad(Exception):
+    """A problem found while reading; turned into a TicketFormatError naming the file."""
+
+
+@contextmanager
+def _open(path: str | os.PathLike[str]) -> Iterator[tuple[Path, h5py.File]]:
+    """Open a ticket file for reading, check the marker and version, and map every failure to
+    one TicketFormatError sentence."""
+    p = Path(path)
+    if not p.exists():
+        raise TicketFormatError(f"cannot read '{p}': no such file")
+    if p.is_dir():
+        raise TicketFormatError(f"cannot read '{p}': it is a folder, not a ticket file")
+    if not os.access(p, os.R_OK):
+        raise TicketFormatError(f"cannot read '{p}': permission denied")
+    try:
+        if not h5py.is_hdf5(p):
+            raise _Bad("not an HDF5 file, so not a ticket file")
+        try:
+            f = h5py.File(p, "r")
+        except OSError as exc:
+            raise _Bad(f"the HDF5 file is truncated or damaged ({_h5_reason(exc)})") from None
+        with f:
+            _check_header(f)
+            yield p, f
+    except TicketlabError:
+        raise
+    except _Bad as exc:
+        raise TicketFormatError(f"cannot read '{p}': {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+        raise TicketFormatError(f"cannot read '{p}': the file is damaged ({_h5_reason(exc)})") from None
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """The innermost, most specific part of an h5py error message, on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if "(" in text and text.endswith(")"):
+        text = text[text.index("(") + 1 : -1]
+    return text.rstrip(".")
+
+
+def _check_header(f: h5py.File) -> None:
+    marker = f.attrs.get("format")
+    if marker != FORMAT:
+        raise _Bad(f"an HDF5 file but not a ticket file (no format marker '{FORMAT}')")
+    version = f.attrs.get("format_version")
+    if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)):
+        raise _Bad(f"the format_version attribute is {version!r}, not an integer")
+    if version > FORMAT_VERSION:
+        raise _Bad(
+            f"written by a newer ticketlab (format version {int(version)}; this ticketlab reads up to "
+            f"{FORMAT_VERSION}): upgrade ticketlab"
+        )
+    if version < 1:
+        raise _Bad(f"unknown format version {int(version)}")
+
+
+def _provenance(f: h5py.File) -> dict[str, Any]:
+    text = f.attrs.get("provenance")
+    if not isinstance(text, str):
+        raise _Bad("the provenance attribute is missing or not a string")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Bad(f"the provenance is malformed JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise _Bad(f"the provenance is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _int_attr(ds: h5py.HLObject, key: str) -> int:
+    value = ds.attrs.get(key)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 0:
+        raise _Bad(f"'{ds.name}' has no valid '{key}' attribute")
+    return int(value)
+
+
+def _group(parent: h5py.Group, key: str) -> h5py.Group:
+    group = parent.get(key)
+    if not isinstance(group, h5py.Group):
+        raise _Bad(f"'{parent.name.rstrip('/')}/{key}' is missing or not a group")
+    return group
+
+
+def _indexed(group: h5py.Group) -> list[tuple[str, h5py.Dataset]]:
+    """The (name, dataset) pairs of a group of datasets '0'..'count-1', in order."""
+    out: list[tuple[str, h5py.Dataset]] = []
+    for i in range(_int_attr(group, "count")):
+        ds = group.get(str(i))
+        if not isinstance(ds, h5py.Dataset):
+            raise _Bad(f"dataset '{group.name}/{i}' is missing")
+        name = ds.attrs.get("name")
+        if not isinstance(name, str):
+            raise _Bad(f"dataset '{ds.name}' has no 'name' attribute")
+        out.append((name, ds))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise _Bad(f"'{group.name}' names parameter '{dup}' twice")
+    return out
+
+
+def _mask_meta(f: h5py.File) -> list[tuple[str, h5py.Dataset, tuple[int, ...], int]]:
+    """Names, datasets, shapes and kept counts of the masks, checked without reading the bits."""
+    group, names = f.get("masks"), f.get("names")
+    if not isinstance(group, h5py.Group) or not isinstance(names, h5py.Dataset):
+        raise _Bad("the 'masks' group or the 'names' list is missing")
+    order = [str(n) for n in names.asstr()[()].tolist()] if names.ndim == 1 else None
+    entries = _indexed(group)
+    if order != [n for n, _ in entries]:
+        raise _Bad("the 'names' list disagrees with the masks' 'name' attributes")
+    if not entries:
+        raise _Bad("it holds no masks")
+    out = []
+    for name, ds in entries:
+        shape_attr = ds.attrs.get("shape")
+        shape_arr = np.asarray(shape_attr) if shape_attr is not None else None
+        if (
+            shape_arr is None
+            or shape_arr.ndim != 1
+            or shape_arr.size == 0
+            or shape_arr.dtype.kind not in "iu"
+            or (shape_arr < 0).any()
+        ):
+            raise _Bad(f"mask '{name}' has no valid 'shape' attribute (masks have 1 or more dimensions)")
+        shape = tuple(int(s) for s in shape_arr)
+        size = math.prod(shape)
+        need = (size + 7) // 8
+        if ds.dtype != np.uint8 or ds.shape != (need,):
+            raise _Bad(
+                f"mask '{name}' holds {ds.shape} {ds.dtype} packed data but its shape {shape} needs ({need},) uint8"
+            )
+        kept = _int_attr(ds, "kept")
+        if kept > size:
+            raise _Bad(f"mask '{name}' records {kept} kept weights out of {size}")
+        out.append((name, ds, shape, kept))
+    return out
+
+
+def _unpack(name: str, ds: h5py.Dataset, shape: tuple[int, ...], kept: int) -> np.ndarray:
+    size = math.prod(shape)
+    packed = ds[()]
+    mask = np.unpackbits(packed, count=size, bitorder="big").view(np.bool_).reshape(shape)
+    if int(np.count_nonzero(mask)) != kept:
+        raise _Bad(f"mask '{name}' keeps {np.count_nonzero(mask)} weights but records {kept}")
+    if size % 8 and packed[-1] & ((1 << (8 - size % 8)) - 1):
+        raise _Bad(f"mask '{name}' has set padding bits after its last entry")
+    return mask
+
+
+def _array_meta(group: h5py.Group, where: str, shapes: Mapping[str, tuple[int, ...]]) -> list[tuple[str, h5py.Dataset]]:
+    entries = _indexed(group)
+    for name, ds in entries:
+        if ds.dtype.kind not in _ARRAY_KINDS:
+            raise _Bad(f"{where} '{name}' holds {ds.dtype} data, not numbers")
+        if name in shapes and ds.shape != shapes[name]:
+            raise _Bad(f"{where} '{name}' has shape {ds.shape} but its mask has shape {shapes[name]}")
+    return entries
+
+
+def _snapshots(f: h5py.File, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, list[tuple[str, h5py.Dataset]]]:
+    group = f.get("weights")
+    if group is None:
+        return {}
+    if not isinstance(group, h5py.Group):
+        raise _Bad("'weights' is not a group")
+    out = {}
+    for snap in group:
+        if snap not in SNAPSHOTS:
+            raise _Bad(f"unknown weight snapshot 'weights/{snap}' (this ticketlab knows: {', '.join(SNAPSHOTS)})")
+        entries = _array_meta(_group(group, snap), f"weight snapshot '{snap}'", shapes)
+        have = {n for n, _ in entries}
+        missing = [n for n in shapes if n not in have]
+        if missing:
+            raise _Bad(f"weight snapshot '{snap}' has no weights for masked parameter '{missing[0]}'")
+        out[snap] = entries
+    return {snap: out[snap] for snap in SNAPSHOTS if snap in out}
+
+
+_Column = tuple[str, str, h5py.Dataset, "h5py.Dataset | None"]  # name, kind, values, present
+
+
+def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
+    group = f.get("history")
+    if group is None:
+        return 0, []
+    group = _group(f, "history")
+    n_rows, n_cols = _int_attr(group, "rows"), _int_attr(group, "columns")
+    present = group.get("present")
+    columns = []
+    for j in range(n_cols):
+        ds = group.get(str(j))
+        if not isinstance(ds, h5py.Dataset) or ds.shape != (n_rows,):
+            raise _Bad(f"history column {j} is missing or does not have {n_rows} rows")
+        name, kind = ds.attrs.get("name"), ds.attrs.get("kind")
+        if not isinstance(name, str) or kind not in _HISTORY_KINDS:
+            raise _Bad(f"history column {j} has no valid 'name' and 'kind' attributes")
+        mask = present.get(str(j)) if present is not None else None
+        if mask is not None and (mask.shape != (n_rows,) or mask.dtype != np.bool_):
+            raise _Bad(f"history column '{name}' has a malformed 'present' list")
+        columns.append((name, kind, ds, mask))
+    return n_rows, columns
+
+
+def _read_history(n_rows: int, columns: list[_Column]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [{} for _ in range(n_rows)]
+    for name, kind, ds, present in columns:
+        values = (ds.asstr()[()] if kind in ("str", "json") else ds[()]).tolist()
+        here = present[()].tolist() if present is not None else [True] * n_rows
+        for row, value, keep in zip(rows, values, here):
+            if keep:
+                row[name] = _json_cell(name, value) if kind == "json" else value
+    return rows
+
+
+def _json_cell(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise _Bad(f"history column '{name}' holds malformed JSON") from None
+
+
+def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = True, history: bool = True) -> Ticket:
+    """Read a ticket file written by :func:`save`, checking it fully.
+
+    ``weights=False``, ``scores=False`` or ``history=False`` skip reading those (possibly large)
+    parts; their shapes are still checked against the masks. Raises
+    :class:`~ticketlab.errors.TicketFormatError` (one sentence naming the file) when the file is
+    missing, not HDF5, truncated, not a ticket, of a newer format version or inconsistent.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> path = save(Ticket(masks={"w": np.ones(5, bool)}), pathlib.Path(tempfile.mkdtemp()) / "t.h5")
+        >>> load(path, weights=False).density
+        1.0
+    """
+    with _open(path) as (p, f):
+        provenance = _provenance(f)
+        meta = _mask_meta(f)
+        shapes = {name: shape for name, _, shape, _ in meta}
+        snaps = _snapshots(f, shapes)
+        score_entries = _array_meta(_group(f, "scores"), "scores", shapes) if "scores" in f else []
+        n_rows, columns = _history_meta(f)
+        masks = {name: _unpack(name, ds, shape, kept) for name, ds, shape, kept in meta}
+        weight_arrays = {snap: {n: ds[()] for n, ds in items} for snap, items in snaps.items()} if weights else {}
+        score_arrays = {n: ds[()] for n, ds in score_entries} if scores else {}
+        rows = _read_history(n_rows, columns) if history else []
+    try:
+        return Ticket(masks=masks, provenance=provenance, weights=weight_arrays, scores=score_arrays, history=rows)
+    except ConfigError as exc:
+        raise TicketFormatError(f"cannot read '{p}': {exc}") from None
+
+
+def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Provenance and per-layer counts of a ticket file, without unpacking its masks (fast).
+
+    Returns a dict with keys ``path``, ``format_version``, ``created_by``, ``file_bytes``,
+    ``provenance`` (dict), ``layers`` (name -> ``{"shape", "kept", "total"}``, in order),
+    ``kept``, ``total``, ``density``, ``snapshots`` (list of weight snapshot names),
+    ``scores`` (bool), ``history_rows`` and ``history_columns`` (list of names).
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> path = save(Ticket(masks={"w": np.array([1, 0, 0, 1])}), pathlib.Path(tempfile.mkdtemp()) / "t.h5")
+        >>> info = read_info(path)
+        >>> info["kept"], info["total"], info["density"]
+        (2, 4, 0.5)
+    """
+    with _open(path) as (p, f):
+        provenance = _provenance(f)
+        meta = _mask_meta(f)
+        shapes = {name: shape for name, _, shape, _ in meta}
+        snaps = _snapshots(f, shapes)
+        has_scores = "scores" in f and bool(_array_meta(_group(f, "scores"), "scores", shapes))
+        n_rows, columns = _history_meta(f)
+        created_by = f.attrs.get("created_by", "")
+        version = int(f.attrs["format_version"])
+    layers = {name: {"shape": shape, "kept": kept, "total": math.prod(shape)} for name, _, shape, kept in meta}
+    kept = sum(layer["kept"] for layer in layers.values())
+    total = sum(layer["total"] for layer in layers.values())
+    return {
+        "path": str(p),
+        "format_version": version,
+        "created_by": str(created_by),
+        "file_bytes": p.stat().st_size,
+        "provenance": provenance,
+        "layers": layers,
+        "kept": kept,
+        "total": total,
+        "density": kept / total if total else 0.0,
+        "snapshots": list(snaps),
+        "scores": has_scores,
+        "history_rows": n_rows,
+        "history_columns": [name for name, *_ in columns],
+    }
