@@ -87,13 +87,31 @@ def _top_k_flat(x: torch.Tensor, k: int) -> torch.Tensor:
     return keep
 
 
-def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    x = score.detach().flatten().to(torch.float64)
-    low = torch.finfo(torch.float64).min
-    x = torch.where(torch.isnan(x) | (x == -math.inf), torch.full_like(x, low), x)
+def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Float64 scores of the unpruned weights only (NaN, -inf -> lowest finite) and their flat
+    positions (``None``: all alive). Pruned weights can never be kept, so leaving them out of the
+    ranking changes no result, and late rounds of a long schedule rank few weights."""
+    x = score.detach().flatten()
+    pos = None
     if mask is not None:
-        x = x.masked_fill(~mask.flatten().to(x.device), -math.inf)
-    return x
+        if mask.shape != score.shape:
+            raise ConfigError(f"a mask of shape {tuple(mask.shape)} does not fit scores of shape {tuple(score.shape)}")
+        m = mask.flatten().to(x.device)
+        if not bool(m.all()):
+            pos = torch.nonzero(m, as_tuple=False).flatten()
+            x = x[pos]
+    x = x.to(torch.float64)
+    low = torch.finfo(torch.float64).min
+    return torch.nan_to_num(x, nan=low, posinf=math.inf, neginf=low), pos
+
+
+def _scatter(keep: torch.Tensor, pos: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
+    """Place the kept flags of the alive weights back at their positions in a full mask."""
+    if pos is None:
+        return keep.view(shape)
+    full = torch.zeros(shape.numel(), dtype=torch.bool, device=keep.device)
+    full[pos] = keep
+    return full.view(shape)
 
 
 def select_top(
@@ -123,7 +141,7 @@ def select_top(
         raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
     names = list(scores)
     flat = {n: _prepared(scores[n], None if masks is None else masks[n]) for n in names}
-    alive = {n: (scores[n].numel() if masks is None else int(masks[n].sum())) for n in names}
+    alive = {n: flat[n][0].numel() for n in names}
 
     def check(k: int, available: int, where: str) -> None:
         if k > available:
@@ -137,7 +155,7 @@ def select_top(
         for n in names:
             k = keep_count(density, scores[n].numel())
             check(k, alive[n], f" of '{n}'")
-            out[n] = _top_k_flat(flat[n], k).view(scores[n].shape)
+            out[n] = _scatter(_top_k_flat(flat[n][0], k), flat[n][1], scores[n].shape)
         return out
 
     total = sum(s.numel() for s in scores.values())
@@ -145,12 +163,14 @@ def select_top(
     check(k, sum(alive.values()), "")
     devices = {s.device for s in scores.values()}
     device = devices.pop() if len(devices) == 1 else torch.device("cpu")
-    keep = _top_k_flat(torch.cat([flat[n].to(device) for n in names]), k)
+    # Alive weights in parameter order, each in flat order: ties still go to the earlier position.
+    keep = _top_k_flat(torch.cat([flat[n][0].to(device) for n in names]), k)
     offset = 0
     for n in names:
-        size = scores[n].numel()
-        out[n] = keep[offset : offset + size].view(scores[n].shape).to(scores[n].device)
-        offset += size
+        x, pos = flat[n]
+        part = keep[offset : offset + x.numel()].to(scores[n].device)
+        out[n] = _scatter(part, None if pos is None else pos.to(scores[n].device), scores[n].shape)
+        offset += x.numel()
     return out
 
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -38,6 +39,22 @@ def _as_mask(name: str, value: Any) -> np.ndarray:
     if arr.ndim == 0:
         raise ConfigError(f"mask '{name}' must be an array, not a scalar")
     return arr
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+def _json_normalised(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """Provenance as it will read back from a file: JSON types only (tuples become lists)."""
+    try:
+        return json.loads(json.dumps(dict(provenance), default=_json_default, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"provenance must be JSON-serialisable; it holds a {exc}") from None
 
 
 @dataclass
@@ -64,7 +81,7 @@ class Ticket:
         if not isinstance(self.masks, Mapping) or not self.masks:
             raise ConfigError("a ticket needs at least one mask (parameter name -> boolean array)")
         self.masks = {str(k): _as_mask(str(k), v) for k, v in self.masks.items()}
-        self.provenance = dict(self.provenance)
+        self.provenance = _json_normalised(self.provenance)
         for snap, params in self.weights.items():
             if snap not in SNAPSHOTS:
                 raise ConfigError(f"unknown weight snapshot '{snap}' (choose from: {', '.join(SNAPSHOTS)})")

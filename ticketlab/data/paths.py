@@ -84,10 +84,29 @@ def missing_files_error(what: str, expected: Path, layout: str) -> DataNotFoundE
     """The one-sentence error for data files that are not on disk.
 
     Example:
-        >>> str(missing_files_error("Cora", Path("/d/Cora/raw/ind.cora.x"), "Cora/raw/ind.cora.*"))
-        'Cora files not found: expected /d/Cora/raw/ind.cora.x; pass --data-root DIR holding Cora/raw/ind.cora.* (or set TICKETLAB_DATA_ROOT), or add --download'
+        >>> err = missing_files_error("Cora", Path("/d/Cora/raw/ind.cora.x"), "Cora/raw/ind.cora.*")
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        Cora files not found: expected /d/Cora/raw/ind.cora.x; pass --data-root DIR holding
+        Cora/raw/ind.cora.* (or set TICKETLAB_DATA_ROOT), or add --download
     """
     return DataNotFoundError(
         f"{what} files not found: expected {expected}; pass --data-root DIR holding {layout} "
         f"(or set {DATA_ROOT_ENV}), or add --download"
+    )
+
+
+def download_failed_error(
+    what: str, root: Path, err: BaseException, layout: str
+) -> DataNotFoundError:
+    """The one-sentence error for a failed download (the cause squeezed onto one line).
+
+    Example:
+        >>> err = OSError("no   network")
+        >>> print(download_failed_error("MNIST", Path("/d"), err, "MNIST/*"))
+        downloading MNIST into /d failed (no network); pass --data-root DIR holding MNIST/* instead
+    """
+    cause = " ".join(str(err).split()) or type(err).__name__
+    return DataNotFoundError(
+        f"downloading {what} into {root} failed ({cause}); pass --data-root DIR holding {layout} "
+        "instead"
     )

@@ -75,7 +75,7 @@ def register_dataset(
 
         @register_dataset("my_set", kind="tensor")
         def my_set(root: Path | None, download: bool, seed: int) -> TensorData:
-            """My data set: 100 random vectors (shown by ``ticketlab list``)."""
+            '''My data set: 100 random vectors (shown by ``ticketlab list``).'''
             ...
     """
     if kind not in KINDS:
@@ -124,7 +124,10 @@ def load_dataset(
     entry = _DATASETS.get(name)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"data seed must be a non-negative integer (got {seed!r})")
-    path = resolve_root(root) if entry.info.needs_root else (Path(root) if root is not None else None)
+    if entry.info.needs_root:
+        path: Path | None = resolve_root(root)
+    else:
+        path = Path(root) if root is not None else None
     return entry.loader(path, bool(download), seed)
 
 

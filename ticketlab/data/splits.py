@@ -66,3 +66,16 @@ def stratified_split(y: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.
     order = perm[np.argsort(position[perm], kind="stable")]
     bounds = np.cumsum(sizes)[:-1]
     return [np.sort(part) for part in np.split(order, bounds)]
+
+
+def train_val_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Carve a class-stratified validation part of ``round(val_fraction * n)`` items out of a
+    training set of ``n`` items: :func:`split_sizes` + :func:`stratified_split`.
+
+    Example:
+        >>> train, val = train_val_split(np.arange(20) % 10, 0.1, seed=0)
+        >>> len(train), len(val)
+        (18, 2)
+    """
+    train, val = stratified_split(y, split_sizes(len(y), [1 - val_fraction, val_fraction]), seed)
+    return train, val

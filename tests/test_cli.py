@@ -1,0 +1,138 @@
+"""The ``ticketlab`` command through click's CliRunner, plus real subprocess runs."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ticketlab
+from ticketlab.cli.main import cli
+
+PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def synflow_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "a.h5"
+    run("mine", "--method", "synflow", "--rounds", "5", "-o", path)
+    return path
+
+
+def test_mine_defaults_write_ticket_and_print_summary(tmp_path):
+    path = tmp_path / "a.h5"
+    res = run("mine", "--method", "synflow", "-o", path, "--quiet")
+    assert "synflow ticket for lenet_300_100 on digits" in res.output
+    assert "fc1.weight" in res.output and "total" in res.output
+    t = ticketlab.load(path)
+    assert t.kept == round(0.1 * t.total) and t.provenance["rounds"] == 100
+
+
+def test_inspect_table_and_json(synflow_file):
+    res = run("inspect", synflow_file)
+    assert "synflow" in res.output and "fc2.weight" in res.output and "density" in res.output
+    info = json.loads(run("inspect", synflow_file, "--json").output)
+    assert info["provenance"]["method"] == "synflow"
+    assert info["kept"] == sum(v["kept"] for v in info["layers"].values())
+
+
+def test_list():
+    res = run("list")
+    for word in ("miners", "synflow", "models", "lenet_300_100", "datasets", "digits"):
+        assert word in res.output
+    assert "conv4" in run("list", "models").output
+
+
+def test_miner_specific_options_and_misuse(tmp_path):
+    run("mine", "--method", "synflow", "--rounds", "2", "--precision", "float32", "-o", tmp_path / "x.h5")
+    assert ticketlab.load(tmp_path / "x.h5").provenance["method_config"]["precision"] == "float32"
+    res = run("mine", "--method", "random", "--precision", "float32", "-o", tmp_path / "y.h5", ok=False)
+    assert res.exit_code == 2 and "belongs to synflow" in res.output
+
+
+def test_sparsity_and_layer_scope(tmp_path):
+    run("mine", "--method", "random", "--sparsity", "0.8", "--scope", "layer", "--seed", "3", "-o", tmp_path / "r.h5")
+    t = ticketlab.load(tmp_path / "r.h5")
+    for m in t.masks.values():
+        assert int(m.sum()) == int(np.floor(0.2 * m.size + 0.5))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["mine", "--method", "nope"], "unknown miner 'nope'"),
+        (["mine", "--method", "random", "--model", "nope"], "unknown model 'nope'"),
+        (["mine", "--method", "random", "--dataset", "nope"], "unknown data set 'nope'"),
+        (["mine", "--method", "random", "--density", "0"], "density must be in (0, 1]"),
+        (["mine", "--method", "random", "--density", "1.5"], "density must be in (0, 1]"),
+        (["mine", "--method", "random", "--sparsity", "1"], "sparsity must be in [0, 1)"),
+        (["mine", "--method", "random", "--sparsity", "-0.5"], "sparsity must be in [0, 1)"),
+        (["mine", "--method", "random", "--density", "0.5", "--sparsity", "0.5"], "not both"),
+        (["mine", "--method", "random", "-o", "no/such/folder/t.h5"], "does not exist"),
+        (["mine", "--method", "random", "--model", "gcn"], "gcn"),
+        (["mine", "--method", "random", "--dataset", "cifar10", "--data-root", "/nonexistent"], "CIFAR-10 files not found"),
+        (["inspect", "/nonexistent/t.h5"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_bad_files_one_line(tmp_path):
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.arange(3)
+    for name in ("text.h5", "other.h5"):
+        res = CliRunner().invoke(cli, ["inspect", str(tmp_path / name)])
+        assert res.exit_code == 2 and res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+
+
+def test_debug_shows_traceback():
+    res = CliRunner().invoke(cli, ["--debug", "mine", "--method", "nope"])
+    assert res.exit_code != 0 and res.exception is not None
+
+
+@pytest.mark.skipif(not PLANETOID.exists(), reason="shared Planetoid data not present")
+def test_gcn_magnitude_on_cora(tmp_path):
+    root = tmp_path / "planetoid"
+    shutil.copytree(PLANETOID / "Cora", root / "Cora")
+    out = tmp_path / "g.h5"
+    run("mine", "--method", "magnitude", "--model", "gcn", "--dataset", "cora", "--data-root", root,
+        "--sparsity", "0.8", "--train-epochs", "20", "-o", out)
+    t = ticketlab.load(out)
+    assert t.kept == int(np.floor(0.2 * t.total + 0.5))
+    assert set(t.masks) == {"conv1.lin.weight", "conv2.lin.weight", "fc.weight"}
+
+
+def test_real_subprocess_mine_and_inspect_without_torch(tmp_path):
+    out = tmp_path / "s.h5"
+    exe = [sys.executable, "-m", "ticketlab"]
+    proc = subprocess.run([*exe, "mine", "--method", "synflow", "--rounds", "3", "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "density" in proc.stdout and proc.stderr == ""  # no progress bar when not a terminal
+    code = ("import sys; from ticketlab.cli.main import main\n"
+            "try:\n    main(['inspect', sys.argv[1]])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "assert 'torch' not in sys.modules, 'inspect imported torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "synflow" in proc.stdout
+    proc = subprocess.run([*exe, "mine", "--method", "bogus"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "bogus" in proc.stderr
