@@ -136,3 +136,54 @@ def test_real_subprocess_mine_and_inspect_without_torch(tmp_path):
     assert "synflow" in proc.stdout
     proc = subprocess.run([*exe, "mine", "--method", "bogus"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "bogus" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def two_tickets(tmp_path_factory, synflow_file):
+    path = tmp_path_factory.mktemp("cmp") / "r.h5"
+    run("mine", "--method", "random", "--seed", "1", "-o", path)
+    return synflow_file, path
+
+
+def test_compare_table(two_tickets):
+    a, b = two_tickets
+    res = run("compare", a, b)
+    assert f"{a.name}  vs  {b.name}" in res.output
+    for word in ("jaccard", "expected", "lift", "density"):
+        assert word in res.output
+
+
+def test_compare_json_validates_against_schema(two_tickets):
+    from ticketlab.metrics import validate_records
+
+    a, b = two_tickets
+    records = json.loads(run("compare", a, b, "--json", "--per-layer").output)
+    validate_records(records)
+    jac = [r for r in records if r["metric"] == "jaccard" and r["layer"] == "__total__"]
+    assert len(jac) == 1 and 0 <= jac[0]["value"] <= 1 and jac[0]["expected"] > 0
+    assert {r["layer"] for r in records if r["metric"] == "jaccard"} >= {"fc1.weight", "fc2.weight", "fc3.weight"}
+
+
+def test_compare_matrix_plot_and_csv(two_tickets, tmp_path):
+    a, b = two_tickets
+    c = tmp_path / "c.h5"
+    run("mine", "--method", "random", "--seed", "2", "--density", "0.5", "-o", c)
+    res = run("compare", a, b, c, "--matrix", "jaccard", "--plot", tmp_path / "m.png", "--csv", tmp_path / "m.csv")
+    assert "jaccard" in res.output
+    assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[1].split(",")[1] == "1.0"
+
+
+def test_compare_different_architectures_one_line_error(two_tickets, tmp_path):
+    a, _ = two_tickets
+    conv = tmp_path / "c.h5"
+    run("mine", "--method", "random", "--model", "conv2", "-o", conv)
+    res = CliRunner().invoke(cli, ["compare", str(a), str(conv)])
+    assert res.exit_code == 2 and res.output.startswith("error: ") and res.output.count("\n") == 1
+    assert "differ" in res.output and "--common-only" in res.output
+
+
+def test_compare_misuse():
+    res = CliRunner().invoke(cli, ["compare", "x.h5"])
+    assert res.exit_code == 2 and "at least two" in res.output

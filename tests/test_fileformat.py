@@ -250,8 +250,12 @@ def test_save_missing_folder(tmp_path: Path) -> None:
 
 def test_save_rejects_bad_input_before_writing(tmp_path: Path) -> None:
     target = tmp_path / "t.h5"
+    with pytest.raises(ConfigError, match="provenance must be JSON"):
+        Ticket(masks={"w": np.ones(3, bool)}, provenance={"f": object()})
+    mutated = Ticket(masks={"w": np.ones(3, bool)})
+    mutated.provenance["f"] = object()  # changed after the ticket was made: save checks again
     with pytest.raises(ConfigError, match="provenance is not JSON"):
-        save(Ticket(masks={"w": np.ones(3, bool)}, provenance={"f": object()}), target)
+        save(mutated, target)
     with pytest.raises(ConfigError, match="non-string key"):
         save(Ticket(masks={"w": np.ones(3, bool)}, history=[{1: 2}]), target)
     with pytest.raises(ConfigError, match="scores 'w' holds <U1 data, not numbers"):

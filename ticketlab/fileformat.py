@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +34,7 @@ import h5py
 import numpy as np
 
 from ticketlab._version import __version__
+from ticketlab.atomic import atomic_path
 from ticketlab.errors import ConfigError, TicketFormatError, TicketlabError
 from ticketlab.ticket import SNAPSHOTS, Ticket
 
@@ -95,8 +95,7 @@ def save(ticket: Ticket, path: str | os.PathLike[str]) -> Path:
                 raise ConfigError(f"cannot write '{target}': {group} '{name}' holds {arr.dtype} data, not numbers")
     columns = _history_columns(target, ticket.history)
 
-    tmp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
+    with atomic_path(target) as tmp:
         with h5py.File(tmp, "w-", libver=_LIBVER, track_order=True) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)
@@ -107,13 +106,6 @@ def save(ticket: Ticket, path: str | os.PathLike[str]) -> Path:
                 _write_arrays(_new_group(f, group), items)
             if ticket.history:
                 _write_history(f, len(ticket.history), columns)
-        with open(tmp, "rb+") as fh:  # the data must be on disk before the rename makes it visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
     return target
 
 
@@ -237,20 +229,6 @@ def _write_history(f: h5py.File, n_rows: int, columns: list[tuple[str, str, Any,
         ds.attrs["kind"] = kind
         if present is not None:
             _new_group(f, "history/present").create_dataset(str(j), data=present)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -44,6 +44,11 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (non-decorator form)."""
         return self.register(name)(obj)
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` and return its object (for plug-ins and tests)."""
+        self.get(name)  # unknown name -> UnknownNameError
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         """The object registered as ``name``; an :class:`UnknownNameError` lists the choices."""
         try:

@@ -9,8 +9,11 @@ from rich.table import Table
 
 
 def console() -> Console:
-    """A console on stdout (plain text when stdout is not a terminal)."""
-    return Console(highlight=False, soft_wrap=True)
+    """A console on stdout: plain text, 120 columns wide, when stdout is not a terminal."""
+    c = Console(highlight=False)
+    if not c.is_terminal:
+        c = Console(highlight=False, width=120)
+    return c
 
 
 def density_table(kept: Mapping[str, int], total: Mapping[str, int], title: str | None = None) -> Table:

@@ -248,13 +248,17 @@ def model_topology(model: nn.Module, spec: DataSpec) -> dict[str, Any]:
         >>> spec = DataSpec("digits", "tensor", (1, 8, 8), 10)
         >>> topo = model_topology(create_model("conv2", spec), spec)
         >>> topo["edges"][2]
-        {'param': 'fc1.weight', 'src': 't2', 'dst': 't3', 'kind': 'linear', 'group': 16}
+        {'param': 'fc1.weight', 'src': 't2', 'dst': 't3', 'kind': 'linear', 'group': 16, 'shape': [256, 1024]}
     """
     if callable(getattr(model, "topology", None)):
         topo = model.topology(spec)
     else:
         topo = _chain_topology(model, spec)
     _check_topology(model, topo)
+    params = prunable_parameters(model)
+    for e in topo["edges"]:  # the full weight shape lets metrics count unmasked weights exactly
+        if not e.get("identity"):
+            e["shape"] = [int(d) for d in params[e["param"]].shape]
     return topo
 
 

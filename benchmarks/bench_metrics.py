@@ -1,0 +1,180 @@
+"""Benchmark of the comparison metrics (issue 3 targets).
+
+1. Two ResNet-50-sized random tickets (54 layers, 25.5M weights, density 0.1): every overlap
+   metric with its chance fields, total and per layer (``compare(..., "overlap", per_layer=True)``),
+   after the tickets are in memory. Target: <= 50 ms.
+2. A 20-ticket Jaccard matrix on ResNet-50-sized tickets (``pairwise_matrix``). Target: < 10 s.
+3. Effective mask and path count (``graph.analyze``) for vgg16 and resnet20 tickets (CIFAR-10
+   shapes, density 0.1; topologies from ``ticketlab.models``) and, as an extra, ResNet-50 with a
+   hand-built topology. Target: < 2 s each.
+4. End to end through files (if ``ticketlab.fileformat`` is there): a fresh ``python`` process
+   that imports ticketlab.metrics, loads two ResNet-50 ticket files masks-only and runs the
+   default ``compare`` -- the API part of the ``ticketlab compare a.h5 b.h5`` budget (1.5 s).
+
+Usage:
+    .venv/bin/python benchmarks/bench_metrics.py            # all parts
+    .venv/bin/python benchmarks/bench_metrics.py --quick    # smaller matrix (5 tickets)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ticketlab.metrics import compare, pairwise_matrix
+from ticketlab.metrics.graph import _analyze
+from ticketlab.ticket import Ticket
+
+# torchvision resnet50's prunable weights (conv + fc) in named_parameters order: 54 tensors.
+RESNET50: list[tuple[str, tuple[int, ...]]] = [("conv1.weight", (64, 3, 7, 7))]
+_STAGES = [(3, 64), (4, 128), (6, 256), (3, 512)]
+for _s, (_blocks, _w) in enumerate(_STAGES, start=1):
+    _in = 64 if _s == 1 else _w * 2
+    for _b in range(_blocks):
+        _p = f"layer{_s}.{_b}."
+        RESNET50 += [(_p + "conv1.weight", (_w, _in if _b == 0 else _w * 4, 1, 1)),
+                     (_p + "conv2.weight", (_w, _w, 3, 3)), (_p + "conv3.weight", (_w * 4, _w, 1, 1))]
+        if _b == 0:
+            RESNET50.append((_p + "downsample.0.weight", (_w * 4, _in, 1, 1)))
+RESNET50.append(("fc.weight", (1000, 2048)))
+
+
+def resnet50_topology() -> dict[str, Any]:
+    """The layered graph of torchvision's resnet50 (bottlenecks, 1x1 downsample shortcuts)."""
+    tensors: dict[str, int] = {"input": 3, "stem": 64}
+    edges: list[dict[str, Any]] = [{"param": "conv1.weight", "src": "input", "dst": "stem", "kind": "conv", "group": 1}]
+    x = "stem"
+    for s, (blocks, w) in enumerate(_STAGES, start=1):
+        for b in range(blocks):
+            p = f"layer{s}.{b}."
+            a, m, o = p + "a", p + "b", p + "out"
+            tensors.update({a: w, m: w, o: 4 * w})
+            edges += [{"param": p + "conv1.weight", "src": x, "dst": a, "kind": "conv", "group": 1},
+                      {"param": p + "conv2.weight", "src": a, "dst": m, "kind": "conv", "group": 1},
+                      {"param": p + "conv3.weight", "src": m, "dst": o, "kind": "conv", "group": 1}]
+            if b == 0:
+                edges.append({"param": p + "downsample.0.weight", "src": x, "dst": o, "kind": "conv", "group": 1})
+            else:
+                edges.append({"identity": True, "src": x, "dst": o})
+            x = o
+    tensors["logits"] = 1000
+    edges.append({"param": "fc.weight", "src": x, "dst": "logits", "kind": "linear", "group": 1})
+    return {"tensors": tensors, "edges": edges, "input": "input", "output": "logits"}
+
+
+def random_ticket(shapes: list[tuple[str, tuple[int, ...]]], density: float, seed: int, **kw: Any) -> Ticket:
+    rng = np.random.default_rng(seed)
+    return Ticket(masks={n: rng.random(s, dtype=np.float32) < density for n, s in shapes}, **kw)
+
+
+def timeit(fn: Callable[[], Any], repeat: int = 5) -> tuple[float, float, float]:
+    """(first call, best, median) seconds of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times[0], min(times), statistics.median(times)
+
+
+def line(what: str, first: float, best: float, median: float, target: float | None = None) -> None:
+    mark = "" if target is None else ("  OK" if best <= target else "  OVER TARGET")
+    tgt = "" if target is None else f"  (target {target * 1e3:.0f} ms)"
+    print(f"{what:<58} first {first * 1e3:9.1f} ms  best {best * 1e3:9.1f} ms  median {median * 1e3:9.1f} ms{tgt}{mark}")
+
+
+def bench_overlap(density: float) -> None:
+    a, b = random_ticket(RESNET50, density, 1), random_ticket(RESNET50, density, 2)
+    n = sum(math.prod(s) for _, s in RESNET50)
+    print(f"\n[1] two ResNet-50-sized tickets: {len(RESNET50)} layers, {n:,} weights, density {density}")
+    line("overlap + chance, total + per layer (7 metrics)", *timeit(lambda: compare([a, b], "overlap", per_layer=True)), 0.050)
+    line("overlap + chance, total only", *timeit(lambda: compare([a, b], "overlap")))
+    line("default metrics (overlap, units, sparsity), per layer", *timeit(lambda: compare([a, b], per_layer=True)))
+
+
+def bench_matrix(k: int, density: float) -> None:
+    print(f"\n[2] {k}-ticket Jaccard matrix on ResNet-50-sized tickets (density {density})")
+    t = time.perf_counter()
+    tickets = [random_ticket(RESNET50, density, 100 + i) for i in range(k)]
+    print(f"    (making the tickets: {time.perf_counter() - t:.1f} s, not timed below)")
+    line(f"pairwise_matrix(jaccard), {k * (k - 1) // 2} pairs", *timeit(lambda: pairwise_matrix(tickets, "jaccard"), repeat=2), 10.0)
+    mat = pairwise_matrix(tickets, "jaccard")
+    line("clustering order + MDS embedding", *timeit(lambda: (mat.order(), mat.embedding(seed=0)), repeat=2))
+
+
+def bench_graph(density: float) -> None:
+    print(f"\n[3] effective mask + path count (graph.analyze), density {density}")
+    cases: list[tuple[str, list[tuple[str, tuple[int, ...]]], dict[str, Any]]] = []
+    try:
+        from ticketlab.data.base import DataSpec
+        from ticketlab.models import create_model, model_topology, prunable_parameters
+
+        spec = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
+        for name in ("vgg16", "resnet20"):
+            net = create_model(name, spec, seed=0)
+            shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
+            cases.append((name, shapes, model_topology(net, spec)))
+    except ImportError as exc:  # pragma: no cover
+        print(f"    (ticketlab.models unavailable: {exc})")
+    cases.append(("resnet50 (hand-built topology)", RESNET50, resnet50_topology()))
+    for name, shapes, topo in cases:
+        t = random_ticket(shapes, density, 7)
+        size = sum(math.prod(s) for _, s in shapes)
+        res = _analyze(t.masks, topo, None)
+        line(f"{name}: {size:,} weights, log10 paths {res.log10_paths:.1f}",
+             *timeit(lambda: _analyze(t.masks, topo, None), repeat=3), 2.0)
+
+
+def bench_files(density: float) -> None:
+    try:
+        from ticketlab.fileformat import save
+    except ImportError:  # pragma: no cover
+        print("\n[4] skipped: ticketlab.fileformat is not available")
+        return
+    print("\n[4] end to end through files (fresh process: imports + masks-only load + default compare)")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"{x}.h5" for x in "ab"]
+        for i, p in enumerate(paths):
+            save(random_ticket(RESNET50, density, i + 1), p)
+        code = (
+            "import time, sys; t = time.perf_counter()\n"
+            "import ticketlab.metrics as M\n"
+            "t1 = time.perf_counter()\n"
+            f"recs = M.compare([r'{paths[0]}', r'{paths[1]}'])\n"
+            "t2 = time.perf_counter()\n"
+            "print(f'{t1 - t:.3f} {t2 - t1:.3f} {len(recs)} {\"torch\" in sys.modules}')\n"
+        )
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+            runs.append((time.perf_counter() - t, float(out[0]), float(out[1]), out[3]))
+        wall, imp, work, torch = min(runs)
+        print(f"    wall {wall:.2f} s (python start-up + import {imp:.2f} s + load and compare {work:.2f} s), "
+              f"torch imported: {torch}  (CLI budget 1.5 s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--density", type=float, default=0.1)
+    ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
+    ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
+    args = ap.parse_args()
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
+    bench_overlap(args.density)
+    bench_matrix(5 if args.quick else args.tickets, args.density)
+    bench_graph(args.density)
+    bench_files(args.density)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""``compare``: run registered metrics over tickets and return tidy records.
+
+One record per (ticket pair, metric, layer) for pair metrics and per (ticket, metric, layer) for
+single-ticket metrics (``b`` is None). Records are flat dicts of strings and numbers, so
+``pandas.DataFrame(records)`` loads them directly and ``json.dumps(records)`` writes valid JSON
+(NaN and infinities become None). The format is ``COMPARE_SCHEMA`` (docs/compare_schema.md).
+
+Example:
+    >>> import numpy as np
+    >>> from ticketlab.ticket import Ticket
+    >>> a = Ticket(masks={"w": np.array([1, 1, 0, 0], bool)})
+    >>> b = Ticket(masks={"w": np.array([1, 0, 1, 0], bool)})
+    >>> rec = compare([a, b], ["jaccard"])[0]
+    >>> rec["a"], rec["b"], rec["metric"], rec["layer"], round(rec["value"], 4)
+    ('ticket0', 'ticket1', 'jaccard', '__total__', 0.3333)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ticketlab.errors import ConfigError, IncompatibleError
+from ticketlab.metrics.base import FIELDS, MEAN, TOTAL, WMEAN, Cache, check_pair, clean
+from ticketlab.metrics.registry import Metric, resolve_metrics
+from ticketlab.progress import NullProgress
+from ticketlab.ticket import Ticket
+
+TicketLike = Ticket | str | os.PathLike
+
+
+def _label(t: Any, i: int) -> str:
+    return f"ticket{i}" if isinstance(t, Ticket) else os.fspath(t)
+
+
+def _restrict(t: Ticket, names: list[str]) -> Ticket:
+    """The ticket limited to the parameters ``names`` (same provenance)."""
+    weights = {snap: {n: w[n] for n in names if n in w} for snap, w in t.weights.items()}
+    return Ticket(masks={n: t.masks[n] for n in names}, provenance=t.provenance, weights=weights,
+                  scores={n: t.scores[n] for n in names if n in t.scores})
+
+
+def prepare(
+    tickets: Sequence[TicketLike],
+    metrics: Sequence[Metric],
+    *,
+    labels: Sequence[str] | None = None,
+    common_only: bool = False,
+) -> tuple[list[Ticket], list[str]]:
+    """Load paths (masks only unless a metric needs weights), label and check the tickets.
+
+    Tickets must have the same parameters (names and shapes, in order); otherwise an
+    :class:`IncompatibleError` names the first difference, or with ``common_only`` every ticket
+    is limited to the parameters all of them share.
+    """
+    if isinstance(tickets, (str, os.PathLike, Ticket)):
+        tickets = [tickets]
+    tickets = list(tickets)
+    if labels is None:
+        names = [_label(t, i) for i, t in enumerate(tickets)]
+    else:
+        names = [str(x) for x in labels]
+        if len(names) != len(tickets):
+            raise ConfigError(f"got {len(names)} labels for {len(tickets)} tickets")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"ticket label '{dup}' is used twice; give distinct labels")
+    weights = any(n in ("init", "final") for m in metrics for n in m.needs)
+    loaded = []
+    for t in tickets:
+        if isinstance(t, Ticket):
+            loaded.append(t)
+        elif isinstance(t, (str, os.PathLike)):
+            from ticketlab.fileformat import load
+
+            loaded.append(load(t, weights=weights, scores=False, history=False))
+        else:
+            raise ConfigError(f"cannot compare a {type(t).__name__}: give Ticket objects or ticket file paths")
+    if len(loaded) < 2:
+        return loaded, names
+    if not common_only:
+        for t, name in zip(loaded[1:], names[1:]):
+            check_pair(loaded[0], t, names[0], name)
+        return loaded, names
+    first = loaded[0]
+    shared = [n for n, m in first.masks.items()
+              if all(n in t.masks and t.masks[n].shape == m.shape for t in loaded[1:])]
+    if not shared:
+        listed = ", ".join(repr(n) for n in names)
+        raise IncompatibleError(f"tickets {listed} share no parameter of the same name and shape")
+    if all(list(t.masks) == shared for t in loaded):
+        return loaded, names
+    return [_restrict(t, shared) for t in loaded], names
+
+
+def _lacks(m: Metric, t: Ticket) -> str | None:
+    """What ``t`` lacks for metric ``m`` (to finish "ticket 'x' ..."), or None."""
+    for need in m.needs:
+        if need in ("init", "final") and not t.weights.get(need):
+            return f"needs the '{need}' weights, which ticket '@TICKET@' does not store"
+        if need == "topology" and not t.provenance.get("topology"):
+            from ticketlab.metrics.graph import chain_topology
+
+            try:
+                chain_topology(t.masks)
+            except IncompatibleError as exc:
+                return f"needs a topology; ticket '@TICKET@' has none and {exc}"
+    return None
+
+
+def _fields(metric: str, layer: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        return {"value": clean(value)}
+    bad = [k for k in value if k not in FIELDS]
+    if bad:
+        raise ConfigError(
+            f"metric '{metric}' returned unknown field '{bad[0]}' for layer '{layer}' (allowed: {', '.join(FIELDS)})"
+        )
+    out = {"value": clean(value.get("value"))}
+    for k in FIELDS[1:]:
+        if k in value:
+            v = value[k]
+            out[k] = (None if v is None else str(v)) if k == "note" else clean(v)
+    return out
+
+
+def result_records(metric: str, result: Any, a: str, b: str | None, per_layer: bool) -> list[dict[str, Any]]:
+    """Tidy records from one metric call's result (see registry.py for the accepted shapes)."""
+    if not isinstance(result, Mapping):
+        result = {TOTAL: result}
+    keys = [k for k in (TOTAL, MEAN, WMEAN) if k in result]
+    if per_layer:
+        keys += [str(k) for k in result if k not in (TOTAL, MEAN, WMEAN)]
+    return [{"a": a, "b": b, "metric": metric, "layer": k, **_fields(metric, k, result[k])} for k in keys
+            if per_layer or k == TOTAL]
+
+
+def compare(
+    tickets: Sequence[TicketLike],
+    metrics: Sequence[str] | str | None = None,
+    *,
+    per_layer: bool = False,
+    common_only: bool = False,
+    labels: Sequence[str] | None = None,
+    progress: NullProgress | None = None,
+) -> list[dict[str, Any]]:
+    """Compare tickets (objects or file paths) with registered metrics; tidy records.
+
+    Args:
+        tickets: two or more tickets for pair metrics (every pair ``i < j``; asymmetric metrics
+            both ways); one is enough for single-ticket metrics.
+        metrics: metric names, group names (``"overlap"``, ``"units"``, ``"sparsity"``,
+            ``"signs"``, ``"graph"``, ``"custom"``) or ``"all"``; None = the defaults (overlap,
+            units, sparsity: mask-only and fast). A metric that needs weights a ticket lacks
+            raises :class:`ConfigError` when named on its own (or when none of the selection
+            applies); picked by a group, ``"all"`` or the defaults it is skipped.
+        per_layer: also give the ``__mean__`` / ``__wmean__`` summaries and one record per layer
+            (parameter name; tensor name for unit-count graph metrics); else ``__total__`` only.
+        common_only: compare only the parameters all tickets share (else tickets of different
+            architectures raise :class:`IncompatibleError` naming the first difference).
+        labels: names for the tickets in the records (default: the path, or ``ticket<i>``).
+        progress: optional progress display (one step per metric call).
+
+    Returns:
+        A list of dicts with keys ``a``, ``b`` (None for single-ticket metrics), ``metric``,
+        ``layer``, ``value`` and, where the metric gives them, ``expected``, ``lift``, ``z``,
+        ``p``, ``p_two_sided``, ``expected_global``, ``lift_global``, ``z_global``, ``p_global``,
+        ``note`` (see docs/compare_schema.md).
+
+    Example:
+        >>> import numpy as np
+        >>> t = Ticket(masks={"w": np.array([1, 0, 1, 0], bool)})
+        >>> [r["value"] for r in compare([t], ["density"], per_layer=True)]
+        [0.5, 0.5]
+    """
+    chosen = resolve_metrics(metrics)
+    named = {metrics} if isinstance(metrics, str) else set(metrics or ())
+    progress = progress or NullProgress()
+    loaded, names = prepare(tickets, chosen, labels=labels, common_only=common_only)
+    # a metric named on its own must apply; one chosen by group or default is skipped where it
+    # cannot, unless that leaves nothing of an explicit selection
+    lacking = {(m.name, i): _lacks(m, t) for m in chosen for i, t in enumerate(loaded)}
+    missing = [(m, i) for m in chosen for i in range(len(loaded)) if lacking[m.name, i]]
+    explicit = [x for x in missing if x[0].name in named]
+    if explicit or (metrics is not None and missing and all(any(x[0] is m for x in missing) for m in chosen)):
+        m, i = (explicit or missing)[0]
+        raise ConfigError(f"metric '{m.name}' " + str(lacking[m.name, i]).replace("@TICKET@", names[i]))
+    calls: list[tuple[Metric, tuple[int, ...]]] = []
+    k = len(loaded)
+    for m in chosen:
+        if m.kind == "single":
+            calls += [(m, (i,)) for i in range(k)]
+        else:
+            calls += [(m, (i, j)) for i in range(k) for j in range(k) if i < j or (i > j and not m.symmetric)]
+    if metrics is not None and k < 2 and chosen and all(m.kind == "pair" for m in chosen):
+        raise ConfigError("pair metrics need at least two tickets")
+    cache = Cache()
+    records: list[dict[str, Any]] = []
+    with progress.task("compare", total=len(calls)) as task:
+        for m, idx in calls:
+            ts = [loaded[i] for i in idx]
+            if not any(lacking[m.name, i] for i in idx):
+                result = m(*ts, cache=cache)
+                b = names[idx[1]] if len(idx) == 2 else None
+                records += result_records(m.name, result, names[idx[0]], b, per_layer)
+            task.advance()
+    return records
+
+
+def records_to_array(records: Sequence[Mapping[str, Any]], key: str = "value") -> np.ndarray:
+    """One field of every record as a float array (None -> NaN); handy without pandas."""
+    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in records], dtype=np.float64)

@@ -1,0 +1,150 @@
+"""Weight-level overlap of two tickets, each value with its chance expectation (see chance.py).
+
+All metrics are functions of the per-layer counts ``n`` (layer size), ``a``, ``b`` (kept) and
+``ab`` (kept by both); the formulas below are registered with ``from_counts`` so the pairwise
+matrix can feed them bit-packed popcounts.
+
+===================  ===================================  ===========
+metric               formula                              orientation
+===================  ===================================  ===========
+intersection         ``ab``                               --
+jaccard              ``ab / (a + b - ab)``                similarity
+dice                 ``2 ab / (a + b)``                   similarity
+overlap_coef         ``ab / min(a, b)``                   similarity
+rel_intersection     ``ab / a`` (asymmetric)              similarity
+hamming              ``(a + b - 2 ab) / n``               distance
+kappa                Cohen's kappa of the two masks       similarity
+===================  ===================================  ===========
+
+Example:
+    >>> import numpy as np
+    >>> from ticketlab.ticket import Ticket
+    >>> a = Ticket(masks={"w": np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)})
+    >>> b = Ticket(masks={"w": np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)})
+    >>> jaccard(a, b)["__total__"]["value"]     # nested: density 2/8 inside 4/8 -> 0.25/0.5
+    0.5
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ticketlab.metrics.base import Cache, as_cache, pair_counts
+from ticketlab.metrics.chance import chance_result, null_stats
+from ticketlab.metrics.registry import register
+from ticketlab.ticket import Ticket
+
+
+def _f(x: Any) -> Any:
+    return np.asarray(x, dtype=np.float64)
+
+
+def f_intersection(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """``|A and B|``."""
+    return _f(ab)
+
+
+def f_jaccard(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Jaccard index ``|A and B| / |A or B|`` (Jaccard 1901); NaN when both are empty."""
+    return _f(ab) / (_f(a) + _f(b) - _f(ab))
+
+
+def f_dice(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Dice (Sorensen) coefficient ``2 |A and B| / (|A| + |B|)``."""
+    return 2.0 * _f(ab) / (_f(a) + _f(b))
+
+
+def f_overlap_coef(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Overlap (Szymkiewicz-Simpson) coefficient ``|A and B| / min(|A|, |B|)``."""
+    return _f(ab) / np.minimum(_f(a), _f(b))
+
+
+def f_rel_intersection(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Relative intersection ``|A and B| / |A|``: the share of A's weights that B keeps too."""
+    return _f(ab) / _f(a)
+
+
+def f_hamming(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Normalised Hamming distance ``|A xor B| / n`` = ``(a + b - 2 ab) / n``."""
+    return (_f(a) + _f(b) - 2.0 * _f(ab)) / _f(n)
+
+
+def f_kappa(n: Any, a: Any, b: Any, ab: Any) -> Any:
+    """Cohen's kappa (Cohen 1960) of the two masks seen as raters of keep / prune.
+
+    ``p_o = (n - a - b + 2 ab) / n`` (agreement), ``p_e = (ab_chance + (n-a)(n-b)/n) / n`` with
+    ``ab_chance = a b / n``; ``kappa = (p_o - p_e) / (1 - p_e)``.
+    """
+    n, a, b, ab = _f(n), _f(a), _f(b), _f(ab)
+    po = (n - a - b + 2.0 * ab) / n
+    pe = (a * b + (n - a) * (n - b)) / (n * n)
+    return (po - pe) / (1.0 - pe)
+
+
+def overlap_metric(a: Ticket, b: Ticket, formula: Callable[..., Any], *, increasing: bool = True,
+                   jaccard: bool = False, lift: bool = True, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Weight-level records of ``formula`` with its chance fields (total, means, layers).
+
+    Example:
+        >>> import numpy as np
+        >>> t = Ticket(masks={"w": np.array([1, 0, 1, 0], bool)})
+        >>> overlap_metric(t, t, f_dice)["w"]["value"]
+        1.0
+    """
+    cache = as_cache(cache)
+    counts = pair_counts(a, b, cache)
+    stats = null_stats(counts, cache, key=("weight", *sorted((id(a), id(b)))))
+    return chance_result(counts, formula, stats, increasing=increasing, jaccard=jaccard, lift=lift)
+
+
+def _reg(name: str, formula: Callable[..., Any], orientation: str | None, description: str,
+         symmetric: bool = True) -> Callable[..., Any]:
+    return register(
+        name, kind="pair", symmetric=symmetric, orientation=orientation, default=True, group="overlap",
+        description=f"{description}, vs. chance", from_counts=formula,
+    )
+
+
+@_reg("intersection", f_intersection, None, "weights both keep, |A and B|")
+def intersection(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Number of weights kept by both tickets, with chance fields."""
+    return overlap_metric(a, b, f_intersection, cache=cache)
+
+
+@_reg("jaccard", f_jaccard, "similarity", "Jaccard index |A and B| / |A or B|")
+def jaccard(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Jaccard index of the masks, with the exact expected Jaccard under the nulls."""
+    return overlap_metric(a, b, f_jaccard, jaccard=True, cache=cache)
+
+
+@_reg("dice", f_dice, "similarity", "Dice coefficient 2 |A and B| / (|A| + |B|)")
+def dice(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Dice coefficient of the masks, with chance fields."""
+    return overlap_metric(a, b, f_dice, cache=cache)
+
+
+@_reg("overlap_coef", f_overlap_coef, "similarity", "overlap coefficient |A and B| / min(|A|, |B|)")
+def overlap_coef(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Overlap coefficient of the masks, with chance fields."""
+    return overlap_metric(a, b, f_overlap_coef, cache=cache)
+
+
+@_reg("rel_intersection", f_rel_intersection, "similarity", "share of a's kept weights that b keeps, |A and B| / |A|",
+      symmetric=False)
+def rel_intersection(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Share of a's kept weights that b keeps too, with chance fields."""
+    return overlap_metric(a, b, f_rel_intersection, cache=cache)
+
+
+@_reg("hamming", f_hamming, "distance", "normalised Hamming distance |A xor B| / n")
+def hamming(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Normalised Hamming distance of the masks, with chance fields (z < 0: closer than chance)."""
+    return overlap_metric(a, b, f_hamming, increasing=False, cache=cache)
+
+
+@_reg("kappa", f_kappa, "similarity", "Cohen's kappa of the keep / prune decisions")
+def kappa(a: Ticket, b: Ticket, *, cache: Cache | None = None) -> dict[str, dict[str, Any]]:
+    """Cohen's kappa of the masks, with chance fields (no lift: kappa is chance-corrected)."""
+    return overlap_metric(a, b, f_kappa, lift=False, cache=cache)
