@@ -184,6 +184,13 @@ def test_compare_different_architectures_one_line_error(two_tickets, tmp_path):
     assert "differ" in res.output and "--common-only" in res.output
 
 
+def test_compare_profile_plot(two_tickets, tmp_path):
+    a, b = two_tickets
+    res = run("compare", a, b, "--metric", "jaccard", "--profile-plot", tmp_path / "p.png")
+    assert "density profiles" in res.output
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_compare_misuse():
     res = CliRunner().invoke(cli, ["compare", "x.h5"])
     assert res.exit_code == 2 and "at least two" in res.output

@@ -86,17 +86,20 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
               help="With --matrix: write a clustered heatmap PNG here.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --matrix: write the matrix as CSV here.")
+@click.option("--profile-plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of the tickets' per-layer density profiles side by side.")
 @common_options
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...], per_layer: bool,
             common_only: bool, as_json: bool, matrix_metric: str | None, plot: Path | None,
-            csv_path: Path | None) -> None:
+            csv_path: Path | None, profile_plot: Path | None) -> None:
     """Compare tickets: overlap against chance, per-layer sparsity, signs, graph properties.
 
     \b
     ticketlab compare a.h5 b.h5
     ticketlab compare a.h5 b.h5 --metric jaccard --metric signs --per-layer --json
     ticketlab compare runs/*.h5 --matrix jaccard --plot jaccard.png --csv jaccard.csv
+    ticketlab compare a.h5 b.h5 --profile-plot profiles.png
     """
     from ticketlab.errors import ConfigError
 
@@ -105,9 +108,17 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         raise ConfigError("compare needs at least two ticket files")
     if (plot or csv_path) and not matrix_metric:
         raise ConfigError("--plot and --csv go with --matrix METRIC")
-    for out_path in (plot, csv_path):
+    for out_path in (plot, csv_path, profile_plot):
         if out_path is not None and not out_path.parent.exists():
             raise ConfigError(f"cannot write '{out_path}': folder '{out_path.parent}' does not exist")
+    if profile_plot is not None:
+        from ticketlab.fileformat import load
+        from ticketlab.metrics import plot_profiles
+
+        plot_profiles([load(p, weights=False, scores=False, history=False) for p in paths], profile_plot,
+                      labels=labels)
+        if not as_json:
+            console().print(f"density profiles -> {profile_plot}")
     if matrix_metric:
         _matrix(ctx, list(paths), labels, matrix_metric, common_only, as_json, plot, csv_path)
         return
