@@ -136,7 +136,7 @@ class Ticket:
 
     def layer_density(self) -> dict[str, float]:
         """Density per parameter."""
-        return {n: (np.count_nonzero(m) / m.size if m.size else 0.0) for n, m in self.masks.items()}
+        return {n: (float(np.count_nonzero(m) / m.size) if m.size else 0.0) for n, m in self.masks.items()}
 
     @property
     def collapsed(self) -> bool:
