@@ -24,9 +24,9 @@ import torch
 from ticketlab._version import __version__
 from ticketlab.device import resolve_device
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, get_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
-from ticketlab.selection import SCOPES, density_from, exponential_schedule, keep_count, select_top
+from ticketlab.selection import SCOPES, check_density, density_from, keep_count, select_top
 from ticketlab.ticket import Ticket
 
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
@@ -66,6 +66,7 @@ def mine(
     data_root: str | Path | None = None,
     download: bool = False,
     train_epochs: int | None = None,
+    train_options: dict[str, Any] | None = None,
     train_ticket: bool = False,
     miner_config: MinerConfig | dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
@@ -73,6 +74,9 @@ def mine(
     prune_last_layer: bool = True,
     keep_weights: bool = True,
     keep_scores: bool = True,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    save_rounds: str | Path | None = None,
     progress: NullProgress | None = None,
 ) -> Ticket:
     """Find a ticket with ``method`` and return it (masks, provenance, weights, scores, history).
@@ -80,37 +84,54 @@ def mine(
     Args:
         method: a registered miner (``list_miners()``).
         model, dataset: registered names (``list_models()``, ``list_datasets()``).
-        density, sparsity: give exactly one (fraction kept / fraction removed).
+        density, sparsity: at most one (fraction kept / fraction removed); with neither, the
+            miner's schedule decides (density 0.1 for most miners; IMP: its rate per round).
         scope: ``"global"`` (one ranking over all prunable weights) or ``"layer"``.
-        rounds: rounds of the exponential schedule ``density**(k/rounds)``; default: the miner's
-            (100 for SynFlow, 1 otherwise).
+        rounds: rounds of the schedule; default: the miner's (100 for SynFlow, 5 for IMP, 1
+            otherwise). The default schedule is exponential, ``density**(k/rounds)``.
         schedule: explicit per-round densities instead (decreasing, the last is the target).
         seed: seeds the model's initialisation, the miner's draws and training.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         data_root, download: where data sets that need files live; download only when asked.
         train_epochs: epochs of any training the method does (and of ``train_ticket``).
+        train_options: overrides of the default training config's fields (``TrainConfig``),
+            e.g. ``{"lr": 0.1}``; applied after ``train_epochs``.
         train_ticket: after mining, rewind to the initial weights and train the sparse network;
             its accuracy goes into the history and provenance.
         miner_config: the miner's config (or a dict of overrides of its defaults).
         prune_first_layer, prune_last_layer: whether the first / last prunable layer is pruned.
         keep_weights, keep_scores: store the ``init``/``final`` weights and the last scores.
+        checkpoint: write a checkpoint there after the miner's preparation (round 0) and after
+            every round (:mod:`ticketlab.checkpoint`). An existing file is an error unless
+            ``resume`` is set; the file is left in place at the end (the caller deletes it once
+            the ticket is saved, as ``ticketlab mine`` does).
+        resume: continue from ``checkpoint`` when it exists (same configuration required); the
+            result equals an uninterrupted run's, bit for bit on CPU. Without a file, start anew.
+        save_rounds: also write every round's ticket to this folder as ``round_00.h5`` (after
+            the preparation), ``round_01.h5``, ...
         progress: a progress sink (``ticketlab.progress.make_progress()``).
     """
+    from ticketlab.checkpoint import read_checkpoint, write_checkpoint
     from ticketlab.data import load_dataset
+    from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
-    from ticketlab.training import default_train_config
+    from ticketlab.training import TrainConfig, default_train_config
 
     started = time.perf_counter()
     progress = progress or NullProgress()
-    target = density_from(density, sparsity)
+    target = density_from(density, sparsity) if density is not None or sparsity is not None else None
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
+    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+        raise ConfigError(f"rounds must be at least 1, got {rounds}")
     miner_cls = get_miner(method)
     if isinstance(miner_config, dict) or miner_config is None:
         miner: Miner = miner_cls(**(miner_config or {}))
     else:
         miner = miner_cls(miner_config)
-    densities = _schedule(target, rounds if rounds is not None else miner_cls.default_rounds, schedule)
+    rounds_dir = Path(save_rounds) if save_rounds is not None else None
+    if rounds_dir is not None and not rounds_dir.is_dir():
+        raise ConfigError(f"cannot save rounds to '{rounds_dir}': it is not an existing folder")
     dev = resolve_device(device)
 
     data = load_dataset(dataset, root=data_root, download=download, seed=seed)
@@ -124,39 +145,144 @@ def mine(
         if train_epochs < 1:
             raise ConfigError(f"train epochs must be at least 1, got {train_epochs}")
         train_config = dataclasses.replace(train_config, epochs=train_epochs, iterations=None)
+    if train_options:
+        train_config = TrainConfig.from_dict({**train_config.to_dict(), **train_options})
+
+    def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
+        return create_model(model, data.spec, seed=draw_seed, **(model_kwargs or {})).state_dict()
 
     ctx = MiningContext(
         model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
         generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-        train_config=train_config, progress=progress,
+        train_config=train_config, progress=progress, draw_init=draw_init,
     )
+    densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None and ckpt_path.exists() and not resume:
+        raise ConfigError(f"checkpoint '{ckpt_path}' already exists (an unfinished run?): "
+                          "continue it with --resume (resume=True) or delete it to start over")
+    per_layer = any(isinstance(d, dict) for d in densities)
+    effective_scope = "layer" if per_layer else scope
+    trained = bool(miner_cls.trains or train_ticket)
+    fingerprint = {
+        "method": method, "method_config": dataclasses.asdict(miner.config), "model": model,
+        "model_config": dict(model_kwargs or {}), "dataset": dataset, "seed": seed, "scope": effective_scope,
+        "schedule": densities, "train_config": dataclasses.asdict(train_config) if miner_cls.trains else None,
+        "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
+        "ticketlab_version": __version__,
+    }
+    topology = model_topology(net, data.spec)
+
+    def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
+                    last_scores: dict[str, torch.Tensor], round_index: int, **extra: Any) -> Ticket:
+        np_masks = {n: m.cpu().numpy() for n, m in round_masks.items()}
+        total = sum(m.size for m in np_masks.values())
+        kept = sum(int(m.sum()) for m in np_masks.values())
+        goal = densities[round_index - 1] if round_index >= 1 else 1.0
+        provenance: dict[str, Any] = {
+            "method": method,
+            "method_config": dataclasses.asdict(miner.config),
+            "model": model,
+            "model_config": dict(model_kwargs or {}),
+            "dataset": dataset,
+            "data_spec": dataclasses.asdict(data.spec),
+            "seed": seed,
+            "scope": effective_scope,
+            "rounds": len(densities),
+            "schedule": "explicit" if schedule is not None else (
+                "per-layer" if per_layer else "exponential"),
+            "target_density": goal,
+            "target_kept": _target_kept(goal, effective_scope, {n: m.size for n, m in np_masks.items()}),
+            "achieved_density": kept / total,
+            "kept": kept,
+            "total": total,
+            "prune_first_layer": prune_first_layer,
+            "prune_last_layer": prune_last_layer,
+            "collapsed": any(not m.any() for m in np_masks.values()),
+            "train_config": dataclasses.asdict(train_config) if trained else None,
+            "trained": trained,
+            "device": str(dev),
+            "ticketlab_version": __version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(elapsed_before + time.perf_counter() - started, 3),
+            "topology": topology,
+            **extra,
+        }
+        weights: dict[str, dict[str, np.ndarray]] = {}
+        if keep_weights:
+            weights["init"] = init
+            if trained:
+                with torch.no_grad():  # trained weights, pruned ones zero
+                    weights["final"] = {n: (p * round_masks[n]).cpu().numpy() for n, p in params.items()}
+        np_scores = ({n: s.detach().to(torch.float32).cpu().numpy() for n, s in last_scores.items()}
+                     if keep_scores else {})
+        return Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores,
+                      history=[dict(r) for r in rows])
+
+    def finish_round(k: int) -> None:
+        if rounds_dir is not None:
+            save(make_ticket(masks, history, scores, k, round=k), rounds_dir / f"round_{k:02d}.h5")
+        if ckpt_path is not None:
+            write_checkpoint(ckpt_path, {
+                "fingerprint": fingerprint, "round": k, "masks": {n: m.cpu() for n, m in masks.items()},
+                "model": {n: v.detach().cpu() for n, v in net.state_dict().items()},
+                "scores": {n: s.detach().cpu() for n, s in scores.items()}, "history": history,
+                "generator": ctx.generator.get_state(), "miner": miner.state_dict(),
+                "elapsed": elapsed_before + time.perf_counter() - started,
+            })
+
     masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
     history: list[dict[str, Any]] = []
     scores: dict[str, torch.Tensor] = {}
-    miner.prepare(ctx)
-    history.extend(ctx.records)
-    ctx.records.clear()
+    elapsed_before = 0.0
+    state = read_checkpoint(ckpt_path, fingerprint) if resume and ckpt_path is not None and ckpt_path.exists() else None
+    if state is None:
+        first = 1
+        miner.prepare(ctx)
+        history.extend(ctx.records)
+        ctx.records.clear()
+        finish_round(0)
+    else:  # resume after round state["round"]: the miner's state, then weights, masks, draws
+        first = int(state["round"]) + 1
+        miner.resume(ctx, state["miner"])
+        ctx.records.clear()
+        net.load_state_dict(state["model"])
+        masks = {n: state["masks"][n].to(params[n].device) for n in params}
+        scores = {n: s.to(params[n].device) for n, s in state["scores"].items()}
+        history = list(state["history"])
+        ctx.generator.set_state(state["generator"])
+        elapsed_before = float(state["elapsed"])
     with progress.task(f"{method}: rounds", total=len(densities)) as bar:
-        for k, d in enumerate(densities, start=1):
+        bar.advance(first - 1)
+        for k in range(first, len(densities) + 1):
+            d = densities[k - 1]
             t0 = time.perf_counter()
             miner.before_round(ctx, masks, k)
             scores = miner.score(ctx, masks)
-            masks = select_top(scores, d, scope=scope, masks=masks)
+            masks = _select(scores, d, scope, masks)
             miner.after_round(ctx, masks, k)
-            row = {"stage": "round", "round": k, "target_density": d,
-                   "kept": sum(int(m.sum()) for m in masks.values())}
+            kept = sum(int(m.sum()) for m in masks.values())
+            row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
+                   "density": kept / sum(m.numel() for m in masks.values())}
             for rec in ctx.records:
                 row.update(rec)
             ctx.records.clear()
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
+            finish_round(k)
             bar.advance()
     miner.finish(ctx)
 
     with torch.no_grad():
         for n, p in params.items():
             p.mul_(masks[n])
-    trained_row = None
+    extra: dict[str, Any] = {}
+    if state is not None:
+        extra["resumed_after_round"] = first - 1
+    if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
+        extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
     if train_ticket:
         from ticketlab.training import train
 
@@ -166,62 +292,47 @@ def mine(
         result = train(net, data, train_config, masks=masks, seed=seed, device=dev, progress=progress)
         trained_row = {"stage": "ticket", **train_summary(result)}
         history.append(trained_row)
-
-    np_masks = {n: m.cpu().numpy() for n, m in masks.items()}
-    total = sum(m.size for m in np_masks.values())
-    kept = sum(int(m.sum()) for m in np_masks.values())
-    provenance: dict[str, Any] = {
-        "method": method,
-        "method_config": dataclasses.asdict(miner.config),
-        "model": model,
-        "model_config": dict(model_kwargs or {}),
-        "dataset": dataset,
-        "data_spec": dataclasses.asdict(data.spec),
-        "seed": seed,
-        "scope": scope,
-        "rounds": len(densities),
-        "schedule": "explicit" if schedule is not None else "exponential",
-        "target_density": target,
-        "target_kept": keep_count(target, total) if scope == "global" else sum(
-            keep_count(target, m.size) for m in np_masks.values()),
-        "achieved_density": kept / total,
-        "kept": kept,
-        "total": total,
-        "prune_first_layer": prune_first_layer,
-        "prune_last_layer": prune_last_layer,
-        "collapsed": any(not m.any() for m in np_masks.values()),
-        "train_config": dataclasses.asdict(train_config) if (miner_cls.trains or train_ticket) else None,
-        "trained": bool(miner_cls.trains or train_ticket),
-        "device": str(dev),
-        "ticketlab_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "topology": model_topology(net, data.spec),
-    }
-    if trained_row is not None:
-        provenance["test_accuracy"] = trained_row.get("test_accuracy")
-    weights: dict[str, dict[str, np.ndarray]] = {}
-    if keep_weights:
-        weights["init"] = init
-        if provenance["trained"]:
-            weights["final"] = _numpy(params)  # trained weights, pruned ones zero
-    np_scores = {n: s.detach().to(torch.float32).cpu().numpy() for n, s in scores.items()} if keep_scores else {}
-    return Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores, history=history)
+        extra["test_accuracy"] = trained_row.get("test_accuracy")
+    return make_ticket(masks, history, scores, len(densities), **extra)
 
 
-def _schedule(target: float, rounds: int, schedule: Sequence[float] | None) -> list[float]:
-    if schedule is None:
-        return exponential_schedule(target, rounds)
-    densities = [float(d) for d in schedule]
+def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
+            masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One round's selection: one density over ``scope``, or one density per parameter."""
+    if not isinstance(target, dict):
+        return select_top(scores, target, scope=scope, masks=masks)
+    out: dict[str, torch.Tensor] = {}
+    for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
+        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]}))
+    return out
+
+
+def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int]) -> int:
+    """Number of weights a round with ``target`` keeps (exact, see :func:`keep_count`)."""
+    if isinstance(target, dict):
+        return sum(keep_count(target[n], size) for n, size in sizes.items())
+    if scope == "layer":
+        return sum(keep_count(target, size) for size in sizes.values())
+    return keep_count(target, sum(sizes.values()))
+
+
+def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor]) -> list[RoundTarget]:
+    """Validate a miner's schedule: non-empty, densities in (0, 1], never increasing."""
     if not densities:
-        raise ConfigError("an explicit schedule needs at least one density")
+        raise ConfigError("a schedule needs at least one round")
+    out: list[RoundTarget] = []
     for d in densities:
-        if not 0.0 < d <= 1.0:
-            raise ConfigError(f"schedule densities must be in (0, 1], got {d}")
-    if any(b > a for a, b in zip(densities, densities[1:])):
-        raise ConfigError("schedule densities must not increase (masks only shrink)")
-    if abs(densities[-1] - target) > 1e-12:
-        raise ConfigError(f"the schedule ends at density {densities[-1]} but the target is {target}")
-    return densities
+        if isinstance(d, dict):
+            if set(d) != set(params):
+                missing = sorted(set(d) ^ set(params))
+                raise ConfigError(f"a per-layer schedule round does not match the prunable parameters ('{missing[0]}')")
+            out.append({n: check_density(float(d[n])) for n in params})
+        else:
+            out.append(check_density(float(d)))
+    for a, b in zip(out, out[1:]):
+        for n in params:
+            da = a[n] if isinstance(a, dict) else a
+            db = b[n] if isinstance(b, dict) else b
+            if db > da:
+                raise ConfigError("schedule densities must not increase (masks only shrink)")
+    return out

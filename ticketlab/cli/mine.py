@@ -3,6 +3,13 @@
 The options of each miner come from its config dataclass (field name ``batch_norm`` becomes
 ``--batch-norm``; the help text is the field's ``metadata["help"]``). They are built the first
 time the command is used, so that ``ticketlab --help`` and other commands never import torch.
+
+Checkpoints: a method that trains (``imp``, ``magnitude``) or a run with ``--resume`` writes
+``<output>.ckpt`` after every finished round (atomically) and deletes it once the ticket is
+saved. If the run is killed, the same command with ``--resume`` continues after the last
+finished round and writes the same ticket, bit for bit on CPU. Without ``--resume`` an existing
+checkpoint is an error (it is never silently reused or overwritten); a checkpoint of a different
+configuration is refused.
 """
 
 from __future__ import annotations
@@ -73,10 +80,12 @@ class MineCommand(click.Command):
 @click.option("--model", default="lenet_300_100", show_default=True, help="Model (see `ticketlab list models`).")
 @click.option("--dataset", default="digits", show_default=True, help="Data set (see `ticketlab list datasets`).")
 @click.option("--sparsity", type=float, default=None, help="Fraction of weights removed, in [0, 1).")
-@click.option("--density", type=float, default=None, help="Fraction of weights kept, in (0, 1]. Default 0.1 when neither is given.")
+@click.option("--density", type=float, default=None, help="Fraction of weights kept, in (0, 1]. Default when neither is given: 0.1 (imp: (1 - rate)^rounds).")
 @click.option("--scope", type=click.Choice(["global", "layer"]), default="global", show_default=True,
               help="Rank all prunable weights together, or each layer on its own.")
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
+@click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
+              help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -85,23 +94,32 @@ class MineCommand(click.Command):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
 @click.option("--train-epochs", type=int, default=None, help="Epochs of any training (the method's, and --train-ticket).")
+@click.option("--train-option", "train_option_text", multiple=True, metavar="KEY=VALUE",
+              help="Override a training option, e.g. lr=0.1 or optimizer=sgd (repeatable; see TrainConfig).")
 @click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
 @click.option("--no-weights", is_flag=True, default=False, help="Do not store weight snapshots in the ticket.")
+@click.option("--save-rounds", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write every round's ticket to this folder (round_00.h5 = before pruning, round_01.h5, ...).")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue an interrupted run from its checkpoint <output>.ckpt (same command otherwise).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON.")
 @common_options
 @click.pass_context
 def command(ctx: click.Context, method: str, output: Path | None, no_weights: bool, as_json: bool,
+            schedule_text: str | None, save_rounds: Path | None, resume: bool, train_option_text: tuple[str, ...],
             **kwargs: Any) -> None:
     """Find a ticket with one method and write it to an HDF5 file.
 
     \b
     ticketlab mine --method synflow -o a.h5
     ticketlab mine --method magnitude --model gcn --dataset cora --data-root DIR --sparsity 0.8
+    ticketlab mine --method imp --rounds 5 --reset rewind:50 --save-rounds rounds/ -o imp.h5
     """
     from ticketlab.errors import ConfigError
     from ticketlab.fileformat import save
+    from ticketlab.miners import get_miner
     from ticketlab.mining import mine
 
     extra = ctx.command.extra()  # type: ignore[attr-defined]
@@ -113,17 +131,26 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         if method not in owners:
             raise ConfigError(f"option {opt.opts[0]} belongs to {', '.join(owners)}, not to method '{method}'")
         miner_config[name] = value
-    if kwargs["density"] is None and kwargs["sparsity"] is None:
-        kwargs["density"] = 0.1
+    schedule = _parse_schedule(schedule_text) if schedule_text is not None else None
+    kwargs["train_options"] = _parse_train_options(train_option_text)
     if output is None:
         output = Path(f"{method}_{kwargs['model']}_{kwargs['dataset']}_s{kwargs['seed']}.h5")
     if not output.parent.exists():  # fail before the work, not after it
         raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
+    if save_rounds is not None:
+        if not save_rounds.parent.exists():
+            raise ConfigError(f"cannot save rounds to '{save_rounds}': folder '{save_rounds.parent}' does not exist")
+        save_rounds.mkdir(exist_ok=True)
+    checkpoint = checkpoint_path(output) if (get_miner(method).trains or resume) else None
+    if resume and checkpoint is not None and not checkpoint.exists():
+        click.echo(f"note: no checkpoint '{checkpoint}' to resume; starting from the beginning", err=True)
 
     with progress_for(ctx) as progress:
-        ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights,
-                      progress=progress, **kwargs)
+        ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
+                      checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
     path = save(ticket, output)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # the ticket is safely written: the run is finished
     if as_json:
         import json
 
@@ -134,13 +161,74 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
               f"[bold]{ticket.provenance['dataset']}[/]: kept {ticket.kept:,} of {ticket.total:,} "
               f"weights (density {ticket.density:.4g}) -> {path}")
     out.print(density_table(ticket.layer_kept(), {n: m.size for n, m in ticket.masks.items()}))
+    if "resumed_after_round" in ticket.provenance:
+        out.print(f"resumed after round {ticket.provenance['resumed_after_round']} from the checkpoint")
+    rows = [r for r in ticket.history if r.get("stage") in ("dense", "round") and "test_accuracy" in r]
+    if len(rows) > 1:
+        out.print(round_table(rows))
     for row in ticket.history:
+        if len(rows) > 1 and row.get("stage") == "dense":
+            continue
         if row.get("stage") in ("dense", "ticket") and "test_accuracy" in row:
             label = "dense network" if row["stage"] == "dense" else "ticket"
             out.print(f"test accuracy of the trained {label}: {row['test_accuracy']:.4f}")
     if ticket.provenance.get("collapsed"):
         empty = [n for n, k in ticket.layer_kept().items() if k == 0]
         click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({', '.join(empty[:3])})", err=True)
+
+
+def checkpoint_path(output: Path) -> Path:
+    """Where ``ticketlab mine -o OUTPUT`` keeps its checkpoint: ``OUTPUT.ckpt`` (e.g. ``a.h5.ckpt``)."""
+    return output.with_name(output.name + ".ckpt")
+
+
+def _parse_schedule(text: str) -> list[float]:
+    """Densities from ``--schedule``'s comma-separated cumulative sparsities."""
+    from ticketlab.errors import ConfigError
+
+    try:
+        sparsities = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"option --schedule needs comma-separated sparsities like 0.2,0.52,0.8, got '{text}'") from None
+    if not sparsities:
+        raise ConfigError("option --schedule needs at least one sparsity")
+    for sp in sparsities:
+        if not 0.0 <= sp < 1.0:
+            raise ConfigError(f"option --schedule sparsities must be in [0, 1), got {sp}")
+    return [1.0 - sp for sp in sparsities]
+
+
+def _parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--train-option KEY=VALUE`` pairs; values are read as JSON when they parse (numbers,
+    true/false, lists), else kept as text (``optimizer=sgd``)."""
+    import json
+
+    from ticketlab.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"option --train-option needs KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(text)
+        except ValueError:
+            out[key.strip().replace("-", "_")] = text
+    return out
+
+
+def round_table(rows: list[dict[str, Any]]) -> Any:
+    """Per-round table: round, density, test accuracy, best validation accuracy, early stop, seconds."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for name in ("round", "density", "test acc", "best val acc", "early stop it", "seconds"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(str(r.get("round", "")), f"{r.get('density', float('nan')):.4f}",
+                      f"{r['test_accuracy']:.4f}", f"{r.get('best_val_accuracy', float('nan')):.4f}",
+                      str(r.get("early_stop_iteration", "")), f"{r.get('seconds', float('nan')):.1f}")
+    return table
 
 
 def _summary(ticket: Any, path: Path) -> dict[str, Any]:
@@ -152,5 +240,5 @@ def _summary(ticket: Any, path: Path) -> dict[str, Any]:
         "layers": {n: {"kept": k, "total": int(ticket.masks[n].size)} for n, k in ticket.layer_kept().items()},
         "collapsed": prov.get("collapsed", False),
         "test_accuracy": prov.get("test_accuracy"),
-        "history": [r for r in ticket.history if r.get("stage") != "round"],
+        "history": [r for r in ticket.history if r.get("stage") != "round" or "test_accuracy" in r],
     }

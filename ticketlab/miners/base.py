@@ -22,17 +22,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence, Union
 
 import torch
 
 from ticketlab.errors import ConfigError
 from ticketlab.registry import Registry
+from ticketlab.selection import check_density, exponential_schedule
 
 if TYPE_CHECKING:
     from ticketlab.data.base import DataSpec, Dataset
     from ticketlab.progress import NullProgress
     from ticketlab.training import TrainConfig
+
+
+#: Density of a one-shot miner when neither a density nor a sparsity is given.
+DEFAULT_DENSITY = 0.1
+
+#: What one round of a schedule asks for: one density (over the run's scope), or a density per
+#: parameter name (each parameter is then pruned on its own, i.e. layer-wise).
+RoundTarget = Union[float, dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,11 @@ class MiningContext:
         generator: a CPU ``torch.Generator`` seeded from ``seed`` for the miner's own draws.
         train_config: how to train, for miners that train.
         progress: where to report progress.
+        records: rows the miner adds; the runner merges them into the round's history row
+            (rows added in :meth:`Miner.prepare` become history rows of their own).
+        draw_init: ``draw_init(seed)`` builds a fresh copy of the model with initial weights
+            drawn with ``seed`` (same architecture and init distribution) and returns its CPU
+            ``state_dict`` (e.g. for IMP's random re-initialization control).
     """
 
     model: torch.nn.Module
@@ -67,6 +81,7 @@ class MiningContext:
     train_config: "TrainConfig | None" = None
     progress: "NullProgress | None" = None
     records: list[dict[str, Any]] = field(default_factory=list)
+    draw_init: Callable[[int], dict[str, torch.Tensor]] | None = None
 
 
 class Miner:
@@ -114,6 +129,57 @@ class Miner:
 
     def finish(self, ctx: MiningContext) -> None:
         """Release anything :meth:`prepare` built."""
+
+    def schedule(
+        self, ctx: MiningContext, target: float | None, rounds: int | None,
+        explicit: Sequence[float] | None = None,
+    ) -> list[RoundTarget]:
+        """The densities (fraction kept, cumulative) of every round, last = the final ticket's.
+
+        Args:
+            ctx: the mining context (parameter names and shapes, for per-layer targets).
+            target: the density asked for, or ``None`` (default :data:`DEFAULT_DENSITY`).
+            rounds: number of rounds, or ``None`` for :attr:`default_rounds`.
+            explicit: per-round densities given by the user (decreasing, non-empty).
+
+        The default is the exponential schedule ``target ** (k / rounds)`` (Tanaka et al. 2020,
+        Sec. 5) or ``explicit`` as given. Miners with their own schedules (IMP's per-round
+        rates) override this; a round may then ask for one density per parameter.
+
+        Example:
+            >>> Miner().schedule(None, 0.01, 2)
+            [0.1, 0.01]
+        """
+        if explicit is not None:
+            densities = [check_density(float(d)) for d in explicit]
+            if not densities:
+                raise ConfigError("an explicit schedule needs at least one density")
+            if any(b > a for a, b in zip(densities, densities[1:])):
+                raise ConfigError("schedule densities must not increase (masks only shrink)")
+            if rounds is not None and rounds != len(densities):
+                raise ConfigError(f"the schedule has {len(densities)} rounds but rounds is {rounds}")
+            if target is not None and abs(densities[-1] - target) > 1e-12:
+                raise ConfigError(f"the schedule ends at density {densities[-1]} but the target is {target}")
+            return densities
+        return exponential_schedule(DEFAULT_DENSITY if target is None else target,
+                                    self.default_rounds if rounds is None else rounds)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must hold, besides the model and masks, to resume after a round.
+
+        Tensors, numbers, strings, lists, dicts and ``None`` only (read back with
+        ``torch.load(weights_only=True)``). Default: nothing.
+        """
+        return {}
+
+    def resume(self, ctx: MiningContext, state: dict[str, Any]) -> None:
+        """Stand-in for :meth:`prepare` when a run resumes from a checkpoint.
+
+        ``state`` is what :meth:`state_dict` returned; the runner restores the model's weights,
+        the masks and ``ctx.generator`` afterwards. Default: run :meth:`prepare` again (right
+        for miners whose preparation is cheap and deterministic).
+        """
+        self.prepare(ctx)
 
 
 MINERS: Registry[type[Miner]] = Registry("miner")

@@ -1,3 +1,4 @@
 """Imports every built-in miner so that it registers itself."""
 
 from ticketlab.miners import magnitude, random, synflow  # noqa: F401
+from ticketlab.miners import imp  # noqa: F401,E402  (iterative magnitude pruning, issue 5)

@@ -1,0 +1,116 @@
+"""Checkpoints of multi-round mining runs, so that a killed run can resume after its last round.
+
+A checkpoint is one file written with ``torch.save`` through :func:`ticketlab.atomic.atomic_path`
+(temporary file, fsync, rename), so a kill at any moment leaves either the previous round's
+checkpoint or the new one, never a torn file. It holds plain data only (tensors, numbers,
+strings, lists, dicts) and is read back with ``torch.load(weights_only=True)``, which never runs
+code from the file. Keys:
+
+* ``format`` (``"ticketlab.checkpoint"``), ``version`` (1);
+* ``fingerprint``: the run's configuration (JSON-like dict); a checkpoint is only resumed by a
+  run with the same fingerprint;
+* ``round``: the last finished round (0 = the miner's preparation, e.g. IMP's dense training);
+* ``model``: the model's full ``state_dict`` (CPU); ``masks``: name -> bool tensor;
+* ``scores``: the last round's scores; ``history``: the history rows so far;
+* ``generator``: the miner's ``torch.Generator`` state; ``miner``: ``Miner.state_dict()``;
+* ``elapsed``: wall seconds spent before this checkpoint.
+
+There is no optimizer state: every round's training starts a fresh optimizer.
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.ckpt"
+    >>> _ = write_checkpoint(path, {"round": 2, "fingerprint": {"seed": 0}, "w": torch.ones(2)})
+    >>> read_checkpoint(path, {"seed": 0})["round"]
+    2
+    >>> read_checkpoint(path, {"seed": 1})
+    Traceback (most recent call last):
+    ...
+    ticketlab.errors.ConfigError: checkpoint '...run.ckpt' was written by a different configuration (seed is 0 there, 1 now): run the same command, or delete the checkpoint to start over
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ticketlab.atomic import atomic_path
+from ticketlab.errors import ConfigError, TicketFormatError
+
+FORMAT = "ticketlab.checkpoint"
+VERSION = 1
+
+
+def write_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """Write ``state`` (plain data; tensors are saved as they are) to ``path`` atomically.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> write_checkpoint(pathlib.Path(tempfile.mkdtemp()) / "c.ckpt", {"round": 0}).name
+        'c.ckpt'
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ConfigError(f"cannot write checkpoint '{target}': folder '{target.parent}' does not exist")
+    with atomic_path(target) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    return target
+
+
+def read_checkpoint(path: str | os.PathLike[str], fingerprint: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint; with ``fingerprint``, refuse one written by a different configuration.
+
+    Raises :class:`TicketFormatError` for a file that is not a readable checkpoint and
+    :class:`ConfigError` (one sentence naming the first difference) for a different configuration.
+    """
+    source = Path(path)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint '{source}' does not exist") from None
+    except Exception as exc:  # noqa: BLE001  (torch raises many types for a bad file)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TicketFormatError(f"checkpoint '{source}' cannot be read ({reason[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TicketFormatError(f"'{source}' is not a ticketlab checkpoint")
+    if state.get("version") != VERSION:
+        raise TicketFormatError(
+            f"checkpoint '{source}' has version {state.get('version')}, this ticketlab reads {VERSION}")
+    if fingerprint is not None:
+        diff = first_difference(state.get("fingerprint", {}), fingerprint)
+        if diff is not None:
+            raise ConfigError(
+                f"checkpoint '{source}' was written by a different configuration ({diff}): "
+                "run the same command, or delete the checkpoint to start over"
+            )
+    return state
+
+
+def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """``None`` when two fingerprints agree, else a short phrase naming the first differing key.
+
+    Values are compared as JSON (so tuples equal lists, and 0.1 equals 0.1 exactly).
+
+    Example:
+        >>> first_difference({"a": 1, "b": [1, 2]}, {"a": 1, "b": (1, 2)}) is None
+        True
+        >>> first_difference({"a": 1}, {"a": 2})
+        'a is 1 there, 2 now'
+    """
+    for key in sorted(set(old) | set(new)):
+        a, b = _canonical(old.get(key)), _canonical(new.get(key))
+        if a != b:
+            return f"{key} is {_short(a)} there, {_short(b)} now"
+    return None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
