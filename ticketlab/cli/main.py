@@ -77,9 +77,9 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from ticketlab.cli import compare, inspect, listing, mine
+    from ticketlab.cli import collapse, compare, inspect, listing, mine
 
-    for mod in (mine, inspect, compare, listing):
+    for mod in (mine, inspect, compare, collapse, listing):
         cli.add_command(mod.command)
 
 

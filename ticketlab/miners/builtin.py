@@ -1,4 +1,5 @@
 """Imports every built-in miner so that it registers itself."""
 
 from ticketlab.miners import magnitude, random, synflow  # noqa: F401
+from ticketlab.miners import grasp, magnitude_init, snip  # noqa: F401,E402  (pruning at init, issue 4)
 from ticketlab.miners import imp  # noqa: F401,E402  (iterative magnitude pruning, issue 5)

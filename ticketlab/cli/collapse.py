@@ -1,0 +1,129 @@
+"""``ticketlab collapse``: each method's critical compression (largest 10^x without an empty layer).
+
+Thin layer over :func:`ticketlab.collapse.critical_compression`; ``--output`` writes the Markdown
+page (``docs/results/layer_collapse.md``) including the command that regenerates it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ticketlab.cli.main import common_options, progress_for
+
+_DEFAULT_METHODS = "random,magnitude_init,snip,grasp,synflow"
+
+
+def _rounds(values: tuple[str, ...]) -> dict[str, int]:
+    from ticketlab.errors import ConfigError
+
+    out: dict[str, int] = {}
+    for v in values:
+        name, sep, num = v.partition("=")
+        if not sep or not num.strip().lstrip("-").isdigit():
+            raise ConfigError(f"--rounds takes METHOD=N (e.g. synflow=100), got '{v}'")
+        out[name.strip()] = int(num)
+    return out
+
+
+@click.command("collapse")
+@click.option("--model", default="vgg16", show_default=True, help="Model (see `ticketlab list models`).")
+@click.option("--dataset", default="cifar100", show_default=True, help="Data set whose shape the model is built for.")
+@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help="Comma-separated methods that do not train.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the data set's files; without it SNIP/GraSP score seeded random images with random labels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the model, the methods' draws and the random images.")
+@click.option("--step", type=float, default=0.25, show_default=True, help="Grid step of x (log10 compression).")
+@click.option("--search", type=click.Choice(["bisect", "grid"]), default="bisect", show_default=True,
+              help="Probe the top of the grid then bisect (assumes collapse is monotone), or probe every point.")
+@click.option("--rounds", "rounds", multiple=True, metavar="METHOD=N",
+              help="Rounds of a method (default: its own, 100 for synflow); repeatable.")
+@click.option("--samples-per-class", type=int, default=10, show_default=True, help="Scoring samples per class (SNIP, GraSP).")
+@click.option("--init", type=click.Choice(["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform"]),
+              default=None, help="Re-initialise the prunable weights (default: the model's own initialisation).")
+@click.option("--zero-bias", is_flag=True, default=False, help="Set every bias to zero (as the Synaptic-Flow reference models).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
+@click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results as Markdown (with the command that regenerates them) to this file.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the results as JSON.")
+@common_options
+@click.pass_context
+def command(ctx: click.Context, methods: str, rounds: tuple[str, ...], output: Path | None, as_json: bool,
+            **kwargs: Any) -> None:
+    """Find each method's critical compression at initialization (layer collapse, Tanaka et al. 2020).
+
+    \b
+    ticketlab collapse --model vgg16 --dataset cifar100 --init kaiming_normal --zero-bias -o docs/results/layer_collapse.md
+    ticketlab collapse --model resnet20 --dataset cifar10 --methods random,synflow --search grid
+    """
+    from ticketlab.collapse import critical_compression, write_markdown
+    from ticketlab.errors import ConfigError
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    per_method = _rounds(rounds)
+    if output is not None and not output.parent.is_dir():  # fail before the work, not after it
+        raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
+    with progress_for(ctx) as progress:
+        study = critical_compression(kwargs.pop("model"), names, rounds=per_method, progress=progress, **kwargs)
+    if output is not None:
+        write_markdown(study, output, _command_line(names, per_method, output, kwargs, study.model))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(study.to_dict(), indent=2))
+        return
+    _render(study, output)
+
+
+def _command_line(methods: list[str], rounds: dict[str, int], output: Path, opts: dict[str, Any], model: str) -> str:
+    """The command that regenerates the file: every option that differs from its default."""
+    parts = ["ticketlab", "collapse", "--model", model, "--dataset", opts["dataset"]]
+    if ",".join(methods) != _DEFAULT_METHODS:
+        parts += ["--methods", ",".join(methods)]
+    defaults = {"seed": 0, "step": 0.25, "search": "bisect", "samples_per_class": 10, "device": "auto"}
+    for key, default in defaults.items():
+        if opts[key] != default:
+            parts += [f"--{key.replace('_', '-')}", str(opts[key])]
+    if opts["init"] is not None:
+        parts += ["--init", opts["init"]]
+    if opts["zero_bias"]:
+        parts.append("--zero-bias")
+    if opts["data_root"] is not None:
+        parts += ["--data-root", str(opts["data_root"])]
+    for m, n in rounds.items():
+        parts += ["--rounds", f"{m}={n}"]
+    for layer in ("first", "last"):
+        if not opts[f"prune_{layer}_layer"]:
+            parts.append(f"--no-prune-{layer}-layer")
+    parts += ["--output", str(output)]
+    return shlex.join(parts)
+
+
+def _render(study: Any, output: Path | None) -> None:
+    from rich.table import Table
+
+    from ticketlab.cli.render import console
+    from ticketlab.collapse import TANAKA_VGG16_CIFAR100
+
+    out = console()
+    out.print(f"[bold]{study.model}[/] for [bold]{study.dataset}[/]: {study.total:,} prunable weights in "
+              f"{len(study.layers)} layers; grid step {study.step} up to x = {study.max_x} ({study.search})")
+    out.print(f"data for the data-driven methods: {study.data_source}")
+    ref = (study.model, study.dataset) == ("vgg16", "cifar100")
+    table = Table(box=None, pad_edge=False)
+    for col in ["method", "rounds", "critical x", "density", "probes", "seconds"] + (["Tanaka et al."] if ref else []):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in study.results:
+        row = [r.method, str(r.rounds), f"{r.critical_x}", f"{r.critical_density:.3g}", str(len(r.probes)),
+               f"{r.seconds:.1f}"]
+        if ref:
+            row.append(str(TANAKA_VGG16_CIFAR100.get(r.method, "-")))
+        table.add_row(*row)
+    out.print(table)
+    if output is not None:
+        out.print(f"written to {output}")
