@@ -194,3 +194,17 @@ def test_compare_profile_plot(two_tickets, tmp_path):
 def test_compare_misuse():
     res = CliRunner().invoke(cli, ["compare", "x.h5"])
     assert res.exit_code == 2 and "at least two" in res.output
+
+
+@pytest.mark.parametrize("module", ["mine", "inspect", "compare", "collapse", "listing", "common"])
+def test_every_command_module_imports_on_its_own(module):
+    proc = subprocess.run([sys.executable, "-c", f"import ticketlab.cli.{module}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_shared_miner_option_shows_each_miners_default():
+    res = run("mine", "--help")
+    text = " ".join(res.output.split())
+    assert "[default: synflow float64, grasp float32, snip float32]" in text
+    assert "[synflow, grasp, snip] batch-norm mode while scoring: eval (reference code) or train [default: eval]" in text

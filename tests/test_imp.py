@@ -22,11 +22,11 @@ from ticketlab.data.base import DataSpec
 from ticketlab.errors import ConfigError, TicketFormatError
 from ticketlab.metrics.overlap import jaccard
 from ticketlab.miners import MiningContext, imp as imp_module
-from ticketlab.miners.imp import IMPMiner, _total_iterations, parse_reset, reinit_seed
+from ticketlab.miners.imp import IMPMiner, parse_reset, reinit_seed
 from ticketlab.mining import _select, mine
 from ticketlab.models import create_model, prunable_parameters
 from ticketlab.selection import keep_count
-from ticketlab.training import default_train_config, train
+from ticketlab.training import default_train_config, total_iterations, train
 
 FAST = dict(model="lenet_300_100", dataset="digits", train_epochs=1, seed=0, device="cpu")
 TIMING = {"seconds", "train_seconds"}
@@ -135,7 +135,7 @@ def test_total_iterations_matches_training():
     for change in ({"epochs": 1}, {"epochs": 2, "drop_last": True, "batch_size": 100}, {"iterations": 7}):
         cfg = dataclasses.replace(base, **change)
         res = train(create_model("lenet_300_100", data.spec, seed=0), data, cfg, device="cpu")
-        assert _total_iterations(data, cfg) == res.iterations, change
+        assert total_iterations(cfg, data) == res.iterations, change
 
 
 # ---------------------------------------------------------------------------------- runs

@@ -325,11 +325,33 @@ class TrainResult:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("log", "snapshot")}
 
 
+def steps_per_epoch(config: TrainConfig, data: TensorData | GraphData) -> int:
+    """Optimizer steps in one epoch: ``ceil(n / batch)`` (``floor`` with ``drop_last``); 1 on a graph."""
+    if isinstance(data, GraphData):
+        return 1
+    n = len(data.train[1])
+    bs = min(config.batch_size, n)
+    return n // bs if config.drop_last else -(-n // bs)
+
+
+def total_iterations(config: TrainConfig, data: TensorData | GraphData) -> int:
+    """Optimizer steps of one :func:`train` run: ``iterations`` if set, else ``epochs`` epochs.
+
+    Example:
+        >>> from ticketlab.data import load_dataset
+        >>> total_iterations(TrainConfig(epochs=2, batch_size=60), load_dataset("digits"))  # 1079 training digits: 18 batches
+        36
+    """
+    if config.iterations is not None:
+        return int(config.iterations)
+    return int(config.epochs * steps_per_epoch(config, data))
+
+
 def _derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
@@ -461,8 +483,8 @@ def train(
         if n_train == 0:
             raise IncompatibleError(f"data set '{data.spec.name}' has an empty training split")
         bs = min(config.batch_size, n_train)
-        per_epoch = n_train // bs if config.drop_last else -(-n_train // bs)
-    total = config.iterations if config.iterations is not None else config.epochs * per_epoch
+        per_epoch = steps_per_epoch(config, data)
+    total = total_iterations(config, data)
     eval_every = config.eval_every or per_epoch
     if not isinstance(start_iteration, int) or not 0 <= start_iteration <= total:
         raise ConfigError(f"start_iteration must be in [0, {total}], not {start_iteration!r}")
@@ -488,7 +510,7 @@ def train(
         return x_train[idx], y_train[idx]
 
     log: list[dict[str, float]] = []
-    snapshot = _state_copy(model) if snapshot_at == start_iteration else None
+    snapshot = state_copy(model) if snapshot_at == start_iteration else None
     start_time = time.perf_counter()
     running = torch.zeros((), device=dev)
     n_running = 0
@@ -533,7 +555,7 @@ def train(
             for cb in callbacks:
                 cb(StepInfo(it, loss, lr, model, optimizer))
             if snapshot_at == it:
-                snapshot = _state_copy(model)
+                snapshot = state_copy(model)
             if it % eval_every == 0 or it == total:
                 record(it)
             task.advance(1)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.main import common_options, progress_for
+from ticketlab.cli.common import common_options, progress_for
 
 _DEFAULT_METHODS = "random,magnitude_init,snip,grasp,synflow"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.main import common_options, progress_for
+from ticketlab.cli.common import common_options, progress_for
 from ticketlab.cli.render import console
 
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")

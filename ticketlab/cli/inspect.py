@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.main import common_options
+from ticketlab.cli.common import common_options
 from ticketlab.cli.render import console, density_table
 
 #: Provenance keys shown first, in this order; the rest follow alphabetically.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ticketlab.cli.main import common_options
+from ticketlab.cli.common import common_options
 from ticketlab.cli.render import console
 
 KINDS = ("miners", "models", "datasets", "metrics")

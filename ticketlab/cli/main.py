@@ -7,12 +7,12 @@ commands that need them, so ``--help``, ``inspect`` and ``compare`` start fast.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from ticketlab._version import __version__
+from ticketlab.cli.common import common_options, flag
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -33,33 +33,6 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-
-
-def common_options(f: Any) -> Any:
-    """``--quiet`` and ``--debug``, accepted by the group and by every command."""
-    f = click.option("--debug", is_flag=True, default=False, expose_value=False, is_eager=True,
-                     callback=_set_flag, help="Show full tracebacks on errors.")(f)
-    f = click.option("-q", "--quiet", is_flag=True, default=False, expose_value=False, is_eager=True,
-                     callback=_set_flag, help="No progress bars.")(f)
-    return f
-
-
-def _set_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        root = ctx.find_root()
-        root.meta[f"ticketlab.{param.name}"] = True
-
-
-def flag(ctx: click.Context, name: str) -> bool:
-    """Whether the global flag ``name`` (``quiet`` or ``debug``) was given anywhere."""
-    return bool(ctx.find_root().meta.get(f"ticketlab.{name}", False))
-
-
-def progress_for(ctx: click.Context):  # -> NullProgress
-    """A progress display on stderr unless ``--quiet`` or stderr is not a terminal."""
-    from ticketlab.progress import make_progress
-
-    return make_progress(False if flag(ctx, "quiet") else None)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.main import common_options, progress_for
+from ticketlab.cli.common import common_options, progress_for
 from ticketlab.cli.render import console, density_table
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -32,13 +32,17 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
     from ticketlab.miners import get_miner, list_miners
 
     options: dict[str, tuple[click.Option, list[str]]] = {}
+    defaults: dict[str, list[tuple[str, Any]]] = {}
     for name in list_miners():
         cls = get_miner(name)
         hints = typing.get_type_hints(cls.Config)
         for f in dataclasses.fields(cls.Config):
+            default = f.default if f.default is not dataclasses.MISSING else None
             if f.name in options:
                 options[f.name][1].append(name)
+                defaults[f.name].append((name, default))
                 continue
+            defaults[f.name] = [(name, default)]
             typ = hints.get(f.name, str)
             if typing.get_origin(typ) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
                 typ = next(a for a in typing.get_args(typ) if a is not type(None))
@@ -50,9 +54,20 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
                 opt = click.Option([f"--{dashed}", f.name], type=typ if typ in (int, float) else str,
                                    default=None, help=help_text)
             options[f.name] = (opt, [name])
-    for opt, owners in options.values():
-        opt.help = f"[{', '.join(owners)}] {opt.help or ''}".strip()
+    for key, (opt, owners) in options.items():
+        opt.help = f"[{', '.join(owners)}] {opt.help or ''}".strip() + _defaults_text(defaults[key])
     return options
+
+
+def _defaults_text(defaults: list[tuple[str, Any]]) -> str:
+    """`` [default: x]`` when every miner agrees, else each miner's default, e.g. for --precision."""
+    shown = [(m, d) for m, d in defaults if d is not None and d != ""]
+    if not shown:
+        return ""
+    values = {repr(d) for _, d in shown}
+    if len(values) == 1 and len(shown) == len(defaults):
+        return f"  [default: {shown[0][1]}]"
+    return "  [default: " + ", ".join(f"{m} {d}" for m, d in shown) + "]"
 
 
 class MineCommand(click.Command):

@@ -100,24 +100,6 @@ def parse_reset(text: str) -> tuple[str, int]:
     return "rewind", int(m.group(1))
 
 
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _total_iterations(data: Any, config: Any) -> int:
-    """Steps of one training run (mirrors :func:`ticketlab.training.train`)."""
-    from ticketlab.data.base import GraphData
-
-    if config.iterations is not None:
-        return int(config.iterations)
-    if isinstance(data, GraphData):
-        return int(config.epochs)
-    n = len(data.train[1])
-    bs = min(config.batch_size, n)
-    per_epoch = n // bs if config.drop_last else -(-n // bs)
-    return int(config.epochs * per_epoch)
-
-
 @register_miner("imp")
 class IMPMiner(Miner):
     """Iterative magnitude pruning with ``--reset init | rewind:K | reinit | continue``."""
@@ -203,14 +185,14 @@ class IMPMiner(Miner):
     def prepare(self, ctx: MiningContext) -> None:
         """Round 0: keep θ0, train the dense network (snapshot after K iterations for rewind:K)."""
         from ticketlab.mining import train_summary
-        from ticketlab.training import train
+        from ticketlab.training import state_copy, total_iterations, train
 
         if self.mode == "rewind":
-            total = _total_iterations(ctx.data, ctx.train_config)
+            total = total_iterations(ctx.train_config, ctx.data)
             if self.rewind_iteration > total:
                 raise ConfigError(f"imp option reset rewind:{self.rewind_iteration} is past the end of training "
                                   f"({total} iterations)")
-        self.theta0 = _state_copy(ctx.model)
+        self.theta0 = state_copy(ctx.model)
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress,
                        snapshot_at=self.rewind_iteration if self.mode == "rewind" else None)

@@ -40,7 +40,7 @@ class SynFlowMiner(Miner):
     @dataclass(frozen=True)
     class Config(MinerConfig):
         batchnorm: str = field(default="eval", metadata={"help": "batch-norm mode while scoring: eval (reference code) or train"})
-        precision: str = field(default="float64", metadata={"help": "dtype of the scoring pass: float64 (default; float32 overflows on deep nets) or float32"})
+        precision: str = field(default="float64", metadata={"help": "dtype of the scoring pass: float64 or float32 (float32 overflows on deep nets)"})
 
         def __post_init__(self) -> None:
             if self.batchnorm not in ("eval", "train"):
