@@ -82,7 +82,7 @@ def test_sparsity_and_layer_scope(tmp_path):
         (["mine", "--method", "random", "--density", "0.5", "--sparsity", "0.5"], "not both"),
         (["mine", "--method", "random", "-o", "no/such/folder/t.h5"], "does not exist"),
         (["mine", "--method", "random", "--model", "gcn"], "gcn"),
-        (["mine", "--method", "random", "--dataset", "cifar10", "--data-root", "/nonexistent"], "CIFAR-10 files not found"),
+        (["mine", "--method", "magnitude", "--dataset", "cifar10", "--data-root", "/nonexistent"], "CIFAR-10 files not found"),
         (["inspect", "/nonexistent/t.h5"], "no such file"),
     ],
 )
@@ -208,3 +208,33 @@ def test_shared_miner_option_shows_each_miners_default():
     text = " ".join(res.output.split())
     assert "[default: synflow float64, grasp float32, snip float32]" in text
     assert "[synflow, grasp, snip] batch-norm mode while scoring: eval (reference code) or train [default: eval]" in text
+
+
+def test_data_free_method_needs_no_files_but_data_driven_one_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("TICKETLAB_DATA_ROOT", str(tmp_path / "empty"))
+    out = tmp_path / "v.h5"
+    run("mine", "--method", "synflow", "--model", "conv2", "--dataset", "cifar10", "--rounds", "2",
+        "--init", "kaiming_normal", "--zero-bias", "-o", out, "--quiet")
+    t = ticketlab.load(out)
+    assert t.provenance["data_read"] is False and t.provenance["layer_kept"] == t.layer_kept()
+    assert t.provenance["model_config"] == {"init": "kaiming_normal", "zero_bias": True}
+    assert t.provenance["data_spec"]["input_shape"] == [3, 32, 32]
+    assert all(not np.any(b) for n, b in t.weights["init"].items() if n.endswith("bias"))
+    res = run("mine", "--method", "snip", "--model", "conv2", "--dataset", "cifar10", "-o", tmp_path / "s.h5", ok=False)
+    assert res.exit_code == 2 and "CIFAR-10 files not found" in res.output
+
+
+def test_shape_only_spec_equals_the_loaded_spec(tmp_path):
+    from fakedata import write_fake_cifar10, write_fake_mnist
+
+    from ticketlab.data import load_dataset, shape_only
+    from ticketlab.errors import ConfigError
+
+    write_fake_cifar10(tmp_path, n_train=20, n_test=10)
+    write_fake_mnist(tmp_path, n_train=20, n_test=10)
+    for name in ("cifar10", "mnist"):
+        empty = shape_only(name)
+        assert empty.spec == load_dataset(name, root=tmp_path).spec
+        assert len(empty.train[1]) == 0 and empty.train[0].shape[1:] == empty.spec.input_shape
+    with pytest.raises(ConfigError, match="'cora' is not known without its files"):
+        shape_only("cora")

@@ -383,3 +383,25 @@ def test_duplicate_and_bad_kind_registration():
     with pytest.raises(ConfigError, match="model kind 'sequence'"):
         register_model("new_model", kind="sequence")
     assert list_models() == before
+
+
+def test_init_and_zero_bias():
+    spec = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
+    own = create_model("vgg11", spec, seed=0)
+    ref = create_model("vgg11", spec, seed=0, init="kaiming_normal", zero_bias=True)
+    assert all(not p.detach().any() for n, p in ref.named_parameters() if n.endswith("bias"))
+    assert any(p.detach().any() for n, p in own.named_parameters() if n.endswith("bias") and "conv" in n)
+    w = ref.conv8.weight  # kaiming_normal (fan_in, gain sqrt(2)): std = sqrt(2 / fan_in)
+    fan_in = w[0].numel()
+    assert abs(float(w.detach().std()) - math.sqrt(2 / fan_in)) < 0.05 * math.sqrt(2 / fan_in)
+    bn = [p for n, p in ref.named_parameters() if n.startswith("bn")]
+    assert bn and all(torch.equal(a, b) for a, b in zip(bn, [p for n, p in own.named_parameters() if n.startswith("bn")]))
+    with pytest.raises(ConfigError, match="init 'he'"):
+        create_model("vgg11", spec, init="he")
+
+
+def test_cli_init_choices_match_the_models_registry():
+    from ticketlab.cli.common import INIT_CHOICES
+    from ticketlab.models import INITS
+
+    assert tuple(INIT_CHOICES) == tuple(INITS)

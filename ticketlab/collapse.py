@@ -23,7 +23,7 @@ How the search is kept cheap:
 
 A probe builds the same model (``create_model(model, spec, seed=seed, init=init)``) and miner
 stream as :func:`ticketlab.mining.mine`, so ``mine(method, density=10**-x, seed=seed)`` on the
-same data gives the probed mask (unless ``zero_bias``, which ``mine`` has no option for).
+same data gives the probed mask (``mine --init ... --zero-bias`` for the same initialisation).
 
 To compare with Tanaka et al., build the model as their reference code does: Kaiming-normal
 weights and zero biases (``init="kaiming_normal", zero_bias=True``). Both matter: PyTorch's
@@ -59,10 +59,6 @@ DEFAULT_METHODS = ("random", "magnitude_init", "snip", "grasp", "synflow")
 SEARCHES = ("bisect", "grid")
 
 #: Input shapes of image data sets for which random stand-in inputs can be made without files.
-RANDOM_INPUTS = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
-                 "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10)}
-
-
 @dataclass(frozen=True)
 class Probe:
     """One evaluated grid point: log10 compression ``x``, density ``10^-x``, the kept count and
@@ -158,24 +154,25 @@ def compression_grid(total: int, layers: int, step: float = 0.25) -> list[float]
 def _study_data(dataset: str, data_root: str | Path | None, seed: int, samples_per_class: int,
                 download: bool) -> tuple[Any, str]:
     """The data set (real when a data root is given or none is needed, else random images)."""
-    from ticketlab.data import get_dataset_info, load_dataset
-    from ticketlab.data.base import DataSpec, TensorData
+    from ticketlab.data import get_dataset_info, list_datasets, load_dataset
+    from ticketlab.data.base import TensorData
 
     info = get_dataset_info(dataset)
     if data_root is not None or not info.needs_root or download:
         data = load_dataset(dataset, root=data_root, download=download, seed=seed)
         where = f" in {data_root}" if data_root is not None else ""
         return data, f"the {dataset} training split{where}"
-    if dataset not in RANDOM_INPUTS:
+    if info.spec is None:
+        known = [n for n in list_datasets() if get_dataset_info(n).spec is not None]
         raise ConfigError(f"data set '{dataset}' needs --data-root (random stand-in inputs exist only for "
-                          f"{', '.join(RANDOM_INPUTS)})")
-    shape, classes = RANDOM_INPUTS[dataset]
+                          f"{', '.join(known)})")
+    spec = info.spec
+    shape, classes = spec.input_shape, spec.num_classes
     per_class = samples_per_class or 10
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((per_class * classes, *shape), generator=g)
     y = torch.arange(classes).repeat(per_class)[torch.randperm(per_class * classes, generator=g)]
     empty = (x[:0], y[:0])
-    spec = DataSpec(dataset, "tensor", shape, classes)
     source = (f"random images (no data root given): {per_class * classes} standard-normal images of shape "
               f"{'x'.join(map(str, shape))}, {per_class} per class with random labels, seed {seed}")
     return TensorData(spec, (x, y), empty, empty), source
@@ -243,12 +240,7 @@ def critical_compression(
     progress = progress or NullProgress()
     dev = resolve_device(device)
     data, source = _study_data(dataset, data_root, seed, samples_per_class, download)
-    net = create_model(model, data.spec, seed=seed, init=init).to(dev)
-    if zero_bias:
-        with torch.no_grad():
-            for name, p in net.named_parameters():
-                if name.endswith("bias"):
-                    p.zero_()
+    net = create_model(model, data.spec, seed=seed, init=init, zero_bias=zero_bias).to(dev)
     params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
     if not params:
         raise ConfigError(f"model '{model}' has no prunable parameters left to prune")

@@ -112,7 +112,7 @@ def mine(
         progress: a progress sink (``ticketlab.progress.make_progress()``).
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
-    from ticketlab.data import load_dataset
+    from ticketlab.data import get_dataset_info, load_dataset, shape_only
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
     from ticketlab.training import TrainConfig, default_train_config
@@ -134,7 +134,9 @@ def mine(
         raise ConfigError(f"cannot save rounds to '{rounds_dir}': it is not an existing folder")
     dev = resolve_device(device)
 
-    data = load_dataset(dataset, root=data_root, download=download, seed=seed)
+    data_read = bool(miner_cls.needs_data or miner_cls.trains or train_ticket) or get_dataset_info(dataset).spec is None
+    # A data-free method on an image set needs only its shape: no files are read (or required).
+    data = load_dataset(dataset, root=data_root, download=download, seed=seed) if data_read else shape_only(dataset)
     net = create_model(model, data.spec, seed=seed, **(model_kwargs or {})).to(dev)
     params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
     if not params:
@@ -186,6 +188,7 @@ def mine(
             "model_config": dict(model_kwargs or {}),
             "dataset": dataset,
             "data_spec": dataclasses.asdict(data.spec),
+            "data_read": data_read,
             "seed": seed,
             "scope": effective_scope,
             "rounds": len(densities),
@@ -198,6 +201,7 @@ def mine(
             "total": total,
             "prune_first_layer": prune_first_layer,
             "prune_last_layer": prune_last_layer,
+            "layer_kept": {n: int(m.sum()) for n, m in np_masks.items()},
             "collapsed": any(not m.any() for m in np_masks.values()),
             "train_config": dataclasses.asdict(train_config) if trained else None,
             "trained": trained,

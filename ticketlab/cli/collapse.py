@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, progress_for
+from ticketlab.cli.common import common_options, init_options, progress_for
 
 _DEFAULT_METHODS = "random,magnitude_init,snip,grasp,synflow"
 
@@ -42,9 +42,7 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--rounds", "rounds", multiple=True, metavar="METHOD=N",
               help="Rounds of a method (default: its own, 100 for synflow); repeatable.")
 @click.option("--samples-per-class", type=int, default=10, show_default=True, help="Scoring samples per class (SNIP, GraSP).")
-@click.option("--init", type=click.Choice(["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform"]),
-              default=None, help="Re-initialise the prunable weights (default: the model's own initialisation).")
-@click.option("--zero-bias", is_flag=True, default=False, help="Set every bias to zero (as the Synaptic-Flow reference models).")
+@init_options
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
@@ -113,8 +111,13 @@ def _render(study: Any, output: Path | None) -> None:
     out = console()
     out.print(f"[bold]{study.model}[/] for [bold]{study.dataset}[/]: {study.total:,} prunable weights in "
               f"{len(study.layers)} layers; grid step {study.step} up to x = {study.max_x} ({study.search})")
+    init = f"prunable weights re-initialised with {study.init}" if study.init else "the model's own initialisation"
+    out.print(f"initialisation: {init}; biases {'set to zero' if study.zero_bias else 'as initialised'}")
     out.print(f"data for the data-driven methods: {study.data_source}")
     ref = (study.model, study.dataset) == ("vgg16", "cifar100")
+    if ref and (study.init, study.zero_bias) != ("kaiming_normal", True):
+        out.print("note: Tanaka et al.'s models use Kaiming-normal weights and zero biases; add "
+                  "--init kaiming_normal --zero-bias to compare with their column")
     table = Table(box=None, pad_edge=False)
     for col in ["method", "rounds", "critical x", "density", "probes", "seconds"] + (["Tanaka et al."] if ref else []):
         table.add_column(col, justify="left" if col == "method" else "right")

@@ -6,6 +6,19 @@ from typing import Any
 
 import click
 
+#: ``create_model``'s ``init`` choices (``ticketlab.models.INITS``; repeated here so that
+#: building the commands never imports torch; a test keeps the two equal).
+INIT_CHOICES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
+
+
+def init_options(f: Any) -> Any:
+    """``--init`` and ``--zero-bias``: how the model's weights and biases are initialised."""
+    f = click.option("--zero-bias", is_flag=True, default=False,
+                     help="Set every bias to zero (as the Synaptic-Flow reference models).")(f)
+    f = click.option("--init", type=click.Choice(INIT_CHOICES), default=None,
+                     help="Re-initialise the prunable weights (default: the model's own initialisation).")(f)
+    return f
+
 
 def common_options(f: Any) -> Any:
     """``--quiet`` and ``--debug``, accepted by the group and by every command."""

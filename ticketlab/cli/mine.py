@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, progress_for
+from ticketlab.cli.common import common_options, init_options, progress_for
 from ticketlab.cli.render import console, density_table
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -112,6 +112,7 @@ class MineCommand(click.Command):
 @click.option("--train-option", "train_option_text", multiple=True, metavar="KEY=VALUE",
               help="Override a training option, e.g. lr=0.1 or optimizer=sgd (repeatable; see TrainConfig).")
 @click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
+@init_options
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
 @click.option("--no-weights", is_flag=True, default=False, help="Do not store weight snapshots in the ticket.")
@@ -124,7 +125,7 @@ class MineCommand(click.Command):
 @click.pass_context
 def command(ctx: click.Context, method: str, output: Path | None, no_weights: bool, as_json: bool,
             schedule_text: str | None, save_rounds: Path | None, resume: bool, train_option_text: tuple[str, ...],
-            **kwargs: Any) -> None:
+            init: str | None, zero_bias: bool, **kwargs: Any) -> None:
     """Find a ticket with one method and write it to an HDF5 file.
 
     \b
@@ -148,6 +149,9 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         miner_config[name] = value
     schedule = _parse_schedule(schedule_text) if schedule_text is not None else None
     kwargs["train_options"] = _parse_train_options(train_option_text)
+    model_kwargs = {"init": init} if init is not None else {}
+    if zero_bias:
+        model_kwargs["zero_bias"] = True
     if output is None:
         output = Path(f"{method}_{kwargs['model']}_{kwargs['dataset']}_s{kwargs['seed']}.h5")
     if not output.parent.exists():  # fail before the work, not after it
@@ -162,6 +166,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
 
     with progress_for(ctx) as progress:
         ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
+                      model_kwargs=model_kwargs,
                       checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
     path = save(ticket, output)
     if checkpoint is not None:

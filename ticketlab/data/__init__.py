@@ -29,6 +29,7 @@ from ticketlab.data.registry import (
     list_datasets,
     load_dataset,
     register_dataset,
+    shape_only,
 )
 
 # Importing the source modules registers their data sets (in this order).
@@ -45,4 +46,5 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "register_dataset",
+    "shape_only",
 ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
-from ticketlab.data.base import GraphData, TensorData
+from ticketlab.data.base import DataSpec, GraphData, TensorData
 from ticketlab.data.paths import resolve_root
 from ticketlab.errors import ConfigError
 from ticketlab.registry import Registry
@@ -40,6 +40,8 @@ class DatasetInfo:
         needs_root: True when the files come from a data root (the user's or a download).
         default_root_hint: what the data root must hold, relative to it (e.g.
             ``"Cora/raw/ind.cora.*"``); ``""`` when ``needs_root`` is False.
+        spec: the :class:`DataSpec` when it is known without reading files (image sets of a
+            fixed shape), so that data-free methods can build a model without the files.
     """
 
     name: str
@@ -47,6 +49,7 @@ class DatasetInfo:
     description: str
     needs_root: bool
     default_root_hint: str
+    spec: DataSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,14 @@ def register_dataset(
     description: str | None = None,
     needs_root: bool = False,
     root_hint: str = "",
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
 ) -> Callable[[Loader], Loader]:
     """Decorator registering ``fn(root, download, seed)`` as the loader of data set ``name``.
 
-    ``description`` defaults to the first line of the loader's docstring. A duplicate name
+    ``description`` defaults to the first line of the loader's docstring. ``input_shape`` and
+    ``num_classes``, when given, make the data set's :class:`DataSpec` known without loading it
+    (:func:`shape_only`). A duplicate name
     raises :class:`~ticketlab.errors.ConfigError`.
 
     Example (not run as a doctest, since it would add a name to the global registry)::
@@ -89,6 +96,8 @@ def register_dataset(
             description=description if description is not None else (doc[0] if doc else ""),
             needs_root=needs_root,
             default_root_hint=root_hint,
+            spec=DataSpec(name, kind, tuple(input_shape), int(num_classes))
+            if input_shape is not None and num_classes is not None else None,
         )
         _DATASETS.add(name, _Entry(info, fn))
         return fn
@@ -129,6 +138,26 @@ def load_dataset(
     else:
         path = Path(root) if root is not None else None
     return entry.loader(path, bool(download), seed)
+
+
+def shape_only(name: str) -> TensorData:
+    """Data set ``name`` with its shape and class count but no samples (empty splits), for
+    data-free methods (SynFlow, random, magnitude at init) when the files are not needed.
+
+    Raises ConfigError when the shape of ``name`` is not known without its files.
+
+    Example:
+        >>> shape_only("cifar10").spec
+        DataSpec(name='cifar10', kind='tensor', input_shape=(3, 32, 32), num_classes=10)
+    """
+    import torch
+
+    info = get_dataset_info(name)
+    if info.spec is None:
+        raise ConfigError(f"the shape of data set '{name}' is not known without its files")
+    x = torch.zeros((0, *info.spec.input_shape))
+    y = torch.zeros(0, dtype=torch.int64)
+    return TensorData(info.spec, (x, y), (x, y), (x, y))
 
 
 def list_datasets(pattern: str = "*") -> list[str]:

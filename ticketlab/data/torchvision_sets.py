@@ -284,25 +284,29 @@ def _load(image_set: _ImageSet, root: Path | None, download: bool, seed: int) ->
     return _to_tensor_data(image_set, image_set.read(root), seed)
 
 
-@register_dataset("mnist", kind="tensor", needs_root=True, root_hint=MNIST.layout)
+@register_dataset("mnist", kind="tensor", needs_root=True, root_hint=MNIST.layout,
+                  input_shape=(1, 28, 28), num_classes=10)
 def load_mnist(root: Path | None, download: bool, seed: int) -> TensorData:
     """MNIST: 70000 28x28 grey digits, 10 classes, from the data root."""
     return _load(MNIST, root, download, seed)
 
 
-@register_dataset("fashion_mnist", kind="tensor", needs_root=True, root_hint=FASHION_MNIST.layout)
+@register_dataset("fashion_mnist", kind="tensor", needs_root=True, root_hint=FASHION_MNIST.layout,
+                  input_shape=(1, 28, 28), num_classes=10)
 def load_fashion_mnist(root: Path | None, download: bool, seed: int) -> TensorData:
     """Fashion-MNIST: 70000 28x28 grey clothing images, 10 classes, from the data root."""
     return _load(FASHION_MNIST, root, download, seed)
 
 
-@register_dataset("cifar10", kind="tensor", needs_root=True, root_hint=CIFAR10.layout)
+@register_dataset("cifar10", kind="tensor", needs_root=True, root_hint=CIFAR10.layout,
+                  input_shape=(3, 32, 32), num_classes=10)
 def load_cifar10(root: Path | None, download: bool, seed: int) -> TensorData:
     """CIFAR-10: 60000 32x32 colour images, 10 classes, from the data root."""
     return _load(CIFAR10, root, download, seed)
 
 
-@register_dataset("cifar100", kind="tensor", needs_root=True, root_hint=CIFAR100.layout)
+@register_dataset("cifar100", kind="tensor", needs_root=True, root_hint=CIFAR100.layout,
+                  input_shape=(3, 32, 32), num_classes=100)
 def load_cifar100(root: Path | None, download: bool, seed: int) -> TensorData:
     """CIFAR-100: 60000 32x32 colour images, 100 fine classes, from the data root."""
     return _load(CIFAR100, root, download, seed)

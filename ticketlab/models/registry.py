@@ -137,7 +137,8 @@ def _check_compatible(entry: _Entry, spec: DataSpec) -> None:
 
 
 def create_model(
-    name: str, spec: DataSpec, *, seed: int | None = None, init: str | None = None, **kwargs: Any
+    name: str, spec: DataSpec, *, seed: int | None = None, init: str | None = None,
+    zero_bias: bool = False, **kwargs: Any
 ) -> nn.Module:
     """Build model ``name`` for data described by ``spec``.
 
@@ -145,7 +146,8 @@ def create_model(
     and the caller's global RNG is left untouched; without it the global RNG is used.
     ``init`` re-initialises the prunable weights (``kaiming_normal`` as in open_lth,
     ``xavier_normal`` = the Gaussian Glorot init of Frankle & Carbin 2019, ...); ``None`` keeps
-    PyTorch's defaults. Raises IncompatibleError when the model does not fit the data,
+    PyTorch's defaults. ``zero_bias`` sets every bias to zero (the Synaptic-Flow reference
+    models, Tanaka et al. 2020). Raises IncompatibleError when the model does not fit the data,
     ConfigError for an unknown option and UnknownNameError for an unknown name.
 
     Example:
@@ -167,19 +169,23 @@ def create_model(
             f"model '{name}' has no option {bad} (options: {', '.join(params) or 'none'})"
         ) from None
     if seed is None:
-        return _build(entry, spec, init, kwargs)
+        return _build(entry, spec, init, zero_bias, kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _build(entry, spec, init, kwargs)
+        return _build(entry, spec, init, zero_bias, kwargs)
 
 
-def _build(entry: _Entry, spec: DataSpec, init: str | None, kwargs: dict[str, Any]) -> nn.Module:
+def _build(entry: _Entry, spec: DataSpec, init: str | None, zero_bias: bool, kwargs: dict[str, Any]) -> nn.Module:
     model = entry.factory(spec, **kwargs)
-    if init is not None:
-        fn = getattr(nn.init, init + "_")
-        with torch.no_grad():
+    with torch.no_grad():
+        if init is not None:
+            fn = getattr(nn.init, init + "_")
             for weight in prunable_parameters(model).values():
                 fn(weight)
+        if zero_bias:  # every bias (batch norm's already starts at zero)
+            for pname, p in model.named_parameters():
+                if pname.rsplit(".", 1)[-1] == "bias":
+                    p.zero_()
     return model
 
 
