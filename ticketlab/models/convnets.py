@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ticketlab.data.base import DataSpec
+from ticketlab.models.mlp import add_fc_layers, fc_forward
 from ticketlab.models.registry import register_model
 
 Plan = Sequence[Union[int, str]]  # channel counts and "M" for a 2x2 max pool
@@ -41,25 +42,26 @@ class ConvNet(nn.Module):
                 n_conv += 1
                 setattr(self, f"conv{n_conv}", nn.Conv2d(channels, int(step), 3, padding=1))
                 channels = int(step)
-        widths = [channels * height * width, *fc, num_classes]
-        self.num_fc = len(widths) - 1
-        for i in range(self.num_fc):
-            setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
+        self.num_fc = add_fc_layers(self, [channels * height * width, *fc, num_classes])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n_conv = 0
-        for step in self.plan:
-            if step == "M":
-                x = nn.functional.max_pool2d(x, 2)
-            else:
-                n_conv += 1
-                x = torch.relu(getattr(self, f"conv{n_conv}")(x))
-        x = x.flatten(1)
-        for i in range(1, self.num_fc + 1):
-            x = getattr(self, f"fc{i}")(x)
-            if i < self.num_fc:
-                x = torch.relu(x)
-        return x
+        return fc_forward(self, plan_forward(self, x, self.plan).flatten(1), self.num_fc)
+
+
+def plan_forward(module: nn.Module, x: torch.Tensor, plan: Plan, batch_norm: bool = False) -> torch.Tensor:
+    """Run ``plan`` on ``x``: ``"M"`` is a 2x2 max pool, a width is ``conv{i}`` (then ``bn{i}``
+    when ``batch_norm``) and ReLU, with ``i`` counting the convolutions from 1."""
+    n_conv = 0
+    for step in plan:
+        if step == "M":
+            x = nn.functional.max_pool2d(x, 2)
+        else:
+            n_conv += 1
+            x = getattr(module, f"conv{n_conv}")(x)
+            if batch_norm:
+                x = getattr(module, f"bn{n_conv}")(x)
+            x = torch.relu(x)
+    return x
 
 
 @register_model("conv2", kind="image", downsamples=1)

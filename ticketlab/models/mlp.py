@@ -24,18 +24,26 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        widths = [in_features, *hidden, num_classes]
-        self.num_layers = len(widths) - 1
-        for i in range(self.num_layers):
-            setattr(self, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
+        self.num_layers = add_fc_layers(self, [in_features, *hidden, num_classes])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        for i in range(1, self.num_layers + 1):
-            x = getattr(self, f"fc{i}")(x)
-            if i < self.num_layers:
-                x = torch.relu(x)
-        return x
+        return fc_forward(self, x.flatten(1), self.num_layers)
+
+
+def add_fc_layers(module: nn.Module, widths: Sequence[int]) -> int:
+    """Add ``fc1, fc2, ...`` (``nn.Linear(widths[i], widths[i + 1])``) to ``module``; their count."""
+    for i in range(len(widths) - 1):
+        setattr(module, f"fc{i + 1}", nn.Linear(widths[i], widths[i + 1]))
+    return len(widths) - 1
+
+
+def fc_forward(module: nn.Module, x: torch.Tensor, count: int) -> torch.Tensor:
+    """``fc1 .. fc{count}`` of ``module`` with ReLU between them (none after the last: logits)."""
+    for i in range(1, count + 1):
+        x = getattr(module, f"fc{i}")(x)
+        if i < count:
+            x = torch.relu(x)
+    return x
 
 
 @register_model("lenet_300_100", kind="vector")

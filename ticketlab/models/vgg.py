@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ticketlab.data.base import DataSpec
+from ticketlab.models.convnets import plan_forward
 from ticketlab.models.registry import register_model
 
 PLANS: dict[int, list[Union[int, str]]] = {
@@ -40,14 +41,7 @@ class VGG(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n_conv = 0
-        for step in self.plan:
-            if step == "M":
-                x = nn.functional.max_pool2d(x, 2)
-            else:
-                n_conv += 1
-                x = getattr(self, f"conv{n_conv}")(x)
-                x = torch.relu(getattr(self, f"bn{n_conv}")(x))
+        x = plan_forward(self, x, self.plan, batch_norm=True)
         x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(x)
 
