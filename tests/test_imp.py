@@ -306,6 +306,12 @@ def test_cli_acceptance_all_resets(tmp_path):
         assert t.kept == keep_count(0.8 ** 5, t.total)
         assert [r["round"] for r in t.history] == list(range(6)) and "best val acc" in res.output
         assert not (tmp_path / (out.name + ".ckpt")).exists()  # removed once the ticket is saved
+    shown = _cli("inspect", out).output  # the last ticket's trained rounds, read back from the file
+    lines = [line.split() for line in shown.splitlines()]
+    header = next(i for i, words in enumerate(lines) if words[:2] == ["round", "density"])
+    table = lines[header + 1: header + 7]
+    assert [int(w[0]) for w in table] == list(range(6))
+    assert [float(w[2]) for w in table] == [round(r["test_accuracy"], 4) for r in t.history]
 
 
 def test_cli_schedule_save_rounds_and_checkpoint_errors(tmp_path):

@@ -485,13 +485,14 @@ def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = T
         raise TicketFormatError(f"cannot read '{p}': {exc}") from None
 
 
-def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_info(path: str | os.PathLike[str], *, history: bool = False) -> dict[str, Any]:
     """Provenance and per-layer counts of a ticket file, without unpacking its masks (fast).
 
     Returns a dict with keys ``path``, ``format_version``, ``created_by``, ``file_bytes``,
     ``provenance`` (dict), ``layers`` (name -> ``{"shape", "kept", "total"}``, in order),
     ``kept``, ``total``, ``density``, ``snapshots`` (list of weight snapshot names),
-    ``scores`` (bool), ``history_rows`` and ``history_columns`` (list of names).
+    ``scores`` (bool), ``history_rows`` and ``history_columns`` (list of names); with
+    ``history=True`` also ``history`` (the rows, as :func:`load` reads them).
 
     Example:
         >>> import numpy as np, tempfile, pathlib
@@ -507,12 +508,13 @@ def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         snaps = _snapshots(f, shapes)
         has_scores = "scores" in f and bool(_array_meta(_group(f, "scores"), "scores", shapes))
         n_rows, columns = _history_meta(f)
+        rows = _read_history(n_rows, columns) if history else None
         created_by = f.attrs.get("created_by", "")
         version = int(f.attrs["format_version"])
     layers = {name: {"shape": shape, "kept": kept, "total": math.prod(shape)} for name, _, shape, kept in meta}
     kept = sum(layer["kept"] for layer in layers.values())
     total = sum(layer["total"] for layer in layers.values())
-    return {
+    info = {
         "path": str(p),
         "format_version": version,
         "created_by": str(created_by),
@@ -527,3 +529,6 @@ def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "history_rows": n_rows,
         "history_columns": [name for name, *_ in columns],
     }
+    if rows is not None:
+        info["history"] = rows
+    return info

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options
-from ticketlab.cli.render import console, density_table
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds
 
 #: Provenance keys shown first, in this order; the rest follow alphabetically.
 _FIRST = ("method", "model", "dataset", "seed", "scope", "rounds", "target_density", "achieved_density",
@@ -31,10 +31,10 @@ def _fmt(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print everything as JSON.")
 @common_options
 def command(path: Path, as_json: bool) -> None:
-    """Show a ticket file's provenance and per-layer density table."""
+    """Show a ticket file's provenance, per-layer densities and trained rounds (IMP)."""
     from ticketlab.fileformat import read_info
 
-    info = read_info(path)
+    info = read_info(path, history=True)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
@@ -50,3 +50,6 @@ def command(path: Path, as_json: bool) -> None:
     out.print("  " + "; ".join(extras), markup=False)
     layers = info["layers"]
     out.print(density_table({n: v["kept"] for n, v in layers.items()}, {n: v["total"] for n, v in layers.items()}))
+    rounds = trained_rounds(info["history"])
+    if rounds:
+        out.print(round_table(rounds))

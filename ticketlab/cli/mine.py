@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options, init_options, progress_for
-from ticketlab.cli.render import console, density_table
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -183,7 +183,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     out.print(density_table(ticket.layer_kept(), {n: m.size for n, m in ticket.masks.items()}))
     if "resumed_after_round" in ticket.provenance:
         out.print(f"resumed after round {ticket.provenance['resumed_after_round']} from the checkpoint")
-    rows = [r for r in ticket.history if r.get("stage") in ("dense", "round") and "test_accuracy" in r]
+    rows = trained_rounds(ticket.history)
     if len(rows) > 1:
         out.print(round_table(rows))
     for row in ticket.history:
@@ -235,20 +235,6 @@ def _parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
         except ValueError:
             out[key.strip().replace("-", "_")] = text
     return out
-
-
-def round_table(rows: list[dict[str, Any]]) -> Any:
-    """Per-round table: round, density, test accuracy, best validation accuracy, early stop, seconds."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for name in ("round", "density", "test acc", "best val acc", "early stop it", "seconds"):
-        table.add_column(name, justify="right")
-    for r in rows:
-        table.add_row(str(r.get("round", "")), f"{r.get('density', float('nan')):.4f}",
-                      f"{r['test_accuracy']:.4f}", f"{r.get('best_val_accuracy', float('nan')):.4f}",
-                      str(r.get("early_stop_iteration", "")), f"{r.get('seconds', float('nan')):.1f}")
-    return table
 
 
 def _summary(ticket: Any, path: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -27,4 +27,21 @@ def density_table(kept: Mapping[str, int], total: Mapping[str, int], title: str 
     for name, n in total.items():
         k = kept[name]
         table.add_row(name, f"{k:,}", f"{n:,}", f"{(k / n if n else 0):.4f}")
+    return table
+
+
+def trained_rounds(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The history rows of trained rounds (the dense round 0 and every pruning round), if any."""
+    return [r for r in history if r.get("stage") in ("dense", "round") and "test_accuracy" in r]
+
+
+def round_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Per-round table: round, density, test accuracy, best validation accuracy, early stop, seconds."""
+    table = Table(box=None, pad_edge=False)
+    for name in ("round", "density", "test acc", "best val acc", "early stop it", "seconds"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(str(r.get("round", "")), f"{r.get('density', float('nan')):.4f}",
+                      f"{r['test_accuracy']:.4f}", f"{r.get('best_val_accuracy', float('nan')):.4f}",
+                      str(r.get("early_stop_iteration", "")), f"{r.get('seconds', float('nan')):.1f}")
     return table
