@@ -84,6 +84,11 @@ def test_sparsity_and_layer_scope(tmp_path):
         (["mine", "--method", "random", "--model", "gcn"], "gcn"),
         (["mine", "--method", "magnitude", "--dataset", "cifar10", "--data-root", "/nonexistent"], "CIFAR-10 files not found"),
         (["inspect", "/nonexistent/t.h5"], "no such file"),
+        (["mine", "--method", "random", "--scope", "bogus"], "Invalid value for '--scope'"),
+        (["mine", "--method", "random", "--density", "abc"], "'abc' is not a valid float"),
+        (["mine", "--method", "random", "--init", "he"], "Invalid value for '--init'"),
+        (["mine"], "Missing option '-m' / '--method'. (see 'cli mine --help')"),  # CliRunner's prog name
+        (["bogus"], "No such command 'bogus'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
@@ -91,6 +96,7 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path, monkeypatch):
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 2, res.output
     assert message in res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
     assert "Traceback" not in res.output
     assert not list(tmp_path.glob("*.h5"))
 

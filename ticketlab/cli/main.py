@@ -1,7 +1,7 @@
 """The ``ticketlab`` command: a thin layer that parses, calls the Python API and renders.
 
-Known errors (:class:`ticketlab.errors.TicketlabError`) print one line on stderr and exit with
-code 2; ``--debug`` shows the traceback instead. Heavy modules (torch) are imported inside the
+Known errors (:class:`ticketlab.errors.TicketlabError`) and bad options or values (click's
+usage errors) print one line on stderr and exit with code 2; ``--debug`` shows the traceback instead. Heavy modules (torch) are imported inside the
 commands that need them, so ``--help``, ``inspect`` and ``compare`` start fast.
 """
 
@@ -32,6 +32,12 @@ class _Group(click.Group):
             if flag(ctx, "debug"):
                 raise
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option or value: one line too, with where to look
+            if flag(ctx, "debug"):
+                raise
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
             ctx.exit(exc.exit_code)
 
 
