@@ -166,3 +166,28 @@ def test_committed_results_reproduce_the_ordering_of_tanaka_et_al():
     assert rows["synflow"] >= max(v for k, v in rows.items() if k != "synflow") + 1.0
     assert rows["magnitude_init"] <= rows["random"]
     assert np.isclose(rows["synflow"], 6.0)
+
+
+def test_plot_of_layer_densities_at_the_critical_compression(tmp_path):
+    from matplotlib.image import imread
+
+    out, png = tmp_path / "c.md", tmp_path / "figs" / "c.png"
+    png.parent.mkdir()
+    args = ["collapse", "--model", "lenet_300_100", "--dataset", "digits", "--methods", "random,magnitude_init",
+            "--plot", str(png), "--output", str(out), "--json"]
+    res = CliRunner().invoke(_cli(), args)
+    assert res.exit_code == 0, res.output
+    assert imread(png).shape[0] > 100
+    assert "![per-layer density at the critical compression](figs/c.png)" in out.read_text()
+    data = __import__("json").loads(res.stdout)
+    sizes = data["layer_sizes"]
+    assert sizes == [19200, 30000, 1000]
+    for r in data["results"]:  # each probe's per-layer counts add up and name the empty layers
+        for p in r["probes"]:
+            assert sum(p["layer_kept"]) == p["kept"]
+            assert [n for n, k in zip(data["layers"], p["layer_kept"]) if k == 0] == p["empty_layers"]
+        crit = [p for p in r["probes"] if p["x"] == r["critical_x"]]
+        assert r["critical_x"] == 0 or (crit and not crit[0]["collapsed"])
+    res = CliRunner().invoke(_cli(), ["collapse", "--model", "lenet_300_100", "--dataset", "digits",
+                                      "--plot", str(tmp_path / "missing" / "p.png")])
+    assert res.exit_code == 2 and "does not exist" in res.output

@@ -70,6 +70,7 @@ class Probe:
     kept: int
     empty_layers: tuple[str, ...]
     stopped_round: int | None = None
+    layer_kept: tuple[int, ...] = ()  # kept weights per layer, in the order of CollapseStudy.layers
 
     @property
     def collapsed(self) -> bool:
@@ -93,6 +94,11 @@ class MethodResult:
     def critical_density(self) -> float:
         return 10.0 ** -self.critical_x
 
+    @property
+    def critical_probe(self) -> Probe | None:
+        """The probe at ``critical_x`` (the sparsest intact mask), if that point was probed."""
+        return next((p for p in self.probes if p.x == self.critical_x and not p.collapsed), None)
+
 
 @dataclass
 class CollapseStudy:
@@ -112,6 +118,7 @@ class CollapseStudy:
     init: str | None = None
     zero_bias: bool = False
     results: list[MethodResult] = field(default_factory=list)
+    layer_sizes: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -247,7 +254,8 @@ def critical_compression(
     total = sum(p.numel() for p in params.values())
     grid = compression_grid(total, len(params), step)
     study = CollapseStudy(model, dataset, source, seed, step, search, total, list(params),
-                          grid[-1] if grid else 0.0, prune_first_layer, prune_last_layer, init, zero_bias)
+                          grid[-1] if grid else 0.0, prune_first_layer, prune_last_layer, init, zero_bias,
+                          layer_sizes=[p.numel() for p in params.values()])
     for method, cls in zip(methods, classes):
         n_rounds = rounds.get(method, cls.default_rounds)
         if n_rounds < 1:
@@ -298,7 +306,8 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
                     break
             miner.finish(ctx)
         bar.advance()
-        return Probe(x, d, sum(int(m.sum()) for m in masks.values()), tuple(empty_layers(masks)), stopped)
+        kept = tuple(int(m.sum()) for m in masks.values())
+        return Probe(x, d, sum(kept), tuple(empty_layers(masks)), stopped, kept)
 
     probes: dict[int, Probe] = {}
 
@@ -329,9 +338,9 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
                         [probes[i] for i in sorted(probes)], time.perf_counter() - started, monotone)
 
 
-def to_markdown(study: CollapseStudy, command: str) -> str:
+def to_markdown(study: CollapseStudy, command: str, plot: str | None = None) -> str:
     """The study as a Markdown page (``docs/results/layer_collapse.md``) with the command that
-    regenerates it."""
+    regenerates it; ``plot``: a PNG of :func:`plot_layer_densities` to show (path relative to the page)."""
     ref = TANAKA_VGG16_CIFAR100 if (study.model, study.dataset) == ("vgg16", "cifar100") else {}
     pruned = {(True, True): "every layer pruned", (False, True): "first layer kept dense",
               (True, False): "last layer kept dense", (False, False): "first and last layer kept dense"}
@@ -373,6 +382,9 @@ def to_markdown(study: CollapseStudy, command: str) -> str:
         refcell = f" {ref[r.method]} |" if r.method in ref else (" - |" if ref else "")
         lines.append(f"| {r.method} | {r.rounds} | {r.critical_x} | {r.critical_density:.3g} | {kept:,} |"
                      f"{refcell} {len(r.probes)} | {r.seconds:.1f} |")
+    if plot is not None:
+        lines += ["", "Per-layer density of each method's sparsest intact mask (at its critical compression):",
+                  "", f"![per-layer density at the critical compression]({plot})"]
     lines += ["", "Probes (x: kept weights, number of empty layers; `stopped@k`: an iterative run stopped at",
               "round k because a layer was already empty):", ""]
     for r in study.results:
@@ -388,22 +400,52 @@ def to_markdown(study: CollapseStudy, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(study: CollapseStudy, path: str | Path, command: str) -> Path:
-    """Write :func:`to_markdown` to ``path`` atomically (temporary file, then rename).
+def write_markdown(study: CollapseStudy, path: str | Path, command: str, plot: str | Path | None = None) -> Path:
+    """Write :func:`to_markdown` to ``path`` atomically (temporary file, then rename); ``plot`` is
+    the PNG to link (any path; it is linked relative to the page).
 
     Example:
         >>> write_markdown(study, "docs/results/layer_collapse.md", "ticketlab collapse ...")  # doctest: +SKIP
     """
-    import os
-    import secrets
+    from ticketlab.atomic import atomic_write_text
 
     target = Path(path)
     if not target.parent.is_dir():
         raise ConfigError(f"cannot write '{target}': folder '{target.parent}' does not exist")
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        tmp.write_text(to_markdown(study, command), encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    import os
+
+    link = Path(os.path.relpath(Path(plot).resolve(), target.resolve().parent)).as_posix() if plot is not None else None
+    atomic_write_text(target, to_markdown(study, command, link))
     return target
+
+
+def plot_layer_densities(study: CollapseStudy, path: str | Path) -> Path:
+    """Per-layer density (log scale) of each method's sparsest intact mask, at its critical
+    compression: where a method puts its last weights before a layer empties (PNG, atomic).
+
+    A method whose critical point was not probed (``critical_x`` = 0: the first grid step
+    already collapses) has no line.
+    """
+    from ticketlab.metrics._plot import new_figure, save_figure
+
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise ConfigError(f"cannot write '{target}': folder '{target.parent}' does not exist")
+    fig = new_figure(max(7.0, 0.45 * len(study.layers) + 2.0), 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = list(range(len(study.layers)))
+    for res in study.results:
+        probe = res.critical_probe
+        if probe is None or not probe.layer_kept:
+            continue
+        dens = [k / n for k, n in zip(probe.layer_kept, study.layer_sizes)]
+        ax.plot(xs, dens, marker="o", label=f"{res.method} (10^{res.critical_x:g})")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([n.removesuffix(".weight") for n in study.layers], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("layer density (kept / weights)")
+    ax.set_title(f"{study.model} / {study.dataset}: layer density at each method's critical compression",
+                 fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, target)

@@ -48,37 +48,44 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as Markdown (with the command that regenerates them) to this file.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of each method's per-layer density at its critical compression (linked from --output).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the results as JSON.")
 @common_options
 @click.pass_context
-def command(ctx: click.Context, methods: str, rounds: tuple[str, ...], output: Path | None, as_json: bool,
-            **kwargs: Any) -> None:
+def command(ctx: click.Context, methods: str, rounds: tuple[str, ...], output: Path | None, plot: Path | None,
+            as_json: bool, **kwargs: Any) -> None:
     """Find each method's critical compression at initialization (layer collapse, Tanaka et al. 2020).
 
     \b
-    ticketlab collapse --model vgg16 --dataset cifar100 --init kaiming_normal --zero-bias -o docs/results/layer_collapse.md
+    ticketlab collapse --model vgg16 --dataset cifar100 --init kaiming_normal --zero-bias --plot p.png -o r.md
+    ticketlab collapse --model vgg16 --dataset cifar100 --plot collapse.png
     ticketlab collapse --model resnet20 --dataset cifar10 --methods random,synflow --search grid
     """
-    from ticketlab.collapse import critical_compression, write_markdown
+    from ticketlab.collapse import critical_compression, plot_layer_densities, write_markdown
     from ticketlab.errors import ConfigError
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     per_method = _rounds(rounds)
-    if output is not None and not output.parent.is_dir():  # fail before the work, not after it
-        raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
+    for target in (output, plot):  # fail before the work, not after it
+        if target is not None and not target.parent.is_dir():
+            raise ConfigError(f"cannot write '{target}': folder '{target.parent}' does not exist")
     with progress_for(ctx) as progress:
         study = critical_compression(kwargs.pop("model"), names, rounds=per_method, progress=progress, **kwargs)
+    if plot is not None:
+        plot_layer_densities(study, plot)
     if output is not None:
-        write_markdown(study, output, _command_line(names, per_method, output, kwargs, study.model))
+        write_markdown(study, output, _command_line(names, per_method, output, plot, kwargs, study.model), plot)
     if as_json:
         import json
 
         click.echo(json.dumps(study.to_dict(), indent=2))
         return
-    _render(study, output)
+    _render(study, output, plot)
 
 
-def _command_line(methods: list[str], rounds: dict[str, int], output: Path, opts: dict[str, Any], model: str) -> str:
+def _command_line(methods: list[str], rounds: dict[str, int], output: Path, plot: Path | None,
+                  opts: dict[str, Any], model: str) -> str:
     """The command that regenerates the file: every option that differs from its default."""
     parts = ["ticketlab", "collapse", "--model", model, "--dataset", opts["dataset"]]
     if ",".join(methods) != _DEFAULT_METHODS:
@@ -98,11 +105,13 @@ def _command_line(methods: list[str], rounds: dict[str, int], output: Path, opts
     for layer in ("first", "last"):
         if not opts[f"prune_{layer}_layer"]:
             parts.append(f"--no-prune-{layer}-layer")
+    if plot is not None:
+        parts += ["--plot", str(plot)]
     parts += ["--output", str(output)]
     return shlex.join(parts)
 
 
-def _render(study: Any, output: Path | None) -> None:
+def _render(study: Any, output: Path | None, plot: Path | None = None) -> None:
     from rich.table import Table
 
     from ticketlab.cli.render import console
@@ -128,5 +137,6 @@ def _render(study: Any, output: Path | None) -> None:
             row.append(str(TANAKA_VGG16_CIFAR100.get(r.method, "-")))
         table.add_row(*row)
     out.print(table)
-    if output is not None:
-        out.print(f"written to {output}")
+    for path in (output, plot):
+        if path is not None:
+            out.print(f"written to {path}")
