@@ -15,18 +15,10 @@ from ticketlab.metrics import (
     validate_records,
 )
 from ticketlab.ticket import Ticket
+from topologies import residual_topology
 
 TOTAL = "__total__"
-TOPOLOGY = {
-    "tensors": {"input": 2, "t1": 4, "t2": 4, "t3": 3},
-    "edges": [
-        {"param": "conv1.weight", "src": "input", "dst": "t1", "kind": "conv", "group": 1},
-        {"param": "conv2.weight", "src": "t1", "dst": "t2", "kind": "conv", "group": 1},
-        {"identity": True, "src": "t1", "dst": "t2"},
-        {"param": "fc.weight", "src": "t2", "dst": "t3", "kind": "linear", "group": 4},
-    ],
-    "input": "input", "output": "t3",
-}
+TOPOLOGY = residual_topology(2, 4, 3)
 SHAPES = {"conv1.weight": (4, 2, 3, 3), "conv2.weight": (4, 4, 3, 3), "fc.weight": (3, 16)}
 
 

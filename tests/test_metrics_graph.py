@@ -11,6 +11,7 @@ from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.metrics import analyze, compare, effective_mask, log10_paths
 from ticketlab.metrics.graph import CHAIN_NOTE, bipartite_stats, chain_topology, top_singular_values
 from ticketlab.ticket import Ticket
+from topologies import residual_topology
 
 TOTAL = "__total__"
 
@@ -27,16 +28,7 @@ def mlp(*masks) -> Ticket:
 
 def residual_net(conv1, conv2, fc) -> Ticket:
     """input(1 ch) -conv1-> t1(2) -conv2-> t2(2) <-identity- t1; t2 -fc (4 columns per channel)-> t3(1)."""
-    topo = {
-        "tensors": {"input": 1, "t1": 2, "t2": 2, "t3": 1},
-        "edges": [
-            {"param": "conv1.weight", "src": "input", "dst": "t1", "kind": "conv", "group": 1},
-            {"param": "conv2.weight", "src": "t1", "dst": "t2", "kind": "conv", "group": 1},
-            {"identity": True, "src": "t1", "dst": "t2"},
-            {"param": "fc.weight", "src": "t2", "dst": "t3", "kind": "linear", "group": 4},
-        ],
-        "input": "input", "output": "t3",
-    }
+    topo = residual_topology(1, 2, 1)
     masks = {"conv1.weight": conv1, "conv2.weight": conv2, "fc.weight": fc}
     return Ticket(masks={k: np.asarray(v, bool) for k, v in masks.items()}, provenance={"topology": topo})
 
