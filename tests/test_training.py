@@ -15,12 +15,14 @@ from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.masking import MaskedOptimizer
 from ticketlab.training import (
     StepInfo,
+    TrainResult,
     TrainConfig,
     default_train_config,
     evaluate,
     lr_at,
     make_optimizer,
     train,
+    train_summary,
 )
 
 # ----------------------------------------------------------------------------- fixtures
@@ -410,11 +412,44 @@ def test_default_train_config(model, dataset, expected):
 
 
 def test_default_train_config_for_every_registered_model():
-    models = pytest.importorskip("ticketlab.models")
-    if not hasattr(models, "list_models"):
-        pytest.skip("ticketlab.models has no registry yet")
-    names = models.list_models()
+    from ticketlab.models import list_models
+
+    names = list_models()
     assert names, "no models registered"
     for name in names:
         for dataset in ("digits", "mnist", "cifar10", "cora"):
             assert isinstance(default_train_config(name, dataset), TrainConfig)
+
+
+def test_train_trainable_regularizer_and_log_extra():
+    # only `trainable` moves; the regularizer enters the logged loss; log_extra adds columns
+    from ticketlab.data.base import DataSpec, TensorData
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 3, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = TensorData(DataSpec("toy", "tensor", (3,), 2), (x, y), (x, y), (x, y))
+    lin = torch.nn.Linear(3, 2)
+    bias0 = lin.bias.detach().clone()
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=20)
+    res = train(lin, data, cfg, trainable={"weight": lin.weight}, regularizer=lambda: torch.tensor(5.0),
+                log_extra=lambda: {"answer": 42.0}, device="cpu")
+    assert torch.equal(lin.bias, bias0)
+    plain = train(torch.nn.Linear(3, 2), data, cfg, device="cpu")
+    assert res.log[-1]["answer"] == 42.0 and "answer" not in plain.log[-1]
+    assert res.log[-1]["train_loss"] > 5.0 > plain.log[-1]["train_loss"]
+    with pytest.raises(IncompatibleError, match="not a parameter of the model"):
+        train(lin, data, cfg, trainable={"w": torch.nn.Parameter(torch.zeros(2))}, device="cpu")
+
+
+def test_train_summary_lives_in_training_and_imp_does_not_import_the_runner():
+    import ast
+    from pathlib import Path
+
+    import ticketlab.miners.imp as imp
+
+    tree = ast.parse(Path(imp.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "ticketlab.mining" not in imported
+    r = TrainResult(0.9, 0.8, 0.5, 0.85, 100, 0.4, 0.88, 200, 200, 1.5)
+    assert train_summary(r)["test_accuracy"] == 0.9

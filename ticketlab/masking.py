@@ -226,6 +226,39 @@ class MaskedOptimizer:
         if self._params:
             torch._foreach_mul_(self._params, self._fmasks)
 
+    @torch.no_grad()
+    def shrink_masks_(self, masks: Mapping[str, torch.Tensor]) -> None:
+        """Replace the masks of the named parameters by ``masks`` (which may only remove entries).
+
+        The newly masked entries are zeroed, and so is every optimizer state tensor of the same
+        shape (momentum buffers, Adam moments, Adagrad sums), so the invariant of the module
+        docstring (zero weight, zero gradient, zero state) holds for them from the next step
+        on. Used by Gem-Miner's iterative freezing.
+
+        Example:
+            >>> w = torch.nn.Parameter(torch.ones(2))
+            >>> opt = MaskedOptimizer(torch.optim.SGD([w], lr=0.1, momentum=0.9), {"w": w},
+            ...                       {"w": torch.tensor([True, True])})
+            >>> w.sum().backward(); opt.step()
+            >>> opt.shrink_masks_({"w": torch.tensor([True, False])})
+            >>> w.sum().backward(); opt.step(); w[1].item(), opt.optimizer.state[w]["momentum_buffer"][1].item()
+            (0.0, 0.0)
+        """
+        for name, mask in masks.items():
+            if name not in self.names:
+                raise IncompatibleError(f"mask '{name}' names no masked parameter of this optimizer")
+            i = self.names.index(name)
+            new = mask.detach().to(device=self._params[i].device, dtype=self._params[i].dtype)
+            if tuple(new.shape) != tuple(self._params[i].shape):
+                raise IncompatibleError(f"mask '{name}' has shape {tuple(new.shape)}, not {tuple(self._params[i].shape)}")
+            if bool((new > self._fmasks[i]).any()):
+                raise IncompatibleError(f"mask '{name}' would revive masked entries (masks only shrink)")
+            self._fmasks[i] = new
+            self._params[i].mul_(new)
+            for value in self.optimizer.state.get(self._params[i], {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == new.shape:
+                    value.mul_(new)
+
     def step(self) -> None:
         """Mask gradients, take the optimizer step, mask weights (when needed, see above)."""
         self.mask_grads_()

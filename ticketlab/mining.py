@@ -28,6 +28,7 @@ from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.progress import NullProgress
 from ticketlab.selection import SCOPES, check_density, density_from, keep_count, select_top
 from ticketlab.ticket import Ticket
+from ticketlab.weights import apply_treatment_
 
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
 #: repeat the model initialisation's stream.
@@ -38,19 +39,6 @@ def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {n: p.detach().cpu().numpy().copy() for n, p in params.items()}
 
 
-def train_summary(result: Any) -> dict[str, Any]:
-    """The scalar facts of a :class:`~ticketlab.training.TrainResult`, for a history row."""
-    return {
-        "test_accuracy": result.final_test_accuracy,
-        "val_accuracy": result.final_val_accuracy,
-        "best_val_accuracy": result.best_val_accuracy,
-        "early_stop_iteration": result.early_stop_iteration,
-        "early_stop_test_accuracy": result.early_stop_test_accuracy,
-        "iterations": result.final_iteration,
-        "train_seconds": result.wall_time_s,
-    }
-
-
 def mine(
     method: str,
     *,
@@ -58,7 +46,7 @@ def mine(
     dataset: str = "digits",
     density: float | None = None,
     sparsity: float | None = None,
-    scope: str = "global",
+    scope: str | None = None,
     rounds: int | None = None,
     schedule: Sequence[float] | None = None,
     seed: int = 0,
@@ -86,7 +74,8 @@ def mine(
         model, dataset: registered names (``list_models()``, ``list_datasets()``).
         density, sparsity: at most one (fraction kept / fraction removed); with neither, the
             miner's schedule decides (density 0.1 for most miners; IMP: its rate per round).
-        scope: ``"global"`` (one ranking over all prunable weights) or ``"layer"``.
+        scope: ``"global"`` (one ranking over all prunable weights) or ``"layer"``; default the
+            method's first supported scope (``"global"``, except ``edge_popup``: ``"layer"``).
         rounds: rounds of the schedule; default: the miner's (100 for SynFlow, 5 for IMP, 1
             otherwise). The default schedule is exponential, ``density**(k/rounds)``.
         schedule: explicit per-round densities instead (decreasing, the last is the target).
@@ -97,7 +86,8 @@ def mine(
         train_options: overrides of the default training config's fields (``TrainConfig``),
             e.g. ``{"lr": 0.1}``; applied after ``train_epochs``.
         train_ticket: after mining, rewind to the initial weights and train the sparse network;
-            its accuracy goes into the history and provenance.
+            its accuracy goes into the history and provenance. A method may ask for this itself
+            (Gem-Miner's fine-tuning, :meth:`Miner.ticket_train_config`), with its own config.
         miner_config: the miner's config (or a dict of overrides of its defaults).
         prune_first_layer, prune_last_layer: whether the first / last prunable layer is pruned.
         keep_weights, keep_scores: store the ``init``/``final`` weights and the last scores.
@@ -120,7 +110,7 @@ def mine(
     started = time.perf_counter()
     progress = progress or NullProgress()
     target = density_from(density, sparsity) if density is not None or sparsity is not None else None
-    if scope not in SCOPES:
+    if scope is not None and scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
@@ -129,6 +119,11 @@ def mine(
         miner: Miner = miner_cls(**(miner_config or {}))
     else:
         miner = miner_cls(miner_config)
+    if scope is None:
+        scope = miner_cls.scopes[0]
+    elif scope not in miner_cls.scopes:
+        raise ConfigError(f"method '{method}' selects with scope {' or '.join(miner_cls.scopes)} only, "
+                          f"not '{scope}'")
     rounds_dir = Path(save_rounds) if save_rounds is not None else None
     if rounds_dir is not None and not rounds_dir.is_dir():
         raise ConfigError(f"cannot save rounds to '{rounds_dir}': it is not an existing folder")
@@ -141,7 +136,10 @@ def mine(
     params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
     if not params:
         raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
+    treatment = miner.weight_treatment()
+    apply_treatment_(params, treatment)  # before anything reads them: the ticket's init is treated
     init = _numpy(params)
+    init_state = {n: v.detach().clone() for n, v in net.state_dict().items()}  # --train-ticket rewinds all of it
     train_config = default_train_config(model, dataset)
     if train_epochs is not None:
         if train_epochs < 1:
@@ -156,20 +154,29 @@ def mine(
     ctx = MiningContext(
         model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
         generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-        train_config=train_config, progress=progress, draw_init=draw_init,
+        train_config=train_config, progress=progress, draw_init=draw_init, scope=scope,
+        train_epochs=train_epochs,
     )
     densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
+    ctx.schedule = list(densities)
+    ticket_config = miner.ticket_train_config(ctx)
+    if ticket_config is not None and train_options:
+        ticket_config = TrainConfig.from_dict({**ticket_config.to_dict(), **train_options})
+    train_ticket = bool(train_ticket or ticket_config is not None)
+    ticket_config = ticket_config or train_config
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists() and not resume:
         raise ConfigError(f"checkpoint '{ckpt_path}' already exists (an unfinished run?): "
                           "continue it with --resume (resume=True) or delete it to start over")
     per_layer = any(isinstance(d, dict) for d in densities)
     effective_scope = "layer" if per_layer else scope
-    trained = bool(miner_cls.trains or train_ticket)
+    trained = bool((miner_cls.trains and not miner_cls.frozen_weights) or train_ticket)
+    weight_config = ticket_config if train_ticket else train_config  # the weights' last training
     fingerprint = {
         "method": method, "method_config": dataclasses.asdict(miner.config), "model": model,
         "model_config": dict(model_kwargs or {}), "dataset": dataset, "seed": seed, "scope": effective_scope,
         "schedule": densities, "train_config": dataclasses.asdict(train_config) if miner_cls.trains else None,
+        "weights": treatment,
         "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
         "ticketlab_version": __version__,
     }
@@ -203,7 +210,8 @@ def mine(
             "prune_last_layer": prune_last_layer,
             "layer_kept": {n: int(m.sum()) for n, m in np_masks.items()},
             "collapsed": any(not m.any() for m in np_masks.values()),
-            "train_config": dataclasses.asdict(train_config) if trained else None,
+            "train_config": dataclasses.asdict(weight_config) if trained else None,
+            "weights": treatment,
             "trained": trained,
             "device": str(dev),
             "ticketlab_version": __version__,
@@ -212,6 +220,7 @@ def mine(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": round(elapsed_before + time.perf_counter() - started, 3),
             "topology": topology,
+            **ctx.provenance,
             **extra,
         }
         weights: dict[str, dict[str, np.ndarray]] = {}
@@ -288,13 +297,13 @@ def mine(
     if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
         extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
     if train_ticket:
-        from ticketlab.training import train
+        from ticketlab.training import train, train_summary
 
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(torch.from_numpy(init[n]).to(p.device) * masks[n])
-        result = train(net, data, train_config, masks=masks, seed=seed, device=dev, progress=progress)
-        trained_row = {"stage": "ticket", **train_summary(result)}
+        net.load_state_dict(init_state)  # the whole initial state: weights, biases, batch norm
+        result = train(net, data, ticket_config, masks=masks, seed=seed, device=dev, progress=progress)
+        kept = sum(int(m.sum()) for m in masks.values())
+        trained_row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
+                       **train_summary(result)}
         history.append(trained_row)
         extra["test_accuracy"] = trained_row.get("test_accuracy")
     return make_ticket(masks, history, scores, len(densities), **extra)

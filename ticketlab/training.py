@@ -247,9 +247,11 @@ def _fused_supported(optimizer: str, params: Sequence[torch.Tensor]) -> bool:
 
 
 def make_optimizer(
-    model: nn.Module, config: TrainConfig, masks: Mapping[str, torch.Tensor] | None = None
+    model: nn.Module, config: TrainConfig, masks: Mapping[str, torch.Tensor] | None = None, *,
+    trainable: Mapping[str, nn.Parameter] | None = None,
 ) -> torch.optim.Optimizer | MaskedOptimizer:
-    """The optimizer of ``config`` over ``model``'s trainable parameters, masked when ``masks`` given.
+    """The optimizer of ``config`` over ``trainable`` (default: ``model``'s parameters that
+    require a gradient), masked when ``masks`` are given.
 
     Uses torch's fused implementation where one exists for the parameters' device and dtype.
 
@@ -258,7 +260,17 @@ def make_optimizer(
         >>> type(opt).__name__
         'Adagrad'
     """
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = dict(model.named_parameters())
+    if trainable is None:
+        params = [p for p in named.values() if p.requires_grad]
+    else:
+        ids = {id(p) for p in named.values()}
+        for name, p in trainable.items():
+            if id(p) not in ids:
+                raise IncompatibleError(f"trainable parameter '{name}' is not a parameter of the model")
+        params = list(trainable.values())
+    if not params:
+        raise ConfigError("nothing to train: the model has no parameter that requires a gradient")
     if config.optimizer == "sgd":
         cls: type[torch.optim.Optimizer] = torch.optim.SGD
         kwargs: dict[str, Any] = dict(momentum=config.momentum, nesterov=config.nesterov)
@@ -277,7 +289,7 @@ def make_optimizer(
         opt = cls(params, **kwargs)
     if masks is None:
         return opt
-    return MaskedOptimizer(opt, dict(model.named_parameters()), masks)
+    return MaskedOptimizer(opt, named, masks)
 
 
 @dataclass
@@ -424,145 +436,127 @@ def evaluate(
     return _evaluate_splits(model, data, [split], batch_size)[split]
 
 
-def train(
-    model: nn.Module,
-    data: TensorData | GraphData,
-    config: TrainConfig,
-    *,
-    masks: Mapping[str, torch.Tensor] | None = None,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    progress: NullProgress = NullProgress(),
-    start_iteration: int = 0,
-    snapshot_at: int | None = None,
-    callbacks: Sequence[Callable[[StepInfo], None]] = (),
-) -> TrainResult:
-    """Train ``model`` in place on ``data`` with ``config``; masked weights stay exactly zero.
+@torch.no_grad()
+def evaluate_masked(
+    model: nn.Module, data: TensorData | GraphData, masks: Mapping[str, torch.Tensor], batch_size: int = 1000,
+    splits: Sequence[str] = ("val", "test"),
+) -> dict[str, tuple[float, float]]:
+    """``(loss, accuracy)`` per split of ``model`` with the masked weights set to zero, untrained.
 
-    Args:
-        masks: parameter name -> boolean tensor (True = kept); pruned weights are zeroed before
-            the first step and stay zero (see :class:`~ticketlab.masking.MaskedOptimizer`).
-        seed: non-negative; same seed, data, config and initial weights give bit-identical
-            weights on CPU (see the module docstring for what is seeded).
-        device: "auto", "cpu" or "cuda"; the model is moved there and left there.
-        start_iteration: run steps ``start_iteration .. total - 1`` (to resume a schedule, e.g.
-            after rewinding to iteration K); the lr schedule and batch order are those of the
-            full run.
-        snapshot_at: also return a CPU copy of ``model.state_dict()`` after this many (absolute)
-            iterations in ``TrainResult.snapshot`` (``start_iteration`` <= it <= total).
-        callbacks: called with a :class:`StepInfo` after every step.
+    The weights are multiplied by ``masks`` for the evaluation and restored afterwards, so the
+    model is left exactly as it was (batch-norm statistics included: evaluation mode).
 
     Example:
         >>> from ticketlab.data.base import DataSpec, TensorData
-        >>> x = torch.randn(30, 4); y = (x.sum(1) > 0).long()
-        >>> data = TensorData(DataSpec("toy", "tensor", (4,), 2), (x, y), (x, y), (x, y))
-        >>> res = train(torch.nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=10), device="cpu")
-        >>> res.iterations, [row["iteration"] for row in res.log]
-        (6, [3, 6])
+        >>> x = torch.eye(2); y = torch.tensor([0, 1])
+        >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+        >>> lin = torch.nn.Linear(2, 2, bias=False); _ = lin.weight.data.copy_(torch.eye(2))
+        >>> evaluate_masked(lin, data, {"weight": torch.tensor([[True, False], [False, False]])})["test"][1]
+        0.5
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"training seed must be a non-negative integer, not {seed!r}")
-    dev = resolve_device(device)
-    graph = isinstance(data, GraphData)
-    if not graph and not isinstance(data, TensorData):
+    params = dict(model.named_parameters())
+    check_masks(masks, params)
+    saved = {n: params[n].detach().clone() for n in masks}
+    try:
+        for n, m in masks.items():
+            params[n].mul_(m.to(device=params[n].device, dtype=params[n].dtype))
+        return _evaluate_splits(model, data, splits, batch_size)
+    finally:
+        for n, w in saved.items():
+            params[n].copy_(w)
+
+
+def train_summary(result: TrainResult) -> dict[str, Any]:
+    """The scalar facts of a :class:`TrainResult` for a history row (shared by every miner).
+
+    Example:
+        >>> r = TrainResult(0.9, 0.8, 0.5, 0.85, 100, 0.4, 0.88, 200, 200, 1.5)
+        >>> train_summary(r)["early_stop_iteration"], train_summary(r)["iterations"]
+        (100, 200)
+    """
+    return {
+        "test_accuracy": result.final_test_accuracy,
+        "val_accuracy": result.final_val_accuracy,
+        "best_val_accuracy": result.best_val_accuracy,
+        "early_stop_iteration": result.early_stop_iteration,
+        "early_stop_test_accuracy": result.early_stop_test_accuracy,
+        "iterations": result.final_iteration,
+        "train_seconds": result.wall_time_s,
+    }
+
+
+def _on_device(data: TensorData | GraphData, dev: torch.device) -> TensorData | GraphData:
+    """``data`` with its tensors on ``dev`` (moved once; a no-op copy on CPU)."""
+    if isinstance(data, GraphData):
+        return GraphData(data.spec, copy.copy(data.graph).to(dev))  # PyG's .to works in place
+    if not isinstance(data, TensorData):
         raise IncompatibleError(f"train needs TensorData or GraphData, not {type(data).__name__}")
+    return TensorData(data.spec, *(tuple(t.to(dev) for t in split) for split in (data.train, data.val, data.test)))
 
-    # --- iterations and batching (data moved to the device once; no-op on CPU) --------------
-    if graph:
-        data = GraphData(data.spec, copy.copy(data.graph).to(dev))  # PyG's .to works in place
-        g = data.graph
-        x_all, edge_index, train_mask = g.x, g.edge_index, g.train_mask
-        y_train = g.y[train_mask]
-        if len(y_train) == 0:
-            raise IncompatibleError(f"graph data set '{data.spec.name}' has no nodes in train_mask")
-        per_epoch = 1
-    else:
-        data = TensorData(data.spec, *(tuple(t.to(dev) for t in split) for split in (data.train, data.val, data.test)))
-        x_train, y_train = data.train
-        n_train = len(y_train)
-        if n_train == 0:
-            raise IncompatibleError(f"data set '{data.spec.name}' has an empty training split")
-        bs = min(config.batch_size, n_train)
-        per_epoch = steps_per_epoch(config, data)
-    total = total_iterations(config, data)
-    eval_every = config.eval_every or per_epoch
-    if not isinstance(start_iteration, int) or not 0 <= start_iteration <= total:
-        raise ConfigError(f"start_iteration must be in [0, {total}], not {start_iteration!r}")
-    if snapshot_at is not None and not start_iteration <= snapshot_at <= total:
-        raise ConfigError(f"snapshot_at must be in [{start_iteration}, {total}], not {snapshot_at!r}")
 
-    model.to(dev)
-    if masks is not None:
-        params = dict(model.named_parameters())
-        check_masks(masks, params)
-        masks = {n: m.to(dev) for n, m in masks.items()}  # MaskedOptimizer zeros pruned weights
-    optimizer = make_optimizer(model, config, masks)
+class _Batches:
+    """The minibatch of every iteration: epoch ``e``'s order is a permutation drawn from a
+    generator seeded with ``(seed, 1, e)`` only (so a restarted run sees the same batches);
+    graph data gives the whole graph with the loss on ``train_mask`` nodes."""
 
-    perm_cache: dict[int, torch.Tensor] = {}
+    def __init__(self, data: TensorData | GraphData, config: TrainConfig, seed: int) -> None:
+        self.seed = seed
+        self.graph = isinstance(data, GraphData)
+        if self.graph:
+            g = data.graph
+            self.x, self.edge_index, self.train_mask = g.x, g.edge_index, g.train_mask
+            self.y = g.y[g.train_mask]
+            if len(self.y) == 0:
+                raise IncompatibleError(f"graph data set '{data.spec.name}' has no nodes in train_mask")
+        else:
+            self.x, self.y = data.train
+            if len(self.y) == 0:
+                raise IncompatibleError(f"data set '{data.spec.name}' has an empty training split")
+            self.bs = min(config.batch_size, len(self.y))
+        self.per_epoch = steps_per_epoch(config, data)
+        self._epoch, self._perm = -1, torch.empty(0)
 
-    def batch(t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, b = divmod(t, per_epoch)
-        if epoch not in perm_cache:
-            perm_cache.clear()
-            gen = torch.Generator().manual_seed(_derive_seed(seed, 1, epoch))
-            perm_cache[epoch] = torch.randperm(n_train, generator=gen).to(dev)
-        idx = perm_cache[epoch][b * bs : (b + 1) * bs]
-        return x_train[idx], y_train[idx]
+    def logits_and_targets(self, model: nn.Module, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's logits on iteration ``t``'s minibatch, and the batch's labels."""
+        if self.graph:
+            return model(self.x, self.edge_index)[self.train_mask], self.y
+        epoch, b = divmod(t, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(_derive_seed(self.seed, 1, epoch))
+            self._epoch, self._perm = epoch, torch.randperm(len(self.y), generator=gen).to(self.x.device)
+        idx = self._perm[b * self.bs : (b + 1) * self.bs]
+        return model(self.x[idx]), self.y[idx]
 
-    log: list[dict[str, float]] = []
-    snapshot = state_copy(model) if snapshot_at == start_iteration else None
-    start_time = time.perf_counter()
-    running = torch.zeros((), device=dev)
-    n_running = 0
-    lr = math.nan
 
-    def record(it: int) -> None:
-        nonlocal running, n_running
-        ev = _evaluate_splits(model, data, ("val", "test"), config.eval_batch_size)
-        train_loss = running.item() / n_running if n_running else math.nan
-        log.append({"iteration": it, "lr": lr, "train_loss": train_loss, "val_loss": ev["val"][0],
-                    "val_accuracy": ev["val"][1], "test_accuracy": ev["test"][1]})
-        running = torch.zeros((), device=dev)
-        n_running = 0
+class _Log:
+    """Evaluation rows: mean training loss since the last row, validation and test metrics, and
+    the caller's extra columns (``log_extra``)."""
 
-    cuda_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices), progress.task("train", total=total - start_iteration) as task:
-        dropout_seed = _derive_seed(seed, 2, start_iteration)
-        torch.default_generator.manual_seed(dropout_seed)
-        if dev.type == "cuda":
-            torch.cuda.manual_seed(dropout_seed)
-        model.train()
-        for t in range(start_iteration, total):
-            new_lr = lr_at(config, t, total)
-            if new_lr != lr:
-                lr = new_lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            if graph:
-                logits = model(x_all, edge_index)[train_mask]
-                yb = y_train
-            else:
-                xb, yb = batch(t)
-                logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss = loss.detach()
-            running += loss
-            n_running += 1
-            it = t + 1
-            for cb in callbacks:
-                cb(StepInfo(it, loss, lr, model, optimizer))
-            if snapshot_at == it:
-                snapshot = state_copy(model)
-            if it % eval_every == 0 or it == total:
-                record(it)
-            task.advance(1)
-        if not log:
-            record(total)
-    wall = time.perf_counter() - start_time
+    def __init__(self, model: nn.Module, data: TensorData | GraphData, config: TrainConfig,
+                 log_extra: Callable[[], Mapping[str, float]] | None) -> None:
+        self.model, self.data, self.config, self.log_extra = model, data, config, log_extra
+        self.rows: list[dict[str, float]] = []
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._n = 0
 
+    def add_loss(self, loss: torch.Tensor) -> None:
+        self._loss_sum = self._loss_sum + loss  # stays on the device: no sync per step
+        self._n += 1
+
+    def record(self, iteration: int, lr: float) -> None:
+        ev = _evaluate_splits(self.model, self.data, ("val", "test"), self.config.eval_batch_size)
+        train_loss = float(self._loss_sum) / self._n if self._n else math.nan
+        row = {"iteration": iteration, "lr": lr, "train_loss": train_loss, "val_loss": ev["val"][0],
+               "val_accuracy": ev["val"][1], "test_accuracy": ev["test"][1]}
+        if self.log_extra is not None:
+            row.update(self.log_extra())
+        self.rows.append(row)
+        self._loss_sum, self._n = 0.0, 0
+
+
+def _result(log: list[dict[str, float]], start_iteration: int, total: int, wall: float,
+            snapshot: dict[str, torch.Tensor] | None) -> TrainResult:
+    """The :class:`TrainResult` of a finished run: early stopping = minimum validation loss."""
     val_losses = np.array([row["val_loss"] for row in log], dtype=float)
     best = int(np.nanargmin(val_losses)) if not np.all(np.isnan(val_losses)) else len(log) - 1
     last = log[-1]
@@ -581,3 +575,109 @@ def train(
         log=log,
         snapshot=snapshot,
     )
+
+
+def train(
+    model: nn.Module,
+    data: TensorData | GraphData,
+    config: TrainConfig,
+    *,
+    masks: Mapping[str, torch.Tensor] | None = None,
+    trainable: Mapping[str, nn.Parameter] | None = None,
+    regularizer: Callable[[], torch.Tensor] | None = None,
+    log_extra: Callable[[], Mapping[str, float]] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: NullProgress = NullProgress(),
+    start_iteration: int = 0,
+    snapshot_at: int | None = None,
+    callbacks: Sequence[Callable[[StepInfo], None]] = (),
+) -> TrainResult:
+    """Train ``model`` in place on ``data`` with ``config``; masked entries stay exactly zero.
+
+    The same loop trains weights under a mask (every miner, ``--train-ticket``) and the scores
+    of the learned-mask miners (:mod:`ticketlab.miners._learned`): what it trains is
+    ``trainable``, and everything else in the model is left as it is by the optimizer.
+
+    Args:
+        masks: parameter name -> boolean tensor (True = kept); the masked entries are zeroed
+            before the first step and stay zero (see :class:`~ticketlab.masking.MaskedOptimizer`).
+        trainable: the parameters the optimizer updates (name -> parameter of ``model``); default
+            every parameter of ``model`` with ``requires_grad``.
+        regularizer: a function whose (differentiable) value is added to every step's loss,
+            e.g. Gem-Miner's ``lambda * sum(s ** 2)``; the logged ``train_loss`` includes it.
+        log_extra: a function whose columns are added to every evaluation row of the log.
+        seed: non-negative; same seed, data, config and initial weights give bit-identical
+            weights on CPU (see the module docstring for what is seeded).
+        device: "auto", "cpu" or "cuda"; the model is moved there and left there.
+        start_iteration: run steps ``start_iteration .. total - 1`` (to resume a schedule, e.g.
+            after rewinding to iteration K); the lr schedule and batch order are those of the
+            full run.
+        snapshot_at: also return a CPU copy of ``model.state_dict()`` after this many (absolute)
+            iterations in ``TrainResult.snapshot`` (``start_iteration`` <= it <= total).
+        callbacks: called with a :class:`StepInfo` after every step (before that step's
+            evaluation, so a callback that changes the model is seen by the log).
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.randn(30, 4); y = (x.sum(1) > 0).long()
+        >>> data = TensorData(DataSpec("toy", "tensor", (4,), 2), (x, y), (x, y), (x, y))
+        >>> res = train(torch.nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=10), device="cpu")
+        >>> res.iterations, [row["iteration"] for row in res.log]
+        (6, [3, 6])
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"training seed must be a non-negative integer, not {seed!r}")
+    dev = resolve_device(device)
+    data = _on_device(data, dev)
+    batches = _Batches(data, config, seed)
+    total = total_iterations(config, data)
+    eval_every = config.eval_every or batches.per_epoch
+    if not isinstance(start_iteration, int) or not 0 <= start_iteration <= total:
+        raise ConfigError(f"start_iteration must be in [0, {total}], not {start_iteration!r}")
+    if snapshot_at is not None and not start_iteration <= snapshot_at <= total:
+        raise ConfigError(f"snapshot_at must be in [{start_iteration}, {total}], not {snapshot_at!r}")
+
+    model.to(dev)
+    if masks is not None:
+        check_masks(masks, dict(model.named_parameters()))
+        masks = {n: m.to(dev) for n, m in masks.items()}  # MaskedOptimizer zeros the masked entries
+    optimizer = make_optimizer(model, config, masks, trainable=trainable)
+    log = _Log(model, data, config, log_extra)
+    snapshot = state_copy(model) if snapshot_at == start_iteration else None
+    start_time = time.perf_counter()
+    lr = math.nan
+
+    cuda_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices), progress.task("train", total=total - start_iteration) as task:
+        dropout_seed = _derive_seed(seed, 2, start_iteration)
+        torch.default_generator.manual_seed(dropout_seed)
+        if dev.type == "cuda":
+            torch.cuda.manual_seed(dropout_seed)
+        model.train()
+        for t in range(start_iteration, total):
+            new_lr = lr_at(config, t, total)
+            if new_lr != lr:
+                lr = new_lr
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            logits, yb = batches.logits_and_targets(model, t)
+            loss = F.cross_entropy(logits, yb)
+            if regularizer is not None:
+                loss = loss + regularizer()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss = loss.detach()
+            log.add_loss(loss)
+            it = t + 1
+            for cb in callbacks:
+                cb(StepInfo(it, loss, lr, model, optimizer))
+            if snapshot_at == it:
+                snapshot = state_copy(model)
+            if it % eval_every == 0 or it == total:
+                log.record(it, lr)
+            task.advance(1)
+        if not log.rows:
+            log.record(total, lr)
+    return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot)

@@ -96,8 +96,9 @@ class MineCommand(click.Command):
 @click.option("--dataset", default="digits", show_default=True, help="Data set (see `ticketlab list datasets`).")
 @click.option("--sparsity", type=float, default=None, help="Fraction of weights removed, in [0, 1).")
 @click.option("--density", type=float, default=None, help="Fraction of weights kept, in (0, 1]. Default when neither is given: 0.1 (imp: (1 - rate)^rounds).")
-@click.option("--scope", type=click.Choice(["global", "layer"]), default="global", show_default=True,
-              help="Rank all prunable weights together, or each layer on its own.")
+@click.option("--scope", type=click.Choice(["global", "layer"]), default=None,
+              help="Rank all prunable weights together, or each layer on its own [default: global; "
+                   "edge_popup: layer, the only scope it supports (Ramanujan et al. 2020)].")
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
 @click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
               help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
@@ -132,6 +133,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     ticketlab mine --method synflow -o a.h5
     ticketlab mine --method magnitude --model gcn --dataset cora --data-root DIR --sparsity 0.8
     ticketlab mine --method imp --rounds 5 --reset rewind:50 --save-rounds rounds/ -o imp.h5
+    ticketlab mine --method gem_miner --density 0.05 -o gem.h5   # also edge_popup, supermask_learned
     """
     from ticketlab.errors import ConfigError
     from ticketlab.fileformat import save
@@ -191,7 +193,12 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
             continue
         if row.get("stage") in ("dense", "ticket") and "test_accuracy" in row:
             label = "dense network" if row["stage"] == "dense" else "ticket"
-            out.print(f"test accuracy of the trained {label}: {row['test_accuracy']:.4f}")
+            where = f" (density {row['density']:.4g})" if "density" in row else ""
+            out.print(f"test accuracy of the trained {label}{where}: {row['test_accuracy']:.4f}")
+        elif "untrained_test_accuracy" in row:  # learned masks: the method's own mask, then the ticket's
+            label = "ticket" if row.get("stage") == "round" else f"{row['stage']} (the method's own mask)"
+            out.print(f"untrained test accuracy of the {label} (density {row['density']:.4g}): "
+                      f"{row['untrained_test_accuracy']:.4f}")
     if ticket.provenance.get("collapsed"):
         empty = [n for n, k in ticket.layer_kept().items() if k == 0]
         click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({', '.join(empty[:3])})", err=True)

@@ -69,6 +69,10 @@ class MiningContext:
         draw_init: ``draw_init(seed)`` builds a fresh copy of the model with initial weights
             drawn with ``seed`` (same architecture and init distribution) and returns its CPU
             ``state_dict`` (e.g. for IMP's random re-initialization control).
+        schedule: the run's per-round targets (set by the runner before :meth:`Miner.prepare`).
+        scope: the run's selection scope, ``"global"`` or ``"layer"``.
+        train_epochs: the epochs the user asked for (``--train-epochs``), or ``None``.
+        provenance: facts the miner adds to the ticket's provenance (e.g. its weight treatment).
     """
 
     model: torch.nn.Module
@@ -82,6 +86,10 @@ class MiningContext:
     progress: "NullProgress | None" = None
     records: list[dict[str, Any]] = field(default_factory=list)
     draw_init: Callable[[int], dict[str, torch.Tensor]] | None = None
+    schedule: list[RoundTarget] = field(default_factory=list)
+    scope: str = "global"
+    train_epochs: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 class Miner:
@@ -92,6 +100,10 @@ class Miner:
         needs_data: the method reads the training data (``False`` = data-free).
         trains: the method trains the network (so ``--train-epochs`` applies to it).
         default_rounds: rounds of the exponential schedule when the user gives none.
+        frozen_weights: the method trains something other than the weights (the learned-mask
+            miners' scores), so the weights end as they started.
+        scopes: the selection scopes the method supports, its default first (``edge_popup``
+            selects layer-wise only).
     """
 
     name: ClassVar[str] = ""
@@ -99,6 +111,8 @@ class Miner:
     needs_data: ClassVar[bool] = False
     trains: ClassVar[bool] = False
     default_rounds: ClassVar[int] = 1
+    frozen_weights: ClassVar[bool] = False
+    scopes: ClassVar[tuple[str, ...]] = ("global", "layer")
 
     def __init__(self, config: MinerConfig | None = None, **overrides: Any) -> None:
         if config is None:
@@ -113,6 +127,17 @@ class Miner:
                                   f" (options: {', '.join(sorted(known)) or 'none'})")
             config = dataclasses.replace(config, **overrides)
         self.config = config
+
+    def weight_treatment(self) -> str:
+        """The treatment (:mod:`ticketlab.weights`) the runner applies to the prunable weights
+        before anything else, so the ticket's ``init`` weights are the treated ones. Default
+        ``"init"``: the model's own initialization."""
+        return "init"
+
+    def ticket_train_config(self, ctx: MiningContext) -> "TrainConfig | None":
+        """The config of a training of the final ticket that the method itself asks for (e.g.
+        Gem-Miner's fine-tuning), or ``None``. The runner runs it as it runs ``--train-ticket``."""
+        return None
 
     def prepare(self, ctx: MiningContext) -> None:
         """Work done once before the first round (e.g. training the dense network)."""

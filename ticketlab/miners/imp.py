@@ -184,8 +184,7 @@ class IMPMiner(Miner):
     # ------------------------------------------------------------------ rounds
     def prepare(self, ctx: MiningContext) -> None:
         """Round 0: keep θ0, train the dense network (snapshot after K iterations for rewind:K)."""
-        from ticketlab.mining import train_summary
-        from ticketlab.training import state_copy, total_iterations, train
+        from ticketlab.training import state_copy, total_iterations, train, train_summary
 
         if self.mode == "rewind":
             total = total_iterations(ctx.train_config, ctx.data)
@@ -207,8 +206,7 @@ class IMPMiner(Miner):
 
     def after_round(self, ctx: MiningContext, masks: dict[str, torch.Tensor], round_index: int) -> None:
         """Reset the survivors (``--reset``), then train the network with the new mask."""
-        from ticketlab.mining import train_summary
-        from ticketlab.training import train
+        from ticketlab.training import train, train_summary
 
         state = self.reset_state(ctx, round_index)
         if state is not None:

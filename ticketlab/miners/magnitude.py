@@ -23,8 +23,7 @@ class MagnitudeMiner(Miner):
         pass
 
     def prepare(self, ctx: MiningContext) -> None:
-        from ticketlab.mining import train_summary
-        from ticketlab.training import train
+        from ticketlab.training import train, train_summary
 
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress)

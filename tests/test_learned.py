@@ -1,0 +1,355 @@
+"""The learned-mask miners (gem_miner, edge_popup, supermask_learned) and their shared engine.
+
+Hand-computed cases on a 2x3 weight for each forward rule and its straight-through gradient,
+then the engine's invariants on real runs (frozen weights, freezing, clamp, fine-tuning, seeds),
+the weight treatments and the CLI.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.nn.utils import parametrize
+
+import ticketlab
+from ticketlab.cli.main import cli
+from ticketlab.errors import ConfigError
+from ticketlab.masking import MaskedOptimizer
+from ticketlab.miners._learned import straight_through
+from ticketlab.miners.edge_popup import TopKRule
+from ticketlab.miners.gem_miner import GemMiner, GemRule, freeze_events
+from ticketlab.miners.supermask_learned import BernoulliRule
+from ticketlab.mining import mine
+from ticketlab.selection import keep_count
+from ticketlab.training import evaluate_masked
+from ticketlab.weights import apply_treatment_, fan_in, treat_weights
+
+LEARNED = ["gem_miner", "edge_popup", "supermask_learned"]
+PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
+W0 = torch.tensor([[0.5, -1.0, 2.0], [1.5, -0.25, 0.75]])
+X = torch.tensor([[1.0, 2.0, -1.0], [0.5, -1.0, 3.0]])
+
+
+def _linear_with(rule):
+    lin = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(W0)
+    lin.weight.requires_grad_(False)
+    parametrize.register_parametrization(lin, "weight", rule)
+    return lin
+
+
+def _grads(rule):
+    """(effective weight, dL/d scores, dL/dw_eff) for L = sum(lin(X) * C)."""
+    lin = _linear_with(rule)
+    c = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
+    w_eff = lin.weight
+    w_eff.retain_grad()
+    (torch.nn.functional.linear(X, w_eff) * c).sum().backward()
+    return w_eff.detach(), rule.scores.grad.clone(), w_eff.grad.clone()
+
+
+def test_straight_through_is_identity_backward():
+    s = torch.tensor([0.2, 0.9], requires_grad=True)
+    out = straight_through((s > 0.5).float(), s * 3)
+    assert out.tolist() == [0.0, 1.0]
+    (out * torch.tensor([5.0, 7.0])).sum().backward()
+    assert s.grad.tolist() == [15.0, 21.0]  # d(3s)/ds = 3 times the upstream gradient
+
+
+def test_gem_rule_forward_and_gradient():
+    scores = torch.tensor([[0.7, 0.2, 0.51], [0.5, 0.9, 0.0]])
+    w_eff, g_s, g_w = _grads(GemRule(scores.clone()))
+    m = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # s > 0.5 (0.5 itself is not kept)
+    assert torch.equal(w_eff, W0 * m)
+    assert torch.allclose(g_s, W0 * g_w)
+
+
+def test_edge_popup_rule_forward_and_gradient():
+    scores = torch.tensor([[0.3, -0.9, 0.1], [0.8, 0.05, -0.2]])
+    w_eff, g_s, g_w = _grads(TopKRule(scores.clone(), k=3))
+    m = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])  # top 3 of |s|: 0.9, 0.8, 0.3
+    assert torch.equal(w_eff, W0 * m)
+    # straight-through to |s|: w0 * dL/dw_eff times sign(s) (the paper's update for s > 0)
+    assert torch.allclose(g_s, W0 * g_w * torch.sign(scores))
+    positive = torch.tensor([[0.3, 0.9, 0.1], [0.8, 0.05, 0.2]])
+    _, g_pos, g_w2 = _grads(TopKRule(positive.clone(), k=3))
+    assert torch.allclose(g_pos, W0 * g_w2)
+
+
+def test_edge_popup_rule_keeps_exactly_k_with_ties():
+    rule = TopKRule(torch.tensor([[0.5, -0.5, 0.5], [0.5, 0.1, 0.2]]), k=2)
+    assert rule.hard().tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]  # ties: lower index first
+
+
+def test_supermask_rule_forward_and_gradient():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.0, 1.0]])
+    gen = torch.Generator().manual_seed(3)
+    rule = BernoulliRule(logits.clone(), gen)
+    replay = torch.Generator().manual_seed(3)
+    torch.bernoulli(torch.sigmoid(logits), generator=replay)  # parametrize's own check on registration
+    expected = torch.bernoulli(torch.sigmoid(logits), generator=replay)  # the draw of the forward pass
+    w_eff, g_s, g_w = _grads(rule)
+    assert torch.equal(w_eff, W0 * expected)  # the seeded Bernoulli draw, exactly
+    sig = torch.sigmoid(logits)
+    assert torch.allclose(g_s, W0 * g_w * sig * (1 - sig))  # w0 * dL/dw_eff * sigma'(s)
+    rule.eval()
+    assert torch.equal(rule.hard(), (logits > 0).float())  # evaluation: the mode 1[sigma(s) > 1/2]
+
+
+def test_freeze_events_and_rate():
+    assert [freeze_events(e, 5) for e in (1, 5, 6, 10, 11, 150)] == [0, 0, 1, 1, 2, 29]
+    # after floor((E-1)/T) events at rate p = 1 - d^(1/events) the flag mask is at d
+    d, events = 0.05, freeze_events(150, 5)
+    p = 1 - d ** (1 / events)
+    assert math.isclose((1 - p) ** events, d)
+
+
+def test_weight_treatments_hand_computed():
+    w = torch.tensor([[0.5, -2.0, 0.0], [1.0, 3.0, -1.0]])
+    assert fan_in(w) == 3 and fan_in(torch.zeros(4, 2, 3, 3)) == 18
+    assert torch.allclose(treat_weights("signed_constant", w), torch.sign(w) * math.sqrt(2 / 3))
+    std = float(np.std(w.numpy().ravel()))
+    assert torch.allclose(treat_weights("signed_std", w), torch.sign(w) * std)
+    assert torch.equal(treat_weights("init", w), w)
+    with pytest.raises(ConfigError, match="unknown weight treatment 'nope'"):
+        treat_weights("nope", w)
+    p = torch.nn.Parameter(w.clone())
+    apply_treatment_({"w": p}, "signed_constant")
+    assert p[0, 2].item() == 0.0 and math.isclose(p[1, 1].item(), math.sqrt(2 / 3), rel_tol=1e-6)
+
+
+def test_shrink_masks_zeroes_state_and_refuses_revival():
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = MaskedOptimizer(torch.optim.SGD([w], lr=0.1, momentum=0.9), {"w": w}, {"w": torch.ones(3, dtype=torch.bool)})
+    for _ in range(2):
+        w.grad = torch.ones(3)
+        opt.step()
+    opt.shrink_masks_({"w": torch.tensor([True, False, True])})
+    for _ in range(3):
+        w.grad = torch.ones(3)
+        opt.step()
+    assert w[1].item() == 0.0 and opt.optimizer.state[w]["momentum_buffer"][1].item() == 0.0
+    with pytest.raises(Exception, match="revive"):
+        opt.shrink_masks_({"w": torch.ones(3, dtype=torch.bool)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Real runs (lenet_300_100 on digits unless said otherwise; a few epochs)
+
+
+def _mine(method, **kw):
+    args = dict(model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu", train_epochs=2)
+    args.update(kw)
+    return mine(method, **args)
+
+
+@pytest.fixture(scope="module")
+def gem():
+    # 11 epochs, freezing every 5: events at epochs 5 and 10, flag mask at 0.1 after the second
+    return _mine("gem_miner", train_epochs=11, miner_config={"freeze_every": 5})
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_weights_biases_bn_bit_identical_after_score_training(method):
+    from ticketlab.data import load_dataset
+    from ticketlab.miners import get_miner
+    from ticketlab.miners.base import MiningContext
+    from ticketlab.models import create_model, prunable_parameters
+
+    data = load_dataset("digits", seed=0)
+    net = create_model("resnet20", data.spec, seed=0)  # batch norm, residuals
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    objects = {n: p for n, p in net.named_parameters()}
+    params = prunable_parameters(net)
+    miner = get_miner(method)(score_epochs=1, score_batch_size=256)
+    ctx = MiningContext(net, params, data.spec, data, torch.device("cpu"), 0, torch.Generator().manual_seed(1),
+                        schedule=[0.2])
+    miner.prepare(ctx)
+    after = dict(net.named_parameters())
+    assert list(after) == list(before)  # parametrizations removed, names as before
+    for n, p in after.items():
+        assert p is objects[n], n  # the same parameter objects
+        assert torch.equal(p, before[n]), n
+        assert p.requires_grad
+    assert not parametrize.is_parametrized(net)
+    assert any(r["stage"] == "score_training" for r in ctx.records)
+    # batch norm ran in train mode: running statistics were updated
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+
+def test_gem_freezing_reaches_exact_count_and_frozen_never_return(gem):
+    n = gem.total
+    info = gem.provenance
+    assert gem.kept == keep_count(0.1, n) == info["target_kept"]
+    rows = [r for r in gem.history if r["stage"] == "score_training"]
+    gem_row = next(r for r in gem.history if r["stage"] == "gem")
+    assert gem_row["density"] <= 0.1 + 1e-12 and gem_row["density"] == info["own_rule_density"]
+    # the gem's density never increases once freezing started (frozen scores never come back)
+    dens = [r["density"] for r in rows]
+    assert dens[-1] <= 0.1 + 1e-12
+    # the final ticket = the final flag mask: every kept score is active (>= 0), every dropped one frozen (< 0)
+    for name, m in gem.masks.items():
+        s = gem.scores[name]
+        assert (s[m] >= 0).all() and (s[m] <= 1).all() and (s[~m] < 0).all()
+    # frozen at event 1 rank below those frozen at event 2
+    all_s = np.concatenate([gem.scores[n].ravel() for n in gem.masks])
+    assert set(np.unique(all_s[all_s < 0]).tolist()) == {-2.0, -1.0}
+
+
+def test_gem_freezing_unit_frozen_scores_get_no_gradient():
+    # drive the real callbacks on a tiny model: after a freeze the frozen scores stay exactly 0
+    from ticketlab.data.base import DataSpec, TensorData
+    from ticketlab.miners.base import MiningContext
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    data = TensorData(DataSpec("toy", "tensor", (6,), 2), (x, y), (x, y), (x, y))
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    params = {"0.weight": net[0].weight, "2.weight": net[2].weight}
+    ctx = MiningContext(net, params, data.spec, data, torch.device("cpu"), 0, torch.Generator().manual_seed(0),
+                        schedule=[0.25])
+    miner = GemMiner(score_epochs=11, freeze_every=5, score_batch_size=16, score_lr=0.5)
+    seen = []
+    original = miner.callbacks
+
+    def spy(*args):
+        cbs = original(*args)
+        rules = args[1]
+
+        def check(info):
+            for n, r in rules.items():
+                frozen = ~miner.active[n]
+                assert (r.scores.detach()[frozen] == 0).all()
+                assert r.scores.detach().min() >= 0 and r.scores.detach().max() <= 1  # the clamp
+            seen.append(sum(int(a.sum()) for a in miner.active.values()))
+
+        return cbs + [check]
+
+    miner.callbacks = spy
+    miner.prepare(ctx)
+    total = 6 * 8 + 8 * 2
+    assert seen[0] == total and seen[-1] == keep_count(0.25, total)
+    assert all(b <= a for a, b in zip(seen, seen[1:]))  # the flag mask only shrinks
+    assert len(set(seen)) == 3  # two freezing events
+
+
+def test_gem_finetune_keeps_pruned_weights_zero_and_reports_both(gem):
+    stages = [r["stage"] for r in gem.history]
+    assert stages[-3:] == ["gem", "round", "ticket"]
+    ticket = gem.history[-1]
+    assert ticket["density"] == gem.density and 0 <= ticket["test_accuracy"] <= 1
+    for n, m in gem.masks.items():
+        assert np.all(gem.weights["final"][n][~m] == 0)
+        assert not np.array_equal(gem.weights["final"][n][m], gem.weights["init"][n][m])  # trained
+    assert gem.provenance["weights"] == "signed_constant"
+    assert gem.provenance["train_config"]["lr"] == 0.01 and gem.provenance["train_config"]["schedule"] == "step"
+    # the stored init weights are the treated (frozen) weights: signed constants per layer
+    for n, w in gem.weights["init"].items():
+        assert np.allclose(np.abs(w), math.sqrt(2 / w[0].size))
+
+
+def test_gem_no_finetune_leaves_weights_untrained():
+    t = _mine("gem_miner", miner_config={"finetune": False})
+    assert [r["stage"] for r in t.history][-1] == "round" and "final" not in t.weights
+    assert t.provenance["trained"] is False
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_history_provenance_scores_round_trip(method, tmp_path):
+    t = _mine(method)
+    back = ticketlab.load(ticketlab.save(t, tmp_path / "t.h5"))
+    assert back.history == t.history and back.provenance == t.provenance
+    assert set(back.scores) == set(t.masks) and set(back.weights["init"]) == set(t.masks)
+    rows = [r for r in t.history if r["stage"] == "score_training"]
+    assert len(rows) == 2 and {"train_loss", "density", "val_accuracy"} <= set(rows[0])
+    rnd = next(r for r in t.history if r["stage"] == "round")
+    # the round's untrained accuracy is that of w0 * mask, recomputed by hand
+    from ticketlab.data import load_dataset
+    from ticketlab.models import create_model, prunable_parameters
+
+    data = load_dataset("digits", seed=0)
+    net = create_model("lenet_300_100", data.spec, seed=0)
+    params = prunable_parameters(net)
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(torch.from_numpy(t.weights["init"][n] * t.masks[n]))
+    net.eval()
+    x, y = data.test
+    acc = (net(x).argmax(1) == y).sum().item() / len(y)
+    assert math.isclose(rnd["untrained_test_accuracy"], acc, abs_tol=1e-9)
+
+
+def test_supermask_learned_seeds():
+    a, b, c = _mine("supermask_learned"), _mine("supermask_learned"), _mine("supermask_learned", seed=1)
+    assert all(np.array_equal(a.masks[n], b.masks[n]) for n in a.masks)
+    assert any(not np.array_equal(a.masks[n], c.masks[n]) for n in a.masks)
+
+
+def test_edge_popup_is_layerwise_and_refuses_global():
+    t = _mine("edge_popup")
+    assert t.provenance["scope"] == "layer"
+    assert all(int(m.sum()) == keep_count(0.1, m.size) for m in t.masks.values())
+    popup = next(r for r in t.history if r["stage"] == "popup")
+    assert popup["kept"] == t.kept  # the forward mask of the last step is the ticket
+    with pytest.raises(ConfigError, match="scope layer only"):
+        _mine("edge_popup", scope="global")
+
+
+def test_evaluate_masked_restores_weights():
+    from ticketlab.data import load_dataset
+    from ticketlab.models import create_model, prunable_parameters
+
+    data = load_dataset("digits", seed=0)
+    net = create_model("lenet_300_100", data.spec, seed=0)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    masks = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in prunable_parameters(net).items()}
+    ev = evaluate_masked(net, data, masks)
+    # all weights masked: the output is the last bias alone, one class for every sample
+    x, y = data.test
+    cls = int(net.fc3.bias.argmax())
+    assert math.isclose(ev["test"][1], (y == cls).sum().item() / len(y))
+    assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
+
+
+@pytest.mark.parametrize("method", LEARNED)
+@pytest.mark.parametrize("model, dataset", [("conv2", "digits"), ("gcn", "karate")])
+def test_learned_miners_on_conv_and_gcn(method, model, dataset):
+    t = _mine(method, model=model, dataset=dataset, train_epochs=3, density=0.2)
+    scope = t.provenance["scope"]
+    expected = (sum(keep_count(0.2, m.size) for m in t.masks.values()) if scope == "layer"
+                else keep_count(0.2, t.total))
+    assert t.kept == expected == t.provenance["target_kept"]
+
+
+@pytest.mark.skipif(not PLANETOID.exists(), reason="shared Planetoid data not present")
+def test_gem_miner_gcn_on_cora(tmp_path):
+    import shutil
+
+    root = tmp_path / "planetoid"
+    shutil.copytree(PLANETOID / "Cora", root / "Cora")  # never write into ../shared
+    t = _mine("gem_miner", model="gcn", dataset="cora", data_root=root, train_epochs=6, density=0.2)
+    assert t.kept == keep_count(0.2, t.total) and t.history[-1]["stage"] == "ticket"
+
+
+def test_cli_mine_gem_and_compare_with_imp(tmp_path):
+    runner = CliRunner()
+    gem_path, imp_path = tmp_path / "gem.h5", tmp_path / "imp.h5"
+    res = runner.invoke(cli, ["mine", "--method", "gem_miner", "--density", "0.2", "--train-epochs", "6",
+                              "-o", str(gem_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "untrained test accuracy of the gem" in res.output and "trained ticket (density 0.2)" in res.output
+    res = runner.invoke(cli, ["mine", "--method", "imp", "--rounds", "2", "--train-epochs", "1", "-o", str(imp_path),
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["compare", str(gem_path), str(imp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["mine", "--method", "edge_popup", "--scope", "global", "-o", str(tmp_path / "e.h5")])
+    assert res.exit_code == 2 and "scope layer only" in res.output
+    res = runner.invoke(cli, ["mine", "--method", "gem_miner", "--weights", "bogus", "-o", str(tmp_path / "g.h5")])
+    assert res.exit_code == 2 and "unknown weight treatment 'bogus'" in res.output

@@ -1,0 +1,73 @@
+"""``edge_popup``: edge-popup (Ramanujan, Wortsman, Kembhavi, Farhadi & Rastegari 2020, "What's
+Hidden in a Randomly Weighted Neural Network?", Sec. 3, Algorithm 1).
+
+Real-valued scores (Kaiming-uniform initialised, ``a = sqrt(5)`` as in PyTorch's own layer init,
+which the reference code calls) over frozen weights, by default signed Kaiming constants. The
+forward pass keeps, in every layer, the top ``k = floor(d * N_l + 1/2)`` weights by ``|s|``;
+the backward pass is straight-through to ``|s|`` (the reference code ranks ``scores.abs()``),
+so ``dL/ds = sign(s) ⊙ w0 ⊙ dL/dw_eff``, which is the paper's update
+``s_uv <- s_uv - α ∂L/∂I_v Z_u w_uv`` for positive scores. SGD lr 0.1, momentum 0.9, cosine,
+weight decay 1e-4 on the scores.
+
+The density is reached in the forward pass from the first step and the selection is
+layer-wise only, as in the paper: ``--scope global`` is refused. The forward rule uses the shared
+selection's top-k (exact count, ties to the lower index), so the ticket is exactly the forward
+mask of the last step.
+
+Example:
+    >>> from ticketlab.mining import mine
+    >>> t = mine("edge_popup", density=0.2, train_epochs=2, device="cpu")
+    >>> t.provenance["scope"], all(int(m.sum()) == round(0.2 * m.size) for m in t.masks.values())
+    ('layer', True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule
+from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.selection import _top_k_flat, keep_count
+
+
+class TopKRule(MaskRule):
+    """``m = 1[|s| among the top k of the layer]``, straight-through to ``|s|``."""
+
+    def __init__(self, scores: torch.Tensor, k: int) -> None:
+        super().__init__(scores)
+        self.k = k
+
+    def soft(self) -> torch.Tensor:
+        return self.scores.abs()
+
+    def hard(self) -> torch.Tensor:
+        # exactly k per layer with the shared tie rule (lower index first), linear-time selection
+        keep = _top_k_flat(self.scores.detach().abs().flatten(), self.k)
+        return keep.view(self.scores.shape).to(self.scores.dtype)
+
+
+@register_miner("edge_popup")
+class EdgePopupMiner(LearnedMaskMiner):
+    """edge-popup: per-layer top-k of |s| in the forward pass (see the module docstring)."""
+
+    scopes = ("layer",)
+    own_rule_stage = "popup"
+
+    @dataclass(frozen=True)
+    class Config(LearnedMaskConfig):
+        weights: str = field(default="signed_constant", metadata={
+            "help": "frozen weights: signed_constant (default, Ramanujan et al.), init or signed_std"})
+        score_weight_decay: float = field(default=1e-4, metadata={"help": "weight decay on the scores"})
+
+    def init_scores(self, ctx: MiningContext, name: str, w0: torch.Tensor) -> torch.Tensor:
+        scores = torch.empty(w0.shape, dtype=torch.float32)
+        return torch.nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=ctx.generator)
+
+    def make_rule(self, ctx: MiningContext, name: str, scores: torch.Tensor, density: float) -> MaskRule:
+        return TopKRule(scores, keep_count(density, scores.numel()))
+
+    def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
+        return {n: r.scores.detach().abs() for n, r in rules.items()}

@@ -1,0 +1,99 @@
+"""Weight treatments: what a network's prunable weights are set to before a method uses them.
+
+One set of helpers for every method that needs them (the learned-mask miners' ``--weights``,
+and the sanity checks and ticket training that reuse them). Each treatment maps a layer's
+initial weights ``w0`` to new weights of the same shape; ``init`` leaves them as they are.
+
+* ``init``: the model's own initialization (θ0).
+* ``signed_constant``: ``sign(w0) * sqrt(2 / fan_in)`` (the "signed Kaiming constant" of
+  Ramanujan et al. 2020, "What's Hidden in a Randomly Weighted Neural Network?", Sec. 4.1,
+  ``σ = gain / sqrt(fan_in)`` with the ReLU gain ``sqrt(2)``; also used by Gem-Miner,
+  Sreenivasan et al. 2022).
+* ``signed_std``: ``sign(w0) * std(w0)`` with the layer's own (population) standard deviation (Zhou, Lan, Liu
+  & Yosinski 2019, "Deconstructing Lottery Tickets", Sec. 4, "signed constant").
+
+``fan_in`` of a weight shaped ``(out, in, *kernel)`` is ``in * prod(kernel)`` (a GCN layer's
+``lin.weight`` is ``(out, in)`` like a linear layer). A zero weight stays zero (``sign(0) = 0``).
+
+Example:
+    >>> w0 = torch.tensor([[0.5, -2.0], [0.0, 1.0]])
+    >>> treat_weights("signed_constant", w0).tolist()
+    [[1.0, -1.0], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import torch
+
+from ticketlab.errors import ConfigError
+
+
+def fan_in(w: torch.Tensor) -> int:
+    """Inputs per output unit of a weight shaped ``(out, in, *kernel)``.
+
+    Example:
+        >>> fan_in(torch.zeros(16, 3, 3, 3)), fan_in(torch.zeros(10, 300))
+        (27, 300)
+    """
+    if w.dim() < 2:
+        raise ConfigError(f"a weight treatment needs a weight of at least 2 dimensions, not shape {tuple(w.shape)}")
+    return int(w[0].numel())
+
+
+def _init(w0: torch.Tensor) -> torch.Tensor:
+    return w0.clone()
+
+
+def _signed_constant(w0: torch.Tensor) -> torch.Tensor:
+    # Ramanujan et al. 2020, Sec. 4.1: w = sign(w0) * sigma_k, sigma_k = sqrt(2 / fan_in)
+    return torch.sign(w0) * math.sqrt(2.0 / fan_in(w0))
+
+
+def _signed_std(w0: torch.Tensor) -> torch.Tensor:
+    # Zhou et al. 2019, Sec. 4: every kept weight set to sign(w0) * std of the layer's init
+    return torch.sign(w0) * w0.double().std(correction=0).to(w0.dtype)
+
+
+#: Name -> function ``w0 -> treated weights`` (a new tensor; ``w0`` is not modified).
+WEIGHT_TREATMENTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "init": _init,
+    "signed_constant": _signed_constant,
+    "signed_std": _signed_std,
+}
+
+
+def check_treatment(name: str) -> str:
+    """``name`` if it is a known weight treatment, else a one-sentence :class:`ConfigError`."""
+    if name not in WEIGHT_TREATMENTS:
+        raise ConfigError(f"unknown weight treatment '{name}' (choose from: {', '.join(WEIGHT_TREATMENTS)})")
+    return name
+
+
+def treat_weights(name: str, w0: torch.Tensor) -> torch.Tensor:
+    """The weights that treatment ``name`` makes of one layer's ``w0`` (a new tensor).
+
+    Example:
+        >>> treat_weights("signed_std", torch.tensor([[1.0, -3.0]])).tolist()
+        [[2.0, -2.0]]
+    """
+    return WEIGHT_TREATMENTS[check_treatment(name)](w0.detach())
+
+
+@torch.no_grad()
+def apply_treatment_(params: Mapping[str, torch.Tensor], name: str) -> None:
+    """Overwrite every tensor of ``params`` in place with its treated weights.
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 2)
+        >>> apply_treatment_({"weight": lin.weight}, "signed_constant")
+        >>> sorted({abs(v) for v in lin.weight.flatten().tolist()})
+        [1.0]
+    """
+    check_treatment(name)
+    if name == "init":
+        return
+    for p in params.values():
+        p.copy_(treat_weights(name, p))
