@@ -353,3 +353,38 @@ def test_cli_mine_gem_and_compare_with_imp(tmp_path):
     assert res.exit_code == 2 and "scope layer only" in res.output
     res = runner.invoke(cli, ["mine", "--method", "gem_miner", "--weights", "bogus", "-o", str(tmp_path / "g.h5")])
     assert res.exit_code == 2 and "unknown weight treatment 'bogus'" in res.output
+
+
+def test_gem_resume_from_checkpoint_is_bit_identical(tmp_path):
+    ckpt = tmp_path / "gem.ckpt"
+    kw = dict(train_epochs=6, miner_config={"freeze_every": 2}, rounds=2)
+    a = _mine("gem_miner", checkpoint=ckpt, **kw)  # leaves the checkpoint of its last round
+    b = _mine("gem_miner", checkpoint=ckpt, resume=True, **kw)  # resumes: no score training again
+    assert b.provenance["resumed_after_round"] == 2
+    untimed = [{k: v for k, v in r.items() if "seconds" not in k} for r in a.history]
+    assert [{k: v for k, v in r.items() if "seconds" not in k} for r in b.history] == untimed
+    for n in a.masks:
+        assert np.array_equal(a.masks[n], b.masks[n]) and np.array_equal(a.scores[n], b.scores[n])
+        assert np.array_equal(a.weights["final"][n], b.weights["final"][n])
+    assert b.provenance["own_rule_density"] == a.provenance["own_rule_density"]
+
+
+def test_gem_interrupted_after_score_training_resumes_without_retraining(tmp_path, monkeypatch):
+    kw = dict(train_epochs=6, miner_config={"freeze_every": 2}, rounds=2)
+    whole = _mine("gem_miner", **kw)
+    ckpt = tmp_path / "gem.ckpt"
+    original = GemMiner.after_round
+
+    def crash(self, ctx, masks, k):
+        raise KeyboardInterrupt  # killed in round 1, after the round-0 checkpoint
+
+    monkeypatch.setattr(GemMiner, "after_round", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _mine("gem_miner", checkpoint=ckpt, **kw)
+    monkeypatch.setattr(GemMiner, "after_round", original)
+    monkeypatch.setattr(GemMiner, "prepare", lambda self, ctx: pytest.fail("score training ran again"))
+    resumed = _mine("gem_miner", checkpoint=ckpt, resume=True, **kw)
+    assert resumed.provenance["resumed_after_round"] == 0
+    for n in whole.masks:
+        assert np.array_equal(whole.masks[n], resumed.masks[n])
+        assert np.array_equal(whole.weights["final"][n], resumed.weights["final"][n])

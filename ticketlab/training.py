@@ -592,6 +592,7 @@ def train(
     start_iteration: int = 0,
     snapshot_at: int | None = None,
     callbacks: Sequence[Callable[[StepInfo], None]] = (),
+    label: str = "train",
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` with ``config``; masked entries stay exactly zero.
 
@@ -617,6 +618,7 @@ def train(
             iterations in ``TrainResult.snapshot`` (``start_iteration`` <= it <= total).
         callbacks: called with a :class:`StepInfo` after every step (before that step's
             evaluation, so a callback that changes the model is seen by the log).
+        label: the progress bar's description.
 
     Example:
         >>> from ticketlab.data.base import DataSpec, TensorData
@@ -649,7 +651,7 @@ def train(
     lr = math.nan
 
     cuda_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices), progress.task("train", total=total - start_iteration) as task:
+    with torch.random.fork_rng(devices=cuda_devices), progress.task(label, total=total - start_iteration) as task:
         dropout_seed = _derive_seed(seed, 2, start_iteration)
         torch.default_generator.manual_seed(dropout_seed)
         if dev.type == "cuda":

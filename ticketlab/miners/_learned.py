@@ -250,7 +250,8 @@ class LearnedMaskMiner(Miner):
 
             result = train(ctx.model, ctx.data, config, trainable=trainable, masks=masks,
                            regularizer=self.regularizer(rules), log_extra=own_density, seed=ctx.seed,
-                           device=ctx.device, progress=ctx.progress or NullProgress(), callbacks=callbacks)
+                           device=ctx.device, progress=ctx.progress or NullProgress(), callbacks=callbacks,
+                           label=f"{self.name}: score training")
             self.scores = self.rank_scores(rules)
             own = self.own_mask(rules)
         finally:
