@@ -246,6 +246,15 @@ def mine(
                 "elapsed": elapsed_before + time.perf_counter() - started,
             })
 
+    def adopt_schedule() -> None:
+        """A miner may fix its targets only once it has looked (the supermask sweep's choice)."""
+        nonlocal densities, per_layer, effective_scope
+        if ctx.schedule != densities:
+            densities = _check_schedule(ctx.schedule, params)
+            ctx.schedule = list(densities)
+            per_layer = any(isinstance(d, dict) for d in densities)
+            effective_scope = "layer" if per_layer else scope
+
     masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
     history: list[dict[str, Any]] = []
     scores: dict[str, torch.Tensor] = {}
@@ -254,12 +263,14 @@ def mine(
     if state is None:
         first = 1
         miner.prepare(ctx)
+        adopt_schedule()
         history.extend(ctx.records)
         ctx.records.clear()
         finish_round(0)
     else:  # resume after round state["round"]: the miner's state, then weights, masks, draws
         first = int(state["round"]) + 1
         miner.resume(ctx, state["miner"])
+        adopt_schedule()
         ctx.records.clear()
         net.load_state_dict(state["model"])
         masks = {n: state["masks"][n].to(params[n].device) for n in params}
@@ -286,7 +297,12 @@ def mine(
             history.append(row)
             finish_round(k)
             bar.advance()
+    start_weights = miner.ticket_weights(ctx, masks)  # e.g. the supermask's --kept action
     miner.finish(ctx)
+    if start_weights is not None:  # the ticket's network starts from these: its init snapshot
+        init = {n: start_weights[n].detach().cpu().numpy().copy() for n in params}
+        for n in params:
+            init_state[n] = start_weights[n].detach().cpu().to(init_state[n].dtype).clone()
 
     with torch.no_grad():
         for n, p in params.items():

@@ -466,6 +466,103 @@ def evaluate_masked(
             params[n].copy_(w)
 
 
+#: Training batches used to re-estimate batch-norm statistics before an untrained evaluation.
+RECALIBRATION_BATCHES = 10
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, data: TensorData | GraphData, *, batches: int = RECALIBRATION_BATCHES,
+    batch_size: int = 128, seed: int = 0,
+) -> int:
+    """Re-estimate the running statistics of every batch-norm layer on training batches.
+
+    The statistics are reset and re-accumulated as an exact average (``momentum=None``) over
+    ``batches`` minibatches of ``batch_size`` training samples drawn without replacement by a
+    generator seeded with ``seed`` (graph data: one full-graph pass). Only the running mean,
+    variance and batch counter change; weights, the model's mode and the global RNG do not.
+    Returns the number of batch-norm layers (0: nothing to do, no forward pass run).
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.randn(64, 3) * 5 + 2; y = torch.zeros(64, dtype=torch.long)
+        >>> data = TensorData(DataSpec("toy", "tensor", (3,), 2), (x, y), (x, y), (x, y))
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+        >>> recalibrate_batchnorm(net, data, batches=2, batch_size=32)
+        1
+        >>> bool(net[1].running_var.sum() > 0) and net[1].momentum == 0.1 and net.training
+        True
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return 0
+    device = next(model.parameters()).device
+    was_training = model.training
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the exact mean over the batches
+    try:
+        model.eval()
+        for m in bns:
+            m.train()  # only batch norm in train mode: dropout stays off
+        with torch.random.fork_rng(devices=[]):
+            if isinstance(data, GraphData):
+                g = data.graph
+                model(g.x.to(device), g.edge_index.to(device))
+            else:
+                x, _ = data.train
+                gen = torch.Generator().manual_seed(_derive_seed(seed, 3))
+                order = torch.randperm(len(x), generator=gen)
+                for b in range(batches):
+                    idx = order[b * batch_size : (b + 1) * batch_size]
+                    if len(idx) == 0:
+                        break
+                    model(x[idx].to(device))
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        model.train(was_training)
+    return len(bns)
+
+
+def evaluate_untrained(
+    model: nn.Module, data: TensorData | GraphData, masks: Mapping[str, torch.Tensor],
+    weights: Mapping[str, torch.Tensor], *, state: Mapping[str, torch.Tensor] | None = None,
+    recalibrate: int = RECALIBRATION_BATCHES, seed: int = 0, splits: Sequence[str] = ("val", "test"),
+    batch_size: int = 1000,
+) -> dict[str, tuple[float, float]]:
+    """``(loss, accuracy)`` per split of the *untrained* masked network ``weights ⊙ masks``.
+
+    ``state`` (e.g. the initial ``state_dict``) is loaded first, so biases and batch norm are
+    those of the untrained network; then the masked ``weights`` are written into the masked
+    parameters, batch-norm statistics are recalibrated on ``recalibrate`` seeded training
+    batches (:func:`recalibrate_batchnorm`; stale statistics make an untrained masked network
+    meaningless), and the splits are evaluated. The model keeps these weights afterwards.
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.eye(2); y = torch.tensor([0, 1])
+        >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+        >>> lin = torch.nn.Linear(2, 2, bias=False)
+        >>> ev = evaluate_untrained(lin, data, {"weight": torch.ones(2, 2, dtype=torch.bool)},
+        ...                         {"weight": torch.eye(2)})
+        >>> ev["test"][1]
+        1.0
+    """
+    if state is not None:
+        model.load_state_dict(dict(state))
+    params = dict(model.named_parameters())
+    check_masks(masks, params)
+    with torch.no_grad():
+        for n, m in masks.items():
+            p = params[n]
+            p.copy_(weights[n].to(device=p.device, dtype=p.dtype) * m.to(device=p.device, dtype=p.dtype))
+    if recalibrate:
+        recalibrate_batchnorm(model, data, batches=recalibrate, seed=seed)
+    return _evaluate_splits(model, data, splits, batch_size)
+
+
 def train_summary(result: TrainResult) -> dict[str, Any]:
     """The scalar facts of a :class:`TrainResult` for a history row (shared by every miner).
 

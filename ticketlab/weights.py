@@ -97,3 +97,64 @@ def apply_treatment_(params: Mapping[str, torch.Tensor], name: str) -> None:
         return
     for p in params.values():
         p.copy_(treat_weights(name, p))
+
+
+# ---------------------------------------------------------------------------------------------
+# Mask-1 actions: what the *kept* weights of a mask are set to (Zhou et al. 2019, Sec. 4)
+
+#: The values ``--kept`` takes. ``signed_constant`` / ``signed_std`` are the treatments above
+#: (Zhou et al.'s "signed constant" is ``signed_std`` here); ``rand_signed_*`` the same
+#: constants with the kept weights' signs shuffled within the layer; ``random_reshuffle``
+#: permutes the layer's kept θ0 values among its kept positions, ``signed_reshuffle`` permutes
+#: their magnitudes and keeps each position's own sign; ``reinit`` takes a fresh draw.
+KEPT_ACTIONS = ("init", "signed_constant", "signed_std", "rand_signed_constant", "rand_signed_std",
+                "random_reshuffle", "signed_reshuffle", "reinit")
+
+
+def check_kept(action: str) -> str:
+    """``action`` if it is a known mask-1 action, else a one-sentence :class:`ConfigError`."""
+    if action not in KEPT_ACTIONS:
+        raise ConfigError(f"unknown kept-weights action '{action}' (choose from: {', '.join(KEPT_ACTIONS)})")
+    return action
+
+
+def _permuted(values: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    perm = torch.randperm(values.numel(), generator=generator).to(values.device)
+    return values[perm]
+
+
+@torch.no_grad()
+def kept_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator,
+                 fresh: torch.Tensor | None = None) -> torch.Tensor:
+    """One layer's weights under the mask-1 ``action``: kept positions set, pruned ones zero.
+
+    ``generator`` (CPU) drives the permutations; ``fresh`` is the layer's fresh draw for
+    ``reinit``. ``w0`` and ``mask`` are not modified.
+
+    Example:
+        >>> w0 = torch.tensor([1.0, -2.0, 3.0, -4.0]); m = torch.tensor([True, True, False, True])
+        >>> kept_weights("init", w0, m, generator=torch.Generator()).tolist()
+        [1.0, -2.0, 0.0, -4.0]
+        >>> w = kept_weights("signed_reshuffle", w0, m, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(torch.sign(w), torch.sign(w0) * m), sorted(w.abs().tolist())
+        (True, [0.0, 1.0, 2.0, 4.0])
+    """
+    check_kept(action)
+    w0 = w0.detach()
+    keep = mask.to(device=w0.device, dtype=torch.bool)
+    out = torch.zeros_like(w0)
+    if action in ("init", "signed_constant", "signed_std"):
+        return treat_weights(action, w0) * keep
+    if action == "reinit":
+        if fresh is None or fresh.shape != w0.shape:
+            raise ConfigError("kept-weights action reinit needs a fresh draw of the layer's weights")
+        return fresh.detach().to(w0.device, w0.dtype) * keep
+    kept0 = w0[keep]
+    if action.startswith("rand_signed_"):
+        base = treat_weights(action[len("rand_"):], w0)[keep].abs()
+        out[keep] = base * _permuted(torch.sign(kept0), generator)  # signs shuffled among kept
+    elif action == "random_reshuffle":
+        out[keep] = _permuted(kept0, generator)
+    else:  # signed_reshuffle: magnitudes shuffled, each position keeps its own sign
+        out[keep] = _permuted(kept0.abs(), generator) * torch.sign(kept0)
+    return out

@@ -69,7 +69,9 @@ class MiningContext:
         draw_init: ``draw_init(seed)`` builds a fresh copy of the model with initial weights
             drawn with ``seed`` (same architecture and init distribution) and returns its CPU
             ``state_dict`` (e.g. for IMP's random re-initialization control).
-        schedule: the run's per-round targets (set by the runner before :meth:`Miner.prepare`).
+        schedule: the run's per-round targets (set by the runner before :meth:`Miner.prepare`; a
+            miner may replace them in :meth:`Miner.prepare` / :meth:`Miner.resume`, e.g. with the
+            density its own sweep chose, and the runner then follows them).
         scope: the run's selection scope, ``"global"`` or ``"layer"``.
         train_epochs: the epochs the user asked for (``--train-epochs``), or ``None``.
         provenance: facts the miner adds to the ticket's provenance (e.g. its weight treatment).
@@ -137,6 +139,12 @@ class Miner:
     def ticket_train_config(self, ctx: MiningContext) -> "TrainConfig | None":
         """The config of a training of the final ticket that the method itself asks for (e.g.
         Gem-Miner's fine-tuning), or ``None``. The runner runs it as it runs ``--train-ticket``."""
+        return None
+
+    def ticket_weights(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """The prunable weights the final ticket's network starts from (its ``init`` snapshot and
+        the start of ``--train-ticket``), given the final masks; ``None`` (default): θ0 as treated
+        by :meth:`weight_treatment`. The supermask miner returns its ``--kept`` action's weights."""
         return None
 
     def prepare(self, ctx: MiningContext) -> None:
