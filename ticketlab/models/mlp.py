@@ -1,7 +1,9 @@
 """Fully connected networks (kind ``vector``: any tensor input is flattened).
 
 LeNet-300-100 is the MNIST network of LeCun et al. 1998 as used by Frankle & Carbin 2019
-(Fig. 2: 784-300-100-10, 266,200 weights, ReLU).
+(Fig. 2: 784-300-100-10, 266,200 weights, ReLU). ``mlp_200_30`` is the 784-200-30-10 ReLU MLP of
+the supermask seed recipe (issue 10: 163,100 weights); its hidden widths are configurable for the
+recipe's layer-size baseline ({50, 100, 150} x {5, 15, 25}).
 """
 
 from __future__ import annotations
@@ -54,5 +56,17 @@ def lenet_300_100(spec: DataSpec, hidden: Sequence[int] = (300, 100)) -> nn.Modu
         >>> spec = DataSpec("mnist", "tensor", (1, 28, 28), 10)
         >>> sum(p.numel() for p in lenet_300_100(spec).parameters() if p.dim() == 2)
         266200
+    """
+    return MLP(math.prod(spec.input_shape), tuple(hidden), spec.num_classes)
+
+
+@register_model("mlp_200_30", kind="vector")
+def mlp_200_30(spec: DataSpec, hidden: Sequence[int] = (200, 30)) -> nn.Module:
+    """784-200-30-10 ReLU MLP of the supermask seed recipe; hidden widths configurable.
+
+    Example:
+        >>> spec = DataSpec("mnist5k", "tensor", (1, 28, 28), 10)
+        >>> sum(p.numel() for p in mlp_200_30(spec).parameters() if p.dim() == 2)
+        163100
     """
     return MLP(math.prod(spec.input_shape), tuple(hidden), spec.num_classes)
