@@ -58,7 +58,7 @@ needs_planetoid = pytest.mark.skipif(
 )
 
 EXPECTED_NAMES = [
-    "digits", "mnist1d", "karate", "cora", "citeseer",
+    "digits", "mnist1d", "mnist5k", "karate", "cora", "citeseer",
     "mnist", "fashion_mnist", "cifar10", "cifar100",
 ]
 FAKE_WRITERS = {

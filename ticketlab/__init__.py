@@ -22,6 +22,7 @@ _LAZY = {
     "load": "ticketlab.fileformat",
     "compare": "ticketlab.metrics",
     "mine": "ticketlab.mining",
+    "evaluate": "ticketlab.evaluation",
     "TicketlabError": "ticketlab.errors",
 }
 

@@ -185,7 +185,7 @@ def lr_at(config: TrainConfig, iteration: int, total_iterations: int) -> float:
 # Conv-2/4/6 Adam 2e-4/3e-4/3e-4 batch 60, 20K/25K/30K iterations; VGG-19 SGD 0.1 momentum 0.9
 # batch 64, 112,480 iterations, x0.1 at epochs 80 and 120, 10K warm-up; ResNet-18 (their CIFAR
 # ResNet-20) SGD 0.1 momentum 0.9 batch 128, 30K iterations, x0.1 at 20K and 25K, 20K warm-up.
-_SMALL_DATASETS = {"digits": 20, "mnist1d": 20}  # data set -> epochs, so demos run in seconds
+_SMALL_DATASETS = {"digits": 20, "mnist1d": 20, "mnist5k": 20}  # data set -> epochs, so demos run in seconds
 _GRAPH_DATASETS = ("cora", "citeseer", "pubmed")
 
 
@@ -193,7 +193,7 @@ def default_train_config(model_name: str, dataset_name: str) -> TrainConfig:
     """Sensible hyper-parameters for ``model_name`` on ``dataset_name``.
 
     Paper settings on the full data sets (MNIST, CIFAR-10); a few epochs on the small ones
-    (``digits``, ``mnist1d``) so that a demo runs in seconds.
+    (``digits``, ``mnist1d``, ``mnist5k``) so that a demo runs in seconds.
 
     Example:
         >>> cfg = default_train_config("lenet_300_100", "mnist")
@@ -204,7 +204,7 @@ def default_train_config(model_name: str, dataset_name: str) -> TrainConfig:
     small_epochs = _SMALL_DATASETS.get(d)
     if m.startswith(("gcn", "gat", "sage", "gin")) or d in _GRAPH_DATASETS:
         return TrainConfig(optimizer="adam", lr=0.01, weight_decay=5e-4, iterations=200)
-    if m.startswith("lenet"):
+    if m.startswith("lenet") or m == "mlp_200_30":
         if small_epochs:
             return TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, epochs=small_epochs)
         return TrainConfig(optimizer="adam", lr=1.2e-3, batch_size=60, iterations=50_000, eval_every=100)

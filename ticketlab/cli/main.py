@@ -50,15 +50,16 @@ def cli() -> None:
     \b
     ticketlab mine --method synflow -o a.h5     find a ticket and save it
     ticketlab inspect a.h5                      provenance and per-layer densities
+    ticketlab evaluate a.h5                     accuracy of the masked network, untrained
     ticketlab compare a.h5 b.h5                 what two tickets share, against chance
     ticketlab list miners                       what is available
     """
 
 
 def _register_commands() -> None:
-    from ticketlab.cli import collapse, compare, inspect, listing, mine
+    from ticketlab.cli import collapse, compare, evaluate, inspect, listing, mine
 
-    for mod in (mine, inspect, compare, collapse, listing):
+    for mod in (mine, inspect, evaluate, compare, collapse, listing):
         cli.add_command(mod.command)
 
 

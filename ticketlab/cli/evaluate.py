@@ -1,0 +1,46 @@
+"""``ticketlab evaluate``: the accuracy of a ticket's masked network without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ticketlab.cli.common import common_options
+from ticketlab.cli.render import console
+
+
+@click.command("evaluate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["val", "test", "train"]), default="val", show_default=True,
+              help="Which split of the ticket's data set (fixed by its seed).")
+@click.option("--kept", default=None, metavar="ACTION",
+              help="Set the kept weights first: init, signed_std, signed_constant, rand_signed_std, "
+                   "rand_signed_constant, random_reshuffle, signed_reshuffle, reinit [default: as stored].")
+@click.option("--recalibrate-batches", type=int, default=None,
+              help="Training batches (128 samples) that re-estimate batch-norm statistics first [default: 10; 0 = none].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON.")
+@common_options
+def command(path: Path, split: str, kept: str | None, recalibrate_batches: int | None, data_root: Path | None,
+            device: str, as_json: bool) -> None:
+    """Evaluate a ticket's masked network untrained (stored or re-created init weights).
+
+    \b
+    ticketlab evaluate t.h5                      validation accuracy of w0 * mask
+    ticketlab evaluate t.h5 --split test --kept signed_std
+    """
+    from ticketlab.evaluation import evaluate
+
+    result = evaluate(path, split=split, kept=kept, data_root=data_root, device=device,
+                      recalibrate=recalibrate_batches)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    console().print(
+        f"{path}: untrained {result['split']} accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+        f"(density {result['density']:.4g}, {result['weights_source']} init weights, kept: {result['kept']}, "
+        f"batch-norm recalibration on {result['recalibration_batches']} batches)", markup=False)
