@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -453,3 +454,18 @@ def test_train_summary_lives_in_training_and_imp_does_not_import_the_runner():
     assert "ticketlab.mining" not in imported
     r = TrainResult(0.9, 0.8, 0.5, 0.85, 100, 0.4, 0.88, 200, 200, 1.5)
     assert train_summary(r)["test_accuracy"] == 0.9
+
+
+def test_keep_early_stop_equals_retraining_to_that_iteration():
+    data = blobs(sep=1.0, n_train=40)  # overlapping blobs, a small training set: it overfits
+    cfg = TrainConfig(optimizer="adam", lr=0.2, epochs=30, batch_size=10)
+    torch.manual_seed(0)
+    init = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    a = copy.deepcopy(init)
+    res = train(a, data, cfg, seed=3, device="cpu", keep_early_stop=True)
+    assert res.early_stop_state is not None and "early_stop_state" not in res.summary()
+    b = copy.deepcopy(init)  # retrain from the same init for exactly early_stop_iteration steps
+    train(b, data, TrainConfig(**{**cfg.to_dict(), "iterations": res.early_stop_iteration}), seed=3, device="cpu")
+    assert 0 < res.early_stop_iteration < res.final_iteration  # a real early stop, not the last weights
+    for k, v in b.state_dict().items():
+        assert torch.equal(res.early_stop_state[k], v), k

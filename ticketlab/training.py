@@ -325,6 +325,7 @@ class TrainResult:
     wall_time_s: float
     log: list[dict[str, float]] = field(default_factory=list)
     snapshot: dict[str, torch.Tensor] | None = None  # state_dict copy (CPU) after snapshot_at iterations
+    early_stop_state: dict[str, torch.Tensor] | None = None  # state_dict (CPU) at early_stop_iteration
 
     def summary(self) -> dict[str, float]:
         """The scalar results (everything but ``log`` and ``snapshot``), e.g. for provenance.
@@ -334,7 +335,7 @@ class TrainResult:
             >>> r.summary()["early_stop_iteration"]
             100
         """
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("log", "snapshot")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("log", "snapshot", "early_stop_state")}
 
 
 def steps_per_epoch(config: TrainConfig, data: TensorData | GraphData) -> int:
@@ -630,9 +631,12 @@ class _Log:
     the caller's extra columns (``log_extra``)."""
 
     def __init__(self, model: nn.Module, data: TensorData | GraphData, config: TrainConfig,
-                 log_extra: Callable[[], Mapping[str, float]] | None) -> None:
+                 log_extra: Callable[[], Mapping[str, float]] | None, keep_early_stop: bool = False) -> None:
         self.model, self.data, self.config, self.log_extra = model, data, config, log_extra
         self.rows: list[dict[str, float]] = []
+        self.keep_early_stop = keep_early_stop
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._best_loss = math.inf
         self._loss_sum: torch.Tensor | float = 0.0
         self._n = 0
 
@@ -648,11 +652,16 @@ class _Log:
         if self.log_extra is not None:
             row.update(self.log_extra())
         self.rows.append(row)
+        # the early-stopping point: minimum validation loss, first on ties (as _result picks it)
+        if self.keep_early_stop and (self.best_state is None or row["val_loss"] < self._best_loss):
+            self._best_loss = row["val_loss"] if not math.isnan(row["val_loss"]) else self._best_loss
+            self.best_state = state_copy(self.model)
         self._loss_sum, self._n = 0.0, 0
 
 
 def _result(log: list[dict[str, float]], start_iteration: int, total: int, wall: float,
-            snapshot: dict[str, torch.Tensor] | None) -> TrainResult:
+            snapshot: dict[str, torch.Tensor] | None,
+            early_stop_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
     """The :class:`TrainResult` of a finished run: early stopping = minimum validation loss."""
     val_losses = np.array([row["val_loss"] for row in log], dtype=float)
     best = int(np.nanargmin(val_losses)) if not np.all(np.isnan(val_losses)) else len(log) - 1
@@ -671,6 +680,7 @@ def _result(log: list[dict[str, float]], start_iteration: int, total: int, wall:
         wall_time_s=wall,
         log=log,
         snapshot=snapshot,
+        early_stop_state=early_stop_state,
     )
 
 
@@ -688,6 +698,7 @@ def train(
     progress: NullProgress = NullProgress(),
     start_iteration: int = 0,
     snapshot_at: int | None = None,
+    keep_early_stop: bool = False,
     callbacks: Sequence[Callable[[StepInfo], None]] = (),
     label: str = "train",
 ) -> TrainResult:
@@ -713,6 +724,9 @@ def train(
             full run.
         snapshot_at: also return a CPU copy of ``model.state_dict()`` after this many (absolute)
             iterations in ``TrainResult.snapshot`` (``start_iteration`` <= it <= total).
+        keep_early_stop: also return a CPU copy of ``model.state_dict()`` at the early-stopping
+            evaluation (minimum validation loss, first on ties) in ``TrainResult.early_stop_state``:
+            the weights a retraining to ``early_stop_iteration`` would give, without retraining.
         callbacks: called with a :class:`StepInfo` after every step (before that step's
             evaluation, so a callback that changes the model is seen by the log).
         label: the progress bar's description.
@@ -742,7 +756,7 @@ def train(
         check_masks(masks, dict(model.named_parameters()))
         masks = {n: m.to(dev) for n, m in masks.items()}  # MaskedOptimizer zeros the masked entries
     optimizer = make_optimizer(model, config, masks, trainable=trainable)
-    log = _Log(model, data, config, log_extra)
+    log = _Log(model, data, config, log_extra, keep_early_stop)
     snapshot = state_copy(model) if snapshot_at == start_iteration else None
     start_time = time.perf_counter()
     lr = math.nan
@@ -779,4 +793,4 @@ def train(
             task.advance(1)
         if not log.rows:
             log.record(total, lr)
-    return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot)
+    return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot, log.best_state)

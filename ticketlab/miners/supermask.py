@@ -3,7 +3,9 @@ and the Supermask"): mask criteria from the initial and trained weights, untrain
 and the choice of the mask on the **validation** split.
 
 1. Train the dense network (the shared loop, as ``magnitude`` does), keeping θ0 (and the whole
-   initial state).
+   initial state). θT is the last weights, or with ``--final-weights early_stop`` those at the
+   minimum validation loss (the seed recipe's retraining from θ0 to that iteration, which under
+   ticketlab's seeded training gives the same weights).
 2. Score every weight with ``--criterion`` (Zhou et al., Sec. 3, Fig. 2; keep the largest).
 3. Without ``--density``: sweep a grid of densities (``--sweep``, default ``0.8^1..0.8^24`` as in
    Zhou's supermask figure) or of raw criterion thresholds (``--thresholds``, the seed recipe's
@@ -183,6 +185,9 @@ class SupermaskMiner(Miner):
                     "thresholds; may empty a layer)"})
         select: str = field(default="best", metadata={
             "help": "which sweep point to keep: best (highest untrained validation accuracy)"})
+        final_weights: str = field(default="last", metadata={
+            "help": "which trained weights θT are: last (the end of dense training) or early_stop (the weights at "
+                    "the minimum validation loss, as a retraining to that iteration would give)"})
         recalibrate_batches: int = field(default=10, metadata={
             "help": "training batches (128 samples) that re-estimate batch-norm statistics before each untrained "
                     "evaluation (0 = none)"})
@@ -193,6 +198,8 @@ class SupermaskMiner(Miner):
             check_kept(self.kept)
             if self.normalize not in ("none", "layer"):
                 raise ConfigError(f"supermask option normalize must be none or layer, got '{self.normalize}'")
+            if self.final_weights not in ("last", "early_stop"):
+                raise ConfigError(f"supermask option final_weights must be last or early_stop, got '{self.final_weights}'")
             if self.select != "best":
                 raise ConfigError(f"supermask option select must be best, got '{self.select}'")
             if isinstance(self.recalibrate_batches, bool) or not isinstance(self.recalibrate_batches, int) \
@@ -228,8 +235,12 @@ class SupermaskMiner(Miner):
         cfg = self.config
         self.init_state = state_copy(ctx.model)
         theta0 = {n: p.detach().clone() for n, p in ctx.params.items()}
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+        early = cfg.final_weights == "early_stop"
+        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+                       progress=ctx.progress or NullProgress(), keep_early_stop=early)
         ctx.records.append({"stage": "dense", **train_summary(result)})
+        if early:  # θT = the early-stopping weights (the seed recipe's retraining to that iteration)
+            ctx.model.load_state_dict(result.early_stop_state)
         thetaT = {n: p.detach().clone() for n, p in ctx.params.items()}
         trained_state = state_copy(ctx.model)
         self.theta0 = theta0
