@@ -11,15 +11,21 @@
    that imports ticketlab.metrics, loads two ResNet-50 ticket files masks-only and runs the
    default ``compare`` -- the API part of the ``ticketlab compare a.h5 b.h5`` budget (1.5 s).
 
+BLAS and OpenMP are pinned to one thread (unless the environment already says otherwise), so
+timings compare across machines and runs; part 1 also reports whether torch got imported (it
+must not: the metrics are numpy only).
+
 Usage:
     .venv/bin/python benchmarks/bench_metrics.py            # all parts
     .venv/bin/python benchmarks/bench_metrics.py --quick    # smaller matrix (5 tickets)
+    .venv/bin/python benchmarks/bench_metrics.py --parts 1  # only the overlap + chance timing
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -28,11 +34,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads BLAS
+    os.environ.setdefault(_var, "1")
 
-from ticketlab.metrics import compare, pairwise_matrix
-from ticketlab.metrics.graph import _analyze
-from ticketlab.ticket import Ticket
+import numpy as np  # noqa: E402
+
+from ticketlab.metrics import compare, pairwise_matrix  # noqa: E402
+from ticketlab.metrics.chance import null_stats  # noqa: E402
+from ticketlab.metrics.base import pair_counts  # noqa: E402
+from ticketlab.metrics.graph import _analyze  # noqa: E402
+from ticketlab.ticket import Ticket  # noqa: E402
 
 # torchvision resnet50's prunable weights (conv + fc) in named_parameters order: 54 tensors.
 RESNET50: list[tuple[str, tuple[int, ...]]] = [("conv1.weight", (64, 3, 7, 7))]
@@ -99,6 +110,9 @@ def bench_overlap(density: float) -> None:
     line("overlap + chance, total + per layer (7 metrics)", *timeit(lambda: compare([a, b], "overlap", per_layer=True)), 0.050)
     line("overlap + chance, total only", *timeit(lambda: compare([a, b], "overlap")))
     line("default metrics (overlap, units, sparsity), per layer", *timeit(lambda: compare([a, b], per_layer=True)))
+    counts = pair_counts(a, b)
+    line("null_stats alone (both nulls, exact per-layer tails)", *timeit(lambda: null_stats(counts), repeat=20))
+    print(f"    torch imported: {'torch' in sys.modules}")
 
 
 def bench_matrix(k: int, density: float) -> None:
@@ -176,12 +190,18 @@ def main() -> None:
     ap.add_argument("--density", type=float, default=0.1)
     ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
     ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
+    ap.add_argument("--parts", default="1234", help="which parts to run, e.g. 1 or 13 (default: all)")
     args = ap.parse_args()
-    print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
-    bench_overlap(args.density)
-    bench_matrix(5 if args.quick else args.tickets, args.density)
-    bench_graph(args.density)
-    bench_files(args.density)
+    threads = os.environ["OMP_NUM_THREADS"]
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, OMP/BLAS threads {threads}")
+    if "1" in args.parts:
+        bench_overlap(args.density)
+    if "2" in args.parts:
+        bench_matrix(5 if args.quick else args.tickets, args.density)
+    if "3" in args.parts:
+        bench_graph(args.density)
+    if "4" in args.parts:
+        bench_files(args.density)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ twice the smaller tail. ``z = (X - E X) / sd X``, signed like the metric (negati
 such as Hamming when the overlap exceeds chance). The expected value of a metric that is linear
 in ``X`` (Dice, overlap coefficient, relative intersection, Hamming, Cohen's kappa) is the metric
 at ``E X``. The expected Jaccard index ``E[X / (a + b - X)]`` is computed exactly by summing the
-hypergeometric pmf (on the window holding all but 1e-40 of the mass); for the whole network under
+hypergeometric pmf (on a window around the mode holding all of the mass up to rounding, see
+``_dist``); the per-layer tails are exact too. For the whole network under
 the per-layer null it uses the second-order delta approximation
 ``E f(X) ~ f(mu) + f''(mu) var / 2`` with ``f(x) = x / (s - x)``, ``f'' = 2s / (s - x)^3``.
 
@@ -65,6 +66,11 @@ class NullStats:
     global_e_jaccard: float
 
 
+# The window leaves out up to 1e-17 of the mass beyond each edge: a tail smaller than this is
+# summed on its own from x outward (as _dist does), larger ones come from the window directly.
+_WINDOW_TAIL = 1e-3
+
+
 def hypergeom_summary(x: int, n: int, a: int, b: int) -> tuple[float, float, float]:
     """``(P(X >= x), P(X <= x), E[X / (a + b - X)])`` for ``X ~ Hypergeom(n, a, b)``, exactly.
 
@@ -77,10 +83,22 @@ def hypergeom_summary(x: int, n: int, a: int, b: int) -> tuple[float, float, flo
     s = a + b - ks
     with np.errstate(divide="ignore", invalid="ignore"):
         ej = float(np.sum(pmf * np.where(s > 0, ks / np.where(s > 0, s, 1), np.nan)) / mass)
-    if ks[0] <= x <= ks[-1]:
-        i = int(x - ks[0])
-        return min(1.0, float(pmf[i:].sum())), min(1.0, float(pmf[: i + 1].sum())), ej
-    return _dist.hypergeom_sf(x, n, a, b), _dist.hypergeom_cdf(x, n, a, b), ej
+    if not ks[0] <= x <= ks[-1]:
+        return _dist.hypergeom_sf(x, n, a, b), _dist.hypergeom_cdf(x, n, a, b), ej
+    # As in _dist: sum the tail on x's side of the mean, the other one is its complement.
+    i = int(x - ks[0])
+    mean = a * b / n
+    if x > mean:
+        up = float(pmf[i:].sum())
+        lo = max(0.0, 1.0 - float(pmf[i + 1:].sum()))
+        if up < _WINDOW_TAIL:  # the mass the window leaves out may matter: sum from x outward
+            up = _dist.hypergeom_sf(x, n, a, b)
+    else:
+        lo = float(pmf[: i + 1].sum())
+        up = max(0.0, 1.0 - float(pmf[:i].sum()))
+        if lo < _WINDOW_TAIL:
+            lo = _dist.hypergeom_cdf(x, n, a, b)
+    return min(1.0, up), min(1.0, lo), ej
 
 
 def expected_jaccard_delta(mean: float, var: float, s: float) -> float:
