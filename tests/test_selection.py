@@ -56,6 +56,38 @@ def test_nonfinite_scores_rank_below_finite_and_pruned_never_return():
     assert m["a"].tolist() == [True, False, True, False]
 
 
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_nonfinite_scores_rank_below_the_lowest_finite_float(scope):
+    low = torch.finfo(torch.float64).min  # a finite score, however low, beats NaN and -inf
+    scores = {"a": torch.tensor([math.nan, low, -math.inf], dtype=torch.float64),
+              "b": torch.tensor([-math.inf, math.nan, low], dtype=torch.float64)}
+    m = select_top(scores, 1 / 3, scope=scope)  # one of three per layer, two of six in all
+    assert m["a"].tolist() == [False, True, False] and m["b"].tolist() == [False, False, True]
+    # once the finite ones are in, NaN and -inf tie: the earlier parameter, then the lower index
+    m = select_top(scores, 2 / 3, scope=scope)
+    if scope == "layer":  # two of three per layer
+        assert m["a"].tolist() == [True, True, False] and m["b"].tolist() == [True, False, True]
+    else:  # four of six: both finite ones, then a's two non-finite ones
+        assert m["a"].tolist() == [True, True, True] and m["b"].tolist() == [False, False, True]
+    # a float32 score at float32's minimum is finite too
+    m = select_top({"a": torch.tensor([math.nan, torch.finfo(torch.float32).min, -math.inf])}, 1 / 3, scope=scope)
+    assert m["a"].tolist() == [False, True, False]
+
+
+def test_ties_in_layer_scope_go_to_the_lower_index():
+    scores = {"a": torch.tensor([1.0, 3.0, 1.0, 1.0, 0.0]), "b": torch.tensor([[2.0, 2.0], [2.0, 5.0]])}
+    m = select_top(scores, 0.6, scope="layer")  # 3 of 5: the 3.0, then the first two 1.0s; 2 of 4 in b
+    assert m["a"].tolist() == [True, True, True, False, False]
+    assert m["b"].tolist() == [[True, False], [False, True]]  # the 5.0, then the first 2.0 (C order)
+    m = select_top({"a": torch.zeros(5), "b": torch.zeros(2, 3)}, 0.5, scope="layer")
+    assert m["a"].tolist() == [True, True, True, False, False]  # floor(2.5 + 0.5) = 3
+    assert m["b"].tolist() == [[True, True, True], [False, False, False]]
+    # the same with pruned weights: positions are the full tensor's, pruned ones skipped
+    masks = {"a": torch.tensor([False, True, True, True, True]), "b": torch.ones(2, 3, dtype=torch.bool)}
+    m = select_top({"a": torch.zeros(5), "b": torch.zeros(2, 3)}, 0.4, scope="layer", masks=masks)
+    assert m["a"].tolist() == [False, True, True, False, False]
+
+
 def test_same_scores_same_mask_and_large_random_exact():
     g = torch.Generator().manual_seed(1)
     scores = {f"l{i}": torch.rand(1000, generator=g) for i in range(5)}

@@ -88,7 +88,7 @@ def _top_k_flat(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Float64 scores of the unpruned weights only (NaN, -inf -> lowest finite) and their flat
+    """Float64 scores of the unpruned weights only (NaN -> -inf) and their flat
     positions (``None``: all alive). Pruned weights can never be kept, so leaving them out of the
     ranking changes no result, and late rounds of a long schedule rank few weights."""
     x = score.detach().flatten()
@@ -100,9 +100,10 @@ def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Ten
         if not bool(m.all()):
             pos = torch.nonzero(m, as_tuple=False).flatten()
             x = x[pos]
+    # NaN -> -inf: both non-finite kinds then rank below every finite score, the float64 minimum
+    # included, and tie among themselves (lower position first, as every tie)
     x = x.to(torch.float64)
-    low = torch.finfo(torch.float64).min
-    return torch.nan_to_num(x, nan=low, posinf=math.inf, neginf=low), pos
+    return x.masked_fill(torch.isnan(x), -math.inf), pos
 
 
 def _scatter(keep: torch.Tensor, pos: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
