@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 import ticketlab
 from ticketlab.cli.main import cli
+from ticketlab.errors import UnknownNameError
+from ticketlab.selection import density_from, keep_count
 
 PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 
@@ -37,7 +39,7 @@ def test_mine_defaults_write_ticket_and_print_summary(tmp_path):
     assert "synflow ticket for lenet_300_100 on digits" in res.output
     assert "fc1.weight" in res.output and "total" in res.output
     t = ticketlab.load(path)
-    assert t.kept == round(0.1 * t.total) and t.provenance["rounds"] == 100
+    assert t.kept == keep_count(0.1, t.total) and t.provenance["rounds"] == 100
 
 
 def test_inspect_table_and_json(synflow_file):
@@ -66,7 +68,7 @@ def test_sparsity_and_layer_scope(tmp_path):
     run("mine", "--method", "random", "--sparsity", "0.8", "--scope", "layer", "--seed", "3", "-o", tmp_path / "r.h5")
     t = ticketlab.load(tmp_path / "r.h5")
     for m in t.masks.values():
-        assert int(m.sum()) == int(np.floor(0.2 * m.size + 0.5))
+        assert int(m.sum()) == keep_count(density_from(sparsity=0.8), m.size)
 
 
 @pytest.mark.parametrize(
@@ -111,8 +113,17 @@ def test_bad_files_one_line(tmp_path):
 
 
 def test_debug_shows_traceback():
-    res = CliRunner().invoke(cli, ["--debug", "mine", "--method", "nope"])
-    assert res.exit_code != 0 and res.exception is not None
+    plain = CliRunner().invoke(cli, ["mine", "--method", "nope"])
+    assert plain.exit_code == 2 and isinstance(plain.exception, SystemExit)  # one line, no traceback
+    for args in (["--debug", "mine", "--method", "nope"], ["mine", "--method", "nope", "--debug"]):
+        res = CliRunner().invoke(cli, args)
+        # --debug lets the typed error through (click's runner records it, exit code 1)
+        assert isinstance(res.exception, UnknownNameError) and res.exit_code == 1, (args, res.exception)
+        assert "unknown miner 'nope'" in str(res.exception)
+    proc = subprocess.run([sys.executable, "-m", "ticketlab", "--debug", "mine", "--method", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
+    assert "UnknownNameError: unknown miner 'nope'" in proc.stderr
 
 
 @pytest.mark.skipif(not PLANETOID.exists(), reason="shared Planetoid data not present")
@@ -123,7 +134,7 @@ def test_gcn_magnitude_on_cora(tmp_path):
     run("mine", "--method", "magnitude", "--model", "gcn", "--dataset", "cora", "--data-root", root,
         "--sparsity", "0.8", "--train-epochs", "20", "-o", out)
     t = ticketlab.load(out)
-    assert t.kept == int(np.floor(0.2 * t.total + 0.5))
+    assert t.kept == keep_count(density_from(sparsity=0.8), t.total)
     assert set(t.masks) == {"conv1.lin.weight", "conv2.lin.weight", "fc.weight"}
 
 

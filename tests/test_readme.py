@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+from ticketlab.selection import keep_count
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -14,6 +16,6 @@ def test_python_tour_runs(tmp_path, monkeypatch, capsys):
     exec(compile(blocks[0], str(README), "exec"), scope)
     assert (tmp_path / "a.h5").exists()
     a, b, records = scope["a"], scope["b"], scope["records"]
-    assert a.kept == round(0.1 * a.total) and b.kept == int(0.8 ** 5 * b.total + 0.5)
+    assert a.kept == keep_count(0.1, a.total) and b.kept == keep_count(0.8 ** 5, b.total)
     assert {r["metric"] for r in records} >= {"jaccard"}
     assert "synflow" in capsys.readouterr().out
