@@ -199,6 +199,14 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
             label = "ticket" if row.get("stage") == "round" else f"{row['stage']} (the method's own mask)"
             out.print(f"untrained test accuracy of the {label} (density {row['density']:.4g}): "
                       f"{row['untrained_test_accuracy']:.4f}")
+    sweep = [r for r in ticket.history if r.get("stage") == "sweep"]
+    chosen = [r for r in sweep if r.get("selected")]
+    if chosen:  # the supermask sweep: which point was kept, and why
+        r = chosen[0]
+        at = f"threshold {r['threshold']:.4g}, " if "threshold" in r else ""
+        out.print(f"sweep of {len(sweep)} untrained masks: kept the best on validation ({at}density "
+                  f"{r['density']:.4g}): val accuracy {r['val_accuracy']:.4f} (test {r['test_accuracy']:.4f}, "
+                  "reported only)")
     if ticket.provenance.get("collapsed"):
         empty = [n for n, k in ticket.layer_kept().items() if k == 0]
         click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({', '.join(empty[:3])})", err=True)
