@@ -20,8 +20,18 @@ def _mine(method, **kw):
 
 
 @pytest.fixture(scope="module")
-def tickets():
-    return {m: _mine(m) for m in MINERS}
+def rounds_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("rounds")
+
+
+@pytest.fixture(scope="module")
+def tickets(rounds_dir):
+    """Every miner's ticket; each round's ticket is also saved, in ``rounds_dir / method``."""
+    out = {}
+    for m in MINERS:
+        (rounds_dir / m).mkdir()
+        out[m] = _mine(m, save_rounds=rounds_dir / m)
+    return out
 
 
 def test_builtin_miners_registered():
@@ -64,13 +74,22 @@ def test_file_round_trip(method, tickets, tmp_path):
 
 
 @pytest.mark.parametrize("method", MINERS)
-def test_masks_only_shrink_across_rounds(method):
-    # the runner's per-round kept counts follow the schedule exactly, and a 1-round ticket at the
-    # first round's density contains the 3-round ticket when the scores do not depend on the mask
-    t = _mine(method)
+def test_masks_only_shrink_across_rounds(method, tickets, rounds_dir):
+    # every round's ticket as the run saved it (round 0: after the preparation): each mask is
+    # contained in the one before, the counts follow the schedule, the last one is the result
+    t = tickets[method]
+    files = sorted((rounds_dir / method).glob("round_*.h5"))
+    assert [f.name for f in files] == [f"round_{k:02d}.h5" for k in range(FAST["rounds"] + 1)]
+    masks = [ticketlab.load(f).masks for f in files]
+    for k in range(1, len(masks)):
+        for n in t.masks:
+            grown = masks[k][n] & ~masks[k - 1][n]
+            assert not grown.any(), f"{method}: round {k} keeps {int(grown.sum())} weights of '{n}' pruned before"
     rounds = [r for r in t.history if r.get("stage") == "round"]
-    assert [r["kept"] for r in rounds] == [keep_count(r["target_density"], t.total) for r in rounds]
-    assert all(b["kept"] <= a["kept"] for a, b in zip(rounds, rounds[1:]))
+    kept = [sum(int(m.sum()) for m in ms.values()) for ms in masks[1:]]
+    assert kept == [r["kept"] for r in rounds] == [keep_count(r["target_density"], t.total) for r in rounds]
+    assert all(b < a for a, b in zip(kept, kept[1:]))
+    assert all(np.array_equal(masks[-1][n], t.masks[n]) for n in t.masks)
 
 
 def test_random_miner_different_seed_different_mask_and_init_stored():
