@@ -334,7 +334,8 @@ def test_cli_schedule_save_rounds_and_checkpoint_errors(tmp_path):
 
 def test_sigkilled_subprocess_resumes_to_the_same_ticket(tmp_path):
     """A real run killed (SIGKILL) after round 2 resumes to the uninterrupted run's masks and weights."""
-    args = ["mine", "--method", "imp", "--reset", "rewind:3", "--rounds", "6", "--train-epochs", "2", "--quiet"]
+    args = ["mine", "--method", "imp", "--reset", "rewind:3", "--rounds", "6", "--train-epochs", "2", "--quiet",
+            "--device", "cpu"]  # bit for bit: on CPU
     ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
     ckpt = tmp_path / "out.h5.ckpt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import jsonschema  # test extra, installed by `make test`
 import numpy as np
+import pandas as pd  # test extra, installed by `make test`
 import pytest
 
+from ticketlab import fileformat
 from ticketlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from ticketlab.metrics import (
     COMPARE_SCHEMA, GROUPS, compare, default_metrics, get_metric, list_metrics, register, unregister,
@@ -124,7 +127,6 @@ def test_labels():
 
 
 def test_file_paths_load_masks_only_unless_weights_are_needed(tmp_path, monkeypatch):
-    fileformat = pytest.importorskip("ticketlab.fileformat")
     pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
     fileformat.save(full_ticket(1), pa)
     fileformat.save(full_ticket(2), pb)
@@ -143,7 +145,6 @@ def test_records_are_flat_and_load_into_a_dataframe():
     recs = compare([full_ticket(1), full_ticket(2), full_ticket(3)], ["jaccard", "density"], per_layer=True)
     assert all(isinstance(v, (str, float, int, type(None))) for r in recs for v in r.values())
     assert len([r for r in recs if r["metric"] == "jaccard"]) == 3 * (3 + 3)  # 3 pairs x (total, 2 means, 3 layers)
-    pd = pytest.importorskip("pandas")
     df = pd.DataFrame(recs)
     assert set(df.columns) >= {"a", "b", "metric", "layer", "value", "expected", "z", "p"}
 
@@ -218,8 +219,7 @@ def test_schema_rejects_bad_documents():
     assert COMPARE_SCHEMA["items"]["required"] == ["a", "b", "metric", "layer", "value"]
 
 
-def test_schema_matches_jsonschema_when_installed():
-    jsonschema = pytest.importorskip("jsonschema")
+def test_schema_matches_jsonschema():
     recs = compare([full_ticket(1), full_ticket(2)], "all", per_layer=True)
     jsonschema.validate(json.loads(json.dumps(recs)), COMPARE_SCHEMA)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import ticketlab
 from ticketlab.errors import ConfigError, IncompatibleError, UnknownNameError
@@ -10,6 +11,7 @@ from ticketlab.mining import mine
 from ticketlab.selection import keep_count
 
 MINERS = list_miners()
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA parity test: needs a CUDA GPU")
 FAST = {"rounds": 3, "train_epochs": 1}
 
 
@@ -73,12 +75,10 @@ def test_file_round_trip(method, tickets, tmp_path):
     assert back.history == t.history
 
 
-@pytest.mark.parametrize("method", MINERS)
-def test_masks_only_shrink_across_rounds(method, tickets, rounds_dir):
-    # every round's ticket as the run saved it (round 0: after the preparation): each mask is
-    # contained in the one before, the counts follow the schedule, the last one is the result
-    t = tickets[method]
-    files = sorted((rounds_dir / method).glob("round_*.h5"))
+def _assert_rounds_shrink(method, t, folder):
+    """Every round's ticket as the run saved it (round 0: after the preparation): each mask lies
+    inside the one before, the counts follow the schedule, the last one is the result."""
+    files = sorted(folder.glob("round_*.h5"))
     assert [f.name for f in files] == [f"round_{k:02d}.h5" for k in range(FAST["rounds"] + 1)]
     masks = [ticketlab.load(f).masks for f in files]
     for k in range(1, len(masks)):
@@ -90,6 +90,19 @@ def test_masks_only_shrink_across_rounds(method, tickets, rounds_dir):
     assert kept == [r["kept"] for r in rounds] == [keep_count(r["target_density"], t.total) for r in rounds]
     assert all(b < a for a, b in zip(kept, kept[1:]))
     assert all(np.array_equal(masks[-1][n], t.masks[n]) for n in t.masks)
+
+
+@pytest.mark.parametrize("method", MINERS)
+def test_masks_only_shrink_across_rounds(method, tickets, rounds_dir):
+    _assert_rounds_shrink(method, tickets[method], rounds_dir / method)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", MINERS)
+def test_cuda_parity_exact_count_and_masks_only_shrink(method, tmp_path):
+    t = _mine(method, device="cuda", save_rounds=tmp_path)
+    assert t.kept == keep_count(0.137, t.total) and t.provenance["device"].startswith("cuda")
+    _assert_rounds_shrink(method, t, tmp_path)
 
 
 def test_random_miner_different_seed_different_mask_and_init_stored():

@@ -197,7 +197,7 @@ def test_grasp_keeps_highest_theta_hg_not_its_magnitude():
     s = _score("grasp", ctx, samples_per_class=0, precision="float64")
     flat = torch.cat([v.flatten() for v in s.values()])
     assert (flat < 0).any() and (flat > 0).any()  # signed scores: |.| would rank differently
-    t = mine("grasp", model="lenet_300_100", dataset="digits", density=0.2, seed=0)
+    t = mine("grasp", model="lenet_300_100", dataset="digits", density=0.2, seed=0, device="cpu")
     kept = np.concatenate([t.scores[n][t.masks[n]] for n in t.masks])
     dropped = np.concatenate([t.scores[n][~t.masks[n]] for n in t.masks])
     assert kept.min() >= dropped.max()
@@ -265,7 +265,7 @@ def test_data_driven_miners_need_data():
 
 
 def test_magnitude_init_keeps_largest_initial_weights():
-    t = mine("magnitude_init", model="lenet_300_100", dataset="digits", density=0.3, seed=3)
+    t = mine("magnitude_init", model="lenet_300_100", dataset="digits", density=0.3, seed=3, device="cpu")
     init = t.weights["init"]
     kept = np.concatenate([np.abs(init[n][t.masks[n]]) for n in t.masks])
     dropped = np.concatenate([np.abs(init[n][~t.masks[n]]) for n in t.masks])
@@ -281,7 +281,7 @@ def test_magnitude_init_keeps_largest_initial_weights():
 @pytest.mark.parametrize("method", PAI)
 @pytest.mark.parametrize("scope,density", [("global", 0.05), ("layer", 0.3)])
 def test_exact_count_and_same_seed_same_mask(method, scope, density):
-    kw = dict(model="lenet_300_100", dataset="digits", density=density, scope=scope, rounds=2)
+    kw = dict(model="lenet_300_100", dataset="digits", density=density, scope=scope, rounds=2, device="cpu")
     a, b = mine(method, seed=1, **kw), mine(method, seed=1, **kw)
     total = {n: m.size for n, m in a.masks.items()}
     if scope == "global":
@@ -299,7 +299,8 @@ def test_masks_are_nested_across_rounds(method):
     sched = exponential_schedule(0.01, 5)
     prev = None
     for j in range(1, 6):
-        t = mine(method, model="lenet_300_100", dataset="digits", density=sched[j - 1], schedule=sched[:j], seed=0)
+        t = mine(method, model="lenet_300_100", dataset="digits", density=sched[j - 1], schedule=sched[:j], seed=0,
+                 device="cpu")
         assert t.kept == keep_count(sched[j - 1], t.total)
         if prev is not None:
             assert all((t.masks[n] <= prev.masks[n]).all() for n in t.masks)
@@ -308,8 +309,8 @@ def test_masks_are_nested_across_rounds(method):
 
 
 def test_iterative_synflow_differs_from_one_shot():
-    one = mine("synflow", model="lenet_300_100", dataset="digits", density=0.01, rounds=1, seed=0)
-    many = mine("synflow", model="lenet_300_100", dataset="digits", density=0.01, rounds=20, seed=0)
+    one = mine("synflow", model="lenet_300_100", dataset="digits", density=0.01, rounds=1, seed=0, device="cpu")
+    many = mine("synflow", model="lenet_300_100", dataset="digits", density=0.01, rounds=20, seed=0, device="cpu")
     assert one.kept == many.kept
     assert any(not np.array_equal(one.masks[n], many.masks[n]) for n in one.masks)
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.selection import density_from, exponential_schedule, keep_count, select_top
+from ticketlab.selection import SCOPES, density_from, exponential_schedule, keep_count, select_top
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA parity test: needs a CUDA GPU")
 
 
 @pytest.mark.parametrize("d,n,k", [(0.1, 25, 3), (0.5, 3, 2), (0.5, 5, 3), (1.0, 7, 7), (0.01, 10, 0),
@@ -86,6 +88,20 @@ def test_ties_in_layer_scope_go_to_the_lower_index():
     masks = {"a": torch.tensor([False, True, True, True, True]), "b": torch.ones(2, 3, dtype=torch.bool)}
     m = select_top({"a": torch.zeros(5), "b": torch.zeros(2, 3)}, 0.4, scope="layer", masks=masks)
     assert m["a"].tolist() == [False, True, True, False, False]
+
+
+@needs_cuda
+@pytest.mark.parametrize("scope", SCOPES)
+def test_cuda_parity_selection_equals_cpu(scope):
+    # small integer scores (many exact ties), NaN and -inf, some weights already pruned
+    g = torch.Generator().manual_seed(0)
+    scores = {n: torch.randint(0, 6, shape, generator=g).double() for n, shape in [("a", (40, 30)), ("b", (500,))]}
+    scores["a"][0, :5], scores["b"][-7:] = math.nan, -math.inf
+    masks = {n: torch.rand(s.shape, generator=g) < 0.8 for n, s in scores.items()}
+    cpu = select_top(scores, 0.3, scope=scope, masks=masks)
+    gpu = select_top({n: s.cuda() for n, s in scores.items()}, 0.3, scope=scope,
+                     masks={n: m.cuda() for n, m in masks.items()})
+    assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in scores)
 
 
 def test_same_scores_same_mask_and_large_random_exact():
