@@ -23,6 +23,7 @@ _LAZY = {
     "compare": "ticketlab.metrics",
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
+    "Study": "ticketlab.study",
     "TicketlabError": "ticketlab.errors",
 }
 

@@ -52,14 +52,15 @@ def cli() -> None:
     ticketlab inspect a.h5                      provenance and per-layer densities
     ticketlab evaluate a.h5                     accuracy of the masked network, untrained
     ticketlab compare a.h5 b.h5                 what two tickets share, against chance
+    ticketlab study run study.toml              a grid of methods x seeds x densities, and its report
     ticketlab list miners                       what is available
     """
 
 
 def _register_commands() -> None:
-    from ticketlab.cli import collapse, compare, evaluate, inspect, listing, mine
+    from ticketlab.cli import collapse, compare, evaluate, inspect, listing, mine, study
 
-    for mod in (mine, inspect, evaluate, compare, collapse, listing):
+    for mod in (mine, inspect, evaluate, compare, study, collapse, listing):
         cli.add_command(mod.command)
 
 

@@ -1,0 +1,220 @@
+"""``ticketlab study``: the study file's validation, job naming, fairness, idempotence, failures,
+executors and a real SIGKILL-and-resume subprocess run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import ticketlab
+from ticketlab.cli.main import cli
+from ticketlab.errors import ConfigError
+from ticketlab.study import Study, StudySpec
+from ticketlab.study.jobs import resolve_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {"name": "t", "model": "lenet_300_100", "dataset": "digits", "seeds": [0, 1], "densities": [0.2, 0.05],
+        "methods": ["random", "synflow"]}
+
+
+def _toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+GOOD = '''name = "t"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0, 1]
+densities = [0.2, 0.05]
+methods = ["random", "synflow", "imp"]
+[method.imp]
+rounds = 2
+reset = "rewind:5"
+[method.synflow]
+rounds = 3
+[train]
+epochs = 1
+'''
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: 'colour = "red"\n' + s, "unknown key 'colour'"),
+    (lambda s: s.replace('name = "t"\n', ""), "missing key 'name'"),
+    (lambda s: s.replace('"random"', '"randum"'), "methods: unknown miner 'randum'"),
+    (lambda s: s.replace('"lenet_300_100"', '"lenet_9000"'), "model: unknown model 'lenet_9000'"),
+    (lambda s: s.replace('"digits"', '"imagenet"'), "dataset: unknown data set 'imagenet'"),
+    (lambda s: s.replace("reset =", "reste ="), "[method.imp] has no option 'reste'"),
+    (lambda s: s.replace('"rewind:5"', '"sometimes"'), "[method.imp]: imp option reset must be one of"),
+    (lambda s: s + "[method.snip]\nbatches = 2\n", "[method.snip] gives options for a method the study does not run"),
+    (lambda s: s.replace("epochs = 1", "epoch = 1"), "[train]: unknown training option 'epoch'"),
+    (lambda s: s.replace("epochs = 1", "lr = -1.0"), "[train]: training option lr must be > 0"),
+    (lambda s: s.replace("[0.2, 0.05]", "[0.2, 1.5]"), "densities must be a non-empty list of numbers in (0, 1]"),
+    (lambda s: s.replace("[0, 1]", "[0, -1]"), "seeds must be a non-empty list of non-negative integers"),
+    (lambda s: s.replace("[0, 1]", "[0, 0]"), "seeds lists a value twice"),
+    (lambda s: s.replace("rounds = 2", "rounds = 0"), "[method.imp] option rounds must be a positive integer"),
+    (lambda s: s.replace('name = "t"', 'name = "t'), "not valid TOML"),
+])
+def test_bad_study_files_give_one_line_errors_and_run_nothing(tmp_path, edit, message):
+    path = _toml(tmp_path / "study.toml", edit(GOOD))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["study", "run", str(path), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0], res.output
+    assert not out.exists()  # nothing ran
+
+
+def test_missing_file_and_non_study_folder(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        StudySpec.from_toml(tmp_path / "nope.toml")
+    res = CliRunner().invoke(cli, ["study", "report", str(tmp_path)])
+    assert res.exit_code == 2 and "has no study.json" in res.output
+
+
+def test_job_names_hash_only_what_the_file_states():
+    jobs = resolve_jobs(StudySpec.from_dict(BASE))
+    assert len(jobs) == 8 and len({j.id for j in jobs}) == 8
+    assert jobs[0].id.startswith("random-lenet_300_100-digits-s0-d0.2-")
+    # another method in the study does not rename the jobs already there
+    more = resolve_jobs(StudySpec.from_dict({**BASE, "methods": ["random", "synflow", "snip"]}))
+    assert {j.id for j in jobs} <= {j.id for j in more}
+    # an option of synflow renames synflow's jobs only
+    opt = resolve_jobs(StudySpec.from_dict({**BASE, "method": {"synflow": {"rounds": 7}}}))
+    changed = {a.id for a, b in zip(jobs, opt) if a.id != b.id}
+    assert changed == {j.id for j in jobs if j.method == "synflow"}
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    spec = StudySpec.from_toml(_toml(out / "study.toml", GOOD))
+    Study(spec, out / "run").run()
+    return out / "run"
+
+
+def test_fairness_every_method_starts_from_identical_weights(study_dir):
+    by_seed: dict[int, list] = {}
+    for rec in Study.from_toml(study_dir.parent / "study.toml", study_dir).tickets():
+        by_seed.setdefault(rec["seed"], []).append(ticketlab.load(rec["path"]))
+    for seed, tickets in by_seed.items():
+        assert {t.provenance["method"] for t in tickets} == {"random", "synflow", "imp"}
+        ref = tickets[0].weights["init"]
+        for t in tickets[1:]:
+            for n in ref:
+                assert np.array_equal(t.weights["init"][n], ref[n]), (seed, t.provenance["method"], n)
+    a, b = by_seed[0][0].weights["init"], by_seed[1][0].weights["init"]
+    assert any(not np.array_equal(a[n], b[n]) for n in a)  # another seed, other weights
+
+
+def test_rerun_skips_everything_and_changes_nothing(study_dir):
+    files = sorted((study_dir / "tickets").glob("*.h5"))
+    before = {p.name: p.read_bytes() for p in files}
+    manifest = Study.from_toml(study_dir.parent / "study.toml", study_dir).run()
+    assert [j["status"] for j in manifest["jobs"]] == ["skipped"] * 12
+    assert {p.name: p.read_bytes() for p in sorted((study_dir / "tickets").glob("*.h5"))} == before
+    assert not list((study_dir / "tickets").glob("*.ckpt")) and not list((study_dir / "tickets").glob(".*tmp"))
+
+
+def test_a_failing_job_is_recorded_and_the_study_goes_on(tmp_path):
+    path = _toml(tmp_path / "s.toml", GOOD.replace('"rewind:5"', '"rewind:100000"'))
+    res = CliRunner().invoke(cli, ["study", "run", str(path), "-o", str(tmp_path / "run"), "--no-report", "-q"])
+    assert res.exit_code == 1
+    manifest = json.loads((tmp_path / "run" / "study.json").read_text())
+    failed = [j for j in manifest["jobs"] if j["status"] == "failed"]
+    assert {j["method"] for j in failed} == {"imp"} and len(failed) == 4
+    assert all("past the end of training" in j["error"] and "\n" not in j["error"] for j in failed)
+    assert sum(j["status"] == "done" for j in manifest["jobs"]) == 8
+    assert "4 failed" in res.output
+
+
+def test_two_workers_give_the_same_tickets_as_one(tmp_path, study_dir):
+    spec = StudySpec.from_toml(study_dir.parent / "study.toml")
+    Study(spec, tmp_path / "two").run(jobs=2)
+    for p in sorted((study_dir / "tickets").glob("*.h5")):
+        _same_ticket(ticketlab.load(p), ticketlab.load(tmp_path / "two" / "tickets" / p.name))
+
+
+def _same_ticket(a, b):
+    assert list(a.masks) == list(b.masks)
+    for n in a.masks:
+        assert np.array_equal(a.masks[n], b.masks[n])
+    for kind in a.weights:
+        for n in a.weights[kind]:
+            assert np.array_equal(a.weights[kind][n], b.weights[kind][n]), (kind, n)
+    for n in a.scores:
+        assert np.array_equal(a.scores[n], b.scores[n])
+    untimed = lambda h: [{k: v for k, v in r.items() if "seconds" not in k} for r in h]  # noqa: E731
+    assert untimed(a.history) == untimed(b.history)
+
+
+KILL = '''name = "k"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0]
+densities = [0.1]
+methods = ["imp", "random"]
+[method.imp]
+rounds = 6
+[train]
+epochs = 3
+'''
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_tickets(tmp_path):
+    path = _toml(tmp_path / "k.toml", KILL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "ticketlab", "study", "run", str(path), "--no-report", "-q"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["-o", str(killed)], env=env, cwd=ROOT)
+    deadline = time.time() + 120
+    ckpt = None
+    while time.time() < deadline and ckpt is None:  # kill once IMP has checkpointed a round
+        found = list((killed / "tickets").glob("*.ckpt")) if (killed / "tickets").exists() else []
+        if found:
+            ckpt = found[0]
+            time.sleep(0.3)
+        time.sleep(0.05)
+    assert ckpt is not None, "IMP never wrote a checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list((killed / "tickets").glob("imp*.h5"))  # IMP's ticket was not finished
+    subprocess.run(cmd + ["-o", str(killed)], env=env, cwd=ROOT, check=True)
+    whole = tmp_path / "whole"
+    subprocess.run(cmd + ["-o", str(whole)], env=env, cwd=ROOT, check=True)
+    names = sorted(p.name for p in (whole / "tickets").glob("*.h5"))
+    assert names == sorted(p.name for p in (killed / "tickets").glob("*.h5")) and len(names) == 2
+    for name in names:
+        _same_ticket(ticketlab.load(whole / "tickets" / name), ticketlab.load(killed / "tickets" / name))
+    imp = ticketlab.load(next((killed / "tickets").glob("imp*.h5")))
+    assert imp.provenance.get("resumed_after_round", 0) >= 0
+    assert not list((killed / "tickets").glob("*.ckpt"))
+
+
+def test_ray_executor_missing_gives_one_sentence(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("no ray")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    spec = StudySpec.from_dict({**BASE, "methods": ["random"], "seeds": [0], "densities": [0.1]})
+    with pytest.raises(ConfigError, match=r"the ray executor needs Ray: pip install 'ticketlab\[ray\]'"):
+        Study(spec, tmp_path / "r").run(executor="ray")
+
+
+def test_python_api_records(study_dir):
+    recs = Study.from_toml(study_dir.parent / "study.toml", study_dir).tickets()
+    assert len(recs) == 12 and {r["status"] for r in recs} <= {"done", "skipped"}  # skipped once re-run
+    assert all(r["kept"] > 0 and r["total"] == 50200 for r in recs)

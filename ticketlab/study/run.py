@@ -1,0 +1,203 @@
+"""Running a study: every job is one ``mine`` call; finished jobs are skipped; failures recorded.
+
+* **Idempotent and resumable.** A job whose ticket file exists and loads as a valid ticket of
+  that job (same method, model, data set, seed) is skipped. Tickets are written atomically, so a
+  killed study leaves no partial ticket; jobs of methods that train write a checkpoint
+  ``<ticket>.ckpt`` after every round and continue from it (``mine(..., resume=True)``).
+* **Failures do not stop the study.** A job that raises is recorded with its one-line error in
+  the manifest ``study.json`` (every job, its config, hash, status, wall time and output,
+  rewritten atomically after every job); the caller's exit code says whether any failed.
+* **Executors.** ``local``: the jobs run in this process (``jobs=1``) or in a pool of ``jobs``
+  worker processes (spawned, each with ``max(1, cores // jobs)`` torch threads so that workers
+  do not oversubscribe the cores). ``ray``: each job is a ``ray.remote`` task (``num_gpus`` =
+  the study's ``gpus_per_job``), on ``ray.init()`` locally or on a cluster at ``address``.
+  Every job is seeded, so both give bit-identical tickets on CPU.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ticketlab.atomic import atomic_write_text
+from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.progress import NullProgress
+from ticketlab.study.jobs import Job, resolve_jobs
+from ticketlab.study.spec import StudySpec
+
+EXECUTORS = ("local", "ray")
+MANIFEST = "study.json"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    return msg if isinstance(exc, TicketlabError) else f"{type(exc).__name__}: {msg}"
+
+
+def valid_ticket(path: Path, job: Job) -> bool:
+    """Whether ``path`` holds a readable ticket of ``job`` (so the job can be skipped)."""
+    if not path.is_file():
+        return False
+    try:
+        from ticketlab.fileformat import read_info
+
+        prov = read_info(path)["provenance"]
+    except TicketlabError:
+        return False
+    return (prov.get("method"), prov.get("model"), prov.get("dataset"), prov.get("seed")) == (
+        job.method, job.model, job.dataset, job.seed)
+
+
+def run_job(job_config: dict[str, Any], study_dir: str, data_root: str | None, threads: int | None) -> dict[str, Any]:
+    """Run one job (in whatever process calls it) and return its manifest fields."""
+    from ticketlab.study.jobs import Job
+
+    job = Job(**job_config)
+    started = time.perf_counter()
+    out = Path(study_dir) / job.output
+    ckpt = out.with_name(out.name + ".ckpt")
+    try:
+        import torch
+
+        from ticketlab.fileformat import save
+        from ticketlab.miners import get_miner
+        from ticketlab.mining import mine
+
+        if threads:
+            torch.set_num_threads(threads)
+        kwargs = job.mine_kwargs(data_root)
+        checkpoint = ckpt if get_miner(job.method).trains else None
+        ticket = mine(job.method, checkpoint=checkpoint, resume=checkpoint is not None, **kwargs)
+        ticket.provenance["study_job"] = job.id
+        save(ticket, out)
+        ckpt.unlink(missing_ok=True)
+        status, error = "done", None
+    except Exception as exc:  # noqa: BLE001  (a failed job is recorded, the study goes on)
+        status, error = "failed", _one_line(exc)
+        if os.environ.get("TICKETLAB_DEBUG"):
+            traceback.print_exc()
+    return {"id": job.id, "status": status, "error": error, "wall_seconds": round(time.perf_counter() - started, 3)}
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "hash": job.hash, "method": job.method, "model": job.model, "dataset": job.dataset,
+            "seed": job.seed, "density": job.density, "config": job.config}
+
+
+def _write_manifest(study_dir: Path, spec: StudySpec, entries: dict[str, dict[str, Any]]) -> None:
+    from ticketlab._version import __version__
+
+    manifest = {"name": spec.name, "study_file": spec.source, "ticketlab_version": __version__,
+                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "jobs": list(entries.values())}
+    atomic_write_text(study_dir / MANIFEST, json.dumps(manifest, indent=1, allow_nan=True) + "\n")
+
+
+def read_manifest(study_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a study folder (one-sentence error when missing or malformed)."""
+    path = Path(study_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"'{study_dir}' is not a study folder: it has no {MANIFEST}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable study manifest ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise ConfigError(f"{path}: not a study manifest (no job list)")
+    return data
+
+
+def _local(jobs: list[Job], study_dir: Path, data_root: str | None, workers: int,
+           done: Callable[[dict[str, Any]], None]) -> None:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            done(run_job(job.__dict__, str(study_dir), data_root, None))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, job.__dict__, str(study_dir), data_root, threads) for job in jobs]
+        for fut in as_completed(futures):
+            done(fut.result())
+
+
+def _ray(jobs: list[Job], study_dir: Path, data_root: str | None, workers: int, address: str | None,
+         gpus_per_job: float, done: Callable[[dict[str, Any]], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray: pip install 'ticketlab[ray]' (or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(1, workers), ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    try:
+        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_job)(run_job)
+        pending = [remote.remote(job.__dict__, str(study_dir), data_root, 1) for job in jobs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                done(ray.get(ref))
+    finally:
+        if started_here and not address:
+            ray.shutdown()
+
+
+def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor: str = "local",
+              address: str | None = None, progress: NullProgress | None = None,
+              only: Iterable[str] | None = None) -> dict[str, Any]:
+    """Run every missing job of ``spec`` into ``study_dir``; return the manifest (also written).
+
+    Args:
+        jobs: worker processes (local) or concurrent tasks (ray; its CPUs when started here).
+        executor: ``"local"`` or ``"ray"``.
+        address: a Ray cluster's address (``ray`` only); default a local ``ray.init()``.
+        only: run just these job ids (the others keep their manifest state).
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{executor}' (choose from: {', '.join(EXECUTORS)})")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive integer, not {jobs!r}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address is for the ray executor (add --executor ray)")
+    progress = progress or NullProgress()
+    study_dir = Path(study_dir)
+    (study_dir / "tickets").mkdir(parents=True, exist_ok=True)
+    all_jobs = resolve_jobs(spec)
+    previous = {}
+    if (study_dir / MANIFEST).exists():
+        previous = {e.get("id"): e for e in read_manifest(study_dir)["jobs"] if isinstance(e, dict)}
+    entries: dict[str, dict[str, Any]] = {}
+    todo: list[Job] = []
+    wanted = set(only) if only is not None else None
+    for job in all_jobs:
+        entry = {**_job_fields(job), "output": job.output, "status": "pending", "error": None, "wall_seconds": None}
+        if valid_ticket(study_dir / job.output, job):  # there before this run: skipped
+            entry.update(status="skipped", wall_seconds=previous.get(job.id, {}).get("wall_seconds"))
+        elif wanted is None or job.id in wanted:
+            todo.append(job)
+        entries[job.id] = entry
+    _write_manifest(study_dir, spec, entries)
+    with progress.task(f"study {spec.name}: jobs", total=len(all_jobs)) as bar:
+        bar.advance(len(all_jobs) - len(todo))
+
+        def done(result: dict[str, Any]) -> None:
+            entries[result["id"]].update(result)
+            _write_manifest(study_dir, spec, entries)
+            bar.advance()
+
+        if executor == "local":
+            _local(todo, study_dir, spec.data_root, jobs, done)
+        else:
+            _ray(todo, study_dir, spec.data_root, jobs, address, spec.gpus_per_job, done)
+    return read_manifest(study_dir)

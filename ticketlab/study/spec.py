@@ -1,0 +1,206 @@
+"""The study file: a TOML description of a grid of ``mine`` jobs, validated before anything runs.
+
+Keys (``tomllib``; every other key is an error naming the key and the file)::
+
+    name = "lenet-digits"
+    model = "lenet_300_100"          # or a list: every model x dataset pair
+    dataset = "digits"               # or a list
+    seeds = [0, 1, 2]
+    densities = [0.2, 0.05, 0.01]
+    methods = ["random", "magnitude", "snip", "grasp", "synflow", "imp"]
+    train_tickets = true             # also train every ticket from its init (its accuracy)
+    device = "auto"                  # optional: auto, cpu, cuda
+    data_root = "data/"              # optional, for data sets with files (relative to the file)
+    gpus_per_job = 0.25              # optional, the Ray executor's GPU share per job
+    [method.imp]                     # per-method options, as `mine` takes them
+    reset = "rewind:50"
+    rounds = 5                       # the runner's own options too: rounds, scope, train_epochs,
+                                     # prune_first_layer, prune_last_layer
+    [train]                          # training options (TrainConfig fields)
+    epochs = 10
+
+Example:
+    >>> spec = StudySpec.from_dict({"name": "s", "model": "lenet_300_100", "dataset": "digits",
+    ...                             "seeds": [0], "densities": [0.1], "methods": ["random"]})
+    >>> spec.models, spec.methods, spec.train_tickets
+    (('lenet_300_100',), ('random',), False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ticketlab.errors import ConfigError, TicketlabError
+
+#: Top-level keys of a study file.
+KEYS = ("name", "model", "dataset", "seeds", "densities", "methods", "train_tickets", "method", "train",
+        "device", "data_root", "gpus_per_job")
+#: Options of ``[method.NAME]`` that are the runner's (``mine``'s keywords), not the miner's config.
+RUNNER_OPTIONS = ("rounds", "scope", "train_epochs", "prune_first_layer", "prune_last_layer")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: the grid and the options of every job (see the module docstring)."""
+
+    name: str
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    densities: tuple[float, ...]
+    methods: tuple[str, ...]
+    train_tickets: bool = False
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    data_root: str | None = None
+    gpus_per_job: float = 0.0
+    source: str = "<study>"
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "StudySpec":
+        """Read and validate a study file (one-sentence :class:`ConfigError` naming the file)."""
+        import tomllib
+
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"study file '{path}' does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read study file '{path}': {exc.strerror or exc}") from None
+        try:
+            values = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        root = values.get("data_root")
+        if isinstance(root, str) and not Path(root).is_absolute():
+            values["data_root"] = str((path.parent / root).resolve())
+        return cls.from_dict(values, source=str(path))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "<study>") -> "StudySpec":
+        """Validate a study given as a mapping (the parsed TOML)."""
+        def fail(msg: str) -> ConfigError:
+            return ConfigError(f"{source}: {msg}")
+
+        unknown = [k for k in values if k not in KEYS]
+        if unknown:
+            raise fail(f"unknown key '{unknown[0]}' (known keys: {', '.join(KEYS)})")
+        for key in ("name", "model", "dataset", "seeds", "densities", "methods"):
+            if key not in values:
+                raise fail(f"missing key '{key}'")
+        name = values["name"]
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\\0"):
+            raise fail(f"name must be a non-empty string without slashes, not {name!r}")
+        models = _names(values["model"], "model", fail)
+        datasets = _names(values["dataset"], "dataset", fail)
+        methods = _names(values["methods"], "methods", fail)
+        seeds = values["seeds"]
+        if not isinstance(seeds, list) or not seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise fail(f"seeds must be a non-empty list of non-negative integers, not {seeds!r}")
+        densities = values["densities"]
+        if not isinstance(densities, list) or not densities or not all(
+                isinstance(d, (int, float)) and not isinstance(d, bool) and not math.isnan(d) and 0 < d <= 1
+                for d in densities):
+            raise fail(f"densities must be a non-empty list of numbers in (0, 1], not {densities!r}")
+        for key, values_ in (("seeds", seeds), ("densities", densities), ("methods", methods),
+                             ("model", models), ("dataset", datasets)):
+            if len(set(values_)) != len(values_):
+                raise fail(f"{key} lists a value twice")
+        train_tickets = values.get("train_tickets", False)
+        if not isinstance(train_tickets, bool):
+            raise fail(f"train_tickets must be true or false, not {train_tickets!r}")
+        device = values.get("device", "auto")
+        if device not in ("auto", "cpu", "cuda") and not (isinstance(device, str) and device.startswith("cuda:")):
+            raise fail(f"device must be auto, cpu or cuda, not {device!r}")
+        data_root = values.get("data_root")
+        if data_root is not None and not isinstance(data_root, str):
+            raise fail(f"data_root must be a path string, not {data_root!r}")
+        gpus = values.get("gpus_per_job", 0.0)
+        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not 0 <= gpus <= 64:
+            raise fail(f"gpus_per_job must be a number >= 0, not {gpus!r}")
+        options = values.get("method", {})
+        if not isinstance(options, dict):
+            raise fail("[method] must be a table of per-method tables, e.g. [method.imp]")
+        train = values.get("train", {})
+        if not isinstance(train, dict):
+            raise fail("[train] must be a table of training options")
+        spec = cls(name=name, models=models, datasets=datasets, seeds=tuple(int(s) for s in seeds),
+                   densities=tuple(float(d) for d in densities), methods=methods, train_tickets=train_tickets,
+                   method_options={k: dict(v) if isinstance(v, dict) else v for k, v in options.items()},
+                   train=dict(train), device=device, data_root=data_root, gpus_per_job=float(gpus), source=source)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Check every name and option against the registries (no model is built, no data read)."""
+        from ticketlab.data import get_dataset_info
+        from ticketlab.miners import get_miner
+        from ticketlab.models import get_model_info
+        from ticketlab.training import TrainConfig, default_train_config
+
+        def fail(msg: str) -> ConfigError:
+            return ConfigError(f"{self.source}: {msg}")
+
+        for key, names, lookup in (("methods", self.methods, get_miner), ("model", self.models, get_model_info),
+                                   ("dataset", self.datasets, get_dataset_info)):
+            for n in names:
+                try:
+                    lookup(n)
+                except TicketlabError as exc:
+                    raise fail(f"{key}: {exc}") from None
+        for method, opts in self.method_options.items():
+            if method not in self.methods:
+                raise fail(f"[method.{method}] gives options for a method the study does not run "
+                           f"(methods: {', '.join(self.methods)})")
+            if not isinstance(opts, dict):
+                raise fail(f"[method.{method}] must be a table of options")
+            cls = get_miner(method)
+            fields = {f.name for f in dataclasses.fields(cls.Config)}
+            for key in opts:
+                if key not in fields and key not in RUNNER_OPTIONS:
+                    known = ", ".join(sorted(fields | set(RUNNER_OPTIONS)))
+                    raise fail(f"[method.{method}] has no option '{key}' (options: {known})")
+            try:
+                cls(**{k: v for k, v in opts.items() if k in fields})
+            except TicketlabError as exc:
+                raise fail(f"[method.{method}]: {exc}") from None
+            except TypeError as exc:
+                raise fail(f"[method.{method}]: {exc}") from None
+            for key in RUNNER_OPTIONS:
+                if key in opts:
+                    _check_runner_option(key, opts[key], lambda m: fail(f"[method.{method}] {m}"))
+        for model in self.models:
+            for dataset in self.datasets:
+                try:
+                    TrainConfig.from_dict({**default_train_config(model, dataset).to_dict(), **self.train})
+                except TicketlabError as exc:
+                    raise fail(f"[train]: {exc}") from None
+                except TypeError as exc:
+                    raise fail(f"[train]: {exc}") from None
+
+
+def _names(value: Any, key: str, fail: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
+        raise fail(f"{key} must be a name or a non-empty list of names, not {value!r}")
+    return tuple(items)
+
+
+def _check_runner_option(key: str, value: Any, fail: Any) -> None:
+    if key in ("rounds", "train_epochs"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise fail(f"option {key} must be a positive integer, not {value!r}")
+    elif key == "scope":
+        if value not in ("global", "layer"):
+            raise fail(f"option scope must be global or layer, not {value!r}")
+    elif not isinstance(value, bool):
+        raise fail(f"option {key} must be true or false, not {value!r}")
