@@ -11,6 +11,12 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/imp_studies.py --jobs 2                  # all studies, 3 seeds
     .venv/bin/python benchmarks/imp_studies.py --study lenet --seeds 0,1,2,3,4
     .venv/bin/python benchmarks/imp_studies.py --report-only              # tables/plots from the cache
+    .venv/bin/python benchmarks/imp_studies.py --prose-only               # findings from the doc's tables
+
+Besides the tables, each study gets generated findings (``<!-- imp-findings:NAME:... -->``, right
+after its block): sentences about the tables computed from the numbers as printed -- which
+variants are at or above dense where, the order of the means, for how many seeds the paired
+difference favours ``init`` -- so that such statements cannot drift from the tables.
 
 Studies (see ``docs/results/imp.md``): ``cora`` (GCN on Cora: continue / init / reinit),
 ``simple_cnn`` (simple_cnn on digits: the same three), ``lenet`` (lenet_300_100 on digits and
@@ -250,7 +256,119 @@ def report(cache: Path, seeds: list[int], studies: list[str]) -> None:
             text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
-    atomic_write_text(DOC, text)
+    atomic_write_text(DOC, write_findings(text, studies))
+
+
+# --------------------------------------------------------------------------------- findings
+# Sentences about the tables, generated from the numbers as the tables print them (so a claim
+# can only say what a table shows). They go between <!-- imp-findings:NAME:begin/end --> right
+# after each study's block; `--prose-only` regenerates them from the tables already in the doc.
+def _parse_cell(cell: str) -> tuple[float, ...] | None:
+    """"0.788 ± 0.012" -> (0.788, 0.012); "+0.004 ± 0.009 (2/5)" -> (0.004, 0.009, 2, 5); "–" -> None."""
+    cell = cell.strip()
+    if cell in ("–", ""):
+        return None
+    head, _, count = cell.partition("(")
+    nums = [float(v) for v in head.replace("±", " ").split()]
+    if count:
+        k, n = count.rstrip(")").split("/")
+        nums += [int(k), int(n)]
+    return tuple(nums)
+
+
+def _parse_table(lines: list[str]) -> dict[str, Any]:
+    """A generated table -> {"sparsity": [...], "columns": {name: [cell tuples]}}."""
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    cols = {name: [_parse_cell(r[i]) for r in rows] for i, name in enumerate(header) if i >= 2}
+    return {"sparsity": [r[0] for r in rows], "columns": cols}
+
+
+def parse_block(block: str) -> list[dict[str, Any]]:
+    """A study's generated block -> per panel: label, end-of-training table, early-stopping table."""
+    panels: list[dict[str, Any]] = []
+    current: list[str] | None = None
+    for line in block.splitlines() + [""]:
+        if line.startswith("**"):  # a panel's label line
+            panels.append({"label": line.split("**")[1], "tables": []})
+        if line.startswith("|"):
+            current = current if current is not None else []
+            current.append(line)
+        elif current is not None:
+            panels[-1]["tables"].append(_parse_table(current))
+            current = None
+    return [{"label": p["label"], "end": p["tables"][0], "early": p["tables"][1]} for p in panels if len(p["tables"]) >= 2]
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def panel_findings(p: dict[str, Any]) -> list[str]:
+    """Generated sentences about one panel's tables (see the module docstring)."""
+    end, early = p["end"], p["early"]
+    sp = [s.replace(" ", "\u00a0") for s in end["sparsity"]]
+    variants = [v for v in end["columns"] if not v.startswith("init − reinit")]
+    paired = next((v for v in end["columns"] if v.startswith("init − reinit")), None)
+    dense, dense_sd = end["columns"][variants[0]][0][:2]
+    out = [f"*{p['label']}* — dense {dense:.3f} ± {dense_sd:.3f}."]
+    for v in variants:
+        cells = end["columns"][v]
+        below = [f"{sp[j]} ({c[0]:.3f})" for j, c in enumerate(cells) if j and c and c[0] < dense]
+        at = [sp[j] for j, c in enumerate(cells) if j and c and c[0] >= dense]
+        out.append(f"`{v}` is at or above the dense mean " + (f"at {_joined(at)} sparsity" if at else "at no sparsity")
+                   + (f" and below it at {_joined(below)}." if below else " and never below it."))
+    if len(variants) > 2:
+        orders: dict[str, list[str]] = {}
+        for j in range(1, len(sp)):
+            means = {v: end["columns"][v][j][0] for v in variants}
+            order = sorted(variants, key=lambda v: -means[v])
+            text = "".join(f"`{a}` {'>' if means[a] > means[b] else '='} " for a, b in zip(order, order[1:])) + f"`{order[-1]}`"
+            orders.setdefault(text, []).append(sp[j])
+        out.append("Order of the means: " + "; ".join(f"{o} at {_joined(s)}" for o, s in orders.items()) + ".")
+    if paired:
+        pc = end["columns"][paired]
+        rows = [(j, c) for j, c in enumerate(pc) if c]
+        n = rows[0][1][3]
+        most = [sp[j] for j, c in rows if c[2] >= n - 1]
+        least = [sp[j] for j, c in rows if c[2] <= 1]
+        rest = [f"{sp[j]} ({c[2]}/{c[3]})" for j, c in rows if 1 < c[2] < n - 1]
+        parts = [f"for at least {n - 1} of {n} seeds at {_joined(most)}" if most else "",
+                 f"for at most 1 of {n} at {_joined(least)}" if least else "",
+                 f"at {_joined(rest)} for the number of seeds in brackets" if rest else ""]
+        j, c = max(rows, key=lambda r: abs(r[1][0]))
+        out.append("Paired by seed, `init` is higher than `reinit` " + "; ".join(x for x in parts if x)
+                   + f". The largest paired mean difference is {c[0]:+.3f} ± {c[1]:.3f} ({c[2]}/{c[3]}) at {sp[j]}.")
+    diffs = [(abs(early["columns"][v][j][0] - end["columns"][v][j][0]), v, j)
+             for v in variants for j in range(len(sp)) if early["columns"][v][j] and end["columns"][v][j]]
+    d, v, j = max(diffs)
+    out.append(f"Early-stopping and end-of-training means differ by at most {d:.3f} (`{v}` at {sp[j]}).")
+    return out
+
+
+def findings_block(study: str, block: str) -> str:
+    begin, end = f"<!-- imp-findings:{study}:begin -->", f"<!-- imp-findings:{study}:end -->"
+    lines = ["Generated from the tables above by `benchmarks/imp_studies.py` (sparsity = share of weights removed):", ""]
+    for p in parse_block(block):
+        lines += ["- " + " ".join(panel_findings(p))]
+    return begin + "\n" + "\n".join(lines) + "\n" + end
+
+
+def write_findings(text: str, studies: list[str]) -> str:
+    """Insert or replace each study's findings block (after its generated block) in ``text``."""
+    for study in studies:
+        b_begin, b_end = f"<!-- imp-study:{study}:begin -->", f"<!-- imp-study:{study}:end -->"
+        if b_begin not in text or b_end not in text:
+            continue
+        block = text[text.index(b_begin): text.index(b_end)]
+        new = findings_block(study, block)
+        f_begin, f_end = f"<!-- imp-findings:{study}:begin -->", f"<!-- imp-findings:{study}:end -->"
+        if f_begin in text and f_end in text:
+            text = text[: text.index(f_begin)] + new + text[text.index(f_end) + len(f_end):]
+        else:
+            at = text.index(b_end) + len(b_end)
+            text = text[:at] + "\n\n" + new + text[at:]
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -260,8 +378,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "imp_studies", help="where finished runs are kept")
     ap.add_argument("--report-only", action="store_true", help="only rewrite tables and plots from the cache")
+    ap.add_argument("--prose-only", action="store_true",
+                    help="only regenerate the findings sentences from the tables already in the doc (no cache needed)")
     args = ap.parse_args(argv)
     studies = args.study or list(STUDIES)
+    if args.prose_only:
+        from ticketlab.atomic import atomic_write_text
+
+        atomic_write_text(DOC, write_findings(DOC.read_text(encoding="utf-8"), studies))
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     args.cache.mkdir(parents=True, exist_ok=True)
     if not args.report_only:

@@ -366,3 +366,50 @@ def test_sigkilled_subprocess_resumes_to_the_same_ticket(tmp_path):
     assert a.provenance["resumed_after_round"] == done and "resumed_after_round" not in b.provenance
     _same_ticket(a, b)
     assert not ckpt.exists()
+
+
+# ------------------------------------------------------------------------- docs/results/imp.md
+def _imp_studies():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "imp_studies.py"
+    spec = importlib.util.spec_from_file_location("imp_studies", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["imp_studies"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_results_doc_findings_are_generated_from_its_tables():
+    """The findings sentences in imp.md are what `imp_studies.py --prose-only` makes of its tables."""
+    studies = _imp_studies()
+    text = studies.DOC.read_text(encoding="utf-8")
+    assert studies.write_findings(text, list(studies.STUDIES)) == text
+    for name in studies.STUDIES:
+        assert f"<!-- imp-findings:{name}:begin -->" in text
+
+
+def test_findings_follow_the_numbers():
+    studies = _imp_studies()
+    block = "\n".join([
+        "**m / d**", "", "x:", "",
+        "| sparsity | density | continue | init | reinit | init − reinit, paired by seed (init higher) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        "| 0.00 % | 1.0000 | 0.800 ± 0.010 | 0.800 ± 0.010 | 0.800 ± 0.010 | – |",
+        "| 20.00 % | 0.8000 | 0.790 ± 0.010 | 0.810 ± 0.010 | 0.805 ± 0.010 | +0.005 ± 0.010 (4/5) |",
+        "| 50.00 % | 0.5000 | 0.820 ± 0.010 | 0.700 ± 0.010 | 0.750 ± 0.010 | -0.050 ± 0.010 (0/5) |",
+        "", "early:", "",
+        "| sparsity | density | continue | init | reinit |", "|---:|---:|---:|---:|---:|",
+        "| 0.00 % | 1.0000 | 0.800 ± 0.010 | 0.800 ± 0.010 | 0.800 ± 0.010 |",
+        "| 20.00 % | 0.8000 | 0.790 ± 0.010 | 0.810 ± 0.010 | 0.805 ± 0.010 |",
+        "| 50.00 % | 0.5000 | 0.820 ± 0.010 | 0.740 ± 0.010 | 0.750 ± 0.010 |",
+    ])
+    (panel,) = studies.parse_block(block)
+    text = " ".join(studies.panel_findings(panel)).replace("\u00a0", " ")
+    assert "`continue` is at or above the dense mean at 50.00 % sparsity and below it at 20.00 % (0.790)" in text
+    assert "`init` is at or above the dense mean at 20.00 % sparsity and below it at 50.00 % (0.700)" in text
+    assert "`init` > `reinit` > `continue` at 20.00 %" in text and "`continue` > `reinit` > `init` at 50.00 %" in text
+    assert "for at least 4 of 5 seeds at 20.00 %; for at most 1 of 5 at 50.00 %" in text
+    assert "largest paired mean difference is -0.050 ± 0.010 (0/5) at 50.00 %" in text
+    assert "differ by at most 0.040 (`init` at 50.00 %)" in text
