@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,mnist5k]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,mnist5k,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/ticketlab compare out/demo_synflow.h5 out/demo_random.h5 --metric overlap --profile-plot out/demo_profiles.png
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

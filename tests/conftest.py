@@ -18,3 +18,16 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray runtime for the whole test run (its start-up costs seconds): ray.init(num_cpus=2).
+
+    Tests that use it are grouped on one xdist worker (``xdist_group("ray")`` with the Makefile's
+    ``--dist loadgroup``), so Ray starts once per suite. Skips when Ray is not installed.
+    """
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ticketlab[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
