@@ -1,0 +1,212 @@
+"""The study report (ticketlab.study.report): files, figures, escaping, chance numbers, the paragraph."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ticketlab
+from ticketlab.errors import ConfigError
+from ticketlab.metrics import compare
+from ticketlab.metrics.sparsity import profile_js
+from ticketlab.study import report as rep
+from ticketlab.ticket import Ticket
+
+HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+SHAPES = {"fc1.weight": (40, 30), "fc2.weight": (12, 40), "fc3.weight": (5, 12)}
+
+
+def job(jid: str, method: str, seed: int, density: float, status: str = "done", error: str | None = None,
+        model: str = "mlp", dataset: str = "toy") -> dict:
+    return {"id": jid, "hash": "h" + jid[-4:], "method": method, "model": model, "dataset": dataset, "seed": seed,
+            "density": density, "config": {}, "output": f"tickets/{jid}.h5", "status": status, "error": error,
+            "wall_seconds": None if status != "done" else 0.1}
+
+
+def write_manifest(folder: Path, jobs: list[dict], name: str = "test") -> None:
+    (folder / "study.json").write_text(json.dumps(
+        {"name": name, "study_file": "s.toml", "ticketlab_version": ticketlab.__version__, "jobs": jobs}))
+
+
+def rows(folder: Path, **match: str) -> list[dict]:
+    with open(folder / "results.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if all(r[k] == v for k, v in match.items())]
+
+
+def summary_parts(folder: Path) -> tuple[str, str]:
+    """The 'share more than chance' and 'do not' lists of the generated paragraph (first density)."""
+    md = (folder / "report.md").read_text().replace("\\", "")
+    m = re.search(r"share more than chance: (.*?)\. do not share more than chance: (.*?)\.( |\n)", md)
+    assert m, md
+    return m.group(1), m.group(2)
+
+
+def synthetic_study(folder: Path, copy: str, noise: str, seeds: int = 5, density: float = 0.2,
+                    weights: bool = False) -> None:
+    """Method ``copy``: the same mask at every seed; method ``noise``: an independent random mask."""
+    (folder / "tickets").mkdir(parents=True)
+    base = np.random.default_rng(99)
+    fixed = {n: base.random(s) < density for n, s in SHAPES.items()}
+    jobs = []
+    for s in range(seeds):
+        rng = np.random.default_rng(s)
+        for method, masks in ((copy, fixed), (noise, {n: rng.random(sh) < density for n, sh in SHAPES.items()})):
+            w = {}
+            if weights:
+                init = {n: rng.standard_normal(sh) for n, sh in SHAPES.items()}
+                w = {"init": init, "final": {n: v + 0.1 * rng.standard_normal(v.shape) for n, v in init.items()}}
+            prov = {"method": method, "seed": s, "test_accuracy": 0.5 + 0.01 * s, "data_spec": {"num_classes": 10}}
+            jid = f"{method}-s{s}-{s:04d}"
+            ticketlab.save(Ticket(masks=masks, provenance=prov, weights=w), folder / f"tickets/{jid}.h5")
+            jobs.append(job(jid, method, s, density))
+    write_manifest(folder, jobs)
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory):
+    """A small real study: random, magnitude_init and synflow at two seeds, plus a
+    failed job with a hostile error message and a finished job whose file is missing."""
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "tickets").mkdir()
+    jobs = []
+    for method in ("random", "magnitude_init", "synflow"):
+        for seed in (0, 1):
+            for density in (0.05,):
+                jid = f"{method}-s{seed}-d{density}-{seed}{int(density * 100):02d}ab"
+                t = ticketlab.mine(method, model="lenet_300_100", dataset="digits", density=density, seed=seed,
+                                   device="cpu", rounds=2)
+                ticketlab.save(t, folder / f"tickets/{jid}.h5")
+                jobs.append(job(jid, method, seed, density, model="lenet_300_100", dataset="digits"))
+    jobs.append(job("snip-s0-bad1", "snip", 0, 0.2, status="failed", error=HOSTILE, model="lenet_300_100",
+                    dataset="digits"))
+    jobs.append(job("grasp-s0-gone", "grasp", 0, 0.2, model="lenet_300_100", dataset="digits"))
+    escape = job("evil-s0-0000", "random", 0, 0.2, model="lenet_300_100", dataset="digits")
+    escape["output"] = "../outside.h5"
+    jobs.append(escape)
+    write_manifest(folder, jobs, name="mined <b>study</b>")
+    paths = rep.write_report(folder)
+    return folder, paths
+
+
+def test_files_figures_embedded_and_escaped(mined):
+    folder, paths = mined
+    for key in ("markdown", "html", "csv"):
+        assert paths[key].is_file()
+    names = {paths["markdown"].name, paths["html"].name, paths["csv"].name}
+    assert names == {"report.md", "report.html", "results.csv"}
+    md = paths["markdown"].read_text()
+    page = paths["html"].read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    figures = {k: v for k, v in paths.items() if k.startswith("figure:")}
+    assert len(images) == len(figures) == 4  # per density: heatmap, within/across, profile; plus lift vs density
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(embedded) == len(images)
+    for rel, data in zip(images, embedded):
+        assert (folder / rel).is_file()
+        assert base64.b64decode(data) == (folder / rel).read_bytes()  # the same figure, in the same order
+    # no external resource, and every string from the files is escaped
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)
+    assert "<script" not in page and "<img src=x" not in page and "<b>study" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
+    assert "&lt;b&gt;study&lt;/b&gt;" in page
+    # failures and unusable jobs are listed, and the file outside the folder was not read
+    assert "snip-s0-bad1" in md and "grasp-s0-gone" in md and "evil-s0-0000" in md
+    assert "is not inside the study folder" in md
+    with open(paths["csv"], newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == rep.COLUMNS
+        table = list(reader)
+    sections = {r["section"] for r in table}
+    assert {"overlap_pair", "overlap_method_pair", "within_vs_across", "profile", "profile_js", "graph",
+            "summary"} <= sections
+    # 6 tickets: 15 pairs, each with value, expected, lift and p
+    pairs = [r for r in table if r["section"] == "overlap_pair"]
+    assert len(pairs) == 15 and all(r["expected"] and r["lift"] and r["p"] for r in pairs)
+    # mined tickets store no final weights: sign agreement is "not computed", not an error
+    assert "not computed (no init and final weights stored)" in md
+    assert "No trained tickets" in md
+
+
+def test_vectorised_expected_jaccard_equals_compare(mined):
+    folder, _ = mined
+    a = ticketlab.load(next((folder / "tickets").glob("synflow-s0-d0.05-*.h5")))
+    b = ticketlab.load(next((folder / "tickets").glob("magnitude_init-s1-d0.05-*.h5")))
+    assert a.layer_kept() != b.layer_kept()  # different per-layer densities: a real test of the null
+    want = next(r for r in compare([a, b], ["jaccard"]) if r["layer"] == "__total__")
+    mean, var, expected = rep.expected_jaccard_matrix([a, b])
+    assert expected[0, 1] == pytest.approx(want["expected"], rel=1e-12)
+    assert expected[1, 0] == pytest.approx(want["expected"], rel=1e-12)
+    row = next(r for r in rows(folder, section="overlap_pair", density="0.05")
+               if {r["label_a"], r["label_b"]} == {"synflow/s0", "magnitude_init/s1"})
+    assert float(row["value"]) == pytest.approx(want["value"], rel=1e-12)
+    assert float(row["expected"]) == pytest.approx(want["expected"], rel=1e-12)
+    assert float(row["lift"]) == pytest.approx(want["lift"], rel=1e-12)
+    assert float(row["p"]) == pytest.approx(want["p"], rel=1e-9, abs=1e-300)
+    assert float(row["z"]) == pytest.approx(want["z"], rel=1e-9)
+
+
+def test_identical_tickets_lift_within_across_signs_and_accuracy(tmp_path):
+    synthetic_study(tmp_path, "copy", "noise", weights=True)
+    rep.write_report(tmp_path)
+    pair = {(r["method_a"], r["method_b"]): r for r in rows(tmp_path, section="overlap_method_pair")}
+    same = pair["copy", "copy"]
+    assert float(same["value"]) == 1.0 and float(same["lift"]) > 3.0  # identical: Jaccard 1 vs chance ~0.11
+    assert float(same["p"]) < 1e-10
+    assert 0.8 < float(pair["noise", "noise"]["lift"]) < 1.25
+    test = {r["method_a"]: r for r in rows(tmp_path, section="within_vs_across", metric="within_minus_across")}
+    assert float(test["copy"]["value"]) > 2.0 and float(test["copy"]["p"]) < 0.01
+    assert f"{rep.N_PERMUTATIONS} permutations" in test["copy"]["note"]
+    signs = {r["method_a"]: r for r in rows(tmp_path, section="graph", metric="sign_kept")}
+    assert 0.8 < float(signs["copy"]["value"]) <= 1.0 and float(signs["copy"]["expected"]) == 0.5
+    acc = {r["method_a"]: r for r in rows(tmp_path, section="accuracy")}
+    assert float(acc["noise"]["value"]) == pytest.approx(0.52) and float(acc["noise"]["expected"]) == 0.1
+    assert float(acc["noise"]["spread_lo"]) == pytest.approx(0.5)
+    assert float(acc["noise"]["spread_hi"]) == pytest.approx(0.54)
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    assert "copy: closer to its own tickets at other seeds than to other methods' at the same seed" in md
+
+
+def test_paragraph_follows_the_numbers(tmp_path):
+    # the same construction with the roles swapped: a hard-coded sentence cannot pass both
+    for copy, noise in (("alpha", "beta"), ("beta", "alpha")):
+        folder = tmp_path / copy
+        synthetic_study(folder, copy, noise, seeds=3)
+        rep.write_report(folder)
+        more, less = summary_parts(folder)
+        assert f"{copy}–{copy} (seeds)" in more and f"{noise}–{noise} (seeds)" not in more
+        assert f"{noise}–{noise} (seeds)" in less and f"{copy}–{copy} (seeds)" not in less
+        verdict = {(r["method_a"], r["method_b"]): r["note"] for r in rows(folder, section="summary")}
+        assert verdict[copy, copy] == "more" and verdict[noise, noise] == "chance"
+
+
+def test_helpers_match_the_metrics():
+    rng = np.random.default_rng(3)
+    ts = [Ticket(masks={n: rng.random(s) < d for n, s in SHAPES.items()}) for d in (0.1, 0.3, 0.6)]
+    k = np.array([[np.count_nonzero(m) for m in t.masks.values()] for t in ts], float)
+    shares = k / k.sum(axis=1, keepdims=True)
+    js = rep.js_matrix(shares, shares)
+    for i in range(3):
+        for j in range(3):
+            assert js[i, j] == pytest.approx(profile_js(ts[i], ts[j]), abs=1e-12)
+    x, y = [3.0, 3.2, 2.9, 3.1, 3.3], [1.0, 1.1, 0.9, 1.2, 1.0]
+    p = rep.permutation_test(x, y, 2000, seed=1)
+    assert p == rep.permutation_test(x, y, 2000, seed=1)  # seeded
+    assert p == pytest.approx(2 / 252, abs=0.01)  # only the 2 extreme of C(10, 5) splits reach |d|
+    assert rep.permutation_test([1.0, 2.0], [1.0, 2.0], 500) == 1.0
+
+
+def test_bad_manifest_is_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match="no study manifest"):
+        rep.write_report(tmp_path)
+    (tmp_path / "study.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read the study manifest"):
+        rep.write_report(tmp_path)
+    (tmp_path / "study.json").write_text(json.dumps({"name": "x", "jobs": {}}))
+    with pytest.raises(ConfigError, match="'jobs' list"):
+        rep.write_report(tmp_path)
