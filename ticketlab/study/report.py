@@ -541,7 +541,7 @@ def _plot_heatmaps(ov: _Overlap, title: str) -> Any:
     width, height = 2 * (size + 1.2) + margin, size + margin + 0.4
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=margin / width, right=0.98, bottom=margin / height, top=1 - 0.4 / height, wspace=0.35)
+    fig.subplots_adjust(left=margin / width, right=0.98, bottom=margin / height, top=1 - 0.4 / height, wspace=0.12)
     for col, (vals, name) in enumerate(((ov.jaccard, "Jaccard"), (ov.lift, "lift over chance"))):
         ax = fig.add_subplot(1, 2, col + 1)
         shown = vals[np.ix_(order, order)].copy()
@@ -657,7 +657,7 @@ def _section_overlap(doc: _Doc, key: dict[str, Any], methods: list[str], d: floa
                     seed_a=a.seed, seed_b=b.seed, label_a=a.label, label_b=b.label, metric="jaccard",
                     value=ov.jaccard[i, j], expected=ov.expected[i, j], lift=ov.lift[i, j], z=ov.z[i, j],
                     p=ov.p[i, j], note="per-layer-density null; p one-sided, normal approximation")
-    doc.figure(_plot_heatmaps(ov, where), f"{where}-d{d}-overlap",
+    doc.figure(_plot_heatmaps(ov, f"{where}, density {_num(d)}"), f"{where}-d{d}-overlap",
                f"Jaccard (left) and its lift over chance (right) of every pair of tickets, {where}, "
                f"density {_num(d)}; rows and columns in hierarchical-clustering order (average linkage "
                f"of 1 - Jaccard)" + (f"; {ov.order_note}" if ov.order_note else ""))
