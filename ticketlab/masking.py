@@ -206,6 +206,7 @@ class MaskedOptimizer:
         self._fmasks = [
             masks[n].detach().to(device=params[n].device, dtype=params[n].dtype) for n in self.names
         ]
+        self._all_kept = all(bool(masks[n].all()) for n in self.names)  # nothing to mask yet
         self.mask_weights_()  # pruned weights must be zero before the first step (L2 decay)
 
     @property
@@ -254,13 +255,20 @@ class MaskedOptimizer:
             if bool((new > self._fmasks[i]).any()):
                 raise IncompatibleError(f"mask '{name}' would revive masked entries (masks only shrink)")
             self._fmasks[i] = new
+            self._all_kept = self._all_kept and bool(new.all())
             self._params[i].mul_(new)
             for value in self.optimizer.state.get(self._params[i], {}).values():
                 if isinstance(value, torch.Tensor) and value.shape == new.shape:
                     value.mul_(new)
 
     def step(self) -> None:
-        """Mask gradients, take the optimizer step, mask weights (when needed, see above)."""
+        """Mask gradients, take the optimizer step, mask weights (when needed, see above).
+
+        While every mask keeps everything (e.g. Gem-Miner before its first freezing) both passes
+        are skipped: they would multiply by one."""
+        if self._all_kept:
+            self.optimizer.step()
+            return
         self.mask_grads_()
         self.optimizer.step()
         if self.remask:

@@ -184,6 +184,10 @@ class LearnedMaskMiner(Miner):
         """Masks over the score parameters that training keeps at zero (Gem-Miner's freezing)."""
         return None
 
+    def log_values(self, rules: dict[str, MaskRule]) -> dict[str, float]:
+        """Extra columns of every score-training evaluation row (default: none)."""
+        return {}
+
     def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
         """What :mod:`ticketlab.selection` ranks at the end (default: the scores themselves)."""
         return {n: r.scores.detach().clone() for n, r in rules.items()}
@@ -246,7 +250,7 @@ class LearnedMaskMiner(Miner):
 
             def own_density() -> dict[str, float]:
                 kept = sum(int(m.sum()) for m in self.own_mask(rules).values())
-                return {"density": kept / n_weights}
+                return {"density": kept / n_weights, **self.log_values(rules)}
 
             result = train(ctx.model, ctx.data, config, trainable=trainable, masks=masks,
                            regularizer=self.regularizer(rules), log_extra=own_density, seed=ctx.seed,

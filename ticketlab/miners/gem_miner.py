@@ -5,7 +5,8 @@ Scores ``s ∈ [0, 1]`` (initialised ``U[0, 1]``) over frozen weights (signed Ka
 default, as for edge-popup: with PyTorch's default init the 5 %-dense network's activations
 vanish and the gem stays at chance on lenet_300_100/digits, measured 0.10 against 0.89); the forward pass uses
 ``m = 1[s > 0.5]`` with a straight-through (identity) backward, the loss is
-``L + λ Σ s²`` (Sec. 3, the L2 regularizer pushing scores to 0), and the scores are clamped to
+``L + λ Σ s²`` (Sec. 3, the L2 regularizer pushing scores to 0; its gradient ``2 λ s`` is applied
+as SGD weight decay ``2 λ``, and the history's ``l2`` column is ``λ Σ s²``), and the scores are clamped to
 ``[0, 1]`` after every step. *Iterative freezing*: every ``freeze_every`` epochs the smallest
 active scores are frozen out (set to 0, no gradient, optimizer state zeroed, never revived), at
 the per-event rate ``p = 1 - d^(1 / floor((E - 1) / T))``, so the flag mask of active scores
@@ -98,12 +99,14 @@ class GemMiner(LearnedMaskMiner):
         self.frozen_at = {n: torch.zeros_like(r.scores, dtype=torch.int32) for n, r in rules.items()}
         return self.active
 
-    def regularizer(self, rules: dict[str, MaskRule]) -> Callable[[], torch.Tensor] | None:
-        if self.config.lmbda == 0:
-            return None
-        scores = [r.scores for r in rules.values()]
-        lmbda = self.config.lmbda
-        return lambda: lmbda * sum((s * s).sum() for s in scores)  # Sec. 3: L + λ ||s||²
+    def score_train_config(self, ctx: MiningContext) -> Any:
+        """SGD with weight decay ``score_weight_decay + 2 λ``: the gradient of Sec. 3's ``L + λ ||s||²``
+        is ``dL/ds + 2 λ s``, which is exactly what SGD's weight decay ``2 λ`` adds to the gradient
+        (before momentum), without a second pass over the scores in the loss."""
+        import dataclasses
+
+        cfg = super().score_train_config(ctx)
+        return dataclasses.replace(cfg, weight_decay=cfg.weight_decay + 2.0 * self.config.lmbda)
 
     def callbacks(self, ctx: MiningContext, rules: dict[str, MaskRule], density: float,
                   total_iterations: int, per_epoch: int) -> list[Callable[[Any], None]]:
@@ -113,8 +116,8 @@ class GemMiner(LearnedMaskMiner):
 
         def clamp(info: Any) -> None:  # scores stay in [0, 1] after every step
             with torch.no_grad():
-                torch._foreach_clamp_min_(scores, 0.0)
-                torch._foreach_clamp_max_(scores, 1.0)
+                for s in scores:
+                    s.clamp_(0.0, 1.0)
 
         def freeze(info: Any) -> None:
             j, rest = divmod(info.iteration, every)
@@ -130,6 +133,10 @@ class GemMiner(LearnedMaskMiner):
                 info.optimizer.shrink_masks_({self.score_names[n]: m for n, m in keep.items()})
 
         return [clamp, freeze]
+
+    def log_values(self, rules: dict[str, MaskRule]) -> dict[str, float]:
+        with torch.no_grad():
+            return {"l2": self.config.lmbda * float(sum((r.scores.double() ** 2).sum() for r in rules.values()))}
 
     def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
         """Active scores (in [0, 1]) first, then frozen ones, the latest frozen highest."""
