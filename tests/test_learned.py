@@ -388,3 +388,15 @@ def test_gem_interrupted_after_score_training_resumes_without_retraining(tmp_pat
     for n in whole.masks:
         assert np.array_equal(whole.masks[n], resumed.masks[n])
         assert np.array_equal(whole.weights["final"][n], resumed.weights["final"][n])
+
+
+def test_edge_popup_incremental_kth_largest_is_exact():
+    # drifting scores with duplicates: every step's k-th largest equals a full selection's
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(5000, generator=g).round(decimals=2)  # many ties
+    rule = TopKRule(s.clone(), k=1234)
+    for step in range(40):
+        rule.scores.data.add_(0.01 * torch.randn(5000, generator=g) * (1 + (step % 7 == 0) * 50))
+        a = rule.scores.detach().abs()
+        assert rule.kth_largest(a) == torch.kthvalue(a, 5000 - 1234 + 1).values
+        assert int(rule.hard().sum()) == 1234

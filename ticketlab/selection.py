@@ -68,16 +68,22 @@ def density_from(density: float | None = None, sparsity: float | None = None) ->
     return check_density(density)
 
 
-def _top_k_flat(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties to the lower index. O(n)."""
+def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties to the lower index. O(n).
+
+    ``thresh``, when the caller already knows it, must be the ``k``-th largest value of ``x``
+    (e.g. edge-popup's incremental search); it saves the selection pass."""
     n = x.numel()
     keep = torch.zeros(n, dtype=torch.bool, device=x.device)
     if k <= 0:
         return keep
     if k >= n:
         return keep.fill_(True)
-    # k-th largest value = (n - k + 1)-th smallest (kthvalue is linear-time selection).
-    thresh = torch.kthvalue(x.cpu() if x.device.type == "mps" else x, n - k + 1).values.to(x.device)
+    if thresh is None:  # k-th largest value = (n - k + 1)-th smallest (kthvalue is linear-time selection)
+        thresh = torch.kthvalue(x.cpu() if x.device.type == "mps" else x, n - k + 1).values.to(x.device)
+    at_least = x >= thresh
+    if int(at_least.sum()) == k:  # no tie at the threshold: exactly the k largest (the common case)
+        return at_least
     greater = x > thresh
     keep |= greater
     missing = k - int(greater.sum())

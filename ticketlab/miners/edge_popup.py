@@ -39,13 +39,46 @@ class TopKRule(MaskRule):
     def __init__(self, scores: torch.Tensor, k: int) -> None:
         super().__init__(scores)
         self.k = k
+        self._last: torch.Tensor | None = None  # the previous forward's k-th largest |s|
+        self._width = 0.0
 
     def soft(self) -> torch.Tensor:
         return self.scores.abs()
 
+    def kth_largest(self, a: torch.Tensor) -> torch.Tensor:
+        """The exact ``k``-th largest entry of ``a`` (1-D), searched near the previous one.
+
+        Scores move little per step, so the new k-th largest value ``v`` lies in a band
+        ``[t - w, t + w]`` around the previous one ``t``: if fewer than ``k`` entries exceed
+        ``t + w`` and at least ``k`` reach ``t - w``, ``v`` is in the band and equals its
+        ``(k - #above)``-th largest entry (duplicates counted). That costs three comparisons and a
+        selection over the band instead of over the whole layer; otherwise (or on the first call)
+        a full linear-time selection runs and the band widens.
+        """
+        n, k = a.numel(), self.k
+        t, w = self._last, self._width
+        if t is not None:
+            above = int((a > t + w).sum())
+            need = k - above
+            if need >= 1:
+                band = a[(a >= t - w) & (a <= t + w)]
+                if need <= band.numel():
+                    value = torch.kthvalue(band, band.numel() - need + 1).values
+                    step = float((value - t).abs())
+                    self._last, self._width = value, max(0.75 * w, 4.0 * step, 1e-12)
+                    return value
+        value = torch.kthvalue(a, n - k + 1).values
+        step = float((value - t).abs()) if t is not None else 1e-3 * float(value.abs())
+        self._last, self._width = value, max(2.0 * w, 4.0 * step, 1e-12)
+        return value
+
     def hard(self) -> torch.Tensor:
-        # exactly k per layer with the shared tie rule (lower index first), linear-time selection
-        keep = _top_k_flat(self.scores.detach().abs().flatten(), self.k)
+        # exactly k per layer with the shared tie rule (lower index first)
+        a = self.scores.detach().abs().flatten()
+        if 0 < self.k < a.numel():
+            keep = _top_k_flat(a, self.k, thresh=self.kth_largest(a))
+        else:
+            keep = _top_k_flat(a, self.k)
         return keep.view(self.scores.shape).to(self.scores.dtype)
 
 
