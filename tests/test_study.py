@@ -76,7 +76,7 @@ def test_missing_file_and_non_study_folder(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         StudySpec.from_toml(tmp_path / "nope.toml")
     res = CliRunner().invoke(cli, ["study", "report", str(tmp_path)])
-    assert res.exit_code == 2 and "has no study.json" in res.output
+    assert res.exit_code == 2 and "no study manifest at" in res.output
 
 
 def test_job_names_hash_only_what_the_file_states():

@@ -58,6 +58,7 @@ import numpy as np
 from ticketlab.atomic import atomic_write_text
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.progress import NullProgress
+from ticketlab.study.run import read_manifest
 from ticketlab.ticket import Ticket
 
 #: A method pair "shares more than chance" when its mean Jaccard lift is at least this and every
@@ -111,28 +112,6 @@ class _Study:
 
 def _text(x: Any) -> str:
     return "" if x is None else str(x)
-
-
-def read_manifest(study_dir: Path) -> dict[str, Any]:
-    """The parsed ``study.json`` of ``study_dir``; a :class:`ConfigError` when missing or malformed.
-
-    Example:
-        >>> import tempfile
-        >>> read_manifest(Path(tempfile.mkdtemp()))
-        Traceback (most recent call last):
-        ...
-        ticketlab.errors.ConfigError: no study manifest at '...study.json'; run the study first
-    """
-    path = Path(study_dir) / "study.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"no study manifest at '{path}'; run the study first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read the study manifest '{path}': {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
-        raise ConfigError(f"the study manifest '{path}' is not a JSON object with a 'jobs' list")
-    return data
 
 
 def _inside(study_dir: Path, rel: Any) -> Path | None:

@@ -100,16 +100,24 @@ def _write_manifest(study_dir: Path, spec: StudySpec, entries: dict[str, dict[st
 
 
 def read_manifest(study_dir: str | Path) -> dict[str, Any]:
-    """The manifest of a study folder (one-sentence error when missing or malformed)."""
+    """The parsed ``study.json`` of ``study_dir``; a :class:`ConfigError` when missing or malformed.
+
+    Example:
+        >>> import tempfile
+        >>> read_manifest(Path(tempfile.mkdtemp()))
+        Traceback (most recent call last):
+        ...
+        ticketlab.errors.ConfigError: no study manifest at '...study.json'; run the study first
+    """
     path = Path(study_dir) / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"'{study_dir}' is not a study folder: it has no {MANIFEST}") from None
+        raise ConfigError(f"no study manifest at '{path}'; run the study first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable study manifest ({exc})") from None
+        raise ConfigError(f"cannot read the study manifest '{path}': {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
-        raise ConfigError(f"{path}: not a study manifest (no job list)")
+        raise ConfigError(f"the study manifest '{path}' is not a JSON object with a 'jobs' list")
     return data
 
 
