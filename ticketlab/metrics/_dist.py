@@ -50,7 +50,7 @@ _STIRLERR_SMALL = (
 
 def _width(sd: float) -> int:
     """First block length of a tail sum: long enough that one block almost always suffices."""
-    return int(math.ceil(15.0 * sd + 30.0))
+    return int(math.ceil(10.0 * sd + 30.0))
 
 
 # ------------------------------------------------------------------ Loader (2000) log-pmf terms
@@ -196,7 +196,7 @@ def hypergeom_logpmf_range(N: int, a: int, b: int, lo: int, hi: int) -> np.ndarr
 def hypergeom_window(N: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """Support points ``k`` around the mode and their probabilities, holding all of the mass.
 
-    The window starts as the mode +- (15 sd + 30) and grows on a side until the mass left out
+    The window starts as the mode +- (10 sd + 30) and grows on a side until the mass left out
     there is below ``1e-17`` of the window's (the geometric bound of the module docstring), so
     ``pmf.sum()`` is 1 up to rounding.
 
