@@ -218,3 +218,25 @@ def test_python_api_records(study_dir):
     recs = Study.from_toml(study_dir.parent / "study.toml", study_dir).tickets()
     assert len(recs) == 12 and {r["status"] for r in recs} <= {"done", "skipped"}  # skipped once re-run
     assert all(r["kept"] > 0 and r["total"] == 50200 for r in recs)
+
+
+def test_imp_jobs_share_one_run_and_each_equals_its_own_run(tmp_path):
+    from ticketlab.mining import mine
+
+    spec = StudySpec.from_dict({"name": "share", "model": "lenet_300_100", "dataset": "digits", "seeds": [0],
+                                "densities": [0.5, 0.2], "methods": ["imp"], "train": {"epochs": 1},
+                                "train_tickets": True, "device": "cpu"})
+    jobs = resolve_jobs(spec)
+    assert len({j.share for j in jobs}) == 1 and [j.rounds for j in jobs] == [3, 7]
+    manifest = Study(spec, tmp_path / "s").run()
+    by_density = {j["density"]: j for j in manifest["jobs"]}
+    assert by_density[0.5].get("shared_run") == by_density[0.2]["id"] and by_density[0.5]["wall_seconds"] == 0.0
+    assert not list((tmp_path / "s" / "tickets").glob(".rounds-*"))  # round files removed once saved
+    shared = ticketlab.load(tmp_path / "s" / by_density[0.5]["output"])
+    own = mine("imp", **jobs[0].mine_kwargs(None))  # the 0.5 job run on its own
+    _same_ticket(shared, own)
+    volatile = {"created", "wall_seconds", "study_job", "shared_run"}
+    assert {k: v for k, v in shared.provenance.items() if k not in volatile} == {
+        k: v for k, v in own.provenance.items() if k not in volatile}
+    assert shared.provenance["rounds"] == 3 and shared.kept == own.kept
+    assert shared.provenance["test_accuracy"] == own.provenance["test_accuracy"]

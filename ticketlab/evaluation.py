@@ -26,7 +26,6 @@ import torch
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.ticket import Ticket
 
-_KEPT_STREAM = 0x6E97
 
 
 def evaluate(
@@ -61,7 +60,7 @@ def evaluate(
     from ticketlab.masking import from_numpy_masks
     from ticketlab.models import create_model
     from ticketlab.training import RECALIBRATION_BATCHES, SPLITS, evaluate_untrained
-    from ticketlab.weights import apply_treatment_, check_kept, kept_weights
+    from ticketlab.weights import apply_treatment_, check_kept, kept_generator, kept_weights, reinit_draw_seed
 
     if not isinstance(ticket, Ticket):
         ticket = load(ticket)
@@ -95,10 +94,11 @@ def evaluate(
         apply_treatment_(params, str(prov.get("weights", "init")))
         weights = {n: p.detach().clone() for n, p in params.items()}
     if kept is not None and kept != "init":
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, _KEPT_STREAM]).generate_state(1)[0]))
+        gen = kept_generator(seed)
         fresh = None
-        if kept == "reinit":
-            other = create_model(prov["model"], data.spec, seed=run_seed + 1, **dict(prov.get("model_config") or {}))
+        if kept == "reinit":  # the same fresh draw as the supermask miner's --kept reinit
+            other = create_model(prov["model"], data.spec, seed=reinit_draw_seed(run_seed),
+                                 **dict(prov.get("model_config") or {}))
             fresh = dict(other.named_parameters())
         weights = {n: kept_weights(kept, w, masks[n], generator=gen, fresh=None if fresh is None else fresh[n])
                    for n, w in weights.items()}

@@ -98,7 +98,8 @@ def mine(
         resume: continue from ``checkpoint`` when it exists (same configuration required); the
             result equals an uninterrupted run's, bit for bit on CPU. Without a file, start anew.
         save_rounds: also write every round's ticket to this folder as ``round_00.h5`` (after
-            the preparation), ``round_01.h5``, ...
+            the preparation), ``round_01.h5``, ...: round ``k``'s file is the ticket of a run whose
+            schedule stops at round ``k`` (provenance ``rounds = k``, plus ``round = k``).
         progress: a progress sink (``ticketlab.progress.make_progress()``).
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
@@ -236,7 +237,10 @@ def mine(
 
     def finish_round(k: int) -> None:
         if rounds_dir is not None:
-            save(make_ticket(masks, history, scores, k, round=k), rounds_dir / f"round_{k:02d}.h5")
+            # the ticket a run whose schedule ended at round k would give (its rounds, its accuracy)
+            last = history[-1] if history else {}
+            acc = {"test_accuracy": last["test_accuracy"]} if k >= 1 and "test_accuracy" in last else {}
+            save(make_ticket(masks, history, scores, k, round=k, rounds=k, **acc), rounds_dir / f"round_{k:02d}.h5")
         if ckpt_path is not None:
             write_checkpoint(ckpt_path, {
                 "fingerprint": fingerprint, "round": k, "masks": {n: m.cpu() for n, m in masks.items()},

@@ -111,6 +111,29 @@ KEPT_ACTIONS = ("init", "signed_constant", "signed_std", "rand_signed_constant",
                 "random_reshuffle", "signed_reshuffle", "reinit")
 
 
+_KEPT_STREAM, _REINIT_STREAM = 0x6E97, 0x2E1
+
+
+def kept_generator(seed: int) -> torch.Generator:
+    """The CPU generator of the random mask-1 actions of a run with ``seed`` (shared by the
+    ``supermask`` miner and :func:`ticketlab.evaluate`, so both draw the same permutations).
+
+    Example:
+        >>> torch.equal(torch.rand(2, generator=kept_generator(0)), torch.rand(2, generator=kept_generator(0)))
+        True
+    """
+    import numpy as np
+
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), _KEPT_STREAM]).generate_state(1)[0]))
+
+
+def reinit_draw_seed(seed: int) -> int:
+    """The model seed of ``--kept reinit``'s fresh weights for a run with ``seed`` (its own stream)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), _REINIT_STREAM]).generate_state(1)[0])
+
+
 def check_kept(action: str) -> str:
     """``action`` if it is a known mask-1 action, else a one-sentence :class:`ConfigError`."""
     if action not in KEPT_ACTIONS:

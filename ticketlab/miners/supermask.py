@@ -60,14 +60,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import keep_count, select_top
-from ticketlab.weights import check_kept, kept_weights
+from ticketlab.weights import check_kept, kept_generator, kept_weights, reinit_draw_seed
 
 Tensors = dict[str, torch.Tensor]
 
@@ -300,12 +299,12 @@ class SupermaskMiner(Miner):
     def _kept_weights(self, ctx: MiningContext, masks: Tensors) -> Tensors:
         """``--kept`` weights of ``masks``; the same generator seed for every mask, so the ticket's
         weights are exactly those its sweep point was evaluated with."""
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([ctx.seed, 0x6E97]).generate_state(1)[0]))
+        gen = kept_generator(ctx.seed)
         fresh = None
         if self.config.kept == "reinit":
             if ctx.draw_init is None:
                 raise ConfigError("kept-weights action reinit needs a way to draw fresh weights")
-            fresh = ctx.draw_init(int(np.random.SeedSequence([ctx.seed, 0x2E1]).generate_state(1)[0]))
+            fresh = ctx.draw_init(reinit_draw_seed(ctx.seed))
         return {n: kept_weights(self.config.kept, self.theta0[n], masks[n], generator=gen,
                                 fresh=None if fresh is None else fresh[n]) for n in masks}
 

@@ -29,6 +29,10 @@ from ticketlab.study.spec import RUNNER_OPTIONS, StudySpec
 
 #: Hex digits of the config hash in a job's name.
 HASH_LENGTH = 10
+#: IMP's rate per round when a study gives none (Frankle & Carbin 2019).
+IMP_RATE = 0.2
+#: IMP options that fix the schedule themselves: with one of them, IMP jobs share nothing.
+_OWN_SCHEDULE = ("rounds", "rate_conv", "rate_fc")
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,26 @@ class Job:
     seed: int
     density: float
     config: dict[str, Any]  # the explicit configuration (what is hashed)
+    share: str | None = None  # jobs with the same key are rounds of one run (see shared_schedule)
 
     @property
     def output(self) -> str:
         """The ticket's path relative to the study folder."""
         return f"tickets/{self.id}.h5"
 
+    @property
+    def rounds(self) -> int | None:
+        """Rounds of the job's explicit schedule (shared IMP jobs), else ``None``."""
+        sched = self.config.get("schedule")
+        return len(sched) if sched else None
+
     def mine_kwargs(self, data_root: str | None) -> dict[str, Any]:
         """Keyword arguments of :func:`ticketlab.mining.mine` for this job."""
         opts = dict(self.config["options"])
         kwargs: dict[str, Any] = {k: opts.pop(k) for k in RUNNER_OPTIONS if k in opts}
+        if self.config.get("schedule"):
+            kwargs["schedule"] = list(self.config["schedule"])
+            opts.pop("rate", None)  # the rate made the schedule
         kwargs.update(model=self.model, dataset=self.dataset, seed=self.seed, density=self.density,
                       device=self.config["device"], miner_config=opts, train_options=dict(self.config["train"]),
                       train_ticket=self.config["train_ticket"], data_root=data_root)
@@ -70,19 +84,62 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
+def shared_schedule(densities: list[float] | tuple[float, ...], rate: float = IMP_RATE) -> list[float]:
+    """One IMP schedule through every study density: ``(1 - rate)^k`` rounds with the densities
+    inserted as rounds of their own; a rate step less than half a round above a density (ratio
+    below ``(1 - rate)^(-1/2)``) is dropped, so every round removes about ``rate`` of the weights
+    (between roughly ``rate / 2`` and ``1.5 rate``), as IMP's rounds do.
+
+    IMP's round ``k`` depends only on rounds ``1..k``, so the job of density ``d`` (schedule: the
+    prefix ending at ``d``) is round ``len(prefix)`` of the run of the whole schedule, bit for bit:
+    a study runs it once and takes every density's ticket from its rounds.
+
+    Example:
+        >>> [round(d, 4) for d in shared_schedule([0.5, 0.2])]
+        [0.8, 0.64, 0.5, 0.4096, 0.3277, 0.2621, 0.2]
+        >>> len(shared_schedule([0.2, 0.05, 0.01])), len(shared_schedule([0.01]))  # 20 % per round to 0.01
+        (21, 21)
+    """
+    low = min(densities)
+    steps, d = [], 1.0 - rate
+    while d > low * (1 + 1e-9):
+        steps.append(d)
+        d *= 1.0 - rate
+    half = (1.0 - rate) ** -0.5
+    merged = sorted(densities, reverse=True)
+    for step in steps:
+        if not any(x * (1 - 1e-9) <= step < x * half for x in densities):
+            merged.append(step)
+    return sorted(merged, reverse=True)
+
+
 def resolve_jobs(spec: StudySpec) -> list[Job]:
-    """Every job of the grid models x data sets x methods x seeds x densities, in that order."""
+    """Every job of the grid models x data sets x methods x seeds x densities, in that order.
+
+    IMP jobs without their own schedule options (``rounds``, ``rate_conv``, ``rate_fc``) follow
+    :func:`shared_schedule` (rate ``rate``, default 0.2 per round, through every study density),
+    and a study runs each (model, data set, seed) once for all densities. IMP trains every round's
+    mask from its reset weights, so that training is the ticket's: ``train_tickets`` adds no second
+    training to IMP jobs.
+    """
     jobs = []
     for model in spec.models:
         for dataset in spec.datasets:
             for method in spec.methods:
                 options = dict(spec.method_options.get(method, {}))
+                shared = method == "imp" and not any(k in options for k in _OWN_SCHEDULE)
+                merged = shared_schedule(spec.densities, float(options.get("rate", IMP_RATE))) if shared else None
                 for seed in spec.seeds:
                     for density in spec.densities:
-                        config = {"method": method, "model": model, "dataset": dataset, "seed": seed,
-                                  "density": density, "options": options, "train": dict(spec.train),
-                                  "train_ticket": spec.train_tickets, "device": spec.device}
+                        config: dict[str, Any] = {
+                            "method": method, "model": model, "dataset": dataset, "seed": seed, "density": density,
+                            "options": options, "train": dict(spec.train),
+                            "train_ticket": spec.train_tickets and method != "imp", "device": spec.device}
+                        share = None
+                        if merged is not None:
+                            config["schedule"] = [x for x in merged if x >= density * (1 - 1e-12)]
+                            share = config_hash({k: v for k, v in config.items() if k not in ("density", "schedule")})
                         h = config_hash(config)
                         stem = f"{method}-{model}-{dataset}-s{seed}-d{density:g}"
-                        jobs.append(Job(f"{stem}-{h}", h, method, model, dataset, seed, density, config))
+                        jobs.append(Job(f"{stem}-{h}", h, method, model, dataset, seed, density, config, share))
     return jobs

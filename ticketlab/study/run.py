@@ -4,6 +4,12 @@
   that job (same method, model, data set, seed) is skipped. Tickets are written atomically, so a
   killed study leaves no partial ticket; jobs of methods that train write a checkpoint
   ``<ticket>.ckpt`` after every round and continue from it (``mine(..., resume=True)``).
+* **Shared work.** IMP jobs of one (model, data set, seed, options) that follow the study's
+  shared schedule (:func:`ticketlab.study.jobs.shared_schedule`) are rounds of one run: it runs
+  once, with ``save_rounds``, and every density's ticket is the round file at the end of its own
+  schedule, the ticket that job's own run gives (a test compares them). The manifest marks those
+  jobs ``shared_run``. Other methods share nothing: SynFlow's schedule, for instance, differs per
+  density (``d^(k/100)``), so one SynFlow run per density is the least work.
 * **Failures do not stop the study.** A job that raises is recorded with its one-line error in
   the manifest ``study.json`` (every job, its config, hash, status, wall time and output,
   rewritten atomically after every job); the caller's exit code says whether any failed.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -56,33 +63,82 @@ def valid_ticket(path: Path, job: Job) -> bool:
 
 def run_job(job_config: dict[str, Any], study_dir: str, data_root: str | None, threads: int | None) -> dict[str, Any]:
     """Run one job (in whatever process calls it) and return its manifest fields."""
+    return run_group([job_config], study_dir, data_root, threads)[0]
+
+
+def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str | None,
+              threads: int | None) -> list[dict[str, Any]]:
+    """Run jobs that are rounds of one run (or one job alone); return their manifest fields.
+
+    The job with the longest schedule runs with ``save_rounds``; every other job's ticket is the
+    round file at the end of its own schedule (:func:`ticketlab.study.jobs.shared_schedule`),
+    which is the ticket its own run would give. The round files are kept, next to the run's
+    checkpoint, until every job of the group is saved.
+    """
     from ticketlab.study.jobs import Job
 
-    job = Job(**job_config)
+    jobs = [Job(**c) for c in job_configs]
+    lead = max(jobs, key=lambda j: j.rounds or 0)
     started = time.perf_counter()
-    out = Path(study_dir) / job.output
+    tickets = Path(study_dir) / "tickets"
+    out = Path(study_dir) / lead.output
     ckpt = out.with_name(out.name + ".ckpt")
+    rounds_dir = tickets / f".rounds-{lead.share}" if len(jobs) > 1 else None
+    results = []
     try:
         import torch
 
-        from ticketlab.fileformat import save
+        from ticketlab.fileformat import load, save
         from ticketlab.miners import get_miner
         from ticketlab.mining import mine
 
         if threads:
             torch.set_num_threads(threads)
-        kwargs = job.mine_kwargs(data_root)
-        checkpoint = ckpt if get_miner(job.method).trains else None
-        ticket = mine(job.method, checkpoint=checkpoint, resume=checkpoint is not None, **kwargs)
-        ticket.provenance["study_job"] = job.id
-        save(ticket, out)
+        kwargs = lead.mine_kwargs(data_root)
+        checkpoint = ckpt if get_miner(lead.method).trains else None
+        if rounds_dir is not None:
+            rounds_dir.mkdir(exist_ok=True)
+        ticket = mine(lead.method, checkpoint=checkpoint, resume=checkpoint is not None, save_rounds=rounds_dir,
+                      **kwargs)
+        for job in jobs:
+            if job is not lead:
+                ticket_j = load(rounds_dir / f"round_{job.rounds:02d}.h5")
+                ticket_j.provenance.pop("round", None)
+                ticket_j.provenance["shared_run"] = lead.id
+            else:
+                ticket_j = ticket
+            ticket_j.provenance["study_job"] = job.id
+            save(ticket_j, Path(study_dir) / job.output)
         ckpt.unlink(missing_ok=True)
-        status, error = "done", None
+        if rounds_dir is not None:
+            shutil.rmtree(rounds_dir, ignore_errors=True)
+        wall = round(time.perf_counter() - started, 3)
+        for job in jobs:
+            shared = {} if job is lead else {"shared_run": lead.id}
+            results.append({"id": job.id, "status": "done", "error": None,
+                            "wall_seconds": wall if job is lead else 0.0, **shared})
     except Exception as exc:  # noqa: BLE001  (a failed job is recorded, the study goes on)
-        status, error = "failed", _one_line(exc)
+        error = _one_line(exc)
         if os.environ.get("TICKETLAB_DEBUG"):
             traceback.print_exc()
-    return {"id": job.id, "status": status, "error": error, "wall_seconds": round(time.perf_counter() - started, 3)}
+        wall = round(time.perf_counter() - started, 3)
+        results = [{"id": job.id, "status": "failed", "error": error, "wall_seconds": wall} for job in jobs]
+    return results
+
+
+def _groups(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs that share a run (same ``share`` key) together; every other job alone."""
+    groups: dict[str, list[Job]] = {}
+    out: list[list[Job]] = []
+    for job in jobs:
+        if job.share is None:
+            out.append([job])
+        elif job.share in groups:
+            groups[job.share].append(job)
+        else:
+            groups[job.share] = [job]
+            out.append(groups[job.share])
+    return out
 
 
 def _job_fields(job: Job) -> dict[str, Any]:
@@ -121,24 +177,25 @@ def read_manifest(study_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def _local(jobs: list[Job], study_dir: Path, data_root: str | None, workers: int,
-           done: Callable[[dict[str, Any]], None]) -> None:
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            done(run_job(job.__dict__, str(study_dir), data_root, None))
+def _local(groups: list[list[Job]], study_dir: Path, data_root: str | None, workers: int,
+           done: Callable[[list[dict[str, Any]]], None]) -> None:
+    if workers <= 1 or len(groups) <= 1:
+        for group in groups:
+            done(run_group([j.__dict__ for j in group], str(study_dir), data_root, None))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(run_job, job.__dict__, str(study_dir), data_root, threads) for job in jobs]
+        futures = [pool.submit(run_group, [j.__dict__ for j in group], str(study_dir), data_root, threads)
+                   for group in groups]
         for fut in as_completed(futures):
             done(fut.result())
 
 
-def _ray(jobs: list[Job], study_dir: Path, data_root: str | None, workers: int, address: str | None,
-         gpus_per_job: float, done: Callable[[dict[str, Any]], None]) -> None:
+def _ray(groups: list[list[Job]], study_dir: Path, data_root: str | None, workers: int, address: str | None,
+         gpus_per_job: float, done: Callable[[list[dict[str, Any]]], None]) -> None:
     try:
         import ray
     except ImportError:
@@ -150,8 +207,8 @@ def _ray(jobs: list[Job], study_dir: Path, data_root: str | None, workers: int, 
         else:
             ray.init(num_cpus=max(1, workers), ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     try:
-        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_job)(run_job)
-        pending = [remote.remote(job.__dict__, str(study_dir), data_root, 1) for job in jobs]
+        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_job)(run_group)
+        pending = [remote.remote([j.__dict__ for j in group], str(study_dir), data_root, 1) for group in groups]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
@@ -199,13 +256,15 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
     with progress.task(f"study {spec.name}: jobs", total=len(all_jobs)) as bar:
         bar.advance(len(all_jobs) - len(todo))
 
-        def done(result: dict[str, Any]) -> None:
-            entries[result["id"]].update(result)
+        def done(results: list[dict[str, Any]]) -> None:
+            for result in results:
+                entries[result["id"]].update(result)
             _write_manifest(study_dir, spec, entries)
-            bar.advance()
+            bar.advance(len(results))
 
+        groups = _groups(todo)
         if executor == "local":
-            _local(todo, study_dir, spec.data_root, jobs, done)
+            _local(groups, study_dir, spec.data_root, jobs, done)
         else:
-            _ray(todo, study_dir, spec.data_root, jobs, address, spec.gpus_per_job, done)
+            _ray(groups, study_dir, spec.data_root, jobs, address, spec.gpus_per_job, done)
     return read_manifest(study_dir)
