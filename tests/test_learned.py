@@ -367,6 +367,9 @@ def test_gem_resume_from_checkpoint_is_bit_identical(tmp_path):
         assert np.array_equal(a.masks[n], b.masks[n]) and np.array_equal(a.scores[n], b.scores[n])
         assert np.array_equal(a.weights["final"][n], b.weights["final"][n])
     assert b.provenance["own_rule_density"] == a.provenance["own_rule_density"]
+    volatile = {"created", "wall_seconds", "resumed_after_round"}
+    assert {k: v for k, v in b.provenance.items() if k not in volatile} == {
+        k: v for k, v in a.provenance.items() if k not in volatile}
 
 
 def test_gem_interrupted_after_score_training_resumes_without_retraining(tmp_path, monkeypatch):

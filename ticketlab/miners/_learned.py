@@ -272,6 +272,7 @@ class LearnedMaskMiner(Miner):
 
         ev = evaluate_masked(ctx.model, ctx.data, own, config.eval_batch_size)
         self.info = {
+            **ctx.provenance,  # what the method's hooks recorded (e.g. Gem-Miner's freeze_events)
             "weights": self.config.weights,
             "batchnorm": "non-affine during score training (affine parameters frozen; running statistics updated)",
             "score_train_config": dataclasses.asdict(config),

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -111,8 +112,14 @@ class GemMiner(LearnedMaskMiner):
     def callbacks(self, ctx: MiningContext, rules: dict[str, MaskRule], density: float,
                   total_iterations: int, per_epoch: int) -> list[Callable[[Any], None]]:
         scores = [r.scores for r in rules.values()]
-        self.events = events = freeze_events(total_iterations // per_epoch, self.config.freeze_every)
+        epochs = total_iterations // per_epoch
+        self.events = events = freeze_events(epochs, self.config.freeze_every)
         every = self.config.freeze_every * per_epoch
+        ctx.provenance["freeze_events"] = events
+        if events == 0:
+            warnings.warn(f"gem_miner: {epochs} epochs give no freezing event (one every {self.config.freeze_every} "
+                          "epochs after the first): the scores are only ranked at the end; give more epochs or a "
+                          "smaller --freeze-every", stacklevel=2)
 
         def clamp(info: Any) -> None:  # scores stay in [0, 1] after every step
             with torch.no_grad():
