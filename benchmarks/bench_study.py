@@ -6,15 +6,18 @@
    number of jobs: validation, job resolution, the skip checks, the manifest rewrites and the
    executor. Target: <= 50 ms per job with the local executor. The same with Ray when installed
    (its start-up is reported apart). Then the re-run of the finished study (every job skipped).
-2. **Two workers against one** on 2 cores: a study of ``magnitude`` jobs (each trains the dense
-   network: a few seconds of real work), local executor with ``--jobs 1`` and ``--jobs 2``,
+2. **Report generation** (``write_report``) for 200 synthetic tickets of lenet_300_100 (50k
+   weights) and 50 of resnet20 (271k), with init and final weights: target <= 30 s each.
+3. **Two workers against one** on 2 cores: a study of four ``magnitude`` jobs on conv4/digits
+   (each trains the dense network for 10 epochs: several seconds of real work; the spawned
+   workers' start-up, about 3 s of imports each, is included), local executor with ``--jobs 1`` and ``--jobs 2``,
    alternating, ``--repeats`` times; min and median of the speed-up.
 
 torch runs with 1 intra-op thread in this process (``torch.set_num_threads(1)``), and each of the
 two workers gets ``cores // 2`` threads, so neither oversubscribes the machine.
 
 Usage:
-    python benchmarks/bench_study.py [--jobs-count 200] [--repeats 3] [--no-ray]
+    python benchmarks/bench_study.py [--jobs-count 200] [--repeats 3] [--no-ray] [--skip-report]
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def overhead(n: int, executor: str) -> dict[str, float]:
 
 
 def scaling(repeats: int) -> list[float]:
-    spec = StudySpec.from_dict({"name": "scale", "model": "lenet_300_100", "dataset": "digits", "seeds": [0, 1],
+    spec = StudySpec.from_dict({"name": "scale", "model": "conv4", "dataset": "digits", "seeds": [0, 1],
                                 "densities": [0.2, 0.1], "methods": ["magnitude"], "train": {"epochs": 10},
                                 "device": "cpu"})
     ratios = []
@@ -83,11 +86,60 @@ def scaling(repeats: int) -> list[float]:
     return ratios
 
 
+def _synthetic_study(folder: Path, model: str, methods: int, seeds: int, densities: list[float]) -> None:
+    """A study folder of synthetic tickets (topology of a real ``model``; methods = per-layer density
+    tilts plus a shared preference, so they overlap; init and final weights for the sign metrics)."""
+    import numpy as np
+
+    import ticketlab
+
+    (folder / "tickets").mkdir(parents=True)
+    proto = ticketlab.mine("random", model=model, dataset="digits", density=0.5, seed=0, device="cpu")
+    rng = np.random.default_rng(0)
+    jobs = []
+    for m in range(methods):
+        tilt = {n: rng.uniform(0.3, 3.0) for n in proto.masks}
+        pref = {n: rng.random(x.shape) for n, x in proto.masks.items()}
+        for seed in range(seeds):
+            r = np.random.default_rng(1000 * m + seed)
+            for d in densities:
+                masks = {n: (0.5 * pref[n] + r.random(x.shape)) < 1.5 * min(0.99, d * tilt[n])
+                         for n, x in proto.masks.items()}
+                init = {n: r.standard_normal(x.shape).astype(np.float32) for n, x in proto.masks.items()}
+                final = {n: v + 0.3 * r.standard_normal(v.shape).astype(np.float32) for n, v in init.items()}
+                t = ticketlab.Ticket(masks=masks, weights={"init": init, "final": final}, provenance={
+                    "method": f"m{m}", "seed": seed, "model": model, "topology": proto.provenance["topology"],
+                    "test_accuracy": float(0.5 + 0.4 * r.random()), "data_spec": {"num_classes": 10}})
+                jid = f"m{m}-s{seed}-d{d:g}"
+                ticketlab.save(t, folder / "tickets" / f"{jid}.h5")
+                jobs.append({"id": jid, "hash": "-", "method": f"m{m}", "model": model, "dataset": "digits",
+                             "seed": seed, "density": d, "config": {}, "output": f"tickets/{jid}.h5",
+                             "status": "done", "error": None, "wall_seconds": None})
+    (folder / "study.json").write_text(json.dumps({"name": folder.name, "study_file": "-", "jobs": jobs}))
+
+
+def report_timing() -> None:
+    """``write_report`` on 200 lenet_300_100 tickets (50k weights) and 50 resnet20 tickets (271k)."""
+    from ticketlab.study.report import write_report
+
+    for label, model, methods, seeds, densities in (
+            ("200 lenet_300_100 tickets (4 methods x 10 seeds x 5 densities)", "lenet_300_100", 4, 10,
+             [0.2, 0.1, 0.05, 0.02, 0.01]),
+            ("50 resnet20 tickets (5 methods x 5 seeds x 2 densities)", "resnet20", 5, 5, [0.1, 0.02])):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "s"
+            _synthetic_study(folder, model, methods, seeds, densities)
+            t0 = time.perf_counter()
+            write_report(folder)
+            print(f"report of {label}: {time.perf_counter() - t0:.1f} s (target <= 30 s)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs-count", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--skip-report", action="store_true", help="skip the report-generation timings")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch threads: {torch.get_num_threads()}")
@@ -105,7 +157,9 @@ def main() -> None:
               f"overhead {r['overhead_ms_per_job']:.1f} ms/job (target <= 50 with local); "
               f"re-run (all skipped) {r['rerun_ms_per_job']:.1f} ms/job"
               + (f"; ray.init {r['ray_start_s']:.1f} s" if ex == "ray" else ""), flush=True)
-    print("two workers vs one (magnitude jobs, 10 epochs each):")
+    if not args.skip_report:
+        report_timing()
+    print("two workers vs one (4 magnitude jobs on conv4/digits, 10 epochs each):")
     ratios = scaling(args.repeats)
     print(f"speed-up of 2 workers: min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x")
     print(json.dumps({"speedup_min": min(ratios), "speedup_median": statistics.median(ratios)}))
