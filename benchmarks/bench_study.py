@@ -8,7 +8,8 @@
    (its start-up is reported apart). Then the re-run of the finished study (every job skipped).
 2. **Report generation** (``write_report``) for 200 synthetic tickets of lenet_300_100 (50k
    weights) and 50 of resnet20 (271k), with init and final weights: target <= 30 s each.
-3. **Two workers against one** on 2 cores: a study of four ``magnitude`` jobs on conv4/digits
+3. **Shared IMP work**: one IMP run through three densities against the three jobs run alone.
+4. **Two workers against one** on 2 cores: a study of four ``magnitude`` jobs on conv4/digits
    (each trains the dense network for 10 epochs: several seconds of real work; the spawned
    workers' start-up, about 3 s of imports each, is included), local executor with ``--jobs 1`` and ``--jobs 2``,
    alternating, ``--repeats`` times; min and median of the speed-up.
@@ -134,6 +135,40 @@ def report_timing() -> None:
             print(f"report of {label}: {time.perf_counter() - t0:.1f} s (target <= 30 s)", flush=True)
 
 
+def sharing(repeats: int = 2) -> None:
+    """IMP over densities 0.2, 0.05, 0.01 (lenet_300_100/digits, 10 epochs per training): the study's
+    one shared run against running each density's job on its own (what a study without sharing
+    does), after one untimed warm-up, alternating."""
+    from ticketlab.study.jobs import resolve_jobs
+    from ticketlab.study.run import run_job
+
+    spec = StudySpec.from_dict({"name": "share", "model": "lenet_300_100", "dataset": "digits", "seeds": [0],
+                                "densities": [0.2, 0.05, 0.01], "methods": ["imp"], "train": {"epochs": 10},
+                                "device": "cpu"})
+    jobs = resolve_jobs(spec)
+
+    def shared(folder: Path) -> None:
+        Study(spec, folder).run()
+
+    def alone(folder: Path) -> None:
+        (folder / "tickets").mkdir(parents=True)
+        for job in jobs:
+            run_job(job.__dict__, str(folder), None, None)
+
+    times: dict[str, list[float]] = {"shared": [], "alone": []}
+    for r in range(repeats + 1):
+        for name, fn in ((("shared", shared), ("alone", alone)) if r % 2 else (("alone", alone), ("shared", shared))):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                fn(Path(tmp) / name)
+                if r:  # the first pass warms up (data, imports)
+                    times[name].append(time.perf_counter() - t0)
+    rounds = [j.rounds for j in jobs]
+    s_med, a_med = statistics.median(times["shared"]), statistics.median(times["alone"])
+    print(f"IMP sharing: one run of {max(rounds)} rounds {s_med:.1f} s (median of {repeats}), the {len(rounds)} jobs "
+          f"on their own ({sum(rounds)} rounds) {a_med:.1f} s: sharing saves {1 - s_med / a_med:.0%}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs-count", type=int, default=200)
@@ -159,6 +194,7 @@ def main() -> None:
               + (f"; ray.init {r['ray_start_s']:.1f} s" if ex == "ray" else ""), flush=True)
     if not args.skip_report:
         report_timing()
+    sharing()
     print("two workers vs one (4 magnitude jobs on conv4/digits, 10 epochs each):")
     ratios = scaling(args.repeats)
     print(f"speed-up of 2 workers: min {min(ratios):.2f}x, median {statistics.median(ratios):.2f}x")
