@@ -118,7 +118,7 @@ def _render(study: Any, output: Path | None, plot: Path | None = None) -> None:
     from ticketlab.collapse import TANAKA_VGG16_CIFAR100
 
     out = console()
-    out.print(f"[bold]{study.model}[/] for [bold]{study.dataset}[/]: {study.total:,} prunable weights in "
+    out.print(f"{study.model} for {study.dataset}: {study.total:,} prunable weights in "
               f"{len(study.layers)} layers; grid step {study.step} up to x = {study.max_x} ({study.search})")
     init = f"prunable weights re-initialised with {study.init}" if study.init else "the model's own initialisation"
     out.print(f"initialisation: {init}; biases {'set to zero' if study.zero_bias else 'as initialised'}")

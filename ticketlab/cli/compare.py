@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options, progress_for
-from ticketlab.cli.render import console
+from ticketlab.cli.render import console, visible
 
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
 
@@ -41,7 +41,7 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
     shown = [r for r in records if r.get("value") is not None]
     pairs = list(dict.fromkeys((r["a"], r["b"]) for r in shown if r["b"] is not None))
     for a, b in pairs:
-        table = Table(title=f"{a}  vs  {b}", title_justify="left", box=None, pad_edge=False)
+        table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False)
         table.add_column("metric")
         if show_layer:
             table.add_column("layer")
@@ -50,7 +50,7 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
         for r in shown:
             if (r["a"], r["b"]) == (a, b):
                 layer = [r["layer"]] if show_layer else []
-                table.add_row(r["metric"], *layer, *(_cell(r.get(c), c) for c in _NUM_COLUMNS))
+                table.add_row(visible(r["metric"]), *map(visible, layer), *(_cell(r.get(c), c) for c in _NUM_COLUMNS))
         out.print(table)
     singles = [r for r in shown if r["b"] is None]
     if singles:
@@ -60,18 +60,18 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
             table.add_column("layer")
         present = [lab for lab in labels if any(r["a"] == lab for r in singles)]
         for lab in present:
-            table.add_column(lab, justify="right")
+            table.add_column(visible(lab), justify="right")
         cells: dict[tuple[str, str], dict[str, Any]] = {}
         for r in singles:
             cells.setdefault((r["metric"], r["layer"]), {})[r["a"]] = r["value"]
         for (metric, layer), row in cells.items():
-            table.add_row(metric, *([layer] if show_layer else []), *(_cell(row.get(lab), "value") for lab in present))
+            table.add_row(visible(metric), *([visible(layer)] if show_layer else []), *(_cell(row.get(lab), "value") for lab in present))
         out.print(table)
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
-                  "(hypergeometric null; p is one-sided, for more overlap than chance)", style="dim")
+                  "(hypergeometric null; p is one-sided, for more overlap than chance)")
     for metric, note in notes:
-        out.print(f"{metric}: not computed ({note})", style="dim")
+        out.print(f"{metric}: not computed ({note})")
 
 
 @click.command("compare")
@@ -154,9 +154,9 @@ def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: st
     table = Table(title=f"{metric} (rows and columns in clustering order)", box=None, pad_edge=False)
     table.add_column("")
     for j in order:
-        table.add_column(m.labels[j], justify="right")
+        table.add_column(visible(m.labels[j]), justify="right")
     for i in order:
-        table.add_row(m.labels[i], *(_cell(float(m.values[i][j]), "value") for j in order))
+        table.add_row(visible(m.labels[i]), *(_cell(float(m.values[i][j]), "value") for j in order))
     out = console()
     out.print(table)
     for what, p in (("heatmap", plot), ("csv", csv_path)):

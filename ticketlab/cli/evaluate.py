@@ -43,4 +43,4 @@ def command(path: Path, split: str, kept: str | None, recalibrate_batches: int |
     console().print(
         f"{path}: untrained {result['split']} accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
         f"(density {result['density']:.4g}, {result['weights_source']} init weights, kept: {result['kept']}, "
-        f"batch-norm recalibration on {result['recalibration_batches']} batches)", markup=False)
+        f"batch-norm recalibration on {result['recalibration_batches']} batches)")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options
-from ticketlab.cli.render import console, density_table, round_table, trained_rounds
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
 
 #: Provenance keys shown first, in this order; the rest follow alphabetically.
 _FIRST = ("method", "model", "dataset", "seed", "scope", "rounds", "target_density", "achieved_density",
@@ -22,8 +22,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(", ", ": "))
-    return str(value)
+        return visible(json.dumps(value, separators=(", ", ": "), ensure_ascii=False))
+    return visible(value)
 
 
 @click.command("inspect")
@@ -40,14 +40,14 @@ def command(path: Path, as_json: bool) -> None:
         return
     prov = info["provenance"]
     out = console()
-    out.print(f"[bold]{path}[/]  (format v{info['format_version']}, {info['file_bytes']:,} bytes)")
+    out.print(f"{visible(path)}  (format v{info['format_version']}, {info['file_bytes']:,} bytes)")
     keys = [k for k in _FIRST if k in prov] + sorted(k for k in prov if k not in _FIRST and k not in _HIDDEN)
     width = max((len(k) for k in keys), default=0)
     for k in keys:
-        out.print(f"  {k:<{width}}  {_fmt(prov[k])}", markup=False)
+        out.print(f"  {visible(k):<{width}}  {_fmt(prov[k])}")
     extras = [f"weights: {', '.join(info['snapshots']) or 'none'}", f"scores: {'yes' if info['scores'] else 'no'}",
               f"history rows: {info['history_rows']}"]
-    out.print("  " + "; ".join(extras), markup=False)
+    out.print("  " + "; ".join(extras))
     layers = info["layers"]
     out.print(density_table({n: v["kept"] for n, v in layers.items()}, {n: v["total"] for n, v in layers.items()}))
     rounds = trained_rounds(info["history"])

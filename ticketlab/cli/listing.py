@@ -40,6 +40,6 @@ def command(kind: str | None) -> None:
     """List what is registered: miners, models, datasets or metrics (default: all)."""
     out = console()
     for k in [kind] if kind else KINDS:
-        out.print(f"[bold]{k}[/]")
+        out.print(f"{k}")
         for name, desc in _rows(k):
             out.print(f"  {name:<16} {desc}")

@@ -24,6 +24,7 @@ class _Group(click.Group):
         return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ticketlab.cli.render import visible
         from ticketlab.errors import TicketlabError
 
         try:
@@ -31,13 +32,13 @@ class _Group(click.Group):
         except TicketlabError as exc:
             if flag(ctx, "debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {visible(exc)}", err=True)  # one line, control characters shown
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # a bad option or value: one line too, with where to look
             if flag(ctx, "debug"):
                 raise
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+            click.echo(f"error: {visible(exc.format_message())} (see '{visible(where)} --help')", err=True)
             ctx.exit(exc.exit_code)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options, init_options, progress_for
-from ticketlab.cli.render import console, density_table, round_table, trained_rounds
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -179,9 +179,9 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         click.echo(json.dumps(_summary(ticket, path), indent=2))
         return
     out = console()
-    out.print(f"[bold]{method}[/] ticket for [bold]{ticket.provenance['model']}[/] on "
-              f"[bold]{ticket.provenance['dataset']}[/]: kept {ticket.kept:,} of {ticket.total:,} "
-              f"weights (density {ticket.density:.4g}) -> {path}")
+    out.print(f"{method} ticket for {visible(ticket.provenance['model'])} on "
+              f"{visible(ticket.provenance['dataset'])}: kept {ticket.kept:,} of {ticket.total:,} "
+              f"weights (density {ticket.density:.4g}) -> {visible(path)}")
     out.print(density_table(ticket.layer_kept(), {n: m.size for n, m in ticket.masks.items()}))
     if "resumed_after_round" in ticket.provenance:
         out.print(f"resumed after round {ticket.provenance['resumed_after_round']} from the checkpoint")
@@ -209,7 +209,8 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
                   "reported only)")
     if ticket.provenance.get("collapsed"):
         empty = [n for n, k in ticket.layer_kept().items() if k == 0]
-        click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({', '.join(empty[:3])})", err=True)
+        click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({visible(', '.join(empty[:3]))})",
+                   err=True)
 
 
 def checkpoint_path(output: Path) -> Path:

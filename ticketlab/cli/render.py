@@ -1,18 +1,67 @@
-"""Rendering helpers shared by the commands (rich tables on stdout)."""
+r"""Rendering helpers shared by the commands (rich tables on stdout).
+
+Every string a command shows may come from a file or the command line (mask names, paths,
+provenance), so the one console here renders nothing as markup (``markup=False``: ``[/]`` is
+text), emits no styles of its own (``color_system=None``) and writes through
+:class:`_VisibleWriter`, which turns every control character but newline and tab into a visible
+``\xNN`` escape: an ANSI sequence in a name cannot clear the screen or set the title.
+:func:`visible` does the same for a single string (newlines too), e.g. for one-line errors.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import re
+import sys
+from typing import Any, Mapping, Sequence, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return f"\\x{ord(m.group()):02x}"
+
+
+def visible(text: Any) -> str:
+    r"""``text`` on one line with every control character shown as ``\xNN``.
+
+    Example:
+        >>> print(visible("a\x1b[2Jb\nc"))
+        a\x1b[2Jb\x0ac
+    """
+    return _CONTROL_ALL.sub(_escape, str(text))
+
+
+class _VisibleWriter:
+    r"""A text stream wrapper that shows control characters (but newline and tab) as ``\xNN``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(_CONTROL.sub(_escape, text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self._stream, "isatty", lambda: False)())
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
 
 def console() -> Console:
-    """A console on stdout: plain text, 120 columns wide, when stdout is not a terminal."""
-    c = Console(highlight=False)
+    """A console on stdout (see the module docstring); 120 columns wide when not a terminal."""
+    out = _VisibleWriter(sys.stdout)
+    kw: dict[str, Any] = dict(highlight=False, markup=False, emoji=False, color_system=None, file=out)
+    c = Console(**kw)
     if not c.is_terminal:
-        c = Console(highlight=False, width=120)
+        c = Console(width=120, **kw)
     return c
 
 
@@ -26,7 +75,7 @@ def density_table(kept: Mapping[str, int], total: Mapping[str, int], title: str 
     table.add_column("density", justify="right", footer=f"{(k_all / n_all if n_all else 0):.4f}")
     for name, n in total.items():
         k = kept[name]
-        table.add_row(name, f"{k:,}", f"{n:,}", f"{(k / n if n else 0):.4f}")
+        table.add_row(visible(name), f"{k:,}", f"{n:,}", f"{(k / n if n else 0):.4f}")
     return table
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ticketlab.cli.common import common_options, progress_for
+from ticketlab.cli.render import visible
 
 
 @click.group("study")
@@ -43,7 +44,7 @@ def run(ctx: click.Context, study_file: Path, output: Path | None, jobs: int, ex
     click.echo(f"study {study.spec.name}: {len(statuses)} jobs, {statuses.count('done')} done, "
                f"{statuses.count('skipped')} skipped (already there), {len(failed)} failed -> {study.directory}")
     for j in failed:
-        click.echo(f"  failed: {j['id']}: {j['error']}", err=True)
+        click.echo(f"  failed: {visible(j['id'])}: {visible(j['error'])}", err=True)
     if not no_report and len(failed) < len(statuses):
         paths = study.report()
         click.echo(f"report: {paths.get('html', paths.get('md'))}")
