@@ -456,3 +456,31 @@ def test_unknown_extra_objects_are_ignored(tmp_path: Path) -> None:
         f["masks/0"].attrs["future"] = 1
     back = load(path)
     assert list(back.masks) == list(_full_ticket().masks)
+
+
+def test_a_killed_writes_temporary_is_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import ticketlab
+    from ticketlab.atomic import remove_stale_temporaries
+
+    target = tmp_path / "t.h5"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".t.h5.{dead_pid}-abcdef.tmp"  # a writer that was killed
+    stale.write_bytes(b"x" * 100)
+    old = tmp_path / ".t.h5.0123456789ab.tmp"  # an old-style leftover, two days old
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    live = tmp_path / f".t.h5.{os.getpid()}-fedcba.tmp"  # a write in progress (this process)
+    live.write_bytes(b"x")
+    other = tmp_path / f".u.h5.{dead_pid}-abcdef.tmp"  # another target's: not ours to touch
+    other.write_bytes(b"x")
+    ticketlab.save(ticketlab.Ticket(masks={"w": np.array([1, 0], bool)}), target)
+    assert target.exists() and not stale.exists() and not old.exists()
+    assert live.exists() and other.exists()
+    assert remove_stale_temporaries(target) == []
