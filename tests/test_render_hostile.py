@@ -35,3 +35,27 @@ def test_errors_are_one_line_even_with_newlines_in_names(tmp_path):
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line]
     assert len(lines) == 1 and "bad\\x0aname\\x1b[2J" in lines[0] and "\x1b" not in res.output
+
+
+def test_inspect_json_is_strict_and_odd_history_cells_do_not_crash(tmp_path):
+    import json
+
+    t = ticketlab.Ticket(masks={"w": np.array([1, 0, 1], bool)}, provenance={"method": "m", "x": float("nan")},
+                         history=[{"stage": "round", "round": "one", "test_accuracy": "high", "density": [1]},
+                                  {"stage": "dense", "round": 0, "test_accuracy": float("inf")}])
+    path = ticketlab.save(t, tmp_path / "t.h5")
+    res = CliRunner().invoke(cli, ["inspect", str(path), "--json"])
+    assert res.exit_code == 0 and "NaN" not in res.output and "Infinity" not in res.output
+    assert json.loads(res.output)["provenance"]["x"] is None
+    res = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert res.exit_code == 0, res.exception
+    assert "high" in res.output and "one" in res.output
+
+
+def test_compare_the_same_path_twice(tmp_path):
+    path = ticketlab.save(ticketlab.Ticket(masks={"w": np.array([1, 0, 1, 0], bool)}), tmp_path / "a.h5")
+    res = CliRunner().invoke(cli, ["compare", str(path), str(path)])
+    assert res.exit_code == 0, res.output
+    assert "a.h5#2" in res.output.replace("\n", "")
+    recs = ticketlab.compare([path, path], metrics=["jaccard"])
+    assert {r["b"] for r in recs if "b" in r} == {f"{path}#2"} and all(r["value"] == 1.0 for r in recs)

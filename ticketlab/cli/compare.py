@@ -15,9 +15,14 @@ _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
 
 
 def _labels(paths: list[Path]) -> list[str]:
-    """Short unique labels: file names if they are unique, else the paths as given."""
+    """Short unique labels: file names if they are unique, else the paths as given; a path given
+    twice is labelled ``path#2`` the second time."""
+    from ticketlab.metrics.compare import unique_labels
+
     names = [p.name for p in paths]
-    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return unique_labels([str(p) for p in paths])
 
 
 def _cell(value: Any, column: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ def _fmt(value: Any) -> str:
     return visible(value)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 @click.command("inspect")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print everything as JSON.")
@@ -35,8 +47,8 @@ def command(path: Path, as_json: bool) -> None:
     from ticketlab.fileformat import read_info
 
     info = read_info(path, history=True)
-    if as_json:
-        click.echo(json.dumps(info, indent=2, default=str))
+    if as_json:  # strict JSON: NaN and infinities as null (as compare --json writes them)
+        click.echo(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
         return
     prov = info["provenance"]
     out = console()

@@ -89,8 +89,17 @@ def round_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
     for name in ("round", "density", "test acc", "best val acc", "early stop it", "seconds"):
         table.add_column(name, justify="right")
-    for r in rows:
-        table.add_row(str(r.get("round", "")), f"{r.get('density', float('nan')):.4f}",
-                      f"{r['test_accuracy']:.4f}", f"{r.get('best_val_accuracy', float('nan')):.4f}",
-                      str(r.get("early_stop_iteration", "")), f"{r.get('seconds', float('nan')):.1f}")
+    for r in rows:  # a cell of the wrong type (a damaged or foreign file) is shown, not fatal
+        table.add_row(_cell(r.get("round", "")), _cell(r.get("density"), ".4f"), _cell(r.get("test_accuracy"), ".4f"),
+                      _cell(r.get("best_val_accuracy"), ".4f"), _cell(r.get("early_stop_iteration", "")),
+                      _cell(r.get("seconds"), ".1f"))
     return table
+
+
+def _cell(value: Any, fmt: str = "") -> str:
+    """``value`` formatted with ``fmt`` when it is a number, else shown as (visible) text."""
+    if value is None:
+        return ""
+    if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    return visible(value)

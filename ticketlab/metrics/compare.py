@@ -35,6 +35,23 @@ def _label(t: Any, i: int) -> str:
     return f"ticket{i}" if isinstance(t, Ticket) else os.fspath(t)
 
 
+def unique_labels(names: Sequence[str]) -> list[str]:
+    """``names`` with every repeat made distinct: the second ``a.h5`` becomes ``a.h5#2``, and so on.
+
+    Example:
+        >>> unique_labels(["a.h5", "b.h5", "a.h5", "a.h5"])
+        ['a.h5', 'b.h5', 'a.h5#2', 'a.h5#3']
+    """
+    out: list[str] = []
+    for base in names:
+        name, k = base, 1
+        while name in out:
+            k += 1
+            name = f"{base}#{k}"
+        out.append(name)
+    return out
+
+
 def _restrict(t: Ticket, names: list[str]) -> Ticket:
     """The ticket limited to the parameters ``names`` (same provenance)."""
     weights = {snap: {n: w[n] for n in names if n in w} for snap, w in t.weights.items()}
@@ -58,8 +75,8 @@ def prepare(
     if isinstance(tickets, (str, os.PathLike, Ticket)):
         tickets = [tickets]
     tickets = list(tickets)
-    if labels is None:
-        names = [_label(t, i) for i, t in enumerate(tickets)]
+    if labels is None:  # default labels: the path; a path given again becomes "path#2", "path#3", ...
+        names = unique_labels([_label(t, i) for i, t in enumerate(tickets)])
     else:
         names = [str(x) for x in labels]
         if len(names) != len(tickets):
