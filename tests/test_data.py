@@ -436,12 +436,45 @@ def test_planetoid_from_read_only_root(name, folder, nodes, features, classes, e
 
 
 @needs_planetoid
-def test_planetoid_writable_root_processes_in_place(tmp_path):
-    writable_copy("Cora", tmp_path)
+def test_planetoid_writable_root_is_never_written_nor_its_processed_files_read(tmp_path):
+    import pickle
+
+    folder = writable_copy("Cora", tmp_path)
     data = load_dataset("cora", root=tmp_path)
-    assert (tmp_path / "Cora" / "processed" / "data.pt").is_file()
+    assert not (folder / "processed").exists()  # processed in a private temporary folder
     assert_same(data, load_dataset("cora", root=PLANETOID))
-    assert_same(data, load_dataset("cora", root=tmp_path))  # reads the processed file
+    # a processed/ folder from someone else is never loaded (PyG loads it with weights_only=False)
+    marker = tmp_path / "pwned"
+    (folder / "processed").mkdir()
+    payload = pickle.dumps(_Boom(str(marker)))
+    for name in ("data.pt", "pre_transform.pt", "pre_filter.pt"):
+        (folder / "processed" / name).write_bytes(payload)
+    assert_same(load_dataset("cora", root=tmp_path), data)
+    assert not marker.exists()
+
+
+class _Boom:
+    """Unpickling it would create a marker file (a stand-in for arbitrary code)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@needs_planetoid
+@pytest.mark.parametrize("which", ["x", "graph"])
+def test_planetoid_raw_pickle_that_runs_code_is_refused(tmp_path, which):
+    import pickle
+
+    folder = writable_copy("Cora", tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "raw" / f"ind.cora.{which}").write_bytes(pickle.dumps(_Boom(str(marker)), protocol=2))
+    with pytest.raises(DataNotFoundError, match=f"ind.cora.{which} is not a valid Planetoid raw file") as err:
+        load_dataset("cora", root=tmp_path)
+    assert "\n" not in str(err.value) and "open' is not allowed" in str(err.value)
+    assert not marker.exists()
 
 
 @needs_planetoid

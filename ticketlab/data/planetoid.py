@@ -1,14 +1,16 @@
 """``cora``, ``citeseer``: the Planetoid citation graphs (Yang, Cohen & Salakhutdinov, ICML
-2016) with their public split (Cora 140 / 500 / 1000, CiteSeer 120 / 500 / 1000), read by
-``torch_geometric.datasets.Planetoid`` from ``<root>/Cora/raw/ind.cora.*`` (or
-``CiteSeer/raw/ind.citeseer.*``). The split is fixed, so ``seed`` has no effect.
+2016) with their public split (Cora 140 / 500 / 1000, CiteSeer 120 / 500 / 1000), from
+``<root>/Cora/raw/ind.cora.*`` (or ``CiteSeer/raw/ind.citeseer.*``). The split is fixed, so
+``seed`` has no effect.
 
-PyG writes a ``processed/`` folder next to ``raw/``. It is written in place when ``<root>/Cora``
-is writable (or already holds ``processed/data.pt``); otherwise (a read-only root, including a
-folder whose permission bits say read-only while running as root) the raw files are copied to a
-temporary folder, processed there and the folder is deleted: 0.2 s for Cora, nothing is left
-behind. Only when raw files are missing and ``download=True`` does PyG fetch them into
-``<root>`` (which must then be writable) and process them there.
+The raw files are Python pickles, and a folder from someone else is untrusted: unpickling can
+run code. So the raw files are copied into a private temporary folder, each pickle is first
+loaded by a restricted unpickler that admits only what those files hold (numpy arrays and
+dtypes, ``scipy.sparse`` CSR matrices, a ``defaultdict`` of lists; anything else is one clean
+error), and only then does ``torch_geometric.datasets.Planetoid`` process the checked copies
+there (0.2 s for Cora); the folder is deleted afterwards. Nothing is ever read from, or written
+to, ``<root>/<Name>/processed`` (PyG's processed files are loaded with ``weights_only=False``).
+Only when raw files are missing and ``download=True`` does PyG fetch them into ``<root>``.
 
 Example:
     >>> from ticketlab.data import load_dataset
@@ -21,12 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
+from typing import Any
 
 from ticketlab.data.base import DataSpec, GraphData
-from ticketlab.data.paths import download_failed_error, is_writable_dir, missing_files_error
+from ticketlab.data.paths import download_failed_error, missing_files_error
+from ticketlab.errors import DataNotFoundError
 from ticketlab.data.registry import register_dataset
 
 RAW_SUFFIXES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -40,13 +46,36 @@ def _planetoid(root: Path, pyg_name: str) -> object:
         return Planetoid(str(root), pyg_name)[0]
 
 
-def _can_process_in_place(folder: Path) -> bool:
-    """PyG may use ``folder``: it holds ``processed/data.pt`` already (then PyG only reads) or
-    both ``folder`` and an existing ``processed/`` are writable."""
-    processed = folder / "processed"
-    if (processed / "data.pt").is_file():
-        return True
-    return is_writable_dir(folder) and (not processed.exists() or is_writable_dir(processed))
+class _PlanetoidUnpickler(pickle.Unpickler):
+    """Admits only the globals the Planetoid raw files reference (checked on the real files)."""
+
+    _ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"), ("scipy.sparse", "csr_matrix"),
+        ("collections", "defaultdict"), ("__builtin__", "list"), ("builtins", "list"),
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+        with warnings.catch_warnings():  # scipy.sparse.csr is a deprecated alias module
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return super().find_class(module, name)
+
+
+def check_raw_file(path: Path, shown: Path | None = None) -> None:
+    """Load one raw pickle with :class:`_PlanetoidUnpickler`; a one-sentence error naming ``shown``
+    (default ``path``) if it holds anything else."""
+    if path.name.endswith(".test.index"):
+        return  # plain text
+    try:
+        with path.open("rb") as f:
+            _PlanetoidUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as err:
+        raise DataNotFoundError(f"{shown or path} is not a valid Planetoid raw file ({err}); refusing to unpickle it: "
+                                "replace it or re-download with --download") from None
 
 
 def _load(key: str, pyg_name: str, root: Path, download: bool) -> GraphData:
@@ -61,13 +90,15 @@ def _load(key: str, pyg_name: str, root: Path, download: bool) -> GraphData:
             raise download_failed_error(pyg_name, root, err, layout) from err
     elif missing:
         raise missing_files_error(pyg_name, missing[0], layout)
-    elif _can_process_in_place(folder):
-        graph = _planetoid(root, pyg_name)
-    else:
+    else:  # private copies, checked, then processed there (see the module docstring)
         with tempfile.TemporaryDirectory(prefix="ticketlab-planetoid-") as tmp:
             (Path(tmp) / pyg_name / "raw").mkdir(parents=True)
+            copies = []
             for p in raw_files:
-                shutil.copyfile(p, Path(tmp) / pyg_name / "raw" / p.name)
+                copies.append(Path(tmp) / pyg_name / "raw" / p.name)
+                shutil.copyfile(p, copies[-1])
+            for copy_, original in zip(copies, raw_files):
+                check_raw_file(copy_, shown=original)  # the copy is what PyG reads: check that one
             graph = _planetoid(Path(tmp), pyg_name)
     graph.train_mask, graph.val_mask, graph.test_mask = (
         graph.train_mask.bool(), graph.val_mask.bool(), graph.test_mask.bool()
