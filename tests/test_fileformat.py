@@ -484,3 +484,52 @@ def test_a_killed_writes_temporary_is_removed_by_the_next_write(tmp_path):
     assert target.exists() and not stale.exists() and not old.exists()
     assert live.exists() and other.exists()
     assert remove_stale_temporaries(target) == []
+
+
+def _flip_in(path, dataset):
+    with h5py.File(path, "r") as f:
+        ds = f[dataset]
+        start = ds.id.get_chunk_info(0).byte_offset if ds.chunks else ds.id.get_offset()
+    data = bytearray(path.read_bytes())
+    data[start + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_every_array_is_checksummed_and_damage_names_the_object(tmp_path):
+    import ticketlab
+
+    rng = np.random.default_rng(0)
+    t = Ticket(masks={"w": _mask((4000,), 0.5)}, weights={"init": {"w": rng.standard_normal(4000).astype(np.float32)}},
+               scores={"w": rng.standard_normal(4000).astype(np.float32)},
+               history=[{"loss": float(i), "note": f"row {i}"} for i in range(50)])
+    path = ticketlab.save(t, tmp_path / "t.h5")
+    with h5py.File(path, "r") as f:
+        assert f["masks/0"].fletcher32 and f["weights/init/0"].fletcher32 and f["scores/0"].fletcher32
+        assert f["history/0"].fletcher32 and "crc32" in f["history/1"].attrs
+    for dataset, named in (("weights/init/0", "weight snapshot 'init' 'w' is damaged"),
+                           ("scores/0", "scores 'w' is damaged"), ("history/0", "history column 'loss' is damaged")):
+        copy = tmp_path / f"c{len(named)}.h5"
+        copy.write_bytes(path.read_bytes())
+        _flip_in(copy, dataset)
+        assert named in _error(copy), dataset
+    with h5py.File(path, "r+") as f:  # a damaged string column: its CRC-32 no longer matches
+        del f["history/1"]
+        ds = f["history"].create_dataset("1", data=np.array([f"row {i}" for i in range(49)] + ["tampered"],
+                                                             dtype=object), dtype=h5py.string_dtype())
+        ds.attrs.update({"name": "note", "kind": "str", "crc32": np.int64(0)})
+    assert "history column 'note' is damaged (checksum mismatch)" in _error(path)
+
+
+def test_files_written_without_checksums_still_load(tmp_path):
+    import ticketlab
+
+    path = ticketlab.save(Ticket(masks={"w": _mask((100,), 0.5)}, weights={"init": {"w": np.ones(100, np.float32)}},
+                                 history=[{"note": "a"}]), tmp_path / "t.h5")
+    with h5py.File(path, "r+") as f:  # as an older ticketlab wrote them: plain datasets, no crc32
+        data = f["weights/init/0"][()]
+        attrs = dict(f["weights/init/0"].attrs)
+        del f["weights/init/0"]
+        f["weights/init"].create_dataset("0", data=data).attrs.update(attrs)
+        del f["history/0"].attrs["crc32"]
+    back = ticketlab.load(path)
+    assert np.array_equal(back.weights["init"]["w"], np.ones(100)) and back.history == [{"note": "a"}]

@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -143,10 +144,24 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | None:
 
 def _create(group: h5py.Group, key: str, data: np.ndarray, filters: Mapping[str, Any]) -> h5py.Dataset:
     chunks = _chunks(data.shape, data.dtype.itemsize)
-    if chunks is None or not filters:  # empty or scalar arrays cannot be filtered (nothing to gain)
+    if chunks is None:  # empty or scalar arrays cannot be filtered
         return group.create_dataset(key, data=data)
-    # fletcher32: a checksum per chunk, so a damaged file fails to load instead of loading wrong bits
+    # fletcher32 on every array (compressed or not): a checksum per chunk, so a damaged file fails
+    # to load, naming the object, instead of loading wrong values
     return group.create_dataset(key, data=data, chunks=chunks, fletcher32=True, **filters)
+
+
+def _text_checksum(values: Sequence[str]) -> int:
+    """CRC-32 of a string column (HDF5 cannot filter variable-length strings, so no fletcher32)."""
+    return zlib.crc32(json.dumps(list(values), ensure_ascii=False).encode("utf-8"))
+
+
+def _read(ds: h5py.Dataset, what: str) -> np.ndarray:
+    """``ds[()]``, with a failed checksum (or any damage h5py detects) named as ``what``."""
+    try:
+        return ds[()]
+    except OSError as exc:
+        raise _Bad(f"{what} is damaged ({_h5_reason(exc)})") from None
 
 
 def _new_group(f: h5py.File, path: str) -> h5py.Group:
@@ -223,12 +238,13 @@ def _write_history(f: h5py.File, n_rows: int, columns: list[tuple[str, str, Any,
     for j, (name, kind, data, present) in enumerate(columns):
         if data.dtype == object:
             ds = group.create_dataset(str(j), data=data, dtype=h5py.string_dtype())
+            ds.attrs["crc32"] = np.int64(_text_checksum(data.tolist()))
         else:
-            ds = group.create_dataset(str(j), data=data)
+            ds = _create(group, str(j), data, {})
         ds.attrs["name"] = name
         ds.attrs["kind"] = kind
         if present is not None:
-            _new_group(f, "history/present").create_dataset(str(j), data=present)
+            _create(_new_group(f, "history/present"), str(j), present, {})
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -373,7 +389,7 @@ def _mask_meta(f: h5py.File) -> list[tuple[str, h5py.Dataset, tuple[int, ...], i
 
 def _unpack(name: str, ds: h5py.Dataset, shape: tuple[int, ...], kept: int) -> np.ndarray:
     size = math.prod(shape)
-    packed = ds[()]
+    packed = _read(ds, f"mask '{name}'")
     mask = np.unpackbits(packed, count=size, bitorder="big").view(np.bool_).reshape(shape)
     if int(np.count_nonzero(mask)) != kept:
         raise _Bad(f"mask '{name}' keeps {np.count_nonzero(mask)} weights but records {kept}")
@@ -439,8 +455,13 @@ def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
 def _read_history(n_rows: int, columns: list[_Column]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [{} for _ in range(n_rows)]
     for name, kind, ds, present in columns:
-        values = (ds.asstr()[()] if kind in ("str", "json") else ds[()]).tolist()
-        here = present[()].tolist() if present is not None else [True] * n_rows
+        if kind in ("str", "json"):
+            values = ds.asstr()[()].tolist()
+            if "crc32" in ds.attrs and int(ds.attrs["crc32"]) != _text_checksum(values):
+                raise _Bad(f"history column '{name}' is damaged (checksum mismatch)")
+        else:
+            values = _read(ds, f"history column '{name}'").tolist()
+        here = _read(present, f"history column '{name}'").tolist() if present is not None else [True] * n_rows
         for row, value, keep in zip(rows, values, here):
             if keep:
                 row[name] = _json_cell(name, value) if kind == "json" else value
@@ -476,8 +497,9 @@ def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = T
         score_entries = _array_meta(_group(f, "scores"), "scores", shapes) if "scores" in f else []
         n_rows, columns = _history_meta(f)
         masks = {name: _unpack(name, ds, shape, kept) for name, ds, shape, kept in meta}
-        weight_arrays = {snap: {n: ds[()] for n, ds in items} for snap, items in snaps.items()} if weights else {}
-        score_arrays = {n: ds[()] for n, ds in score_entries} if scores else {}
+        weight_arrays = ({snap: {n: _read(ds, f"weight snapshot '{snap}' '{n}'") for n, ds in items}
+                          for snap, items in snaps.items()} if weights else {})
+        score_arrays = {n: _read(ds, f"scores '{n}'") for n, ds in score_entries} if scores else {}
         rows = _read_history(n_rows, columns) if history else []
     try:
         return Ticket(masks=masks, provenance=provenance, weights=weight_arrays, scores=score_arrays, history=rows)
