@@ -533,3 +533,16 @@ def test_files_written_without_checksums_still_load(tmp_path):
         del f["history/0"].attrs["crc32"]
     back = ticketlab.load(path)
     assert np.array_equal(back.weights["init"]["w"], np.ones(100)) and back.history == [{"note": "a"}]
+
+
+def test_inconsistent_density_and_non_finite_weights_warn(tmp_path):
+    import ticketlab
+
+    w = np.ones(8, np.float32)
+    w[3] = np.nan
+    t = Ticket(masks={"w": _mask((8,), 0.5)}, weights={"init": {"w": w}}, provenance={"achieved_density": 0.9})
+    path = ticketlab.save(t, tmp_path / "t.h5")
+    with pytest.warns(UserWarning) as record:
+        ticketlab.load(path)
+    text = " ".join(str(r.message) for r in record)
+    assert "records density 0.9 but the masks keep" in text and "'init' holds NaN or infinite values in w" in text

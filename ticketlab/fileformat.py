@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -502,9 +503,26 @@ def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = T
         score_arrays = {n: _read(ds, f"scores '{n}'") for n, ds in score_entries} if scores else {}
         rows = _read_history(n_rows, columns) if history else []
     try:
-        return Ticket(masks=masks, provenance=provenance, weights=weight_arrays, scores=score_arrays, history=rows)
+        ticket = Ticket(masks=masks, provenance=provenance, weights=weight_arrays, scores=score_arrays, history=rows)
     except ConfigError as exc:
         raise TicketFormatError(f"cannot read '{p}': {exc}") from None
+    _warn_inconsistent(p, ticket)
+    return ticket
+
+
+def _warn_inconsistent(path: Path, ticket: Ticket) -> None:
+    """Warn (once per file) when the provenance's density disagrees with the masks, or when a
+    weight snapshot holds NaN or infinite values (they would feed the sign metrics)."""
+    achieved = ticket.provenance.get("achieved_density")
+    if isinstance(achieved, (int, float)) and not isinstance(achieved, bool) and ticket.total:
+        if abs(float(achieved) - ticket.density) > 1e-9:
+            warnings.warn(f"'{path}': the provenance records density {achieved:.6g} but the masks keep "
+                          f"{ticket.density:.6g}", stacklevel=3)
+    for snap, arrays in ticket.weights.items():
+        bad = [n for n, w in arrays.items() if np.issubdtype(w.dtype, np.floating) and not np.isfinite(w).all()]
+        if bad:
+            warnings.warn(f"'{path}': weight snapshot '{snap}' holds NaN or infinite values in "
+                          f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}", stacklevel=3)
 
 
 def read_info(path: str | os.PathLike[str], *, history: bool = False) -> dict[str, Any]:
