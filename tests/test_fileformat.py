@@ -546,3 +546,33 @@ def test_inconsistent_density_and_non_finite_weights_warn(tmp_path):
         ticketlab.load(path)
     text = " ".join(str(r.message) for r in record)
     assert "records density 0.9 but the masks keep" in text and "'init' holds NaN or infinite values in w" in text
+
+
+def test_a_ticket_must_be_one_self_contained_file(tmp_path):
+    import ticketlab
+
+    good = ticketlab.save(Ticket(masks={"w": _mask((64,), 0.5)}), tmp_path / "good.h5")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 4)
+
+    def variant(name, edit):
+        path = tmp_path / f"{name}.h5"
+        path.write_bytes(good.read_bytes())
+        with h5py.File(path, "r+") as f:
+            edit(f)
+        return path
+
+    def external_storage(f):
+        f["masks"].create_dataset("ext", shape=(8,), dtype="u1", external=[(str(secret), 0, 8)])
+
+    cases = {
+        "external link": (lambda f: f.__setitem__("extra", h5py.ExternalLink(str(good), "/masks")), "external link"),
+        "soft link": (lambda f: f.__setitem__("extra", h5py.SoftLink("/masks/0")), "soft link"),
+        "external storage": (external_storage, "stores its bytes in another file"),
+    }
+    for name, (edit, message) in cases.items():
+        path = variant(name.replace(" ", "_"), edit)
+        for reader in (ticketlab.load, lambda p: __import__("ticketlab.fileformat").fileformat.read_info(p)):
+            with pytest.raises(TicketFormatError, match=message):
+                reader(path)
+    ticketlab.load(good)  # the plain file is fine

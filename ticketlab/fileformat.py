@@ -304,6 +304,33 @@ def _check_header(f: h5py.File) -> None:
         )
     if version < 1:
         raise _Bad(f"unknown format version {int(version)}")
+    _check_self_contained(f)
+
+
+def _check_self_contained(f: h5py.File) -> None:
+    """Refuse a file whose data would come from elsewhere: external or soft links, datasets with
+    external storage (bytes in another file, e.g. a system file or a device) and virtual datasets.
+    Only groups and datasets stored in this file are allowed (hard links within the file)."""
+    pending: list[h5py.Group] = [f]
+    while pending:
+        group = pending.pop()
+        for key in group:
+            link = group.get(key, getlink=True)
+            where = f"{group.name.rstrip('/')}/{key}"
+            if isinstance(link, h5py.ExternalLink):
+                raise _Bad(f"'{where}' is an external link to '{link.filename}': a ticket must be one self-contained file")
+            if isinstance(link, h5py.SoftLink):
+                raise _Bad(f"'{where}' is a soft link to '{link.path}': a ticket file holds no links")
+            obj = group.get(key)
+            if isinstance(obj, h5py.Group):
+                pending.append(obj)
+            elif isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    raise _Bad(f"dataset '{where}' stores its bytes in another file ({obj.external[0][0]}): "
+                               "a ticket must be one self-contained file")
+                if obj.is_virtual:
+                    raise _Bad(f"dataset '{where}' is virtual (its data lives in other files): "
+                               "a ticket must be one self-contained file")
 
 
 def _provenance(f: h5py.File) -> dict[str, Any]:
