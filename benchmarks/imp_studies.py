@@ -26,7 +26,6 @@ mnist1d: init vs reinit, 15 rounds at 20 %), ``lr`` (the same with Adam at lr 0.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import sys

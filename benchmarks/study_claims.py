@@ -97,7 +97,7 @@ def claims(label: str, rows: list[dict[str, str]]) -> list[str]:
                 lines.append(f"{other}: {_fmt(js)} ({how})")
         verdict = ("reproduces" if all(verdicts) else "is refuted for " + ", ".join(
             o for o, v in zip(("snip", "grasp", "imp"), verdicts) if not v) if verdicts else "n/a")
-        out.append(f"3. **SynFlow's per-layer profile** — Jensen-Shannon distance to " + "; ".join(lines)
+        out.append("3. **SynFlow's per-layer profile** — Jensen-Shannon distance to " + "; ".join(lines)
                    + f". With 'differs' meaning a distance of at least {FAR_JS}, the claim {verdict}.")
     return out + [""]
 

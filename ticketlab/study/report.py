@@ -46,7 +46,6 @@ import base64
 import csv
 import html
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
