@@ -11,11 +11,30 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from typing import Callable, Generic, Iterator, TypeVar
 
 from ticketlab.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
+
+
+def summary(doc: str | None) -> str:
+    """The summary of a docstring: its first paragraph, on one line ('' for no docstring).
+
+    ``ticketlab list`` shows it for entries registered without a ``description``, so a summary
+    that wraps over two lines is shown whole, not cut after its first line. Inline-literal
+    markers (double backquotes) are dropped: the line is read as plain text.
+
+    Example:
+        >>> summary('''Keep the largest |w| of the
+        ...     ``init`` weights.
+        ...
+        ...     Details that the listing leaves out.''')
+        'Keep the largest |w| of the init weights.'
+    """
+    first = inspect.cleandoc(doc or "").split("\n\n", 1)[0]
+    return " ".join(first.replace("``", "").split())
 
 
 class Registry(Generic[T]):

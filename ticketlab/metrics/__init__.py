@@ -27,6 +27,7 @@ from ticketlab.metrics.registry import (
     Metric,
     default_metrics,
     get_metric,
+    list_groups,
     list_metrics,
     load_plugins,
     register,
@@ -46,6 +47,6 @@ from ticketlab.metrics.sparsity import plot_profiles  # noqa: E402
 __all__ = [
     "COMPARE_SCHEMA", "GROUPS", "MEAN", "TOTAL", "WMEAN", "Cache", "Counts", "Metric", "PairwiseMatrix",
     "analyze", "compare", "default_metrics", "effective_mask", "get_metric", "layer_graph_stats",
-    "list_metrics", "load_plugins", "log10_paths", "null_stats", "pair_counts", "pairwise_matrix", "plot_profiles",
-    "prepare", "register", "resolve_metrics", "result_records", "unregister", "validate_records",
+    "list_groups", "list_metrics", "load_plugins", "log10_paths", "null_stats", "pair_counts", "pairwise_matrix",
+    "plot_profiles", "prepare", "register", "resolve_metrics", "result_records", "unregister", "validate_records",
 ]

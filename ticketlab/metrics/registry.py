@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ticketlab.errors import ConfigError, UnknownNameError
-from ticketlab.registry import Registry
+from ticketlab.registry import Registry, summary
 
 #: What a metric may need beyond the masks: weight snapshots, or the model's topology.
 NEEDS = ("init", "final", "topology")
@@ -153,10 +153,9 @@ def register(
             takes_cache = "cache" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
             takes_cache = False
-        doc = (fn.__doc__ or "").strip().splitlines()
         metric = Metric(
             name=key, fn=fn, kind=kind, needs=needs, symmetric=symmetric, orientation=orientation,
-            default=default, group=group, description=description or (doc[0] if doc else ""),
+            default=default, group=group, description=description or summary(fn.__doc__),
             from_counts=from_counts, takes_cache=takes_cache,
         )
         object.__setattr__(metric, "__doc__", metric.description)  # help() and listings show the metric's line
@@ -196,6 +195,23 @@ def list_metrics(pattern: str = "*", *, kind: str | None = None, group: str | No
         n for n in _METRICS.list(pattern)
         if (kind is None or _METRICS.get(n).kind == kind) and (group is None or _METRICS.get(n).group == group)
     ]
+
+
+def list_groups() -> dict[str, list[str]]:
+    """Every metric group that has members -> its metric names, in registry order.
+
+    A group name in ``compare(metrics=...)`` (or ``ticketlab compare --metric GROUP``) selects
+    all of its members; ``"all"`` selects every metric.
+
+    Example:
+        >>> list_groups()["overlap"][:2]
+        ['intersection', 'jaccard']
+    """
+    load_plugins()
+    groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+    for n in _METRICS.list():
+        groups[_METRICS.get(n).group].append(n)
+    return {g: names for g, names in groups.items() if names}
 
 
 def default_metrics() -> list[str]:

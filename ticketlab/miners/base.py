@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence, Union
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.registry import Registry
+from ticketlab.registry import Registry, summary
 from ticketlab.selection import check_density, exponential_schedule
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ class Miner:
 
     Class attributes:
         name: registry name (set by :func:`register_miner`).
+        description: one line for ``ticketlab list`` (default, set by :func:`register_miner`: the
+            summary, i.e. first paragraph, of the class docstring).
         needs_data: the method reads the training data (``False`` = data-free).
         trains: the method trains the network (so ``--train-epochs`` applies to it).
         default_rounds: rounds of the exponential schedule when the user gives none.
@@ -109,6 +111,7 @@ class Miner:
     """
 
     name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
     Config: ClassVar[type[MinerConfig]] = MinerConfig
     needs_data: ClassVar[bool] = False
     trains: ClassVar[bool] = False
@@ -227,6 +230,7 @@ def register_miner(name: str):
         if not dataclasses.is_dataclass(cls.Config) or not cls.Config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             raise ConfigError(f"miner '{name}' needs a frozen dataclass Config")
         cls.name = name
+        cls.description = cls.__dict__.get("description") or summary(cls.__doc__)
         return MINERS.register(name)(cls)
 
     return deco

@@ -84,7 +84,10 @@ class TopKRule(MaskRule):
 
 @register_miner("edge_popup")
 class EdgePopupMiner(LearnedMaskMiner):
-    """edge-popup: per-layer top-k of |s| in the forward pass (see the module docstring)."""
+    """edge-popup (Ramanujan et al. 2020): scores learned over frozen weights; per layer, the top-k |s|.
+
+    The forward pass keeps, per layer, the top-k weights by ``|s|``; the backward pass is
+    straight-through (details in the module docstring)."""
 
     scopes = ("layer",)
     own_rule_stage = "popup"

@@ -64,7 +64,9 @@ def freeze_events(epochs: int, every: int) -> int:
 
 @register_miner("gem_miner")
 class GemMiner(LearnedMaskMiner):
-    """Gem-Miner: scores in [0, 1] with L2 pull to 0 and iterative freezing (see module docstring)."""
+    """Gem-Miner (Sreenivasan et al. 2022): learned scores in [0, 1], L2 pull to 0, iterative freezing.
+
+    The gem, the freezing schedule and the fine-tuning are described in the module docstring."""
 
     own_rule_stage = "gem"
 

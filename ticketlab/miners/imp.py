@@ -102,7 +102,10 @@ def parse_reset(text: str) -> tuple[str, int]:
 
 @register_miner("imp")
 class IMPMiner(Miner):
-    """Iterative magnitude pruning with ``--reset init | rewind:K | reinit | continue``."""
+    """Iterative magnitude pruning (Frankle & Carbin 2019): train, prune 20 % by |w|, reset, repeat.
+
+    What the survivors restart from is ``--reset init | rewind:K | reinit | continue``; the
+    rounds and their accounting are in the module docstring."""
 
     needs_data = True
     trains = True

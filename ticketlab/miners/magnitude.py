@@ -12,8 +12,10 @@ from ticketlab.miners.base import Miner, MinerConfig, MiningContext, register_mi
 
 @register_miner("magnitude")
 class MagnitudeMiner(Miner):
-    """Score = |w| of the trained dense weights. The trained weights stay in the model, so the
-    ticket's ``final`` snapshot holds them (masked)."""
+    """Magnitude pruning after training: train the dense network once, keep the largest |w|.
+
+    The score is ``|w|`` of the trained dense weights. The trained weights stay in the model, so
+    the ticket's ``final`` snapshot holds them (masked)."""
 
     needs_data = True
     trains = True

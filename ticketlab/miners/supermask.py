@@ -161,7 +161,9 @@ def _parse_thresholds(text: str) -> list[float]:
 
 @register_miner("supermask")
 class SupermaskMiner(Miner):
-    """Zhou et al.'s mask criteria with an untrained, validation-selected sweep (module docstring)."""
+    """Zhou et al. 2019: a mask criterion of θ0 and θT at the density an untrained validation sweep picks.
+
+    The steps and the table of criteria are in the module docstring."""
 
     needs_data = True
     trains = True

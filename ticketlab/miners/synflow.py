@@ -33,7 +33,9 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 @register_miner("synflow")
 class SynFlowMiner(Miner):
-    """Data-free iterative SynFlow scoring (see the module docstring)."""
+    """SynFlow (Tanaka et al. 2020): data-free iterative pruning by synaptic flow |dR/dθ ⊙ θ|, 100 rounds.
+
+    The algorithm, and how the rounds are run, is in the module docstring."""
 
     default_rounds = 100
 
