@@ -59,3 +59,128 @@ def test_metric_groups_are_listed_with_their_members():
         assert f"{group} {', '.join(members)}" in shown, group
     assert "signs sign_kept" in shown and "need the init and final weights" in shown
     assert "groups" in flat(run("list").output)  # part of the full listing too
+
+
+# ----------------------------------------------------------------------------- ticketlab compare
+def _masks(seed, shapes=(("fc1.weight", (8, 6)), ("fc2.weight", (3, 8))), density=0.4):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {n: rng.random(s) < density for n, s in shapes}
+
+
+@pytest.fixture(scope="module")
+def tickets(tmp_path_factory):
+    """Three small ticket files: 'init' weights only (no 'final'), so sign metrics needing final
+    weights cannot run on them."""
+    import numpy as np
+
+    import ticketlab
+    from ticketlab.ticket import Ticket
+
+    folder = tmp_path_factory.mktemp("newcomer")
+    paths = []
+    for seed, name in enumerate(("a.h5", "b.h5", "c.h5")):
+        masks = _masks(seed)
+        init = {n: np.random.default_rng(10).standard_normal(m.shape).astype(np.float32) for n, m in masks.items()}
+        paths.append(ticketlab.save(Ticket(masks=masks, weights={"init": init}), folder / name))
+    return paths
+
+
+def test_compare_help_names_the_defaults_and_groups_from_the_registry():
+    from ticketlab.metrics import get_metric, list_groups, register, unregister
+
+    @register("newcomer_demo_metric", description="a demo", group="custom")
+    def demo(a, b):
+        return 0.5
+
+    try:
+        text = flat(run("compare", "--help").output)
+    finally:
+        unregister("newcomer_demo_metric")
+    assert "Without --metric the metrics of the groups marked (default) run" in text
+    for group, members in list_groups().items():
+        default = all(get_metric(n).default for n in members)
+        assert f"{group}{' (default)' if default else ''}" in text and ", ".join(members) in text, group
+    assert "signs (needs init/final weights)" in text
+    assert "custom newcomer_demo_metric" in text  # generated when shown: a new metric appears at once
+
+
+def test_default_compare_hints_at_the_other_groups_and_merges_the_swapped_rows(tickets):
+    out = run("compare", tickets[0], tickets[1]).output
+    assert "more: --metric signs, --metric graph, --metric all" in out
+    assert "b.h5  vs  a.h5" not in out and out.count("a.h5  vs  b.h5") == 1  # one table per pair
+    assert re.search(r"^rel_intersection \(b, a\)\s+0\.\d+", out, flags=re.M)
+    assert "(b, a): rel_intersection is asymmetric" in out
+    assert "more:" not in run("compare", tickets[0], tickets[1], "--metric", "jaccard").output
+
+
+def test_readme_says_what_the_default_compare_shows():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("ticketlab compare a.h5 s.h5"))
+    comment = line.split("#", 1)[1]
+    # the default shows neither signs nor graph metrics: the README may only name them as options
+    for word in ("signs", "graph"):
+        assert word not in comment or f"--metric {word}" in comment, line
+
+
+def test_metric_signs_says_which_metrics_it_dropped(tickets):
+    out = flat(run("compare", *tickets[:2], "--metric", "signs").output)
+    assert "sign_agree_init" in out  # init weights are there: computed
+    for name, metrics in (("a.h5", "sign_kept, sign_flip, sign_agree_final"), ("b.h5", "sign_kept, sign_flip")):
+        # a pair metric names the first ticket that lacks the weights
+        assert f"not computed: {metrics} (needs the 'final' weights, which ticket '{name}' does not store)" in out
+
+
+def test_matrix_labels_are_numbered_and_never_cut(tmp_path, tickets):
+    import shutil
+
+    long = tmp_path / ("x" * 70)
+    long.mkdir()
+    first, second = long / "synflow_seed0_density0.1_first.h5", long / "synflow_seed0_density0.1_second.h5"
+    shutil.copy(tickets[0], first)
+    shutil.copy(tickets[1], second)
+    out = run("compare", tickets[2], first, second, "--matrix", "jaccard").output
+    assert "column k is ticket #k" in out and "jaccard, rows and columns in clustering order" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if re.match(r"^\d+\s", line)}
+    assert set(rows) == {"1", "2", "3"}
+    assert first.name in flat(out) and second.name in flat(out)  # whole labels (folded, not cut)
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert sorted(header.split()[2:]) == ["1", "2", "3"]
+
+
+def test_heatmap_draws_its_clustering_tree_and_readable_cell_text(tmp_path):
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    from ticketlab.metrics import pairwise_matrix
+    from ticketlab.ticket import Ticket
+
+    rows = ([1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 0, 1], [1, 1, 0, 0, 1, 1], [0, 0, 1, 1, 1, 1])
+    mat = pairwise_matrix([Ticket(masks={"w": np.array(r, bool)}) for r in rows], "jaccard")
+    fig = mat.plot(tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 0
+    heat = fig.axes[0]
+    assert "clustered (average linkage" in fig.get_suptitle()
+    order = mat.order()
+    assert [t.get_text() for t in heat.get_xticklabels()] == [mat.labels[i] for i in order]
+    trees = [ax for ax in fig.axes if ax.lines]
+    assert len(trees) == 2  # above the columns and left of the rows
+    top = next(ax for ax in trees if ax.get_shared_x_axes().joined(ax, heat))
+    left = next(ax for ax in trees if ax.get_shared_y_axes().joined(ax, heat))
+    # the leaves (segment ends at height 0) stand exactly over the columns / beside the rows
+    assert sorted({x for ln in top.lines for x, h in zip(*ln.get_data()) if h == 0}) == [0, 1, 2, 3]
+    assert sorted({y for ln in left.lines for h, y in zip(*ln.get_data()) if h == 0}) == [0, 1, 2, 3]
+    # the first merge joins the two most similar tickets, which the order puts side by side
+    vals = mat.values[np.ix_(order, order)]
+    assert {order[0], order[1]} in ({0, 2}, {1, 3}) and vals[0, 1] == max(vals[0, 1:])
+    # cell text contrasts with its cell: black on the bright diagonal, white on the darkest cell
+    text = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in heat.texts}
+    assert len(text) == 16
+    assert all(to_rgb(text[i, i].get_color()) == (0.0, 0.0, 0.0) for i in range(4))
+    dark = np.unravel_index(np.argmin(vals), vals.shape)
+    assert to_rgb(text[int(dark[0]), int(dark[1])].get_color()) == (1.0, 1.0, 1.0)
+    # without clustering there is no tree
+    assert not [ax for ax in mat.plot(cluster=False).axes if ax.lines]

@@ -266,9 +266,11 @@ def test_sign_metric_without_weights_is_a_clear_error():
         compare([ticket([1, 0]), ticket([1, 1])], ["sign_agree_init"])
     with pytest.raises(ConfigError, match="needs the 'init' weights"):
         compare([ticket([1, 0]), ticket([1, 1])], ["signs"])  # nothing of the group applies
-    # picked by "all" it is skipped silently
+    # picked by "all" it is skipped: no value, and a note saying what is missing
     recs = compare([ticket([1, 0]), ticket([1, 1])], "all")
-    assert recs and not [r for r in recs if r["metric"].startswith("sign")]
+    signs = [r for r in recs if r["metric"].startswith("sign")]
+    assert recs and signs and all(r["value"] is None and "does not store" in r["note"] for r in signs)
+    assert {r["metric"] for r in signs} == {"sign_kept", "sign_flip", "sign_agree_init", "sign_agree_final"}
 
 
 def test_metric_objects_are_callable_directly():

@@ -35,17 +35,21 @@ def _cell(value: Any, column: str) -> str:
     return str(value)
 
 
-def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
-    """One table per pair (metric, layer, value and the chance columns), one per-ticket table,
-    and the notes of metrics that did not apply."""
+def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: bool = False) -> None:
+    """One table per pair of tickets (metric, layer, value and the chance columns; an asymmetric
+    metric also with the two tickets swapped, as ``metric (b, a)``), one per-ticket table, the
+    metrics that were not computed and why, and with ``hint`` how to ask for more."""
     from rich.table import Table
 
     out = console()
     show_layer = any(r["layer"] != "__total__" for r in records)
-    notes = sorted({(r["metric"], r["note"]) for r in records if r.get("value") is None and r.get("note")})
     shown = [r for r in records if r.get("value") is not None]
-    pairs = list(dict.fromkeys((r["a"], r["b"]) for r in shown if r["b"] is not None))
-    for a, b in pairs:
+    pairs: dict[frozenset[str], tuple[str, str]] = {}
+    for r in shown:
+        if r["b"] is not None:
+            pairs.setdefault(frozenset((r["a"], r["b"])), (r["a"], r["b"]))
+    swapped: list[str] = []
+    for a, b in pairs.values():
         table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False)
         table.add_column("metric")
         if show_layer:
@@ -53,9 +57,13 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
         for col in _NUM_COLUMNS:
             table.add_column(col, justify="right")
         for r in shown:
-            if (r["a"], r["b"]) == (a, b):
+            if (r["a"], r["b"]) in ((a, b), (b, a)):
+                name = r["metric"]
+                if (r["a"], r["b"]) == (b, a):
+                    swapped.append(name)
+                    name += " (b, a)"
                 layer = [r["layer"]] if show_layer else []
-                table.add_row(visible(r["metric"]), *map(visible, layer), *(_cell(r.get(c), c) for c in _NUM_COLUMNS))
+                table.add_row(visible(name), *map(visible, layer), *(_cell(r.get(c), c) for c in _NUM_COLUMNS))
         out.print(table)
     singles = [r for r in shown if r["b"] is None]
     if singles:
@@ -72,17 +80,78 @@ def _render_records(records: list[dict[str, Any]], labels: list[str]) -> None:
         for (metric, layer), row in cells.items():
             table.add_row(visible(metric), *([visible(layer)] if show_layer else []), *(_cell(row.get(lab), "value") for lab in present))
         out.print(table)
+    if swapped:
+        names = ", ".join(dict.fromkeys(swapped))
+        out.print(f"(b, a): {visible(names)} is asymmetric, so it is also given with the two tickets swapped "
+                  "(the second file of the title as a); see `ticketlab list metrics`")
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
                   "(hypergeometric null; p is one-sided, for more overlap than chance)")
-    for metric, note in notes:
-        out.print(f"{metric}: not computed ({note})")
+    for line in _not_computed(records):
+        out.print(line)
+    if hint:
+        out.print(_more_hint())
 
 
-@click.command("compare")
+def _not_computed(records: list[dict[str, Any]], most: int = 6) -> list[str]:
+    """One line per reason a metric has no value, naming the metrics it applies to (at most
+    ``most`` lines, then a count; ``--json`` has every record)."""
+    reasons: dict[str, list[str]] = {}
+    for r in records:
+        if r.get("value") is None and r.get("note"):
+            metrics = reasons.setdefault(r["note"], [])
+            if r["metric"] not in metrics:
+                metrics.append(r["metric"])
+    lines = [f"not computed: {visible(', '.join(metrics))} ({visible(note)})" for note, metrics in reasons.items()]
+    if len(lines) > most:
+        lines[most:] = [f"not computed: {len(lines) - most} more reasons (see --json)"]
+    return lines
+
+
+def _more_hint() -> str:
+    """The line after a default comparison: the groups it left out (from the metric registry)."""
+    from ticketlab.metrics import get_metric, list_groups
+
+    rest = [g for g, names in list_groups().items() if not any(get_metric(n).default for n in names)]
+    return ("more: " + "".join(f"--metric {g}, " for g in rest) + "--metric all; --per-layer for every layer "
+            "(see `ticketlab list groups`)")
+
+
+class CompareCommand(click.Command):
+    """``compare``, whose help ends with the default metrics and the groups, read from the metric
+    registry when the help is shown (so it never drifts, and other commands never import it)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ticketlab.metrics import get_metric, list_groups
+
+        rows = []
+        for g, names in list_groups().items():
+            metrics = [get_metric(n) for n in names]
+            default = [m.name for m in metrics if m.default]
+            weights = [w for w in ("init", "final") if any(w in m.needs for m in metrics)]
+            if len(default) == len(names):
+                tag = " (default)"
+            elif default:
+                tag = f" (default: {', '.join(default)})"
+            elif weights:
+                tag = f" (needs {'/'.join(weights)} weights)"
+            else:
+                tag = ""
+            rows.append((g + tag, ", ".join(names)))
+        with formatter.section("Metrics"):
+            formatter.write_text(
+                "Without --metric the metrics of the groups marked (default) run: mask-only and fast. "
+                "--metric takes a metric, a group or 'all'. A metric that needs weights a ticket does not "
+                "store is skipped, with a note, when a group or 'all' picked it.")
+            formatter.write_paragraph()
+            formatter.write_dl(rows)
+        super().format_epilog(ctx, formatter)
+
+
+@click.command("compare", cls=CompareCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--metric", "metrics", multiple=True,
-              help="Metric or group name (repeatable; see `ticketlab list metrics`; 'all' for every one).")
+              help="Metric or group name, or 'all' (repeatable; default and groups: see below).")
 @click.option("--per-layer", is_flag=True, default=False, help="Also report every layer and the layer means.")
 @click.option("--common-only", is_flag=True, default=False, help="Compare only the parameters the tickets share.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the records as JSON (docs/compare_schema.md).")
@@ -135,7 +204,7 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     if as_json:
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
-        _render_records(records, labels)
+        _render_records(records, labels, hint=not metrics)
 
 
 def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: str, common_only: bool,
@@ -156,14 +225,21 @@ def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: st
     from rich.table import Table
 
     order = m.order()
-    table = Table(title=f"{metric} (rows and columns in clustering order)", box=None, pad_edge=False)
-    table.add_column("")
+    clustered = m.orientation is not None and len(order) > 1
+    how = "in clustering order" if clustered else "in the order given"
+    # tickets are numbered in the order given; a column is headed by its ticket's number, and each
+    # row shows that number and the whole label, so no label is ever cut to look like another
+    table = Table(title=f"{visible(metric)}, rows and columns {how}", title_justify="left", box=None,
+                  pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("ticket", overflow="fold")
     for j in order:
-        table.add_column(visible(m.labels[j]), justify="right")
+        table.add_column(str(j + 1), justify="right", no_wrap=True)
     for i in order:
-        table.add_row(visible(m.labels[i]), *(_cell(float(m.values[i][j]), "value") for j in order))
+        table.add_row(str(i + 1), visible(m.labels[i]), *(_cell(float(m.values[i][j]), "value") for j in order))
     out = console()
     out.print(table)
+    out.print("#: the tickets in the order given; column k is ticket #k")
     for what, p in (("heatmap", plot), ("csv", csv_path)):
         if p is not None:
             out.print(f"{what} -> {p}")

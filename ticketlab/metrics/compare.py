@@ -172,7 +172,8 @@ def compare(
             ``"signs"``, ``"graph"``, ``"custom"``) or ``"all"``; None = the defaults (overlap,
             units, sparsity: mask-only and fast). A metric that needs weights a ticket lacks
             raises :class:`ConfigError` when named on its own (or when none of the selection
-            applies); picked by a group, ``"all"`` or the defaults it is skipped.
+            applies); picked by a group, ``"all"`` or the defaults it is skipped: its record for
+            that ticket (or pair) has ``value`` None and a ``note`` saying what is missing.
         per_layer: also give the ``__mean__`` / ``__wmean__`` summaries and one record per layer
             (parameter name; tensor name for unit-count graph metrics); else ``__total__`` only.
         common_only: compare only the parameters all tickets share (else tickets of different
@@ -218,10 +219,14 @@ def compare(
     with progress.task("compare", total=len(calls)) as task:
         for m, idx in calls:
             ts = [loaded[i] for i in idx]
-            if not any(lacking[m.name, i] for i in idx):
-                result = m(*ts, cache=cache)
-                b = names[idx[1]] if len(idx) == 2 else None
-                records += result_records(m.name, result, names[idx[0]], b, per_layer)
+            b = names[idx[1]] if len(idx) == 2 else None
+            lacks = next((lacking[m.name, i].replace("@TICKET@", names[i]) for i in idx if lacking[m.name, i]), None)
+            if lacks is None:
+                records += result_records(m.name, result=m(*ts, cache=cache), a=names[idx[0]], b=b,
+                                          per_layer=per_layer)
+            else:  # skipped, and the record says why (the CLI prints it as "not computed (...)")
+                records.append({"a": names[idx[0]], "b": b, "metric": m.name, "layer": TOTAL, "value": None,
+                                "note": lacks})
             task.advance()
     return records
 

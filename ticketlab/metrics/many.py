@@ -129,30 +129,72 @@ class PairwiseMatrix:
 
     def plot(self, path: str | os.PathLike[str] | None = None, *, cluster: bool = True,
              method: str = "average", annotate: bool | None = None) -> Any:
-        """Heatmap of the matrix, rows and columns in the clustering order when ``cluster``;
-        written to ``path`` (PNG) when given. Returns the matplotlib Figure."""
+        """Heatmap of the matrix; written to ``path`` (PNG) when given. Returns the matplotlib Figure.
+
+        With ``cluster`` (and a metric that is a similarity or a distance) rows and columns are in
+        the leaf order of :meth:`linkage` ``(method)``, and that tree is drawn as a dendrogram above
+        the columns and left of the rows (leaf ``i`` over column ``i``). ``annotate`` (default:
+        up to 12 tickets) writes each value in its cell, in black or white, whichever contrasts
+        more with the cell's colour.
+        """
         from ticketlab.metrics._plot import new_figure, save_figure
 
-        order = self.order(method) if cluster and self.orientation is not None else list(range(len(self.labels)))
+        n = len(self.labels)
+        tree = None
+        if cluster and self.orientation is not None and n >= 2:
+            from scipy.cluster.hierarchy import dendrogram
+
+            tree = dendrogram(self.linkage(method), no_plot=True)
+            order = [int(i) for i in tree["leaves"]]  # = self.order(method): the same linkage
+        else:
+            order = list(range(n))
         vals = self.values[np.ix_(order, order)]
         labels = [self.labels[i] for i in order]
-        n = len(labels)
         size = min(16.0, 2.5 + 0.45 * n)
-        fig = new_figure(size + 1.2, size)
-        ax = fig.add_subplot(1, 1, 1)
-        im = ax.imshow(vals, cmap="viridis" if self.orientation != "distance" else "viridis_r")
+        den = 0.18 * size if tree is not None else 0.0
+        fig = new_figure(size + 1.2 + den, size + den)
+        grid = fig.add_gridspec(2, 3, width_ratios=[den or 1e-6, size, 0.35], height_ratios=[den or 1e-6, size])
+        ax = fig.add_subplot(grid[1, 1])
+        im = ax.imshow(vals, cmap="viridis" if self.orientation != "distance" else "viridis_r", aspect="auto")
         ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(n), labels, fontsize=7)
-        ax.set_title(f"{self.metric}" + ("" if self.layer == TOTAL else f" ({self.layer})"))
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.yaxis.tick_right()
+        what = self.metric + ("" if self.layer == TOTAL else f" ({self.layer})")
+        if tree is not None:
+            what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
+            self._dendrograms(fig, grid, ax, tree)
+        fig.suptitle(what, fontsize=9)
+        fig.colorbar(im, cax=fig.add_subplot(grid[1, 2]))
         if annotate if annotate is not None else n <= 12:
             for i in range(n):
                 for j in range(n):
                     if math.isfinite(vals[i, j]):
-                        ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
+                        r, g, b, _ = im.cmap(im.norm(vals[i, j]))
+                        light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # relative luminance (ITU-R BT.601)
+                        ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                                color="black" if light else "white")
         if path is not None:
             save_figure(fig, path)
         return fig
+
+    @staticmethod
+    def _dendrograms(fig: Any, grid: Any, ax: Any, tree: dict[str, Any]) -> None:
+        """Draw scipy's dendrogram ``tree`` above the columns and left of the rows of ``ax``.
+
+        scipy puts leaf ``k`` at ``5 + 10 k``; mapped to ``k`` it sits over the heatmap's cell ``k``
+        (the axes share that coordinate).
+        """
+        top = fig.add_subplot(grid[0, 1], sharex=ax)
+        left = fig.add_subplot(grid[1, 0], sharey=ax)
+        for xs, hs in zip(tree["icoord"], tree["dcoord"]):
+            pos = [(x - 5.0) / 10.0 for x in xs]
+            top.plot(pos, hs, color="0.3", linewidth=0.8)
+            left.plot(hs, pos, color="0.3", linewidth=0.8)
+        for a in (top, left):
+            a.set_axis_off()
+        height = max(max(h) for h in tree["dcoord"]) * 1.02 or 1.0
+        top.set_ylim(0.0, height)
+        left.set_xlim(height, 0.0)  # the root on the far left, the leaves next to the rows
 
 
 # ------------------------------------------------------------------------------ fast path
