@@ -12,6 +12,11 @@ Rules (the same for every miner):
 * **Masks only shrink.** Weights already pruned (``False`` in ``masks``) are never kept again.
   Asking for more weights than are still alive is an error.
 * Non-finite scores of alive weights (NaN, -inf) rank below every finite score.
+* **One ranking.** Together these rules order all weights from first kept to last kept
+  (:func:`rank_order`, numpy): :func:`select_top` keeps a prefix of that order and
+  :func:`select_bottom` (the sanity checks' inversion) its suffix, so the two complement each
+  other exactly. The module imports torch only inside the torch functions, so the numpy half
+  (counts, ranking) serves torch-free code such as :mod:`ticketlab.transforms`.
 
 Example:
     >>> import torch
@@ -24,11 +29,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import torch
+import numpy as np
 
 from ticketlab.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported inside the functions that use it (see the module docstring)
+    import torch
 
 SCOPES = ("global", "layer")
 
@@ -73,6 +81,8 @@ def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> 
 
     ``thresh``, when the caller already knows it, must be the ``k``-th largest value of ``x``
     (e.g. edge-popup's incremental search); it saves the selection pass."""
+    import torch
+
     n = x.numel()
     keep = torch.zeros(n, dtype=torch.bool, device=x.device)
     if k <= 0:
@@ -97,6 +107,8 @@ def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Ten
     """Float64 scores of the unpruned weights only (NaN -> -inf) and their flat
     positions (``None``: all alive). Pruned weights can never be kept, so leaving them out of the
     ranking changes no result, and late rounds of a long schedule rank few weights."""
+    import torch
+
     x = score.detach().flatten()
     pos = None
     if mask is not None:
@@ -114,6 +126,8 @@ def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Ten
 
 def _scatter(keep: torch.Tensor, pos: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
     """Place the kept flags of the alive weights back at their positions in a full mask."""
+    import torch
+
     if pos is None:
         return keep.view(shape)
     full = torch.zeros(shape.numel(), dtype=torch.bool, device=keep.device)
@@ -140,6 +154,8 @@ def select_top(
     Returns:
         parameter name -> boolean mask, on each score's device.
     """
+    import torch
+
     check_density(density)
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
@@ -179,6 +195,56 @@ def select_top(
         out[n] = _scatter(part, None if pos is None else pos.to(scores[n].device), scores[n].shape)
         offset += x.numel()
     return out
+
+
+def rank_order(scores: np.ndarray) -> np.ndarray:
+    """Flat (C-order) positions of ``scores`` from the first weight kept to the last, by the rules
+    above: higher score first, NaN and -inf last, ties to the lower position. numpy, no torch.
+
+    Example:
+        >>> rank_order(np.array([1.0, 3.0, np.nan, 1.0, -np.inf])).tolist()
+        [1, 0, 3, 2, 4]
+    """
+    x = np.asarray(scores, dtype=np.float64).ravel()
+    x = np.where(np.isnan(x), -np.inf, x)  # NaN and -inf tie at the bottom, as in select_top
+    return np.argsort(-x, kind="stable")  # stable: equal scores stay in position order
+
+
+def select_bottom(scores: Mapping[str, np.ndarray], kept: int | Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Keep the *lowest-ranked* weights: the last ``kept`` of :func:`rank_order`'s order (numpy).
+
+    ``kept`` is one count over all parameters (in order, as ``scope="global"``) or a count per
+    parameter (each ranked on its own). The kept set is exactly the complement of what
+    :func:`select_top` keeps at the remaining count, ties included: among equal scores the
+    *later* positions rank lowest. Ranking is by order, never by ``1/score`` (which would
+    misorder signed scores such as GraSP's).
+
+    Example:
+        >>> m = select_bottom({"a": np.array([3.0, 1.0, 2.0]), "b": np.array([2.0, 5.0])}, 2)
+        >>> [m["a"].tolist(), m["b"].tolist()]
+        [[False, True, False], [True, False]]
+    """
+    names = list(scores)
+    arrays = {n: np.asarray(scores[n]) for n in names}
+
+    def bottom(x: np.ndarray, k: int, where: str) -> np.ndarray:
+        if isinstance(k, bool) or int(k) != k or not 0 <= k <= x.size:
+            raise ConfigError(f"cannot keep {k} weights{where}: a count must be between 0 and {x.size}")
+        keep = np.zeros(x.size, dtype=np.bool_)
+        keep[rank_order(x)[x.size - int(k):]] = True
+        return keep
+
+    if not isinstance(kept, Mapping):
+        flat = bottom(np.concatenate([arrays[n].ravel() for n in names]), kept, "")
+        out, offset = {}, 0
+        for n in names:
+            out[n] = flat[offset: offset + arrays[n].size].reshape(arrays[n].shape)
+            offset += arrays[n].size
+        return out
+    if set(kept) != set(names):
+        raise ConfigError(f"counts and scores cover different parameters (first difference: "
+                          f"'{sorted(set(kept) ^ set(names))[0]}')")
+    return {n: bottom(arrays[n], kept[n], f" of '{n}'").reshape(arrays[n].shape) for n in names}
 
 
 def exponential_schedule(density: float, rounds: int) -> list[float]:
