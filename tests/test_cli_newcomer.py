@@ -184,3 +184,99 @@ def test_heatmap_draws_its_clustering_tree_and_readable_cell_text(tmp_path):
     assert to_rgb(text[int(dark[0]), int(dark[1])].get_color()) == (1.0, 1.0, 1.0)
     # without clustering there is no tree
     assert not [ax for ax in mat.plot(cluster=False).axes if ax.lines]
+
+
+# ----------------------------------------------------------------------------- ticketlab mine
+def _interrupt_after(checkpoint_written: bool):
+    """A stand-in for ``ticketlab.mining.mine`` that (maybe) writes the checkpoint, then gets Ctrl-C."""
+    def fake_mine(method, *, checkpoint=None, **kwargs):
+        if checkpoint_written:
+            checkpoint.write_bytes(b"a checkpoint")
+        raise KeyboardInterrupt
+
+    return fake_mine
+
+
+def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(tmp_path, monkeypatch):
+    import shlex
+
+    import ticketlab.mining
+
+    out = tmp_path / "my run" / "i.h5"
+    out.parent.mkdir()
+    monkeypatch.setattr(ticketlab.mining, "mine", _interrupt_after(True))
+    args = ["mine", "--method", "imp", "--rounds", "5", "-o", str(out)]
+    res = run(*args, ok=False)
+    assert res.exit_code == 130 and "Aborted" not in res.output
+    assert res.output.count("\n") == 1, res.output
+    line = res.stderr.strip()
+    assert f"checkpoint '{out}.ckpt'" in line
+    again = line.split("continue with: ", 1)[1]
+    assert shlex.split(again) == ["ticketlab", *args, "--resume"]  # the same command, quoted for a shell
+    # interrupted again while resuming: --resume is not added twice
+    res = run(*args, "--resume", ok=False)
+    assert res.exit_code == 130 and shlex.split(res.stderr.split("continue with: ", 1)[1]) == ["ticketlab", *args,
+                                                                                              "--resume"]
+
+
+def test_ctrl_c_before_any_checkpoint_or_without_one(tmp_path, monkeypatch):
+    import ticketlab.mining
+
+    monkeypatch.setattr(ticketlab.mining, "mine", _interrupt_after(False))
+    res = run("mine", "--method", "imp", "-o", tmp_path / "i.h5", ok=False)
+    assert res.exit_code == 130 and "before the first round finished" in res.stderr
+    res = run("mine", "--method", "synflow", "-o", tmp_path / "s.h5", ok=False)  # no checkpoint without --resume
+    assert res.exit_code == 130 and "writes a checkpoint only with --resume" in res.stderr
+
+
+def test_existing_checkpoint_error_uses_cli_wording_and_api_wording(tmp_path):
+    import ticketlab
+    from ticketlab.errors import ConfigError
+
+    out = tmp_path / "r.h5"
+    ckpt = tmp_path / "r.h5.ckpt"
+    ckpt.write_bytes(b"left over")
+    res = run("mine", "--method", "imp", "--train-epochs", "1", "-o", out, ok=False)
+    assert res.exit_code == 2 and "continue it with the same command and --resume" in res.output
+    assert "resume=True" not in res.output
+    with pytest.raises(ConfigError) as info:
+        ticketlab.mine("imp", train_epochs=1, checkpoint=ckpt, device="cpu")
+    assert "resume=True" in str(info.value) and "--resume" not in str(info.value)
+    assert "--resume" in info.value.cli_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_run_then_the_printed_command_resumes_it(tmp_path):
+    """SIGINT (what Ctrl-C sends) to a real IMP run: exit 130, one line, and that line's command
+    finishes the run from the checkpoint."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, ckpt = tmp_path / "i.h5", tmp_path / "i.h5.ckpt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = ["mine", "--method", "imp", "--rounds", "4", "--train-epochs", "1", "--device", "cpu", "-o", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "ticketlab", *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not ckpt.exists():
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)  # inside a round's training
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err and err.strip().count("\n") == 0, err
+    again = shlex.split(err.split("continue with: ", 1)[1])
+    assert again[0] == "ticketlab" and again[-1] == "--resume"
+    done = subprocess.run([sys.executable, "-m", "ticketlab", *again[1:], "--quiet"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert out.exists() and not ckpt.exists() and "resumed after round" in done.stdout

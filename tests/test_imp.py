@@ -322,7 +322,7 @@ def test_cli_schedule_save_rounds_and_checkpoint_errors(tmp_path):
     assert t.kept == keep_count(1 - 0.8, t.total) and len(list((tmp_path / "rounds").glob("*.h5"))) == 4
     write_checkpoint(tmp_path / "s.h5.ckpt", {"fingerprint": {}, "round": 0})
     for args, message in [
-        ((), "already exists (an unfinished run?): continue it with --resume (resume=True) or delete it"),
+        ((), "already exists (an unfinished run?): continue it with the same command and --resume, or delete it"),
         (("--resume",), "different configuration"),
         (("--schedule", "0.2,x"), "option --schedule needs comma-separated sparsities"),
         (("--schedule", "0.5,0.2"), "must not increase"),

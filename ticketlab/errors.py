@@ -5,9 +5,30 @@ from __future__ import annotations
 
 
 class TicketlabError(Exception):
-    """Base class of every error ticketlab raises on purpose (bad input, missing data, ...)."""
+    """Base class of every error ticketlab raises on purpose (bad input, missing data, ...).
+
+    ``str(error)`` is worded for the Python API (keyword arguments such as ``resume=True``).
+    When the advice differs on the command line, ``cli`` gives the message in its wording
+    (``--resume``); the ``ticketlab`` command prints :meth:`cli_text`.
+
+    Example:
+        >>> e = ConfigError("pass resume=True", cli="add --resume")
+        >>> str(e), e.cli_text()
+        ('pass resume=True', 'add --resume')
+        >>> ConfigError("bad density").cli_text()
+        'bad density'
+    """
 
     exit_code: int = 2
+    cli: str | None = None  # (also for subclasses whose __init__ does not call this one)
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
+
+    def cli_text(self) -> str:
+        """The message as the command line shows it: ``cli`` when given, else ``str(self)``."""
+        return self.cli if self.cli is not None else str(self)
 
 
 class ConfigError(TicketlabError, ValueError):

@@ -167,8 +167,9 @@ def mine(
     ticket_config = ticket_config or train_config
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.exists() and not resume:
-        raise ConfigError(f"checkpoint '{ckpt_path}' already exists (an unfinished run?): "
-                          "continue it with --resume (resume=True) or delete it to start over")
+        found = f"checkpoint '{ckpt_path}' already exists (an unfinished run?): "
+        raise ConfigError(found + "continue it with resume=True or delete it to start over",
+                          cli=found + "continue it with the same command and --resume, or delete it to start over")
     per_layer = any(isinstance(d, dict) for d in densities)
     effective_scope = "layer" if per_layer else scope
     trained = bool((miner_cls.trains and not miner_cls.frozen_weights) or train_ticket)

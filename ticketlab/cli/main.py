@@ -23,6 +23,10 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["ticketlab.argv"] = list(args)  # the command line as given (e.g. to print how to resume)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         from ticketlab.cli.render import visible
         from ticketlab.errors import TicketlabError
@@ -32,7 +36,7 @@ class _Group(click.Group):
         except TicketlabError as exc:
             if flag(ctx, "debug"):
                 raise
-            click.echo(f"error: {visible(exc)}", err=True)  # one line, control characters shown
+            click.echo(f"error: {visible(exc.cli_text())}", err=True)  # CLI wording, one line, controls shown
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:  # a bad option or value: one line too, with where to look
             if flag(ctx, "debug"):

@@ -9,7 +9,8 @@ Checkpoints: a method that trains (``imp``, ``magnitude``) or a run with ``--res
 saved. If the run is killed, the same command with ``--resume`` continues after the last
 finished round and writes the same ticket, bit for bit on CPU. Without ``--resume`` an existing
 checkpoint is an error (it is never silently reused or overwritten); a checkpoint of a different
-configuration is refused.
+configuration is refused. Ctrl-C prints one line, where the checkpoint is and the command that
+resumes it, and exits with code 130.
 """
 
 from __future__ import annotations
@@ -166,11 +167,15 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     if resume and checkpoint is not None and not checkpoint.exists():
         click.echo(f"note: no checkpoint '{checkpoint}' to resume; starting from the beginning", err=True)
 
-    with progress_for(ctx) as progress:
-        ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
-                      model_kwargs=model_kwargs,
-                      checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
-    path = save(ticket, output)
+    try:
+        with progress_for(ctx) as progress:
+            ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
+                          model_kwargs=model_kwargs,
+                          checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
+        path = save(ticket, output)  # atomic: interrupted, it leaves no torn ticket (and the checkpoint stays)
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on, instead of click's "Aborted!"
+        click.echo(interrupted_message(checkpoint, ctx.find_root().meta.get("ticketlab.argv")), err=True)
+        ctx.exit(130)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # the ticket is safely written: the run is finished
     if as_json:
@@ -211,6 +216,26 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         empty = [n for n, k in ticket.layer_kept().items() if k == 0]
         click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({visible(', '.join(empty[:3]))})",
                    err=True)
+
+
+def interrupted_message(checkpoint: Path | None, argv: list[str] | None) -> str:
+    """The one line ``ticketlab mine`` prints when Ctrl-C stops a run: where the finished rounds
+    are and the command that continues them (``argv``: the command's arguments, if known).
+
+    Example:
+        >>> interrupted_message(None, None)
+        'interrupted: nothing was saved (this method writes a checkpoint only with --resume)'
+    """
+    import shlex
+
+    if checkpoint is None:
+        return "interrupted: nothing was saved (this method writes a checkpoint only with --resume)"
+    if not checkpoint.exists():
+        return "interrupted before the first round finished: there is no checkpoint yet; run the command again"
+    again = "the same command with --resume"
+    if argv is not None:
+        again = shlex.join(["ticketlab", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return visible(f"interrupted: the finished rounds are in the checkpoint '{checkpoint}'; continue with: {again}")
 
 
 def checkpoint_path(output: Path) -> Path:
