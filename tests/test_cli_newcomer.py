@@ -187,6 +187,34 @@ def test_heatmap_draws_its_clustering_tree_and_readable_cell_text(tmp_path):
 
 
 # ----------------------------------------------------------------------------- ticketlab mine
+def test_closed_miner_options_are_choices_listed_by_help():
+    import click
+
+    from ticketlab.cli.main import cli as group
+
+    ctx = click.Context(group.commands["mine"])
+    params = {p.name: p for p in group.commands["mine"].get_params(ctx)}
+    assert list(params["batchnorm"].type.choices) == ["eval", "train"]
+    assert sorted(params["precision"].type.choices) == ["float32", "float64"]
+    assert sorted(params["normalize"].type.choices) == ["layer", "none"]
+    help_text = flat(run("mine", "--help").output)
+    assert "--batchnorm [eval|train]" in help_text and "--precision [float64|float32]" in help_text
+    assert "[choices: large_final, small_final," in help_text  # a long list: in the help text
+    res = run("mine", "--method", "synflow", "--batchnorm", "frozen", ok=False)
+    assert res.exit_code == 2 and "'frozen' is not one of 'eval', 'train'" in res.output
+    assert res.output.count("\n") == 1
+
+
+def test_choices_are_checked_in_the_api_too():
+    from ticketlab.errors import ConfigError
+    from ticketlab.miners import get_miner
+
+    for method, option, bad in (("synflow", "batchnorm", "frozen"), ("snip", "precision", "float16"),
+                                ("supermask", "final_weights", "best")):
+        with pytest.raises(ConfigError, match=f"option {option} must be one of .*, got '{bad}'"):
+            get_miner(method)(**{option: bad})
+
+
 def _interrupt_after(checkpoint_written: bool):
     """A stand-in for ``ticketlab.mining.mine`` that (maybe) writes the checkpoint, then gets Ctrl-C."""
     def fake_mine(method, *, checkpoint=None, **kwargs):

@@ -1,8 +1,9 @@
 """``ticketlab mine``: find a ticket with one method and save it.
 
 The options of each miner come from its config dataclass (field name ``batch_norm`` becomes
-``--batch-norm``; the help text is the field's ``metadata["help"]``). They are built the first
-time the command is used, so that ``ticketlab --help`` and other commands never import torch.
+``--batch-norm``; the help text is the field's ``metadata["help"]``; a field with
+``metadata["choices"]`` becomes a choice, listed by ``--help``). They are built the first time
+the command is used, so that ``ticketlab --help`` and other commands never import torch.
 
 Checkpoints: a method that trains (``imp``, ``magnitude``) or a run with ``--resume`` writes
 ``<output>.ckpt`` after every finished round (atomically) and deletes it once the ticket is
@@ -29,34 +30,48 @@ _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
-    """Option name -> (click option, miners that have it), from every registered miner's config."""
+    """Option name -> (click option, miners that have it), from every registered miner's config.
+
+    A field's type hint gives the option's type; a field with ``metadata["choices"]`` becomes a
+    :class:`click.Choice` of the values of every miner that has the field (each miner's config
+    still checks its own).
+    """
     from ticketlab.miners import get_miner, list_miners
 
-    options: dict[str, tuple[click.Option, list[str]]] = {}
+    fields: dict[str, tuple[dataclasses.Field, type]] = {}  # the first miner's field and type
+    owners: dict[str, list[str]] = {}
     defaults: dict[str, list[tuple[str, Any]]] = {}
+    choices: dict[str, list[str]] = {}
     for name in list_miners():
         cls = get_miner(name)
         hints = typing.get_type_hints(cls.Config)
         for f in dataclasses.fields(cls.Config):
             default = f.default if f.default is not dataclasses.MISSING else None
-            if f.name in options:
-                options[f.name][1].append(name)
-                defaults[f.name].append((name, default))
-                continue
-            defaults[f.name] = [(name, default)]
-            typ = hints.get(f.name, str)
-            if typing.get_origin(typ) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-                typ = next(a for a in typing.get_args(typ) if a is not type(None))
-            dashed = f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
-            if typ is bool:
-                opt = click.Option([f"--{dashed}/--no-{dashed}", f.name], default=None, help=help_text)
-            else:
-                opt = click.Option([f"--{dashed}", f.name], type=typ if typ in (int, float) else str,
-                                   default=None, help=help_text)
-            options[f.name] = (opt, [name])
-    for key, (opt, owners) in options.items():
-        opt.help = f"[{', '.join(owners)}] {opt.help or ''}".strip() + _defaults_text(defaults[key])
+            if f.name not in fields:
+                typ = hints.get(f.name, str)
+                if typing.get_origin(typ) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+                    typ = next(a for a in typing.get_args(typ) if a is not type(None))
+                fields[f.name] = (f, typ)
+            owners.setdefault(f.name, []).append(name)
+            defaults.setdefault(f.name, []).append((name, default))
+            if "choices" in f.metadata:
+                seen = choices.setdefault(f.name, [])
+                seen += [str(c) for c in f.metadata["choices"] if str(c) not in seen]
+    options: dict[str, tuple[click.Option, list[str]]] = {}
+    for key, (f, typ) in fields.items():
+        dashed = key.replace("_", "-")
+        help_text = f"[{', '.join(owners[key])}] {f.metadata.get('help', '')}".strip() + _defaults_text(defaults[key])
+        if typ is bool:
+            opt = click.Option([f"--{dashed}/--no-{dashed}", key], default=None, help=help_text)
+        elif key in choices:  # a long list goes into the help text, under a short metavar
+            long = len("|".join(choices[key])) > 40
+            opt = click.Option([f"--{dashed}", key], type=click.Choice(choices[key]), default=None,
+                               metavar=key.upper() if long else None,
+                               help=help_text + (f"  [choices: {', '.join(choices[key])}]" if long else ""))
+        else:
+            opt = click.Option([f"--{dashed}", key], type=typ if typ in (int, float) else str, default=None,
+                               help=help_text)
+        options[key] = (opt, owners[key])
     return options
 
 

@@ -7,8 +7,8 @@ Example:
 """
 
 from ticketlab.miners.base import (
-    MINERS, Miner, MinerConfig, MiningContext, config_help, get_miner, list_miners, register_miner,
+    MINERS, Miner, MinerConfig, MiningContext, check_choices, config_help, get_miner, list_miners, register_miner,
 )
 
-__all__ = ["MINERS", "Miner", "MinerConfig", "MiningContext", "config_help", "get_miner", "list_miners",
-           "register_miner"]
+__all__ = ["MINERS", "Miner", "MinerConfig", "MiningContext", "check_choices", "config_help", "get_miner",
+           "list_miners", "register_miner"]

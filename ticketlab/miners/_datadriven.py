@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices
 
 if TYPE_CHECKING:
     from ticketlab.data.base import DataSpec, Dataset
@@ -107,18 +107,17 @@ class DataDrivenConfig(MinerConfig):
 
     samples_per_class: int = field(default=10, metadata={"help": "training samples (graph: training nodes) per class in each scoring batch; 0 = all"})
     batches: int = field(default=1, metadata={"help": "number of class-balanced scoring batches; their losses are summed"})
-    batchnorm: str = field(default="eval", metadata={"help": "batch-norm mode while scoring: eval (reference code) or train"})
-    precision: str = field(default="float32", metadata={"help": "dtype of the scoring pass: float32 or float64"})
+    batchnorm: str = field(default="eval", metadata={
+        "help": "batch-norm mode while scoring: eval (reference code) or train", "choices": ("eval", "train")})
+    precision: str = field(default="float32", metadata={
+        "help": "dtype of the scoring pass: float32 or float64", "choices": tuple(_DTYPES)})
 
     def __post_init__(self) -> None:
         if isinstance(self.samples_per_class, bool) or not isinstance(self.samples_per_class, int) or self.samples_per_class < 0:
             raise ConfigError(f"samples_per_class must be a non-negative integer, got {self.samples_per_class!r}")
         if isinstance(self.batches, bool) or not isinstance(self.batches, int) or self.batches < 1:
             raise ConfigError(f"batches must be a positive integer, got {self.batches!r}")
-        if self.batchnorm not in ("eval", "train"):
-            raise ConfigError(f"batchnorm must be 'eval' or 'train', got '{self.batchnorm}'")
-        if self.precision not in _DTYPES:
-            raise ConfigError(f"precision must be 'float32' or 'float64', got '{self.precision}'")
+        check_choices(self)  # batchnorm, precision
 
 
 class DataDrivenMiner(Miner):

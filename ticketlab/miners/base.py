@@ -46,7 +46,12 @@ RoundTarget = Union[float, dict[str, float]]
 
 @dataclass(frozen=True)
 class MinerConfig:
-    """Base of every miner's config. Fields carry ``metadata={"help": ...}`` for the CLI."""
+    """Base of every miner's config. Fields carry ``metadata={"help": ...}`` for the CLI.
+
+    A field with a closed set of values also carries ``"choices"`` (a tuple): ``ticketlab mine``
+    offers it as a choice, so ``--help`` lists the values, and :func:`check_choices` (called from
+    the config's ``__post_init__``) refuses any other value in the Python API.
+    """
 
 
 @dataclass
@@ -246,6 +251,28 @@ def list_miners(pattern: str = "*") -> list[str]:
     """Names of registered miners, e.g. ``['random', 'magnitude', 'synflow', ...]``."""
     _load_builtin()
     return MINERS.list(pattern)
+
+
+def check_choices(config: MinerConfig) -> None:
+    """Raise a one-sentence :class:`ConfigError` for the first field whose value is not one of its
+    ``metadata["choices"]``.
+
+    Example:
+        >>> @dataclass(frozen=True)
+        ... class Demo(MinerConfig):
+        ...     mode: str = field(default="eval", metadata={"help": "h", "choices": ("eval", "train")})
+        ...     def __post_init__(self):
+        ...         check_choices(self)
+        >>> Demo(mode="frozen")
+        Traceback (most recent call last):
+        ...
+        ticketlab.errors.ConfigError: option mode must be one of eval, train, got 'frozen'
+    """
+    for f in dataclasses.fields(config):
+        choices = f.metadata.get("choices")
+        if choices is not None and getattr(config, f.name) not in choices:
+            raise ConfigError(f"option {f.name} must be one of {', '.join(map(str, choices))}, "
+                              f"got {getattr(config, f.name)!r}")
 
 
 def config_help(cls: type[Miner]) -> dict[str, str]:

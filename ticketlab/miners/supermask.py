@@ -63,7 +63,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, check_choices, register_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import keep_count, select_top
 from ticketlab.weights import check_kept, kept_generator, kept_weights, reinit_draw_seed
@@ -172,8 +172,8 @@ class SupermaskMiner(Miner):
     @dataclass(frozen=True)
     class Config(MinerConfig):
         criterion: str = field(default="large_final_same_sign", metadata={
-            "help": "mask criterion (Zhou et al. 2019): large_final_same_sign, large_final, magnitude_increase, "
-                    "movement, large_init_large_final, ..., random, same_sign_single"})
+            "help": "mask criterion: a score of θ0 and θT, the largest kept (Zhou et al. 2019, Sec. 3, Fig. 2)",
+            "choices": CRITERIA})
         kept: str = field(default="init", metadata={
             "help": "what the kept weights are set to: init, signed_std (Zhou's signed constant), signed_constant, "
                     "rand_signed_std, rand_signed_constant, random_reshuffle, signed_reshuffle, reinit"})
@@ -183,12 +183,13 @@ class SupermaskMiner(Miner):
             "help": "sweep raw criterion thresholds instead (keep where score >= t), e.g. 0,0.02,0.05"})
         normalize: str = field(default="none", metadata={
             "help": "none, or layer: divide each layer's criterion by the std of its θ0 (for global ranking or "
-                    "thresholds; may empty a layer)"})
+                    "thresholds; may empty a layer)", "choices": ("none", "layer")})
         select: str = field(default="best", metadata={
-            "help": "which sweep point to keep: best (highest untrained validation accuracy)"})
+            "help": "which sweep point to keep: best (highest untrained validation accuracy)", "choices": ("best",)})
         final_weights: str = field(default="last", metadata={
             "help": "which trained weights θT are: last (the end of dense training) or early_stop (the weights at "
-                    "the minimum validation loss, as a retraining to that iteration would give)"})
+                    "the minimum validation loss, as a retraining to that iteration would give)",
+            "choices": ("last", "early_stop")})
         recalibrate_batches: int = field(default=10, metadata={
             "help": "training batches (128 samples) that re-estimate batch-norm statistics before each untrained "
                     "evaluation (0 = none)"})
@@ -197,12 +198,7 @@ class SupermaskMiner(Miner):
             if self.criterion not in CRITERIA:
                 raise ConfigError(f"unknown supermask criterion '{self.criterion}' (choose from: {', '.join(CRITERIA)})")
             check_kept(self.kept)
-            if self.normalize not in ("none", "layer"):
-                raise ConfigError(f"supermask option normalize must be none or layer, got '{self.normalize}'")
-            if self.final_weights not in ("last", "early_stop"):
-                raise ConfigError(f"supermask option final_weights must be last or early_stop, got '{self.final_weights}'")
-            if self.select != "best":
-                raise ConfigError(f"supermask option select must be best, got '{self.select}'")
+            check_choices(self)  # normalize, select, final_weights
             if isinstance(self.recalibrate_batches, bool) or not isinstance(self.recalibrate_batches, int) \
                     or self.recalibrate_batches < 0:
                 raise ConfigError(f"recalibrate_batches must be a non-negative integer, got {self.recalibrate_batches!r}")

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices, register_miner
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -41,14 +40,14 @@ class SynFlowMiner(Miner):
 
     @dataclass(frozen=True)
     class Config(MinerConfig):
-        batchnorm: str = field(default="eval", metadata={"help": "batch-norm mode while scoring: eval (reference code) or train"})
-        precision: str = field(default="float64", metadata={"help": "dtype of the scoring pass: float64 or float32 (float32 overflows on deep nets)"})
+        batchnorm: str = field(default="eval", metadata={
+            "help": "batch-norm mode while scoring: eval (reference code) or train", "choices": ("eval", "train")})
+        precision: str = field(default="float64", metadata={
+            "help": "dtype of the scoring pass: float64 or float32 (float32 overflows on deep nets)",
+            "choices": tuple(_DTYPES)})
 
         def __post_init__(self) -> None:
-            if self.batchnorm not in ("eval", "train"):
-                raise ConfigError(f"synflow batchnorm must be 'eval' or 'train', got '{self.batchnorm}'")
-            if self.precision not in _DTYPES:
-                raise ConfigError(f"synflow precision must be 'float64' or 'float32', got '{self.precision}'")
+            check_choices(self)
 
     def prepare(self, ctx: MiningContext) -> None:
         dtype = _DTYPES[self.config.precision]
