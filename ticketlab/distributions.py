@@ -6,14 +6,14 @@ Each function here is pure: layer shapes and the total kept count in, per-layer 
 budget. The ``random`` miner's ``--distribution`` uses them; any other method may.
 
 * ``uniform``: every layer at the same density ``K / N``.
-* ``erk``: Erdős–Rényi-Kernel (Evci et al. 2020, "Rigging the Lottery", Sec. 3): a layer's
+* ``erk``: Erdős–Rényi-Kernel (Evci et al. 2020, "Rigging the Lottery", the ERK distribution): a layer's
   density is ``ε · (n_in + n_out + k_h + k_w) / (n_in · n_out · k_h · k_w)``, i.e. the sum of the
   weight's dimensions over their product (a linear layer has no kernel terms: Erdős–Rényi,
   ``(n_in + n_out) / (n_in · n_out)``). ``ε`` is chosen so the layers keep the budget; a layer
   whose density would exceed 1 is kept dense and ``ε`` is solved again for the rest, until none
   exceeds 1.
 * ``smart_ratio``: Su et al. 2020 ("Sanity-Checking Pruning Methods: Random Tickets can Win the
-  Jackpot", Sec. 5, Smart-Ratio): layer ``l`` of ``L`` keeps a ratio proportional to
+  Jackpot", the Smart-Ratio rule as issue 13 states it): layer ``l`` of ``L`` keeps a ratio proportional to
   ``(L − l + 1)² + (L − l + 1)``, the last layer keeps 0.3; the proportional layers are scaled to
   the budget with the same capping at 1 as ERK (overflow redistributed to the others).
 
@@ -105,7 +105,7 @@ def uniform_densities(shapes: Mapping[str, Sequence[int]], kept: int) -> dict[st
 
 def erk_raw(shape: Sequence[int]) -> float:
     """ERK's unscaled density of a weight: sum of its dimensions over their product (Evci et al.
-    2020, Sec. 3: ``(n_in + n_out + k_h + k_w) / (n_in · n_out · k_h · k_w)`` for a conv layer,
+    2020: ``(n_in + n_out + k_h + k_w) / (n_in · n_out · k_h · k_w)`` for a conv layer,
     ``(n_in + n_out) / (n_in · n_out)`` for a linear one).
 
     Example:
@@ -130,7 +130,7 @@ def erk_densities(shapes: Mapping[str, Sequence[int]], kept: int) -> dict[str, f
 def smart_ratio_densities(shapes: Mapping[str, Sequence[int]], kept: int, *,
                           positions: Mapping[str, int] | None = None, layers: int | None = None,
                           last: float = SMART_RATIO_LAST) -> dict[str, float]:
-    """Smart-Ratio densities keeping ``kept`` weights (Su et al. 2020, Sec. 5).
+    """Smart-Ratio densities keeping ``kept`` weights (Su et al. 2020, the rule as issue 13 states it).
 
     Layer ``l`` (1-based) of ``L`` gets ``ε · ((L − l + 1)² + (L − l + 1))`` and layer ``L``
     exactly ``last`` (0.3); ``ε`` keeps the budget, with ERK's capping at 1. ``positions`` gives
