@@ -50,7 +50,7 @@ def _full_ticket() -> Ticket:
         "method": "synflow",
         "config": {"rounds": 100, "lr": 1e-3, "nested": {"list": [1, 2.5, "x", None, [True]]}},
         "seed": 7,
-        "topology": {"tensors": {"input": 3, "t1": 4}, "edges": [{"param": "conv.0.weight", "src": "input"}]},
+        "layout": {"tensors": {"input": 3, "t1": 4}, "edges": [{"param": "conv.0.weight", "src": "input"}]},
     }
     weights = {"init": init, "final": final}
     return Ticket(masks=masks, provenance=provenance, weights=weights, scores=scores, history=history)

@@ -29,12 +29,14 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
+from ticketlab import _hdf5
 from ticketlab._version import __version__
 from ticketlab.atomic import atomic_path
 from ticketlab.errors import ConfigError, TicketFormatError, TicketlabError
@@ -54,6 +56,16 @@ _ARRAY_MIN_ZEROS = 0.25
 _CHUNK_BYTES = 1 << 20  # target chunk size (uncompressed) of every compressed dataset
 _ARRAY_KINDS = "biufc"  # numpy dtype kinds accepted for weights and scores
 _HISTORY_KINDS = ("bool", "int", "float", "str", "json")
+#: Largest provenance accepted on reading (bytes of its JSON text). ticketlab's own provenances
+#: are a few KiB (a ResNet's topology included); the bound keeps ``json.loads`` and ``inspect``
+#: fast on a file made to stall them.
+MAX_PROVENANCE_BYTES = 16 * 2**20
+#: Environment variable that overrides the default ``max_params`` of :func:`load` and :func:`read_info`.
+MAX_PARAMS_ENV = "TICKETLAB_MAX_PARAMS"
+#: Bytes per parameter in the default ``max_params``: an unpacked mask (1 byte) and two float32
+#: weight snapshots (init and final, 4 bytes each).
+BYTES_PER_PARAM = 9
+_ROW_BYTES, _CELL_BYTES = 64, 100  # rough memory of one history row (a dict) and of one cell in it
 _LIBVER = ("v110", "v110")  # HDF5 1.10 object formats: readable by any HDF5 >= 1.10 (2017), and
 # a one-chunk dataset needs no chunk B-tree (~2 KiB less per mask than the 1.8 format)
 
@@ -158,11 +170,29 @@ def _text_checksum(values: Sequence[str]) -> int:
 
 
 def _read(ds: h5py.Dataset, what: str) -> np.ndarray:
-    """``ds[()]``, with a failed checksum (or any damage h5py detects) named as ``what``."""
+    """``ds[()]``, decompressing at most its declared size (``ticketlab._hdf5.read_dataset``);
+    a failed checksum, or any damage h5py detects, is named as ``what``."""
     try:
-        return ds[()]
-    except OSError as exc:
-        raise _Bad(f"{what} is damaged ({_h5_reason(exc)})") from None
+        return _hdf5.read_dataset(ds, what)
+    except _hdf5.DatasetError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _verify(ds: h5py.Dataset, what: str) -> None:
+    """Verify a dataset's checksums chunk by chunk, without keeping its data."""
+    try:
+        _hdf5.verify_dataset(ds, what)
+    except _hdf5.DatasetError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _check(ds: h5py.Dataset, what: str) -> h5py.Dataset:
+    """``ds``, once its declared size is known to be backed by stored bytes (nothing is read)."""
+    try:
+        _hdf5.check_dataset(ds, what)
+    except _hdf5.DatasetError as exc:
+        raise _Bad(str(exc)) from None
+    return ds
 
 
 def _new_group(f: h5py.File, path: str) -> h5py.Group:
@@ -282,12 +312,7 @@ def _open(path: str | os.PathLike[str]) -> Iterator[tuple[Path, h5py.File]]:
         raise TicketFormatError(f"cannot read '{p}': the file is damaged ({_h5_reason(exc)})") from None
 
 
-def _h5_reason(exc: BaseException) -> str:
-    """The innermost, most specific part of an h5py error message, on one line."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if "(" in text and text.endswith(")"):
-        text = text[text.index("(") + 1 : -1]
-    return text.rstrip(".")
+_h5_reason = _hdf5.h5_reason
 
 
 def _check_header(f: h5py.File) -> None:
@@ -334,13 +359,20 @@ def _check_self_contained(f: h5py.File) -> None:
 
 
 def _provenance(f: h5py.File) -> dict[str, Any]:
+    if "provenance" in f.attrs and f.attrs.get_id("provenance").shape not in ((), None):
+        raise _Bad("the provenance attribute is not one string")
     text = f.attrs.get("provenance")
     if not isinstance(text, str):
         raise _Bad("the provenance attribute is missing or not a string")
+    if len(text) > MAX_PROVENANCE_BYTES // 4 and len(text.encode("utf-8")) > MAX_PROVENANCE_BYTES:
+        raise _Bad(f"the provenance is {len(text.encode('utf-8')):,} bytes of JSON, more than the "
+                   f"{MAX_PROVENANCE_BYTES:,} a ticket's provenance may hold")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _Bad(f"the provenance is malformed JSON ({exc})") from None
+    except RecursionError:
+        raise _Bad("the provenance is JSON nested too deeply to read") from None
     if not isinstance(value, dict):
         raise _Bad(f"the provenance is a JSON {type(value).__name__}, not an object")
     return value
@@ -363,7 +395,7 @@ def _group(parent: h5py.Group, key: str) -> h5py.Group:
 def _indexed(group: h5py.Group) -> list[tuple[str, h5py.Dataset]]:
     """The (name, dataset) pairs of a group of datasets '0'..'count-1', in order."""
     out: list[tuple[str, h5py.Dataset]] = []
-    for i in range(_int_attr(group, "count")):
+    for i in range(_int_attr(group, "count")):  # stops at the first missing one, so a huge count is harmless
         ds = group.get(str(i))
         if not isinstance(ds, h5py.Dataset):
             raise _Bad(f"dataset '{group.name}/{i}' is missing")
@@ -383,14 +415,22 @@ def _mask_meta(f: h5py.File) -> list[tuple[str, h5py.Dataset, tuple[int, ...], i
     group, names = f.get("masks"), f.get("names")
     if not isinstance(group, h5py.Group) or not isinstance(names, h5py.Dataset):
         raise _Bad("the 'masks' group or the 'names' list is missing")
-    order = [str(n) for n in names.asstr()[()].tolist()] if names.ndim == 1 else None
     entries = _indexed(group)
+    if names.shape != (len(entries),) or names.dtype.kind != "O":
+        raise _Bad(f"the 'names' list has shape {names.shape}, not one name for each of the {len(entries)} masks")
+    _check(names, "the 'names' list")
+    try:
+        order = [str(n) for n in names.asstr()[()].tolist()]
+    except (OSError, TypeError, ValueError) as exc:
+        raise _Bad(f"the 'names' list is damaged ({_h5_reason(exc)})") from None
     if order != [n for n, _ in entries]:
         raise _Bad("the 'names' list disagrees with the masks' 'name' attributes")
     if not entries:
         raise _Bad("it holds no masks")
     out = []
     for name, ds in entries:
+        if "shape" in ds.attrs and math.prod(ds.attrs.get_id("shape").shape or ()) > _hdf5.MAX_NDIM:
+            raise _Bad(f"mask '{name}' has a 'shape' attribute of more than {_hdf5.MAX_NDIM} dimensions")
         shape_attr = ds.attrs.get("shape")
         shape_arr = np.asarray(shape_attr) if shape_attr is not None else None
         if (
@@ -411,7 +451,7 @@ def _mask_meta(f: h5py.File) -> list[tuple[str, h5py.Dataset, tuple[int, ...], i
         kept = _int_attr(ds, "kept")
         if kept > size:
             raise _Bad(f"mask '{name}' records {kept} kept weights out of {size}")
-        out.append((name, ds, shape, kept))
+        out.append((name, _check(ds, f"mask '{name}'"), shape, kept))
     return out
 
 
@@ -433,6 +473,7 @@ def _array_meta(group: h5py.Group, where: str, shapes: Mapping[str, tuple[int, .
             raise _Bad(f"{where} '{name}' holds {ds.dtype} data, not numbers")
         if name in shapes and ds.shape != shapes[name]:
             raise _Bad(f"{where} '{name}' has shape {ds.shape} but its mask has shape {shapes[name]}")
+        _check(ds, f"{where} '{name}'")
     return entries
 
 
@@ -445,7 +486,7 @@ def _snapshots(f: h5py.File, shapes: Mapping[str, tuple[int, ...]]) -> dict[str,
     out = {}
     for snap in group:
         if snap not in SNAPSHOTS:
-            raise _Bad(f"unknown weight snapshot 'weights/{snap}' (this ticketlab knows: {', '.join(SNAPSHOTS)})")
+            continue  # an unknown snapshot (a newer writer's) is ignored: see _unknown_objects
         entries = _array_meta(_group(group, snap), f"weight snapshot '{snap}'", shapes)
         have = {n for n, _ in entries}
         missing = [n for n in shapes if n not in have]
@@ -465,6 +506,8 @@ def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
     group = _group(f, "history")
     n_rows, n_cols = _int_attr(group, "rows"), _int_attr(group, "columns")
     present = group.get("present")
+    if present is not None and not isinstance(present, h5py.Group):
+        raise _Bad("'history/present' is not a group")
     columns = []
     for j in range(n_cols):
         ds = group.get(str(j))
@@ -473,9 +516,15 @@ def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
         name, kind = ds.attrs.get("name"), ds.attrs.get("kind")
         if not isinstance(name, str) or kind not in _HISTORY_KINDS:
             raise _Bad(f"history column {j} has no valid 'name' and 'kind' attributes")
+        if (ds.dtype.kind == "O") != (kind in ("str", "json")):
+            raise _Bad(f"history column '{name}' of kind '{kind}' holds {ds.dtype} data")
         mask = present.get(str(j)) if present is not None else None
-        if mask is not None and (mask.shape != (n_rows,) or mask.dtype != np.bool_):
+        if mask is not None and (not isinstance(mask, h5py.Dataset) or mask.shape != (n_rows,)
+                                 or mask.dtype != np.bool_):
             raise _Bad(f"history column '{name}' has a malformed 'present' list")
+        _check(ds, f"history column '{name}'")
+        if mask is not None:
+            _check(mask, f"history column '{name}'")
         columns.append((name, kind, ds, mask))
     return n_rows, columns
 
@@ -484,7 +533,10 @@ def _read_history(n_rows: int, columns: list[_Column]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [{} for _ in range(n_rows)]
     for name, kind, ds, present in columns:
         if kind in ("str", "json"):
-            values = ds.asstr()[()].tolist()
+            try:
+                values = ds.asstr()[()].tolist()
+            except (OSError, TypeError, ValueError) as exc:
+                raise _Bad(f"history column '{name}' is damaged ({_h5_reason(exc)})") from None
             if "crc32" in ds.attrs and int(ds.attrs["crc32"]) != _text_checksum(values):
                 raise _Bad(f"history column '{name}' is damaged (checksum mismatch)")
         else:
@@ -503,13 +555,132 @@ def _json_cell(name: str, text: str) -> Any:
         raise _Bad(f"history column '{name}' holds malformed JSON") from None
 
 
-def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = True, history: bool = True) -> Ticket:
+@dataclass
+class _Contents:
+    """What a file declares, checked without reading any array (shared by load and read_info)."""
+
+    provenance: dict[str, Any]
+    masks: list[tuple[str, h5py.Dataset, tuple[int, ...], int]]
+    snapshots: dict[str, list[tuple[str, h5py.Dataset]]]
+    scores: list[tuple[str, h5py.Dataset]]
+    n_rows: int
+    columns: list[_Column]
+    notes: list[str]  # warnings to give once the file is read
+
+
+def default_max_params() -> int:
+    """The default ``max_params`` of :func:`load`: ``$TICKETLAB_MAX_PARAMS`` when set, else as many
+    parameters as fit in half the available memory (:func:`ticketlab._hdf5.available_memory`) at
+    :data:`BYTES_PER_PARAM` bytes each (an unpacked mask and two float32 snapshots).
+
+    Example:
+        >>> default_max_params() > 10**6
+        True
+    """
+    text = os.environ.get(MAX_PARAMS_ENV, "").strip()
+    if text:
+        try:
+            value = int(float(text)) if "e" in text.lower() else int(text.replace("_", ""))
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ConfigError(f"{MAX_PARAMS_ENV}={text!r} is not a positive whole number of parameters")
+        return value
+    return max(1, _hdf5.available_memory() // 2 // BYTES_PER_PARAM)
+
+
+def _contents(f: h5py.File, max_params: int | None) -> _Contents:
+    provenance = _provenance(f)
+    meta = _mask_meta(f)
+    shapes = {name: shape for name, _, shape, _ in meta}
+    snaps = _snapshots(f, shapes)
+    scores = _array_meta(_group(f, "scores"), "scores", shapes) if "scores" in f else []
+    n_rows, columns = _history_meta(f)
+    limit = default_max_params() if max_params is None else max_params
+    n_params = sum(math.prod(shape) for shape in shapes.values())
+    where = (f"max_params = {limit:,}" + ("" if max_params is not None or os.environ.get(MAX_PARAMS_ENV)
+                                          else f", half the available memory at {BYTES_PER_PARAM} bytes a parameter"))
+    override = f"a genuine ticket this large loads with {MAX_PARAMS_ENV}=N or load(..., max_params=N)"
+    if n_params > limit:
+        raise _Bad(f"its masks declare {n_params:,} parameters, more than {where}; {override}")
+    for name, ds in [*(x for items in snaps.values() for x in items), *scores]:
+        if math.prod(ds.shape) > limit:
+            raise _Bad(f"array '{name}' declares {math.prod(ds.shape):,} values, more than {where}; {override}")
+    notes = _unknown_objects(f)
+    topo = provenance.get("topology")
+    if topo is not None:
+        from ticketlab.topology import topology_problem
+
+        problem = topology_problem(topo, shapes, limit)
+        if problem:  # the graph metrics then read the masks as a chain, and say so
+            del provenance["topology"]
+            notes.append(f"ignores the provenance's topology, which is invalid ({problem})")
+    return _Contents(provenance, meta, snaps, scores, n_rows, columns, notes)
+
+
+def _unknown_objects(f: h5py.File) -> list[str]:
+    """A note naming the objects this ticketlab does not know (a newer writer's optional parts):
+    readers ignore them (docs/format.md, "Versions"), and a ticket saved again drops them."""
+    known = {"names", "masks", "weights", "scores", "history"}
+    unknown = [f"/{k}" for k in f if k not in known]
+    weights = f.get("weights")
+    if isinstance(weights, h5py.Group):
+        unknown += [f"/weights/{k}" for k in weights if k not in SNAPSHOTS]
+    if not unknown:
+        return []
+    shown = ", ".join(f"'{u}'" for u in unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+    return [f"ignores {shown}, which this ticketlab does not know (written by a newer version?)"]
+
+
+def _check_memory(c: _Contents, *, masks: bool, weights: bool, scores: bool, history: bool) -> None:
+    """Refuse a read that would need more memory than is available, before allocating any."""
+    need = 0
+    if masks:  # the packed bytes, then the unpacked bool array
+        need += sum(_hdf5.nbytes(ds) + math.prod(shape) for _, ds, shape, _ in c.masks)
+    if weights:
+        need += sum(_hdf5.nbytes(ds) for items in c.snapshots.values() for _, ds in items)
+    if scores:
+        need += sum(_hdf5.nbytes(ds) for _, ds in c.scores)
+    if history:
+        need += c.n_rows * (_ROW_BYTES + _CELL_BYTES * len(c.columns))
+    if need > 1 << 26:  # measuring costs a few file reads; below 64 MiB it cannot matter
+        avail = _hdf5.available_memory()
+        if need > avail:
+            raise _Bad(f"reading it needs about {_gib(need)} of memory, but {_gib(avail)} is available")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _verify_skipped(c: _Contents, *, weights: bool, scores: bool, history: bool) -> None:
+    """Check the parts a reader skips as fully as if it read them (checksums, JSON cells), chunk by
+    chunk, so that a damaged file fails whichever parts a command needs."""
+    if not weights:
+        for snap, items in c.snapshots.items():
+            for n, ds in items:
+                _verify(ds, f"weight snapshot '{snap}' '{n}'")
+    if not scores:
+        for n, ds in c.scores:
+            _verify(ds, f"scores '{n}'")
+    if not history:
+        _read_history(c.n_rows, c.columns)
+
+
+def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = True, history: bool = True,
+         max_params: int | None = None, verify: bool = True) -> Ticket:
     """Read a ticket file written by :func:`save`, checking it fully.
 
-    ``weights=False``, ``scores=False`` or ``history=False`` skip reading those (possibly large)
-    parts; their shapes are still checked against the masks. Raises
+    ``weights=False``, ``scores=False`` or ``history=False`` leave those (possibly large) parts
+    out of the ticket; they are still checked (shapes against the masks and, unless
+    ``verify=False``, their checksums, read chunk by chunk without keeping them). Raises
     :class:`~ticketlab.errors.TicketFormatError` (one sentence naming the file) when the file is
     missing, not HDF5, truncated, not a ticket, of a newer format version or inconsistent.
+
+    Every size the file declares is checked before anything is allocated: against the bytes the
+    file stores, against the other declarations, against ``max_params`` (the most parameters a
+    ticket may have; default :func:`default_max_params`) and against the available memory
+    (``docs/format.md``, "Untrusted files").
 
     Example:
         >>> import numpy as np, tempfile, pathlib
@@ -518,28 +689,29 @@ def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = T
         1.0
     """
     with _open(path) as (p, f):
-        provenance = _provenance(f)
-        meta = _mask_meta(f)
-        shapes = {name: shape for name, _, shape, _ in meta}
-        snaps = _snapshots(f, shapes)
-        score_entries = _array_meta(_group(f, "scores"), "scores", shapes) if "scores" in f else []
-        n_rows, columns = _history_meta(f)
-        masks = {name: _unpack(name, ds, shape, kept) for name, ds, shape, kept in meta}
+        c = _contents(f, max_params)
+        _check_memory(c, masks=True, weights=weights, scores=scores, history=history or verify)
+        masks = {name: _unpack(name, ds, shape, kept) for name, ds, shape, kept in c.masks}
         weight_arrays = ({snap: {n: _read(ds, f"weight snapshot '{snap}' '{n}'") for n, ds in items}
-                          for snap, items in snaps.items()} if weights else {})
-        score_arrays = {n: _read(ds, f"scores '{n}'") for n, ds in score_entries} if scores else {}
-        rows = _read_history(n_rows, columns) if history else []
+                          for snap, items in c.snapshots.items()} if weights else {})
+        score_arrays = {n: _read(ds, f"scores '{n}'") for n, ds in c.scores} if scores else {}
+        rows = _read_history(c.n_rows, c.columns) if history else []
+        if verify:
+            _verify_skipped(c, weights=weights, scores=scores, history=history)
     try:
-        ticket = Ticket(masks=masks, provenance=provenance, weights=weight_arrays, scores=score_arrays, history=rows)
+        ticket = Ticket(masks=masks, provenance=c.provenance, weights=weight_arrays, scores=score_arrays,
+                        history=rows)
     except ConfigError as exc:
         raise TicketFormatError(f"cannot read '{p}': {exc}") from None
+    for note in c.notes:
+        warnings.warn(f"'{p}': {note}", stacklevel=2)
     _warn_inconsistent(p, ticket)
     return ticket
 
 
 def _warn_inconsistent(path: Path, ticket: Ticket) -> None:
     """Warn (once per file) when the provenance's density disagrees with the masks, or when a
-    weight snapshot holds NaN or infinite values (they would feed the sign metrics)."""
+    weight snapshot holds NaN or infinite values (the sign metrics leave those weights out)."""
     achieved = ticket.provenance.get("achieved_density")
     if isinstance(achieved, (int, float)) and not isinstance(achieved, bool) and ticket.total:
         if abs(float(achieved) - ticket.density) > 1e-9:
@@ -552,14 +724,18 @@ def _warn_inconsistent(path: Path, ticket: Ticket) -> None:
                           f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}", stacklevel=3)
 
 
-def read_info(path: str | os.PathLike[str], *, history: bool = False) -> dict[str, Any]:
+def read_info(path: str | os.PathLike[str], *, history: bool = False,
+              max_params: int | None = None, verify: bool = False) -> dict[str, Any]:
     """Provenance and per-layer counts of a ticket file, without unpacking its masks (fast).
 
     Returns a dict with keys ``path``, ``format_version``, ``created_by``, ``file_bytes``,
     ``provenance`` (dict), ``layers`` (name -> ``{"shape", "kept", "total"}``, in order),
     ``kept``, ``total``, ``density``, ``snapshots`` (list of weight snapshot names),
     ``scores`` (bool), ``history_rows`` and ``history_columns`` (list of names); with
-    ``history=True`` also ``history`` (the rows, as :func:`load` reads them).
+    ``history=True`` also ``history`` (the rows, as :func:`load` reads them). Every declared size
+    is checked as by :func:`load`; ``verify=True`` also reads every part as :func:`load` does
+    (masks unpacked and counted, checksums of every array, chunk by chunk), so that a file
+    ``read_info`` accepts is one that ``load`` accepts (``ticketlab inspect`` does this).
 
     Example:
         >>> import numpy as np, tempfile, pathlib
@@ -568,16 +744,20 @@ def read_info(path: str | os.PathLike[str], *, history: bool = False) -> dict[st
         >>> info["kept"], info["total"], info["density"]
         (2, 4, 0.5)
     """
-    with _open(path) as (p, f):
-        provenance = _provenance(f)
-        meta = _mask_meta(f)
-        shapes = {name: shape for name, _, shape, _ in meta}
-        snaps = _snapshots(f, shapes)
-        has_scores = "scores" in f and bool(_array_meta(_group(f, "scores"), "scores", shapes))
-        n_rows, columns = _history_meta(f)
+    with _open(path) as (p, f):  # the same checks as load, without reading masks or arrays
+        c = _contents(f, max_params)
+        _check_memory(c, masks=verify, weights=False, scores=False, history=history or verify)
+        provenance, meta, snaps, n_rows, columns = c.provenance, c.masks, c.snapshots, c.n_rows, c.columns
+        has_scores = bool(c.scores)
         rows = _read_history(n_rows, columns) if history else None
+        if verify:
+            for name, ds, shape, kept in meta:
+                _unpack(name, ds, shape, kept)
+            _verify_skipped(c, weights=False, scores=False, history=history)
         created_by = f.attrs.get("created_by", "")
         version = int(f.attrs["format_version"])
+    for note in c.notes:
+        warnings.warn(f"'{p}': {note}", stacklevel=2)
     layers = {name: {"shape": shape, "kept": kept, "total": math.prod(shape)} for name, _, shape, kept in meta}
     kept = sum(layer["kept"] for layer in layers.values())
     total = sum(layer["total"] for layer in layers.values())

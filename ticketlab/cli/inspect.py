@@ -46,7 +46,7 @@ def command(path: Path, as_json: bool) -> None:
     """Show a ticket file's provenance, per-layer densities and trained rounds (IMP)."""
     from ticketlab.fileformat import read_info
 
-    info = read_info(path, history=True)
+    info = read_info(path, history=True, verify=True)  # what load refuses, inspect refuses too
     if as_json:  # strict JSON: NaN and infinities as null (as compare --json writes them)
         click.echo(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
         return
