@@ -286,7 +286,8 @@ def test_ctrl_c_in_a_real_run_then_the_printed_command_resumes_it(tmp_path):
 
     out, ckpt = tmp_path / "i.h5", tmp_path / "i.h5.ckpt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    args = ["mine", "--method", "imp", "--rounds", "4", "--train-epochs", "1", "--device", "cpu", "-o", str(out)]
+    # rounds of 60 epochs (about 2 s each here): the signal lands inside round 1, after round 0's checkpoint
+    args = ["mine", "--method", "imp", "--rounds", "2", "--train-epochs", "60", "--device", "cpu", "-o", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "ticketlab", *args], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -294,7 +295,6 @@ def test_ctrl_c_in_a_real_run_then_the_printed_command_resumes_it(tmp_path):
         while time.monotonic() < deadline and proc.poll() is None and not ckpt.exists():
             time.sleep(0.02)
         assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.2)  # inside a round's training
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=60)[1]
     finally:
