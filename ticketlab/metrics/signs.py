@@ -11,6 +11,10 @@
   ``seed`` and ``model``). The record's ``note`` says which rule applied. With a 0.5 chance the
   record carries an exact binomial test (``z``, ``p`` = P(agreement >= observed)).
 
+A weight whose value is NaN or infinite in a snapshot that a metric reads has no meaningful
+sign: it is left out of that metric, and the total record's ``note`` says how many were left
+out (``ticketlab.load`` warns about such snapshots, naming the parameter).
+
 Example:
     >>> import numpy as np
     >>> from ticketlab.ticket import Ticket
@@ -41,34 +45,51 @@ def _snapshot(t: Ticket, snap: str) -> dict[str, np.ndarray]:
     return w
 
 
-def _shares(pairs: dict[str, tuple[int, int]]) -> dict[str, float | None]:
+def _excluded_note(excluded: int) -> str:
+    return f"{excluded} kept weight{'s' * (excluded != 1)} with a NaN or infinite value left out"
+
+
+def _finite(*arrays: np.ndarray) -> np.ndarray:
+    """Where every one of ``arrays`` is finite (integer arrays always are)."""
+    ok = np.ones(arrays[0].shape, bool)
+    for arr in arrays:
+        if arr.dtype.kind in "fc":
+            ok &= np.isfinite(arr)
+    return ok
+
+
+def _shares(pairs: dict[str, tuple[int, int]], excluded: int) -> dict[str, Any]:
     hits = sum(h for h, _ in pairs.values())
     total = sum(n for _, n in pairs.values())
-    out: dict[str, float | None] = {TOTAL: clean(hits / total if total else math.nan)}
+    share = clean(hits / total if total else math.nan)
+    out: dict[str, Any] = {TOTAL: {"value": share, "note": _excluded_note(excluded)} if excluded else share}
     out.update({k: clean(h / n if n else math.nan) for k, (h, n) in pairs.items()})
     return out
 
 
-def _within(t: Ticket, flip: bool) -> dict[str, float | None]:
+def _within(t: Ticket, flip: bool) -> dict[str, Any]:
     init, final = _snapshot(t, "init"), _snapshot(t, "final")
-    pairs = {}
+    pairs, excluded = {}, 0
     for name, m in t.masks.items():
-        si, sf = np.sign(init[name][m]), np.sign(final[name][m])
+        wi, wf = init[name][m], final[name][m]
+        ok = _finite(wi, wf)
+        excluded += int(ok.size - np.count_nonzero(ok))
+        si, sf = np.sign(wi[ok]), np.sign(wf[ok])
         hits = np.count_nonzero(si * sf < 0) if flip else np.count_nonzero(si == sf)
-        pairs[name] = (int(hits), int(np.count_nonzero(m)))
-    return _shares(pairs)
+        pairs[name] = (int(hits), int(si.size))
+    return _shares(pairs, excluded)
 
 
 @register("sign_kept", kind="single", needs=("init", "final"), group="signs",
           description="share of kept weights whose final sign equals the initial sign")
-def sign_kept(t: Ticket) -> dict[str, float | None]:
+def sign_kept(t: Ticket) -> dict[str, Any]:
     """Share of kept weights with ``sign(final) == sign(init)`` (Zhou et al. 2019)."""
     return _within(t, flip=False)
 
 
 @register("sign_flip", kind="single", needs=("init", "final"), group="signs",
           description="share of kept weights whose sign flipped during training")
-def sign_flip(t: Ticket) -> dict[str, float | None]:
+def sign_flip(t: Ticket) -> dict[str, Any]:
     """Share of kept weights with ``sign(init) * sign(final) < 0``."""
     return _within(t, flip=True)
 
@@ -108,9 +129,13 @@ def _agreement(a: Ticket, b: Ticket, snap: str, cache: Cache | None) -> dict[str
     shared, note = shared_init(a, b, cache)
     chance = None if shared is None else (1.0 if shared else 0.5)
     rows: dict[str, tuple[int, int]] = {}
+    excluded = 0
     for name, ma in a.masks.items():
         both = ma & b.masks[name]
-        agree = np.sign(wa[name][both]) == np.sign(wb[name][both])
+        xa, xb = wa[name][both], wb[name][both]
+        ok = _finite(xa, xb)
+        excluded += int(ok.size - np.count_nonzero(ok))
+        agree = np.sign(xa[ok]) == np.sign(xb[ok])
         rows[name] = (int(np.count_nonzero(agree)), int(agree.size))
 
     def record(hits: int, n: int) -> dict[str, Any]:
@@ -125,7 +150,7 @@ def _agreement(a: Ticket, b: Ticket, snap: str, cache: Cache | None) -> dict[str
         return rec
 
     total = record(sum(h for h, _ in rows.values()), sum(n for _, n in rows.values()))
-    total["note"] = note
+    total["note"] = f"{note}; {_excluded_note(excluded)}" if excluded else note
     return {TOTAL: total, **{k: record(h, n) for k, (h, n) in rows.items()}}
 
 
