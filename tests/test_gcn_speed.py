@@ -1,6 +1,7 @@
-"""The GCN's CPU fast path (issue 12, section 8). Nothing here is timed: the tests check that the
-fast path computes what ``GCNConv`` computes and that its caches follow the tensors they were
-made from."""
+"""The GCN's CPU fast path and the graph evaluation cadence (issue 12, section 8). Nothing here is
+timed: the tests check that the fast path computes what ``GCNConv`` computes, that its caches
+follow the tensors they were made from, and that graph training evaluates every 10 steps and
+records that cadence in a ticket's provenance. The timing is ``benchmarks/bench_gcn.py``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from torch import nn
 import ticketlab.models.gcn as gcn_module
 from ticketlab.data import load_dataset
 from ticketlab.data.base import GraphData
+from ticketlab.mining import mine
 from ticketlab.models import create_model
-from ticketlab.training import TrainConfig, train
+from ticketlab.training import GRAPH_EVAL_EVERY, TrainConfig, eval_cadence, resolved_config, train
 
 PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 
@@ -133,3 +135,36 @@ def test_cora_takes_the_sparse_path():
     g = data.graph
     assert torch.allclose(model(g.x, g.edge_index), reference(model, g.x, g.edge_index), atol=1e-5)
     assert isinstance(model._feats.value[0], gcn_module._SparseMatrix)
+
+
+# ------------------------------------------------------------------------ evaluation cadence
+
+
+@pytest.mark.parametrize("eval_every, rows", [(None, [10, 20, 30, 35]), (1, list(range(1, 36))), (7, [7, 14, 21, 28, 35])])
+def test_graph_training_evaluates_at_its_cadence(karate, eval_every, rows):
+    config = TrainConfig(optimizer="adam", lr=0.01, iterations=35, eval_every=eval_every)
+    assert eval_cadence(config, karate) == (eval_every or GRAPH_EVAL_EVERY)
+    model = create_model("gcn", karate.spec, seed=0)
+    res = train(model, karate, config, device="cpu", keep_early_stop=True)
+    assert [r["iteration"] for r in res.log] == rows
+    assert res.early_stop_iteration in rows  # early stopping picks among the evaluated iterations
+    best = min(res.log, key=lambda r: r["val_loss"])
+    assert res.early_stop_iteration == best["iteration"] and res.early_stop_state is not None
+
+
+def test_tensor_data_cadence_is_still_one_epoch():
+    data = load_dataset("digits")
+    config = TrainConfig(epochs=2, batch_size=60)  # 1079 training digits: 18 batches an epoch
+    assert eval_cadence(config, data) == 18 and resolved_config(config, data).eval_every == 18
+
+
+def test_mined_ticket_records_the_cadence_used():
+    t = mine("magnitude", model="gcn", dataset="karate", density=0.5, seed=0, device="cpu",
+             train_options={"iterations": 20})
+    cfg = t.provenance["train_config"]
+    assert cfg["eval_every"] == GRAPH_EVAL_EVERY and cfg["iterations"] == 20
+    assert TrainConfig.from_dict(cfg).eval_every == GRAPH_EVAL_EVERY  # reads back as it trained
+    t1 = mine("magnitude", model="gcn", dataset="karate", density=0.5, seed=0, device="cpu",
+              train_options={"iterations": 20, "eval_every": 1})
+    assert t1.provenance["train_config"]["eval_every"] == 1
+    assert t.provenance["train_config"] == {**t1.provenance["train_config"], "eval_every": GRAPH_EVAL_EVERY}

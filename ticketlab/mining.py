@@ -106,7 +106,7 @@ def mine(
     from ticketlab.data import get_dataset_info, load_dataset, shape_only
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
-    from ticketlab.training import TrainConfig, default_train_config
+    from ticketlab.training import TrainConfig, default_train_config, resolved_config
 
     started = time.perf_counter()
     progress = progress or NullProgress()
@@ -212,7 +212,8 @@ def mine(
             "prune_last_layer": prune_last_layer,
             "layer_kept": {n: int(m.sum()) for n, m in np_masks.items()},
             "collapsed": any(not m.any() for m in np_masks.values()),
-            "train_config": dataclasses.asdict(weight_config) if trained else None,
+            # resolved: eval_every is the cadence train() used (None would read "the default")
+            "train_config": dataclasses.asdict(resolved_config(weight_config, data)) if trained else None,
             "weights": treatment,
             "trained": trained,
             "device": str(dev),
