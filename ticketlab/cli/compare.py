@@ -87,7 +87,7 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
                   "(hypergeometric null; p is one-sided, for more overlap than chance)")
-    for line in _not_computed(records):
+    for line in _not_computed(records) + _notes(shown):
         out.print(line)
     if hint:
         out.print(_more_hint())
@@ -105,6 +105,21 @@ def _not_computed(records: list[dict[str, Any]], most: int = 6) -> list[str]:
     lines = [f"not computed: {visible(', '.join(metrics))} ({visible(note)})" for note, metrics in reasons.items()]
     if len(lines) > most:
         lines[most:] = [f"not computed: {len(lines) - most} more reasons (see --json)"]
+    return lines
+
+
+def _notes(shown: list[dict[str, Any]], most: int = 6) -> list[str]:
+    """One line per note that a computed record carries (e.g. weights left out, the rule that
+    decided a shared initialisation, a topology read as a chain), naming its metrics."""
+    notes: dict[str, list[str]] = {}
+    for r in shown:
+        if r.get("note"):
+            metrics = notes.setdefault(r["note"], [])
+            if r["metric"] not in metrics:
+                metrics.append(r["metric"])
+    lines = [f"note: {visible(', '.join(metrics))}: {visible(note)}" for note, metrics in notes.items()]
+    if len(lines) > most:
+        lines[most:] = [f"note: {len(lines) - most} more notes (see --json)"]
     return lines
 
 

@@ -17,14 +17,18 @@ _FIRST = ("method", "model", "dataset", "seed", "scope", "rounds", "target_densi
           "kept", "total", "collapsed", "test_accuracy", "device", "created", "ticketlab_version",
           "torch_version")
 _HIDDEN = ("topology",)  # large; shown with --json only
+#: The text view stays readable and fast on any provenance (it is bounded at load, but may still
+#: hold ~10**6 keys): at most this many keys, each value cut to this many characters.
+MAX_KEYS, MAX_VALUE_CHARS = 100, 300
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return visible(json.dumps(value, separators=(", ", ": "), ensure_ascii=False))
-    return visible(value)
+    text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = f"{text[:MAX_VALUE_CHARS]} ... ({len(text):,} characters; --json shows all)"
+    return visible(text)
 
 
 def _json_safe(value: Any) -> Any:
@@ -54,9 +58,12 @@ def command(path: Path, as_json: bool) -> None:
     out = console()
     out.print(f"{visible(path)}  (format v{info['format_version']}, {info['file_bytes']:,} bytes)")
     keys = [k for k in _FIRST if k in prov] + sorted(k for k in prov if k not in _FIRST and k not in _HIDDEN)
-    width = max((len(k) for k in keys), default=0)
-    for k in keys:
-        out.print(f"  {visible(k):<{width}}  {_fmt(prov[k])}")
+    shown = keys[:MAX_KEYS]
+    width = min(max((len(visible(k)) for k in shown), default=0), 40)
+    for k in shown:
+        out.print(f"  {visible(k[:80]):<{width}}  {_fmt(prov[k])}")
+    if len(keys) > len(shown):
+        out.print(f"  ... and {len(keys) - len(shown):,} more provenance keys (--json shows all)")
     extras = [f"weights: {', '.join(info['snapshots']) or 'none'}", f"scores: {'yes' if info['scores'] else 'no'}",
               f"history rows: {info['history_rows']}"]
     out.print("  " + "; ".join(extras))

@@ -31,8 +31,17 @@ class _Group(click.Group):
         from ticketlab.cli.render import visible
         from ticketlab.errors import TicketlabError
 
+        import warnings
+
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            # a warning is one line too, its text made visible (it may quote a file's strings)
+            click.echo(f"warning: {visible(message)}", err=True)
+
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                if not flag(ctx, "debug"):
+                    warnings.showwarning = show
+                return super().invoke(ctx)
         except TicketlabError as exc:
             if flag(ctx, "debug"):
                 raise

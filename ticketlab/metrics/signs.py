@@ -109,7 +109,8 @@ def shared_init(a: Ticket, b: Ticket, cache: Cache | None = None) -> tuple[bool 
     def make() -> tuple[bool | None, str]:
         ia, ib = a.weights.get("init"), b.weights.get("init")
         if ia and ib:
-            same = all(np.array_equal(ia[n], ib[n]) for n in a.masks if n in ia and n in ib)
+            same = all(np.array_equal(ia[n], ib[n], equal_nan=ia[n].dtype.kind in "fc") for n in a.masks
+                       if n in ia and n in ib)
             return (True, "shared initialisation (identical init arrays)") if same else (
                 False, "independent initialisations (init arrays differ)")
         pa, pb = a.provenance, b.provenance
