@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from ticketlab.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported only by the interop methods, when they are called
+    from torch import nn
 
 #: Names of weight snapshots a ticket may carry.
 SNAPSHOTS = ("init", "final")
@@ -142,6 +145,40 @@ class Ticket:
     def collapsed(self) -> bool:
         """True when some masked parameter keeps no weight at all (layer collapse)."""
         return any(not m.any() for m in self.masks.values())
+
+    # ------------------------------------------------------------------ torch.nn.utils.prune
+    def apply_to(self, model: nn.Module, *, weights: str | None = None) -> nn.Module:
+        """Prune ``model`` in place with these masks (``torch.nn.utils.prune.custom_from_mask``).
+
+        Each masked parameter ``NAME`` becomes the standard ``NAME_orig`` / ``NAME_mask`` pair;
+        ``weights="init"`` or ``"final"`` first copies that snapshot in. See
+        :func:`ticketlab.interop.modules.apply_to`.
+
+        Example:
+            >>> import torch
+            >>> lin = torch.nn.Linear(2, 1, bias=False)
+            >>> Ticket(masks={"weight": np.array([[False, True]])}).apply_to(lin).weight_mask.tolist()
+            [[0.0, 1.0]]
+        """
+        from ticketlab.interop.modules import apply_to
+
+        return apply_to(self, model, weights=weights)
+
+    @classmethod
+    def from_module(cls, model: nn.Module, *, zeros_as_pruned: bool = False) -> Ticket:
+        """The ticket of a model pruned with ``torch.nn.utils.prune`` (its ``*_mask`` buffers), or
+        with ``zeros_as_pruned`` of the zeros in its prunable weights. See
+        :func:`ticketlab.interop.modules.from_module`.
+
+        Example:
+            >>> import torch
+            >>> lin = Ticket(masks={"weight": np.array([[False, True]])}).apply_to(torch.nn.Linear(2, 1))
+            >>> Ticket.from_module(lin).masks["weight"].tolist()
+            [[False, True]]
+        """
+        from ticketlab.interop.modules import from_module
+
+        return from_module(model, zeros_as_pruned=zeros_as_pruned)
 
     def __repr__(self) -> str:
         method = self.provenance.get("method", "?")
