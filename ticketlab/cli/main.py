@@ -72,9 +72,9 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from ticketlab.cli import collapse, compare, evaluate, inspect, listing, mine, study
+    from ticketlab.cli import collapse, compare, evaluate, export, importing, inspect, listing, mine, study
 
-    for mod in (mine, inspect, evaluate, compare, study, collapse, listing):
+    for mod in (mine, inspect, evaluate, compare, export, importing, study, collapse, listing):
         cli.add_command(mod.command)
 
 

@@ -1,0 +1,47 @@
+"""``ticketlab import``: a ticket file from another tool's masks (torch state dict, open_lth mask.pth,
+safetensors, npz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ticketlab.cli.common import common_options
+from ticketlab.cli.render import console, density_table, visible
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Ticket file to write (replaced atomically).")
+@click.option("--model", default=None, help="Check the mask names and shapes against this model's parameters "
+                                            "(with --dataset); the ticket then records its topology.")
+@click.option("--dataset", default=None, help="The data set the model is built for (with --model).")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the data set's files, for data sets whose shape needs them (Cora, ...).")
+@common_options
+def command(source: Path, output: Path, model: str | None, dataset: str | None, data_root: Path | None) -> None:
+    """Make a ticket file from another tool's mask file.
+
+    The format (torch, safetensors, npz) is read from the file's contents, not its name.
+    Names ending in _mask (torch.nn.utils.prune's buffers) are the masks, without the suffix;
+    otherwise every array is a mask under its own name (open_lth's mask.pth). Nothing is unpickled.
+
+    \b
+    ticketlab import pruned_state_dict.pt -o t.h5
+    ticketlab import mask.pth -o t.h5 --model lenet_300_100 --dataset digits
+    """
+    from ticketlab.fileformat import save
+    from ticketlab.interop import import_masks
+
+    t = import_masks(source, model=model, dataset=dataset, data_root=data_root)
+    save(t, output)
+    src = t.provenance["imported_from"]
+    ignored = src.get("ignored_entries", 0)
+    out = console()
+    out.print(f"{visible(output)}: {len(t.masks)} masks from {visible(source)} ({src['format']}, "
+              f"{'*_mask names' if src['convention'] == '*_mask' else 'plain names'}"
+              f"{f', {ignored} other entries ignored' if ignored else ''}"
+              f"{f', checked against {visible(model)} for {visible(dataset)}' if model else ''})")
+    out.print(density_table(t.layer_kept(), {n: m.size for n, m in t.masks.items()}))
