@@ -1,0 +1,490 @@
+"""Interop (issue 13): Ticket.apply_to / from_module through torch.nn.utils.prune, and
+ticketlab export / import of torch, safetensors and npz mask files, read as untrusted input."""
+
+import hashlib
+import io
+import json
+import pickle
+import struct
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.nn.utils import prune
+
+from ticketlab.cli.main import cli
+from ticketlab.data import get_dataset_info, load_dataset
+from ticketlab.errors import ConfigError, IncompatibleError, TicketFormatError
+from ticketlab.fileformat import load, save
+from ticketlab.interop import FORMATS, export_ticket, from_module, import_masks, read_masks, write_masks
+from ticketlab.models import create_model, model_topology, prunable_parameters
+from ticketlab.ticket import Ticket
+
+torch.set_num_threads(1)
+NEEDS_SAFETENSORS = "safetensors is an optional extra: pip install 'ticketlab[safetensors]'"
+
+
+def _have_safetensors():
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def formats():
+    """Every export format; safetensors skips (with the reason) where the package is missing."""
+    mark = pytest.mark.skipif(not _have_safetensors(), reason=NEEDS_SAFETENSORS)
+    return [pytest.param(f, marks=mark) if f == "safetensors" else f for f in FORMATS]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    err = res.output.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def odd_ticket(seed=0):
+    """Masks of several ranks, a dotted name, an empty one, all-kept and all-pruned layers."""
+    rng = np.random.default_rng(seed)
+    return Ticket(masks={
+        "features.0.weight": rng.random((4, 3, 3, 3)) < 0.3,
+        "fc.weight": rng.random((5, 7)) < 0.5,
+        "fc.bias": np.ones(5, bool),
+        "head.weight": np.zeros((2, 5), bool),
+        "empty.weight": np.zeros((0, 3), bool),
+    }, provenance={"method": "demo"})
+
+
+def assert_same_masks(a, b):
+    assert list(a.masks) == list(b.masks)
+    for name in a.masks:
+        assert b.masks[name].dtype == np.bool_
+        assert b.masks[name].shape == a.masks[name].shape, name
+        assert np.array_equal(b.masks[name], a.masks[name]), name
+
+
+def spec_of(dataset):
+    return get_dataset_info(dataset).spec or load_dataset(dataset).spec
+
+
+def random_ticket(model_name, dataset="digits", density=0.3, seed=0):
+    spec = spec_of(dataset)
+    net = create_model(model_name, spec, seed=0)
+    rng = np.random.default_rng(seed)
+    masks = {n: rng.random(tuple(p.shape)) < density for n, p in prunable_parameters(net).items()}
+    return Ticket(masks=masks, provenance={"method": "random", "model": model_name, "dataset": dataset})
+
+
+# ------------------------------------------------------------------------------- apply_to / from_module
+@pytest.mark.parametrize("model_name", ["lenet_300_100", "conv2"])
+def test_apply_to_gives_the_forward_output_of_hand_masked_weights(model_name):
+    ticket = random_ticket(model_name)
+    spec = spec_of("digits")
+    pruned = create_model(model_name, spec, seed=3)
+    by_hand = create_model(model_name, spec, seed=3)
+    before = {n: p for n, p in pruned.named_parameters()}
+    with torch.no_grad():
+        for name, p in by_hand.named_parameters():
+            if name in ticket.masks:
+                p.mul_(torch.from_numpy(ticket.masks[name]).to(p.dtype))
+    assert ticket.apply_to(pruned) is pruned
+    x = torch.randn(16, *spec.input_shape, generator=torch.Generator().manual_seed(0))
+    pruned.eval(), by_hand.eval()
+    with torch.no_grad():
+        assert torch.equal(pruned(x), by_hand(x))
+        assert not torch.equal(pruned(x), create_model(model_name, spec, seed=3).eval()(x))  # masking mattered
+    params, buffers = dict(pruned.named_parameters()), dict(pruned.named_buffers())
+    for name, mask in ticket.masks.items():
+        module_name, attr = name.rsplit(".", 1)
+        module = pruned.get_submodule(module_name)
+        assert params[name + "_orig"] is before[name]  # the same Parameter object (optimizers keep working)
+        assert torch.equal(buffers[name + "_mask"], torch.from_numpy(mask).float())
+        assert torch.equal(getattr(module, attr), params[name + "_orig"] * buffers[name + "_mask"])
+        assert prune.is_pruned(module)
+
+
+@pytest.mark.parametrize("model_name", ["lenet_300_100", "conv2"])
+def test_from_module_of_apply_to_is_the_ticket(model_name):
+    ticket = random_ticket(model_name, seed=5)
+    model = ticket.apply_to(create_model(model_name, spec_of("digits"), seed=0))
+    back = Ticket.from_module(model)
+    assert_same_masks(ticket, back)
+    assert back.provenance["method"] == "imported"
+    assert back.provenance["imported_from"]["masks"] == "*_mask buffers"
+    assert back.kept == ticket.kept
+
+
+def test_from_module_reads_masks_made_by_torch_prune_itself():
+    net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    torch.manual_seed(0)
+    prune.l1_unstructured(net[0], "weight", amount=0.5)
+    prune.random_unstructured(net[2], "weight", amount=3)
+    prune.l1_unstructured(net[2], "bias", amount=1)
+    t = Ticket.from_module(net)
+    assert list(t.masks) == ["0.weight", "2.weight", "2.bias"]
+    assert t.layer_kept() == {"0.weight": 12, "2.weight": 5, "2.bias": 1}
+    assert np.array_equal(t.masks["0.weight"], net[0].weight_mask.numpy() == 1)
+
+
+def test_from_module_zeros_as_pruned_reads_prunable_weights_only():
+    lin = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        lin[0].weight.copy_(torch.tensor([[0.0, 1.0, -2.0], [3.0, 0.0, 0.0]]))
+        lin[0].bias.zero_()  # a zero bias is no mask: biases are not prunable weights
+    with pytest.raises(IncompatibleError, match="zeros_as_pruned=True"):
+        Ticket.from_module(lin)
+    t = Ticket.from_module(lin, zeros_as_pruned=True)
+    assert list(t.masks) == ["0.weight"]
+    assert t.masks["0.weight"].tolist() == [[False, True, True], [True, False, False]]
+    assert t.provenance["imported_from"]["masks"] == "zeros in the weights"
+
+
+def test_from_module_mixes_buffers_and_zeros_in_parameter_order():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+    prune.custom_from_mask(net[0], "weight", torch.tensor([[1, 0], [0, 1]]))
+    t = from_module(net, zeros_as_pruned=True)
+    assert list(t.masks) == ["0.weight", "1.weight"]
+    assert t.masks["0.weight"].tolist() == [[True, False], [False, True]]
+    assert t.masks["1.weight"].tolist() == [[False, True], [True, True]]
+
+
+def test_apply_to_checks_everything_before_touching_the_model():
+    net = create_model("lenet_300_100", spec_of("digits"), seed=0)
+    good = np.ones((300, 64), bool)
+    for masks, message in [({"fc1.weight": good, "fc9.weight": np.ones(3, bool)}, "'fc9.weight' names no parameter"),
+                           ({"fc1.weight": good, "fc2.weight": np.ones((3, 3), bool)}, r"shape \(3, 3\)")]:
+        with pytest.raises(IncompatibleError, match=message):
+            Ticket(masks=masks).apply_to(net)
+        assert not any(n.endswith("_mask") for n, _ in net.named_buffers())  # nothing was pruned
+    Ticket(masks={"fc1.weight": good}).apply_to(net)
+    with pytest.raises(IncompatibleError, match="already pruned"):
+        Ticket(masks={"fc1.weight": good}).apply_to(net)
+
+
+def test_apply_to_can_load_a_weight_snapshot_first():
+    init = {"weight": np.array([[1.0, 2.0, 3.0]], np.float32)}
+    t = Ticket(masks={"weight": np.array([[True, False, True]])}, weights={"init": init})
+    lin = t.apply_to(torch.nn.Linear(3, 1, bias=False), weights="init")
+    assert lin.weight.tolist() == [[1.0, 0.0, 3.0]] and lin.weight_orig.tolist() == [[1.0, 2.0, 3.0]]
+    with pytest.raises(ConfigError, match="no 'final' weights"):
+        t.apply_to(torch.nn.Linear(3, 1, bias=False), weights="final")
+
+
+# ------------------------------------------------------------------------------- file round-trips
+@pytest.mark.parametrize("fmt", formats())
+def test_export_then_import_is_exact(tmp_path, fmt):
+    ticket = odd_ticket()
+    path = export_ticket(ticket, tmp_path / f"m.{fmt}", fmt)
+    back = import_masks(path)
+    assert_same_masks(ticket, back)
+    src = back.provenance["imported_from"]
+    assert src["file"] == f"m.{fmt}" and src["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert src["format"] == {"torch-prune": "torch"}.get(fmt, fmt)
+    assert back.provenance["kept"] == ticket.kept and back.provenance["achieved_density"] == ticket.density
+    assert_same_masks(ticket, load(save(back, tmp_path / "back.h5")))
+
+
+@pytest.mark.parametrize("fmt", formats())
+def test_cli_round_trip_through_a_model(tmp_path, fmt):
+    ticket = random_ticket("conv2", density=0.2)
+    save(ticket, tmp_path / "t.h5")
+    res = run("export", tmp_path / "t.h5", "--to", fmt, "-o", tmp_path / "m.out")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # rich wraps long lines
+    assert f"{len(ticket.masks)} masks" in text and f"as {fmt}" in text
+    res = run("import", tmp_path / "m.out", "-o", tmp_path / "back.h5", "--model", "conv2", "--dataset", "digits")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "checked against conv2 for digits" in text and "fc2.weight" in text
+    back = load(tmp_path / "back.h5")
+    assert_same_masks(ticket, back)
+    prov = back.provenance
+    assert (prov["model"], prov["dataset"], prov["data_spec"]["input_shape"]) == ("conv2", "digits", [1, 8, 8])
+    net = create_model("conv2", spec_of("digits"), seed=0)
+    assert prov["topology"] == json.loads(json.dumps(model_topology(net, spec_of("digits"))))
+
+
+def test_torch_prune_export_loads_into_a_model_pruned_by_torch(tmp_path):
+    ticket = random_ticket("lenet_300_100", seed=2)
+    path = export_ticket(ticket, tmp_path / "m.pt", "torch-prune")
+    net = create_model("lenet_300_100", spec_of("digits"), seed=0)
+    for name in ticket.masks:
+        module_name, attr = name.rsplit(".", 1)
+        prune.identity(net.get_submodule(module_name), attr)
+    missing, unexpected = net.load_state_dict(torch.load(path, weights_only=True), strict=False)
+    assert unexpected == [] and not any(k.endswith("_mask") for k in missing)
+    assert_same_masks(ticket, Ticket.from_module(net))
+
+
+def test_import_a_pruned_models_state_dict(tmp_path):
+    ticket = random_ticket("lenet_300_100", seed=4)
+    net = ticket.apply_to(create_model("lenet_300_100", spec_of("digits"), seed=0))
+    torch.save(net.state_dict(), tmp_path / "sd.pth")  # fc1.weight_orig, fc1.bias, fc1.weight_mask, ...
+    back = import_masks(tmp_path / "sd.pth", model="lenet_300_100", dataset="digits")
+    assert_same_masks(ticket, back)
+    src = back.provenance["imported_from"]
+    assert src["convention"] == "*_mask" and src["ignored_entries"] == 6  # three weight_orig, three biases
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.float32, torch.bool, torch.bfloat16])
+def test_import_open_lth_mask_pth(tmp_path, dtype):
+    # open_lth's Mask.save: torch.save({name: mask.int()}) to mask.pth, names without a suffix
+    ticket = random_ticket("lenet_300_100", seed=6)
+    torch.save({n: torch.from_numpy(m).to(dtype) for n, m in ticket.masks.items()}, tmp_path / "mask.pth")
+    back = import_masks(tmp_path / "mask.pth", model="lenet_300_100", dataset="digits")
+    assert_same_masks(ticket, back)
+    assert back.provenance["imported_from"]["convention"] == "plain"
+
+
+def test_import_keeps_the_models_parameter_order(tmp_path):
+    ticket = random_ticket("lenet_300_100", seed=1)
+    reordered = {n: ticket.masks[n] for n in reversed(ticket.names)}
+    write_masks(reordered, tmp_path / "m.npz", "npz")
+    assert import_masks(tmp_path / "m.npz").names == list(reordered)
+    assert import_masks(tmp_path / "m.npz", model="lenet_300_100", dataset="digits").names == ticket.names
+
+
+# ------------------------------------------------------------------------------- names and values
+def test_import_names_the_first_mask_that_matches_no_parameter(tmp_path):
+    masks = {"fc1.weight": np.ones((300, 64), bool), "layer9.weight": np.ones(3, bool), "zz.weight": np.ones(2, bool)}
+    write_masks(masks, tmp_path / "m.npz", "npz")
+    res = run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--model", "lenet_300_100", "--dataset", "digits")
+    one_line_error(res, "'layer9.weight' names no parameter", "lenet_300_100", "m.npz")
+    assert "zz.weight" not in res.output and not (tmp_path / "t.h5").exists()
+
+
+def test_import_checks_shapes_against_the_model(tmp_path):
+    write_masks({"fc2.weight": np.ones((100, 301), bool)}, tmp_path / "m.npz", "npz")
+    with pytest.raises(IncompatibleError, match=r"'fc2.weight' has shape \(100, 301\)"):
+        import_masks(tmp_path / "m.npz", model="lenet_300_100", dataset="digits")
+
+
+def test_model_and_dataset_go_together(tmp_path):
+    write_masks({"w": np.ones(2, bool)}, tmp_path / "m.npz", "npz")
+    one_line_error(run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--model", "conv2"),
+                   "--model and --dataset go together")
+    with pytest.raises(ConfigError, match="model and dataset go together"):
+        import_masks(tmp_path / "m.npz", dataset="digits")
+
+
+@pytest.mark.parametrize("values", [np.array([0.0, 0.5]), np.array([0, 2]), np.array([1.0, np.nan])])
+def test_values_other_than_zero_and_one_are_refused_naming_the_mask(tmp_path, values):
+    torch.save({"fc.weight_mask": torch.from_numpy(values)}, tmp_path / "m.pt")
+    np.savez(tmp_path / "m.npz", **{"fc.weight": values})
+    for name in ("m.pt", "m.npz"):
+        with pytest.raises(TicketFormatError, match="mask 'fc.weight' holds values other than 0 and 1"):
+            read_masks(tmp_path / name)
+
+
+def test_numpy_savez_files_import(tmp_path):
+    np.savez_compressed(tmp_path / "m.npz", **{"a.weight_mask": np.eye(3), "a.weight_orig": np.ones((3, 3))})
+    found = read_masks(tmp_path / "m.npz")
+    assert list(found.masks) == ["a.weight"] and found.masks["a.weight"].tolist() == np.eye(3, dtype=bool).tolist()
+    assert found.ignored == 1
+
+
+def test_names_from_files_are_shown_escaped(tmp_path):
+    write_masks({"evil\x1b[2J.weight": np.ones(3, bool)}, tmp_path / "m.npz", "npz")
+    res = run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5")
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "evil\\x1b[2J.weight" in res.output
+
+
+# ------------------------------------------------------------------------------- untrusted files
+class _Payload:
+    """Unpickling this runs code: it writes ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def _hostile_files(tmp_path, marker):
+    """A bare pickle as .pth and .pt, a torch zip file holding the payload, and an npz whose member
+    is an object array (a pickle inside a .npy)."""
+    payload = {"fc.weight_mask": _Payload(marker)}
+    (tmp_path / "bare.pth").write_bytes(pickle.dumps(payload))
+    (tmp_path / "bare.pt").write_bytes(pickle.dumps(payload))
+    torch.save(payload, tmp_path / "zip.pt")
+    np.savez(tmp_path / "objects.npz", **{"fc.weight": np.array([_Payload(marker)], dtype=object)})
+    return ["bare.pth", "bare.pt", "zip.pt", "objects.npz"]
+
+
+def test_the_payloads_are_live_when_unpickled(tmp_path):
+    # without this check the refusal test below could pass with payloads that do nothing
+    marker = tmp_path / "control"
+    names = _hostile_files(tmp_path, marker)
+    pickle.loads((tmp_path / names[0]).read_bytes())
+    assert marker.exists()
+    marker.unlink()
+    torch.load(tmp_path / "zip.pt", weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+    np.load(tmp_path / "objects.npz", allow_pickle=True)["fc.weight"]
+    assert marker.exists()
+
+
+def test_no_import_unpickles_a_user_file(tmp_path):
+    marker = tmp_path / "marker"
+    for name in _hostile_files(tmp_path, marker):
+        res = run("import", tmp_path / name, "-o", tmp_path / "t.h5", "--model", "lenet_300_100",
+                  "--dataset", "digits")
+        err = one_line_error(res, name)
+        assert any(w in err for w in ("never unpickles", "never loads")), err
+        assert not marker.exists(), name
+        assert not (tmp_path / "t.h5").exists()
+
+
+def test_other_files_are_refused_in_one_line(tmp_path):
+    save(odd_ticket(), tmp_path / "t.h5")
+    (tmp_path / "text.pt").write_text("hello")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    torch.save([torch.ones(2)], tmp_path / "list.pt")
+    torch.save({"w": {"nested": torch.ones(2)}}, tmp_path / "nested.pt")
+    (tmp_path / "cut.npz").write_bytes((export_ticket(odd_ticket(), tmp_path / "m.npz", "npz")).read_bytes()[:-30])
+    cases = {"t.h5": "HDF5", "text.pt": "not a torch, safetensors or npz file", "other.zip": "neither a torch",
+             "list.pt": "holds a list", "nested.pt": "entry 'w' is a dict", "cut.npz": "damaged",
+             "missing.npz": "no such file"}
+    for name, needle in cases.items():
+        one_line_error(run("import", tmp_path / name, "-o", tmp_path / "x.h5"), name, needle)
+
+
+def _npz_with_member(path, name, header_shape, data):
+    """An npz whose .npy member's header declares ``header_shape`` but stores ``data`` bytes."""
+    header = {"descr": "|b1", "fortran_order": False, "shape": header_shape}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name + ".npy", buf.getvalue() + data)
+
+
+def test_npz_declared_sizes_are_checked_before_allocating(tmp_path):
+    _npz_with_member(tmp_path / "huge.npz", "fc.weight", (10**6, 10**6), b"\x01" * 64)
+    with pytest.raises(TicketFormatError, match=r"declares shape \(1000000, 1000000\)"):
+        read_masks(tmp_path / "huge.npz")
+    # a genuine header whose (deflated) data would inflate past max_params: refused from the header
+    _npz_with_member(tmp_path / "big.npz", "fc.weight", (2 * 10**6,), b"\x00" * (2 * 10**6))
+    assert (tmp_path / "big.npz").stat().st_size < 10**5
+    with pytest.raises(TicketFormatError, match="declare 2,000,000 values, more than max_params = 1,000"):
+        read_masks(tmp_path / "big.npz", max_params=1000)
+    assert read_masks(tmp_path / "big.npz", max_params=2 * 10**6).masks["fc.weight"].size == 2 * 10**6
+
+
+@pytest.mark.parametrize("fmt", formats())
+def test_max_params_bounds_every_format(tmp_path, fmt, monkeypatch):
+    path = write_masks({"w": np.ones(5000, bool)}, tmp_path / "m.out", fmt)
+    assert read_masks(path, max_params=5000).masks["w"].size == 5000
+    with pytest.raises(TicketFormatError, match="more than max_params = 4,999"):
+        read_masks(path, max_params=4999)
+    monkeypatch.setenv("TICKETLAB_MAX_PARAMS", "4999")  # the default bound, as ticket files use it
+    one_line_error(run("import", path, "-o", tmp_path / "t.h5"), "TICKETLAB_MAX_PARAMS=N")
+
+
+def _safetensors_bytes(header, data=b""):
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+@pytest.mark.parametrize("header,data,needle", [
+    ({"w": {"dtype": "BOOL", "shape": [10**9], "data_offsets": [0, 10**9]}}, b"\x01" * 8, "file stores 8 bytes"),
+    ({"w": {"dtype": "BOOL", "shape": [8], "data_offsets": [0, 4]}}, b"\x01" * 8, "declares 8 bytes at offsets 0-4"),
+    ({"w": {"dtype": "F8_E4M3", "shape": [8], "data_offsets": [0, 8]}}, b"\x01" * 8, "has dtype F8_E4M3"),
+    ({"w": {"dtype": "U8", "shape": [-1], "data_offsets": [0, 8]}}, b"\x01" * 8, "malformed shape"),
+])
+def test_safetensors_headers_are_checked_before_reading(tmp_path, header, data, needle):
+    (tmp_path / "m.safetensors").write_bytes(_safetensors_bytes(header, data))
+    with pytest.raises(TicketFormatError, match=needle):
+        read_masks(tmp_path / "m.safetensors")
+
+
+def test_safetensors_header_length_beyond_the_file(tmp_path):
+    (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", 10**12) + b'{"w": 1}')
+    with pytest.raises(TicketFormatError, match="not a torch, safetensors or npz file"):
+        read_masks(tmp_path / "m.safetensors")
+
+
+def test_torch_zip_declared_sizes_are_checked_before_loading(tmp_path):
+    torch.save({"w_mask": torch.ones(100)}, tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "m.pt") as src, zipfile.ZipFile(tmp_path / "bomb.pt", "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED)
+        dst.writestr("m/extra", b"\x00" * (70 * 2**20), compress_type=zipfile.ZIP_DEFLATED)  # > 64 MiB slack
+    assert read_masks(tmp_path / "m.pt", max_params=100).masks["w"].all()
+    assert (tmp_path / "bomb.pt").stat().st_size < 10**6
+    with pytest.raises(TicketFormatError, match="members declare 73,4.* bytes, more than max_params = 100"):
+        read_masks(tmp_path / "bomb.pt", max_params=100)
+
+
+def test_deflated_torch_files_are_read_without_mmap(tmp_path):
+    # torch.load(mmap=True) would read a compressed member's bytes as tensor data
+    torch.save({"w_mask": torch.tensor([0.0, 1.0, 1.0, 0.0])}, tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "m.pt") as src, zipfile.ZipFile(tmp_path / "d.pt", "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED)
+    assert read_masks(tmp_path / "d.pt").masks["w"].tolist() == [False, True, True, False]
+
+
+def test_missing_safetensors_package_is_one_sentence_on_installing_it(tmp_path, monkeypatch):
+    for mod in ("safetensors", "safetensors.numpy"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import raises ImportError
+    save(odd_ticket(), tmp_path / "t.h5")
+    one_line_error(run("export", tmp_path / "t.h5", "--to", "safetensors", "-o", tmp_path / "m.safetensors"),
+                   "pip install safetensors")
+    (tmp_path / "m.safetensors").write_bytes(_safetensors_bytes(
+        {"w": {"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x00"))
+    with pytest.raises(ConfigError, match=r"pip install 'ticketlab\[safetensors\]'"):
+        read_masks(tmp_path / "m.safetensors")
+
+
+# ------------------------------------------------------------------------------- CLI odds and ends
+def test_export_refuses_cleanly(tmp_path):
+    one_line_error(run("export", tmp_path / "none.h5", "--to", "npz", "-o", tmp_path / "m.npz"), "none.h5")
+    save(odd_ticket(), tmp_path / "t.h5")
+    one_line_error(run("export", tmp_path / "t.h5", "--to", "npz", "-o", tmp_path / "no" / "m.npz"), "does not exist")
+    one_line_error(run("export", tmp_path / "t.h5", "--to", "onnx", "-o", tmp_path / "m.npz"), "onnx")
+    with pytest.raises(ConfigError, match="unknown mask format 'onnx'"):
+        export_ticket(odd_ticket(), tmp_path / "m.x", "onnx")
+
+
+def test_cli_format_choices_are_the_apis():
+    from ticketlab.cli.export import FORMAT_CHOICES
+
+    assert FORMAT_CHOICES == FORMATS
+
+
+def test_real_subprocess_npz_export_and_import_never_import_torch(tmp_path):
+    save(odd_ticket(), tmp_path / "t.h5")
+    code = ("import sys; from ticketlab.cli.main import main\n"
+            "for args in (['export', sys.argv[1], '--to', 'npz', '-o', sys.argv[2]], ['import', sys.argv[2], '-o', sys.argv[3]]):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+            "assert 'torch' not in sys.modules, 'npz interop imported torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.h5"), str(tmp_path / "m.npz"),
+                           str(tmp_path / "back.h5")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "5 masks" in proc.stdout
+    assert_same_masks(odd_ticket(), load(tmp_path / "back.h5"))
+
+
+def test_top_level_names():
+    import ticketlab
+    import ticketlab.interop
+
+    assert ticketlab.export_ticket is ticketlab.interop.export_ticket
+    assert ticketlab.import_masks is ticketlab.interop.import_masks
