@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,mnist5k,ray]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,mnist5k,ray,safetensors]'
 	touch $(STAMP)
 
 install: $(STAMP)
