@@ -23,6 +23,8 @@ _LAZY = {
     "compare": "ticketlab.metrics",
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
+    "export_ticket": "ticketlab.interop",
+    "import_masks": "ticketlab.interop",
     "Study": "ticketlab.study",
     "TicketlabError": "ticketlab.errors",
 }
