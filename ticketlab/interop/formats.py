@@ -145,7 +145,7 @@ def _detect(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
             raise _Bad(f"it is a damaged zip file ({_first_line(exc)})") from None
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return "torch"
@@ -231,8 +231,8 @@ def _read_npz(path: Path, limit: int) -> _Found:
                 with zf.open(infos[key]) as fh:
                     arr = np.lib.format.read_array(fh, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)
                 masks[name] = as_bool(name, arr)
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError) as exc:
-        raise _Bad(f"it is damaged ({_first_line(exc)})") from None
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
+        raise _Bad(f"it is damaged or encrypted ({_first_line(exc)})") from None  # RuntimeError: encrypted
     return masks, convention, len(infos) - len(selected), []
 
 
@@ -268,7 +268,7 @@ def _read_safetensors(path: Path, limit: int) -> _Found:
             raise _Bad(f"its header declares {n:,} bytes, more than the file or {MAX_SAFETENSORS_HEADER:,} bytes")
         try:
             header = json.loads(fh.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             raise _Bad("its header is not JSON") from None
     if not isinstance(header, dict) or len(header) > MAX_ENTRIES + 1:
         raise _Bad(f"its header is not an object of at most {MAX_ENTRIES:,} entries")
@@ -301,7 +301,7 @@ def _safetensors_entry(key: str, entry: Any, data_bytes: int) -> tuple[int, ...]
     if not isinstance(entry, dict):
         raise _Bad(f"header entry '{key}' is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in _SAFETENSORS_DTYPES:
+    if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPES:
         raise _Bad(f"tensor '{key}' has dtype {str(dtype)[:20]}, not one of {', '.join(_SAFETENSORS_DTYPES)}")
     ok_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
     if not isinstance(shape, list) or len(shape) > 32 or not all(ok_int(d) for d in shape):
@@ -363,16 +363,20 @@ def _read_torch(path: Path, limit: int) -> _Found:
 def _torch_bool(name: str, t: Any) -> np.ndarray:
     import torch
 
+    ints = [getattr(torch, n) for n in ("uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64")
+            if hasattr(torch, n)]
     if t.dim() == 0:
         raise _Bad(f"mask '{name}' is a scalar, not an array")
     if t.dtype == torch.bool:
         return t.numpy().copy()
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int8, torch.int16,
-                                                                    torch.int32, torch.int64)):
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in ints):
         raise _Bad(f"mask '{name}' holds {t.dtype} values, not booleans or numbers")
-    if t.numel() and not bool(((t == 0) | (t == 1)).all()):
-        raise _Bad(f"mask '{name}' holds values other than 0 and 1")
-    return (t != 0).numpy()
+    try:
+        if t.numel() and not bool(((t == 0) | (t == 1)).all()):
+            raise _Bad(f"mask '{name}' holds values other than 0 and 1")
+        return (t != 0).numpy()
+    except RuntimeError as exc:  # a dtype torch cannot compare on the CPU (float8 variants)
+        raise _Bad(f"mask '{name}' holds {t.dtype} values that cannot be read ({_first_line(exc)})") from None
 
 
 # ------------------------------------------------------------------------------------ writing

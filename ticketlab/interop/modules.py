@@ -115,7 +115,7 @@ def from_module(model: nn.Module, *, zeros_as_pruned: bool = False,
         module_name, attr = _split(pname)
         if attr.endswith(_ORIG):
             base = attr[: -len(_ORIG)]
-            buf = model.get_submodule(module_name)._buffers.get(base + _MASK)
+            buf = dict(model.get_submodule(module_name).named_buffers(recurse=False)).get(base + _MASK)
             if buf is not None:
                 name = f"{module_name}.{base}" if module_name else base
                 if not bool(((buf == 0) | (buf == 1)).all()):
