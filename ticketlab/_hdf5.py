@@ -11,9 +11,12 @@ dataset *stores* before anything is allocated:
   once, in the order it writes them; a contiguous dataset stores exactly the bytes its shape
   needs; a chunked one stores every one of its chunks (missing chunks would read as fill values),
   chunks are not absurdly small (an unfiltered chunk stores exactly its bytes).
-* :func:`read_dataset`: reads the data after inflating every gzip-compressed chunk once with
-  ``zlib`` into a buffer of at most the chunk's declared size, so a chunk that inflates beyond
-  it is an error, and no read decompresses more than the declared shape needs.
+* :func:`read_dataset`: reads a gzip-compressed dataset chunk by chunk itself (fletcher32
+  checked on the stored bytes, then ``zlib`` inflation into at most the chunk's declared size,
+  then unshuffling), so a chunk that inflates beyond its size is an error and no read
+  decompresses more than the declared shape needs; other datasets are read by HDF5.
+* :func:`verify_dataset`: the checksums of a dataset's stored chunks, without decompressing it
+  (for the parts of a file a reader leaves out).
 * :func:`available_memory`: how much memory this process can still get (see its docstring).
 
 Errors are :class:`DatasetError` sentences naming the object; the caller adds the file's name.
@@ -137,55 +140,131 @@ def read_dataset(ds: h5py.Dataset, what: str) -> np.ndarray:
     check_dataset(ds, what)
     codes = _filters(ds)
     if h5py.h5z.FILTER_DEFLATE in codes and nbytes(ds):
-        _check_inflation(ds, what, codes)
+        return _read_compressed(ds, what, codes)
     try:
         return ds[()]
     except OSError as exc:
         raise DatasetError(f"{what} is damaged ({h5_reason(exc)})") from None
 
 
-def verify_dataset(ds: h5py.Dataset, what: str) -> None:
-    """Check a dataset as :func:`read_dataset` would, without keeping its data: each chunk is read
-    on its own (so HDF5 verifies its fletcher32 checksum), in memory of one chunk at most."""
-    check_dataset(ds, what)
-    if not nbytes(ds) or ds.chunks is None:
-        return  # an empty or contiguous dataset has no checksum to verify
-    codes = _filters(ds)
-    if h5py.h5z.FILTER_DEFLATE in codes:
-        _check_inflation(ds, what, codes)
-    try:
-        for part in ds.iter_chunks():
-            ds[part]
-    except OSError as exc:
-        raise DatasetError(f"{what} is damaged ({h5_reason(exc)})") from None
-
-
-def _check_inflation(ds: h5py.Dataset, what: str, codes: list[int]) -> None:
+def _read_compressed(ds: h5py.Dataset, what: str, codes: list[int]) -> np.ndarray:
+    """Read a gzip-filtered dataset chunk by chunk, undoing its filters here rather than in HDF5,
+    so that each chunk is inflated once and into at most its declared size: verify the fletcher32
+    checksum of the stored bytes, inflate (an error past the chunk's size), unshuffle (byte ``j``
+    of element ``i`` was stored at ``j * n + i``), and copy the chunk's part into the array."""
+    bits = {code: 1 << i for i, code in enumerate(codes)}
+    chunk_shape, dtype = ds.chunks, ds.dtype
     chunk = _chunk_bytes(ds)
-    fletcher = h5py.h5z.FILTER_FLETCHER32 in codes
-    deflate_bit = 1 << codes.index(h5py.h5z.FILTER_DEFLATE)
-    fletcher_bit = 1 << codes.index(h5py.h5z.FILTER_FLETCHER32) if fletcher else 0
+    out = np.empty(ds.shape, dtype)
     dsid = ds.id
     for i in range(dsid.get_num_chunks()):
         info = dsid.get_chunk_info(i)
         if info.size > 2 * chunk + 1024:  # deflate never stores more than ~1.001 x its input
             raise DatasetError(f"{what} stores a chunk of {info.size} bytes for {chunk} bytes of data")
-        mask, raw = dsid.read_direct_chunk(info.chunk_offset)
-        if fletcher and not mask & fletcher_bit:
-            raw = raw[:-4]  # the checksum (over the compressed bytes) is checked by HDF5 on read
-        if mask & deflate_bit:
-            out_len = len(raw)
-        else:
-            inflater = zlib.decompressobj()
-            try:
-                out = inflater.decompress(raw, chunk + 1)
-            except zlib.error as exc:
-                raise DatasetError(f"{what} is damaged (a compressed chunk is corrupt: {exc})") from None
-            out_len = len(out)
-            if inflater.unconsumed_tail and out_len <= chunk:
-                out_len = chunk + 1  # pragma: no cover - decompress stops only at max_length
-        if out_len > chunk:
-            raise DatasetError(f"{what} has a compressed chunk that inflates beyond its declared {chunk} bytes")
+        skipped, raw = dsid.read_direct_chunk(info.chunk_offset)
+        if h5py.h5z.FILTER_FLETCHER32 in bits and not skipped & bits[h5py.h5z.FILTER_FLETCHER32]:
+            if len(raw) < 4 or fletcher32(raw[:-4]) not in _stored_checksum(raw[-4:]):
+                raise DatasetError(f"{what} is damaged (its fletcher32 checksum does not match)")
+            raw = raw[:-4]
+        if not skipped & bits[h5py.h5z.FILTER_DEFLATE]:
+            raw = _inflate(raw, chunk, what)
+        if len(raw) != chunk:
+            raise DatasetError(f"{what} is damaged (a chunk holds {len(raw)} bytes, not {chunk})")
+        data = np.frombuffer(raw, np.uint8)
+        if h5py.h5z.FILTER_SHUFFLE in bits and not skipped & bits[h5py.h5z.FILTER_SHUFFLE] and dtype.itemsize > 1:
+            data = data.reshape(dtype.itemsize, -1).T.copy()
+        block = data.view(dtype).reshape(chunk_shape)
+        where = tuple(slice(o, min(o + c, n)) for o, c, n in zip(info.chunk_offset, chunk_shape, ds.shape))
+        out[where] = block[tuple(slice(0, w.stop - w.start) for w in where)]
+    return out
+
+
+def _inflate(raw: bytes, limit: int, what: str) -> bytes:
+    """zlib-inflate ``raw`` into at most ``limit`` bytes; more is an error (a decompression bomb)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise DatasetError(f"{what} is damaged (a compressed chunk is corrupt: {exc})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise DatasetError(f"{what} has a compressed chunk that inflates beyond its declared {limit} bytes")
+    return out
+
+
+def fletcher32(data: bytes) -> int:
+    """HDF5's Fletcher-32 checksum of ``data`` (``H5_checksum_fletcher32``), computed with numpy.
+
+    HDF5 sums big-endian 16-bit words (an odd last byte is the high byte of a last word) into
+    ``sum1`` and the running ``sum2``, folding both modulo 65535 as it goes, and returns
+    ``sum2 << 16 | sum1``. Folding never takes a positive sum to 0, so each half is 0 only when
+    every word is 0, and otherwise the residue modulo 65535 in 1..65535. With ``n`` words
+    ``w_0..w_{n-1}``: ``sum1 = sum(w_i)`` and ``sum2 = sum((n - i) * w_i)``.
+
+    Example:
+        >>> hex(fletcher32(b"abcde"))  # big-endian words: the usual 0xf04fc729 sums little-endian ones
+        '0x4ff029c7'
+    """
+    if len(data) % 2:
+        data = data + b"\0"
+    words = np.frombuffer(data, dtype=">u2")
+    n = words.size
+    if not words.any():
+        return 0
+    # In blocks of B words, block b starting at word bB (the last one padded with zero words):
+    # sum2 = sum_b [(n - bB - B) * S_b + T_b], with S_b the sum of its words and
+    # T_b = sum_j (B - j) w_{bB+j}.
+    B = 4096
+    pad = (-n) % B
+    w = np.zeros(n + pad, np.float64)  # float64 is exact here: T_b < 2**40
+    w[:n] = words
+    w = w.reshape(-1, B)
+    s_b = w.sum(axis=1).astype(np.int64)
+    t_b = np.einsum("ij,j->i", w, np.arange(B, 0, -1, dtype=np.float64)).astype(np.int64)  # no BLAS threads
+    m = 65535
+    s1 = int(s_b.sum()) % m
+    after = n - B * np.arange(1, w.shape[0] + 1, dtype=np.int64)  # n - bB - B: words after block b
+    s2 = int(((after % m) * (s_b % m)).sum() + (t_b % m).sum()) % m
+    return ((s2 or m) << 16) | (s1 or m)
+
+
+def _stored_checksum(tail: bytes) -> tuple[int, int]:
+    """The 4-byte checksum HDF5 appends to a chunk (little-endian), and its byte-swapped form
+    (which HDF5 also accepts, for files of early 1.6 versions)."""
+    value = int.from_bytes(tail, "little")
+    swapped = ((value & 0xFF) << 24) | ((value & 0xFF00) << 8) | ((value >> 8) & 0xFF00) | (value >> 24)
+    return value, swapped
+
+
+def verify_dataset(ds: h5py.Dataset, what: str) -> None:
+    """Check a dataset as :func:`read_dataset` would, in memory of one chunk: a compressed one by
+    the fletcher32 checksum of every stored chunk (over the stored, compressed bytes, as HDF5
+    computes it: nothing is inflated), an uncompressed one by letting HDF5 read it chunk by chunk
+    into one buffer (HDF5 verifies the checksums). A compressed dataset without checksums (an
+    older file) is inflated instead, within its declared size, so a corrupt stream still fails."""
+    check_dataset(ds, what)
+    if not nbytes(ds) or ds.chunks is None:
+        return  # an empty or contiguous dataset has no checksum to verify
+    codes = _filters(ds)
+    if h5py.h5z.FILTER_FLETCHER32 not in codes:
+        if h5py.h5z.FILTER_DEFLATE in codes:
+            _read_compressed(ds, what, codes)  # an older file: a corrupt stream fails to inflate
+        return
+    if h5py.h5z.FILTER_DEFLATE not in codes:  # HDF5 checks its own checksums fastest: read each chunk
+        buffer = np.empty(ds.chunks, ds.dtype)
+        try:
+            for part in ds.iter_chunks():
+                ds.read_direct(buffer, part, tuple(slice(0, p.stop - p.start) for p in part))
+        except OSError as exc:
+            raise DatasetError(f"{what} is damaged ({h5_reason(exc)})") from None
+        return
+    bit = 1 << codes.index(h5py.h5z.FILTER_FLETCHER32)  # over the compressed bytes: no inflation
+    dsid = ds.id
+    for i in range(dsid.get_num_chunks()):
+        mask, raw = dsid.read_direct_chunk(dsid.get_chunk_info(i).chunk_offset)
+        if mask & bit:
+            continue  # HDF5 skipped the checksum for this chunk
+        if len(raw) < 4 or fletcher32(raw[:-4]) not in _stored_checksum(raw[-4:]):
+            raise DatasetError(f"{what} is damaged (its fletcher32 checksum does not match)")
 
 
 def h5_reason(exc: BaseException) -> str:
