@@ -87,40 +87,39 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
                   "(hypergeometric null; p is one-sided, for more overlap than chance)")
-    for line in _not_computed(records) + _notes(shown):
+    for line in _not_computed(records) + _notes(records):
         out.print(line)
     if hint:
         out.print(_more_hint())
 
 
-def _not_computed(records: list[dict[str, Any]], most: int = 6) -> list[str]:
-    """One line per reason a metric has no value, naming the metrics it applies to (at most
-    ``most`` lines, then a count; ``--json`` has every record)."""
-    reasons: dict[str, list[str]] = {}
-    for r in records:
-        if r.get("value") is None and r.get("note"):
-            metrics = reasons.setdefault(r["note"], [])
-            if r["metric"] not in metrics:
-                metrics.append(r["metric"])
-    lines = [f"not computed: {visible(', '.join(metrics))} ({visible(note)})" for note, metrics in reasons.items()]
-    if len(lines) > most:
-        lines[most:] = [f"not computed: {len(lines) - most} more reasons (see --json)"]
-    return lines
-
-
-def _notes(shown: list[dict[str, Any]], most: int = 6) -> list[str]:
-    """One line per note that a computed record carries (e.g. weights left out, the rule that
-    decided a shared initialisation, a topology read as a chain), naming its metrics."""
+def _by_note(records: list[dict[str, Any]], computed: bool) -> dict[str, list[str]]:
+    """Each note of the records with (``computed``) or without a value, and the metrics it names."""
     notes: dict[str, list[str]] = {}
-    for r in shown:
-        if r.get("note"):
+    for r in records:
+        if r.get("note") and (r.get("value") is not None) == computed:
             metrics = notes.setdefault(r["note"], [])
             if r["metric"] not in metrics:
                 metrics.append(r["metric"])
-    lines = [f"note: {visible(', '.join(metrics))}: {visible(note)}" for note, metrics in notes.items()]
-    if len(lines) > most:
-        lines[most:] = [f"note: {len(lines) - most} more notes (see --json)"]
-    return lines
+    return notes
+
+
+def _cap(lines: list[str], most: int, more: str) -> list[str]:
+    return lines[:most] + [more.format(len(lines) - most)] if len(lines) > most else lines
+
+
+def _not_computed(records: list[dict[str, Any]], most: int = 6) -> list[str]:
+    """One line per reason a metric has no value, naming the metrics it applies to (at most
+    ``most`` lines, then a count; ``--json`` has every record)."""
+    lines = [f"not computed: {visible(', '.join(m))} ({visible(note)})" for note, m in _by_note(records, False).items()]
+    return _cap(lines, most, "not computed: {} more reasons (see --json)")
+
+
+def _notes(records: list[dict[str, Any]], most: int = 6) -> list[str]:
+    """One line per note that a computed record carries (e.g. weights left out, the rule that
+    decided a shared initialisation, a topology read as a chain), naming its metrics."""
+    lines = [f"note: {visible(', '.join(m))}: {visible(note)}" for note, m in _by_note(records, True).items()]
+    return _cap(lines, most, "note: {} more notes (see --json)")
 
 
 def _more_hint() -> str:
