@@ -60,6 +60,8 @@ _HISTORY_KINDS = ("bool", "int", "float", "str", "json")
 #: are a few KiB (a ResNet's topology included); the bound keeps ``json.loads`` and ``inspect``
 #: fast on a file made to stall them.
 MAX_PROVENANCE_BYTES = 16 * 2**20
+#: Most rows a history without any column may declare (nothing stored bounds them).
+MAX_EMPTY_HISTORY_ROWS = 1_000_000
 #: Environment variable that overrides the default ``max_params`` of :func:`load` and :func:`read_info`.
 MAX_PARAMS_ENV = "TICKETLAB_MAX_PARAMS"
 #: Bytes per parameter in the default ``max_params``: an unpacked mask (1 byte) and two float32
@@ -505,6 +507,9 @@ def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
         return 0, []
     group = _group(f, "history")
     n_rows, n_cols = _int_attr(group, "rows"), _int_attr(group, "columns")
+    if n_cols == 0 and n_rows > MAX_EMPTY_HISTORY_ROWS:  # rows with columns are bounded by their storage
+        raise _Bad(f"the history declares {n_rows:,} rows without any column (at most "
+                   f"{MAX_EMPTY_HISTORY_ROWS:,} empty rows are accepted)")
     present = group.get("present")
     if present is not None and not isinstance(present, h5py.Group):
         raise _Bad("'history/present' is not a group")
@@ -529,8 +534,10 @@ def _history_meta(f: h5py.File) -> tuple[int, list[_Column]]:
     return n_rows, columns
 
 
-def _read_history(n_rows: int, columns: list[_Column]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [{} for _ in range(n_rows)]
+def _read_history(n_rows: int, columns: list[_Column], build: bool = True) -> list[dict[str, Any]]:
+    """The history rows; with ``build=False`` only the columns are read and checked (checksums,
+    JSON cells), and no rows are made."""
+    rows: list[dict[str, Any]] = [{} for _ in range(n_rows)] if build else []
     for name, kind, ds, present in columns:
         if kind in ("str", "json"):
             try:
@@ -541,6 +548,13 @@ def _read_history(n_rows: int, columns: list[_Column]) -> list[dict[str, Any]]:
                 raise _Bad(f"history column '{name}' is damaged (checksum mismatch)")
         else:
             values = _read(ds, f"history column '{name}'").tolist()
+        if not build:
+            if kind == "json":
+                for value in values:
+                    _json_cell(name, value)
+            if present is not None:
+                _read(present, f"history column '{name}'")
+            continue
         here = _read(present, f"history column '{name}'").tolist() if present is not None else [True] * n_rows
         for row, value, keep in zip(rows, values, here):
             if keep:
@@ -664,7 +678,7 @@ def _verify_skipped(c: _Contents, *, weights: bool, scores: bool, history: bool)
         for n, ds in c.scores:
             _verify(ds, f"scores '{n}'")
     if not history:
-        _read_history(c.n_rows, c.columns)
+        _read_history(c.n_rows, c.columns, build=False)
 
 
 def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = True, history: bool = True,
