@@ -57,7 +57,6 @@ FASTER = [
            ("--train-epochs", "3")),  # rewind:50 needs 50 iterations: 3 epochs
     Faster(r"^ticketlab mine --method gem_miner\b", "its default score training: about 8 s of 13 s",
            ("--train-epochs", "6")),  # still one freezing event (every 5 epochs after the first)
-    Faster(r"--model gcn\b", "200 full-batch epochs on Cora: about 30 s of 38 s", ("--train-epochs", "20")),
     Faster(r"^ticketlab mine --method supermask\b", "the sweep's and the ticket's 20 epochs: about 5 s of 10 s",
            ("--train-epochs", "1")),
     Faster(r"^ticketlab collapse --model vgg16\b",
