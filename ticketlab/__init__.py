@@ -23,6 +23,7 @@ _LAZY = {
     "compare": "ticketlab.metrics",
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
+    "train": "ticketlab.retraining",
     "export_ticket": "ticketlab.interop",
     "import_masks": "ticketlab.interop",
     "Study": "ticketlab.study",

@@ -88,6 +88,7 @@ def mine(
         train_ticket: after mining, rewind to the initial weights and train the sparse network;
             its accuracy goes into the history and provenance. A method may ask for this itself
             (Gem-Miner's fine-tuning, :meth:`Miner.ticket_train_config`), with its own config.
+            The training is :func:`ticketlab.retraining.train_sparse`, as ``ticketlab train``'s.
         miner_config: the miner's config (or a dict of overrides of its defaults).
         prune_first_layer, prune_last_layer: whether the first / last prunable layer is pruned.
         keep_weights, keep_scores: store the ``init``/``final`` weights and the last scores.
@@ -106,7 +107,8 @@ def mine(
     from ticketlab.data import get_dataset_info, load_dataset, shape_only
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
-    from ticketlab.training import TrainConfig, default_train_config, resolved_config
+    from ticketlab.retraining import resolve_train_config, train_sparse
+    from ticketlab.training import TrainConfig, resolved_config
 
     started = time.perf_counter()
     progress = progress or NullProgress()
@@ -141,13 +143,7 @@ def mine(
     apply_treatment_(params, treatment)  # before anything reads them: the ticket's init is treated
     init = _numpy(params)
     init_state = {n: v.detach().clone() for n, v in net.state_dict().items()}  # --train-ticket rewinds all of it
-    train_config = default_train_config(model, dataset)
-    if train_epochs is not None:
-        if train_epochs < 1:
-            raise ConfigError(f"train epochs must be at least 1, got {train_epochs}")
-        train_config = dataclasses.replace(train_config, epochs=train_epochs, iterations=None)
-    if train_options:
-        train_config = TrainConfig.from_dict({**train_config.to_dict(), **train_options})
+    train_config = resolve_train_config(model, dataset, train_epochs=train_epochs, train_options=train_options)
 
     def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
         return create_model(model, data.spec, seed=draw_seed, **(model_kwargs or {})).state_dict()
@@ -318,14 +314,9 @@ def mine(
         extra["resumed_after_round"] = first - 1
     if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
         extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
-    if train_ticket:
-        from ticketlab.training import train, train_summary
-
-        net.load_state_dict(init_state)  # the whole initial state: weights, biases, batch norm
-        result = train(net, data, ticket_config, masks=masks, seed=seed, device=dev, progress=progress)
-        kept = sum(int(m.sum()) for m in masks.values())
-        trained_row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
-                       **train_summary(result)}
+    if train_ticket:  # from the whole initial state: weights, biases, batch norm
+        _, trained_row = train_sparse(net, init_state, data, ticket_config, masks, seed=seed, device=dev,
+                                      progress=progress, label="train")
         history.append(trained_row)
         extra["test_accuracy"] = trained_row.get("test_accuracy")
     return make_ticket(masks, history, scores, len(densities), **extra)

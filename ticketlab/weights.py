@@ -181,3 +181,29 @@ def kept_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator
     else:  # signed_reshuffle: magnitudes shuffled, each position keeps its own sign
         out[keep] = _permuted(kept0.abs(), generator) * torch.sign(kept0)
     return out
+
+
+@torch.no_grad()
+def start_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator,
+                  fresh: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole layer a masked network starts from under the mask-1 ``action``: the kept
+    positions as :func:`kept_weights` sets them, the pruned ones the action's whole-layer weights
+    where it has them (``init``: ``w0``; ``signed_*``: the treated ``w0``; ``reinit``: ``fresh``),
+    else ``w0``. Masked training zeroes the pruned positions anyway; keeping values there makes
+    the result a full snapshot (a trained ticket's ``init``) that later transforms can use.
+
+    Example:
+        >>> w0 = torch.tensor([[0.5, -2.0]]); m = torch.tensor([[True, False]])
+        >>> start_weights("signed_constant", w0, m, generator=torch.Generator()).tolist()
+        [[1.0, -1.0]]
+        >>> start_weights("init", w0, m, generator=torch.Generator()).tolist()
+        [[0.5, -2.0]]
+    """
+    kept = kept_weights(action, w0, mask, generator=generator, fresh=fresh)
+    if action in ("signed_constant", "signed_std"):
+        base = treat_weights(action, w0.detach())
+    elif action == "reinit":
+        base = fresh.detach().to(w0.device, w0.dtype)  # kept_weights checked it
+    else:
+        base = w0.detach()
+    return torch.where(mask.to(device=w0.device, dtype=torch.bool), kept, base)

@@ -20,6 +20,41 @@ def init_options(f: Any) -> Any:
     return f
 
 
+def train_options(epochs_help: str) -> Any:
+    """``--train-epochs`` and ``--train-option KEY=VALUE`` (``TrainConfig`` fields): the training
+    options of ``mine``, ``train`` and ``sanity``; :func:`parse_train_options` reads the pairs."""
+    def deco(f: Any) -> Any:
+        f = click.option("--train-option", "train_option_text", multiple=True, metavar="KEY=VALUE",
+                         help="Override a training option, e.g. lr=0.1 or optimizer=sgd (repeatable; see TrainConfig).")(f)
+        f = click.option("--train-epochs", type=int, default=None, help=epochs_help)(f)
+        return f
+    return deco
+
+
+def parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--train-option KEY=VALUE`` pairs; values are read as JSON when they parse (numbers,
+    true/false, lists), else kept as text (``optimizer=sgd``).
+
+    Example:
+        >>> parse_train_options(("lr=0.1", "optimizer=sgd", "milestones=[5]"))
+        {'lr': 0.1, 'optimizer': 'sgd', 'milestones': [5]}
+    """
+    import json
+
+    from ticketlab.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"option --train-option needs KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(text)
+        except ValueError:
+            out[key.strip().replace("-", "_")] = text
+    return out
+
+
 def common_options(f: Any) -> Any:
     """``--quiet`` and ``--debug``, accepted by the group and by every command."""
     f = click.option("--debug", is_flag=True, default=False, expose_value=False, is_eager=True,

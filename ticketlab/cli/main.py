@@ -65,6 +65,7 @@ def cli() -> None:
     ticketlab mine --method synflow -o a.h5     find a ticket and save it
     ticketlab inspect a.h5                      provenance and per-layer densities
     ticketlab evaluate a.h5                     accuracy of the masked network, untrained
+    ticketlab train a.h5 -o t.h5                train the sparse network, write the trained ticket
     ticketlab compare a.h5 b.h5                 what two tickets share, against chance
     ticketlab study run study.toml              a grid of methods x seeds x densities, and its report
     ticketlab list miners                       what is available
@@ -73,8 +74,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     from ticketlab.cli import collapse, compare, evaluate, export, importing, inspect, listing, mine, study
+    from ticketlab.cli import train
 
-    for mod in (mine, inspect, evaluate, compare, export, importing, study, collapse, listing):
+    for mod in (mine, inspect, evaluate, train, compare, export, importing, study, collapse, listing):
         cli.add_command(mod.command)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, init_options, progress_for
+from ticketlab.cli.common import common_options, init_options, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -125,9 +125,7 @@ class MineCommand(click.Command):
 @click.option("--download", is_flag=True, default=False, help="Download the data set if it is missing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
-@click.option("--train-epochs", type=int, default=None, help="Epochs of any training (the method's, and --train-ticket).")
-@click.option("--train-option", "train_option_text", multiple=True, metavar="KEY=VALUE",
-              help="Override a training option, e.g. lr=0.1 or optimizer=sgd (repeatable; see TrainConfig).")
+@train_options("Epochs of any training (the method's, and --train-ticket).")
 @click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
 @init_options
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
@@ -166,7 +164,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
             raise ConfigError(f"option {opt.opts[0]} belongs to {', '.join(owners)}, not to method '{method}'")
         miner_config[name] = value
     schedule = _parse_schedule(schedule_text) if schedule_text is not None else None
-    kwargs["train_options"] = _parse_train_options(train_option_text)
+    kwargs["train_options"] = parse_train_options(train_option_text)
     model_kwargs = {"init": init} if init is not None else {}
     if zero_bias:
         model_kwargs["zero_bias"] = True
@@ -272,25 +270,6 @@ def _parse_schedule(text: str) -> list[float]:
         if not 0.0 <= sp < 1.0:
             raise ConfigError(f"option --schedule sparsities must be in [0, 1), got {sp}")
     return [1.0 - sp for sp in sparsities]
-
-
-def _parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--train-option KEY=VALUE`` pairs; values are read as JSON when they parse (numbers,
-    true/false, lists), else kept as text (``optimizer=sgd``)."""
-    import json
-
-    from ticketlab.errors import ConfigError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option --train-option needs KEY=VALUE, got '{item}'")
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(text)
-        except ValueError:
-            out[key.strip().replace("-", "_")] = text
-    return out
 
 
 def _summary(ticket: Any, path: Path) -> dict[str, Any]:

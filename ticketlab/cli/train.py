@@ -1,0 +1,71 @@
+"""``ticketlab train``: train a ticket's sparse network and write the trained ticket (thin over
+:func:`ticketlab.retraining.train`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ticketlab.cli.common import common_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.render import console, visible
+
+#: ``ticketlab.retraining.KEPT_CHOICES`` (repeated so that building the command never imports
+#: torch; a test keeps the two equal).
+KEPT_HELP = ("init, rewind:K (the dense network trained K iterations first, then the sparse one from "
+             "iteration K), reinit, signed_constant, signed_std, rand_signed_constant, rand_signed_std, "
+             "random_reshuffle, signed_reshuffle")
+
+
+@click.command("train")
+@click.argument("ticket", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Trained ticket to write (atomically; never the source).")
+@click.option("--kept", default="init", show_default=True, metavar="ACTION", help=f"Starting weights: {KEPT_HELP}.")
+@train_options("Epochs of training [default: the model and data set's, as mine].")
+@click.option("--seed", type=int, default=None, help="Training seed [default: the ticket's seed].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON.")
+@common_options
+@click.pass_context
+def command(ctx: click.Context, ticket: Path, output: Path, kept: str, train_epochs: int | None,
+            train_option_text: tuple[str, ...], seed: int | None, data_root: Path | None, device: str,
+            as_json: bool) -> None:
+    """Train a ticket from its init weights (pruned weights stay 0) and write the trained ticket.
+
+    The new ticket has the same masks, the source's provenance plus a trained_from record, its
+    final weights and the training's history. A ticket without stored weights is re-created from
+    its provenance (model, data set, seed).
+
+    \b
+    ticketlab train a.h5 -o a_trained.h5
+    ticketlab train i.h5 --kept rewind:50 --train-option lr=0.0006 -o i_trained.h5
+    """
+    from ticketlab.errors import ConfigError
+    from ticketlab.fileformat import save
+    from ticketlab.retraining import train
+
+    if output.resolve() == ticket.resolve():
+        raise ConfigError(f"the trained ticket would replace its source '{ticket}': choose another -o")
+    if not output.parent.exists():  # fail before the work, not after it
+        raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
+    with progress_for(ctx) as progress:
+        trained = train(ticket, kept=kept, train_epochs=train_epochs, train_options=parse_train_options(train_option_text),
+                        seed=seed, device=device, data_root=data_root, progress=progress)
+    path = save(trained, output)
+    rec = trained.provenance["trained_from"]
+    summary = {"path": str(path), "source": str(ticket), "kept": kept, "seed": rec["seed"], "init": rec["init"],
+               "density": trained.density, "test_accuracy": trained.provenance["test_accuracy"],
+               "source_test_accuracy": rec.get("source_test_accuracy"), "iterations": trained.history[-1]["iterations"]}
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, indent=2))
+        return
+    before = rec.get("source_test_accuracy")
+    was = f" (the source's: {before:.4f})" if isinstance(before, (int, float)) else ""
+    console().print(f"trained {visible(ticket)} ({rec['init']} init, kept {visible(kept)}, seed {rec['seed']}, "
+                    f"{summary['iterations']} iterations, density {trained.density:.4g}): test accuracy "
+                    f"{summary['test_accuracy']:.4f}{was} -> {visible(path)}")

@@ -1,0 +1,363 @@
+"""Training a ticket after mining: ``ticketlab.train(ticket, ...)`` and ``ticketlab train``.
+
+The pieces are shared with the rest of ticketlab, not copied:
+
+* :func:`rebuild` re-creates a ticket's network from its provenance (model, model options,
+  data set, seed): the model built with the provenance seed gives the biases and batch-norm
+  state; the prunable weights are the stored ``init`` snapshot, or, where none is stored, the
+  provenance seed's draw with the run's weight treatment (:func:`ticketlab.weights.apply_treatment_`)
+  and, for a supermask ticket, its ``--kept`` action; after a ``reinit`` transform, the fresh
+  draw of :func:`ticketlab.transforms.reinit_model_seed`. :func:`ticketlab.evaluate` uses it too.
+* :func:`train_sparse` is the masked training of ``mine --train-ticket`` (the runner calls it):
+  rewind the whole initial state, then :func:`ticketlab.training.train` with the masks, so pruned
+  weights stay exactly zero.
+* ``kept`` chooses the starting weights with the shared mask-1 actions
+  (:data:`ticketlab.weights.KEPT_ACTIONS`, :func:`ticketlab.weights.start_weights`), or
+  ``rewind:K``: the dense network trained ``K`` iterations from the init (same config and seed),
+  then the sparse one trained from iteration ``K`` of the same schedule, as IMP's
+  ``--reset rewind:K`` does (Frankle et al. 2019, "Stabilizing the Lottery Ticket Hypothesis").
+* The training config follows ``mine``'s rule (:func:`resolve_train_config`): the defaults of the
+  model and data set, then ``train_epochs``, then ``train_options``.
+
+Training always uses the real data of the ticket's data set (split by the provenance seed), also
+for a ticket mined with ``--data-corruption``: Su et al. 2020 train such tickets on clean data.
+
+Example:
+    >>> import ticketlab
+    >>> t = ticketlab.mine("random", density=0.2, seed=0, device="cpu")
+    >>> trained = ticketlab.train(t, train_epochs=1, device="cpu")
+    >>> trained.provenance["trained_from"]["kept"], sorted(trained.weights)
+    ('init', ['final', 'init'])
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ticketlab.errors import ConfigError, IncompatibleError
+from ticketlab.progress import NullProgress
+from ticketlab.ticket import Ticket
+from ticketlab.weights import KEPT_ACTIONS, check_kept
+
+#: What ``--kept`` takes: the mask-1 actions, and ``rewind:K`` (K an iteration).
+KEPT_CHOICES = ("init", "rewind:K", *[a for a in KEPT_ACTIONS if a != "init"])
+_REWIND = re.compile(r"rewind:(\d+)")
+
+
+def parse_kept(text: str) -> tuple[str, int]:
+    """``(action, K)`` of a ``kept`` value; ``K`` is the rewind iteration (0 unless ``rewind:K``).
+
+    Example:
+        >>> parse_kept("rewind:20"), parse_kept("signed_constant")
+        (('rewind', 20), ('signed_constant', 0))
+    """
+    m = _REWIND.fullmatch(text) if isinstance(text, str) else None
+    if m is not None:
+        return "rewind", int(m.group(1))
+    if text not in KEPT_ACTIONS:
+        raise ConfigError(f"unknown kept-weights action '{text}' (choose from: {', '.join(KEPT_CHOICES)})")
+    return check_kept(text), 0
+
+
+def resolve_train_config(model: str, dataset: str, *, train_epochs: int | None = None,
+                         train_options: Mapping[str, Any] | None = None) -> Any:
+    """``mine``'s training config: :func:`~ticketlab.training.default_train_config` of the
+    model and data set, then ``train_epochs`` (clearing ``iterations``), then ``train_options``
+    (``TrainConfig`` fields).
+
+    Example:
+        >>> resolve_train_config("lenet_300_100", "digits", train_epochs=3, train_options={"lr": 0.01}).epochs
+        3
+    """
+    from ticketlab.training import TrainConfig, default_train_config
+
+    config = default_train_config(model, dataset)
+    if train_epochs is not None:
+        if isinstance(train_epochs, bool) or not isinstance(train_epochs, int) or train_epochs < 1:
+            raise ConfigError(f"train epochs must be at least 1, got {train_epochs}")
+        config = dataclasses.replace(config, epochs=train_epochs, iterations=None)
+    if train_options:
+        config = TrainConfig.from_dict({**config.to_dict(), **dict(train_options)})
+    return config
+
+
+@dataclass
+class Rebuilt:
+    """A ticket's network, re-created (see :func:`rebuild`).
+
+    Attributes:
+        net: the model on ``device``, holding the initial state.
+        data: the ticket's data set, split by the provenance seed.
+        params: the masked parameters (name -> parameter of ``net``), in the masks' order.
+        masks: boolean torch masks on ``device``.
+        theta0: the initial prunable weights (name -> tensor on ``device``; whole layers).
+        state: the whole initial ``state_dict`` (CPU copies), prunable weights = ``theta0``.
+        source: ``"stored"`` (the ticket's ``init``), ``"recreated"`` (from the provenance) or
+            ``"reinit"`` (the fresh draw of a ``reinit`` transform).
+        seed: the provenance seed.
+    """
+
+    net: torch.nn.Module
+    data: Any
+    params: dict[str, torch.nn.Parameter]
+    masks: dict[str, torch.Tensor]
+    theta0: dict[str, torch.Tensor]
+    state: dict[str, torch.Tensor]
+    source: str
+    seed: int
+
+    def draw(self, model_seed: int) -> dict[str, torch.Tensor]:
+        """The prunable weights of a fresh copy of the model built with ``model_seed``."""
+        from ticketlab.models import create_model
+
+        prov = self._prov
+        other = create_model(prov["model"], self.data.spec, seed=int(model_seed), **dict(prov.get("model_config") or {}))
+        named = dict(other.named_parameters())
+        return {n: named[n].detach().to(p.device) for n, p in self.params.items()}
+
+    _prov: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str | torch.device = "auto") -> Rebuilt:
+    """Re-create ``ticket``'s network and initial weights from its provenance (module docstring).
+
+    Raises a one-line :class:`ConfigError` when the provenance cannot re-create it (no model,
+    data set or seed, e.g. an imported ticket) and :class:`IncompatibleError` when a mask names
+    no parameter of the model.
+
+    Example:
+        >>> import ticketlab
+        >>> t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", keep_weights=False)
+        >>> rebuild(t, device="cpu").source
+        'recreated'
+    """
+    from ticketlab.data import load_dataset
+    from ticketlab.device import resolve_device
+    from ticketlab.masking import from_numpy_masks
+    from ticketlab.models import create_model
+    from ticketlab.transforms import reinit_model_seed
+    from ticketlab.weights import apply_treatment_, check_treatment, kept_generator, kept_weights, reinit_draw_seed
+
+    prov = ticket.provenance
+    missing = [k for k in ("model", "dataset", "seed") if prov.get(k) is None]
+    if missing:
+        what = " (an imported ticket? import it with --model/--dataset and store init weights)" \
+            if prov.get("method") == "imported" else ""
+        raise ConfigError(f"cannot re-create the ticket's network: its provenance has no '{missing[0]}'{what}")
+    run_seed = prov["seed"]
+    if isinstance(run_seed, bool) or not isinstance(run_seed, int) or run_seed < 0:
+        raise ConfigError(f"cannot re-create the ticket's network: its provenance seed is {run_seed!r}")
+    model_config = prov.get("model_config") or {}
+    if not isinstance(model_config, dict):
+        raise ConfigError("cannot re-create the ticket's network: its provenance model_config is not a table")
+    dev = resolve_device(device)
+    data = load_dataset(str(prov["dataset"]), root=data_root, seed=run_seed)
+    net = create_model(str(prov["model"]), data.spec, seed=run_seed, **model_config).to(dev)
+    named = dict(net.named_parameters())
+    absent = [n for n in ticket.masks if n not in named]
+    if absent:
+        raise IncompatibleError(f"mask '{absent[0]}' names no parameter of model '{prov['model']}'")
+    params = {n: named[n] for n in ticket.masks}
+    masks = from_numpy_masks(ticket.masks, params)
+    rebuilt = Rebuilt(net, data, params, masks, {}, {}, "", run_seed, _prov=prov)
+    fresh_seed = reinit_model_seed(ticket)
+    if fresh_seed is not None:  # a reinit transform: the fresh draw is the ticket's init
+        source, theta0 = "reinit", rebuilt.draw(fresh_seed)
+    elif "init" in ticket.weights:
+        source = "stored"
+        theta0 = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
+    else:  # the provenance seed's draw, then the run's weight treatment (as the runner made it)
+        source = "recreated"
+        apply_treatment_(params, check_treatment(str(prov.get("weights", "init"))))
+        theta0 = {n: p.detach().clone() for n, p in params.items()}
+        kept = (prov.get("supermask") or {}).get("kept") if isinstance(prov.get("supermask"), dict) else None
+        if kept not in (None, "init"):  # the supermask miner's ticket starts from its --kept weights
+            gen = kept_generator(run_seed)
+            fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
+            theta0 = {n: kept_weights(kept, w, masks[n], generator=gen, fresh=None if fresh is None else fresh[n])
+                      for n, w in theta0.items()}
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(theta0[n])
+    rebuilt.theta0, rebuilt.source = theta0, source
+    rebuilt.state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+    return rebuilt
+
+
+def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: Any, config: Any,
+                 masks: Mapping[str, torch.Tensor], *, seed: int, device: str | torch.device,
+                 progress: NullProgress | None = None, start_iteration: int = 0,
+                 label: str = "ticket") -> tuple[Any, dict[str, Any]]:
+    """Load ``state`` (weights, biases, batch norm) into ``net`` and train it under ``masks``
+    (pruned weights exactly zero); return the :class:`~ticketlab.training.TrainResult` and the
+    history row (``stage="ticket"``, kept count, density, :func:`~ticketlab.training.train_summary`).
+
+    This is ``mine --train-ticket``'s training (the runner calls it) and ``ticketlab train``'s.
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> x = torch.randn(20, 2); y = (x[:, 0] > 0).long()
+        >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+        >>> from ticketlab.training import TrainConfig
+        >>> net = torch.nn.Linear(2, 2); m = {"weight": torch.tensor([[True, False], [True, False]])}
+        >>> _, row = train_sparse(net, net.state_dict(), data, TrainConfig(epochs=1, batch_size=10), m, seed=0, device="cpu")
+        >>> row["kept"], float(net.weight.detach()[:, 1].abs().sum())
+        (2, 0.0)
+    """
+    from ticketlab.training import train, train_summary
+
+    net.load_state_dict(dict(state))
+    result = train(net, data, config, masks=masks, seed=seed, device=device, progress=progress or NullProgress(),
+                   start_iteration=start_iteration, label=label)
+    kept = sum(int(m.sum()) for m in masks.values())
+    row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
+           **train_summary(result)}
+    return result, row
+
+
+class _Stop(Exception):
+    """Ends the dense run of ``rewind:K`` after ``K`` iterations."""
+
+
+def rewound_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: Any, config: Any, iteration: int,
+                  *, seed: int, device: str | torch.device, progress: NullProgress | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """The dense network's state after ``iteration`` steps of ``config`` from ``state``: the
+    weights IMP's ``--reset rewind:K`` rewinds to (its dense run's ``snapshot_at=K``; the same
+    steps, stopped there instead of run to the end).
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec, TensorData
+        >>> from ticketlab.training import TrainConfig
+        >>> x = torch.randn(20, 2); y = (x[:, 0] > 0).long()
+        >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
+        >>> net = torch.nn.Linear(2, 2); s0 = {k: v.clone() for k, v in net.state_dict().items()}
+        >>> torch.equal(rewound_state(net, s0, data, TrainConfig(), 0, seed=0, device="cpu")["weight"], s0["weight"])
+        True
+    """
+    from ticketlab.training import state_copy, total_iterations, train
+
+    total = total_iterations(config, data)
+    if not 0 <= iteration <= total:
+        raise ConfigError(f"kept rewind:{iteration} is past the end of training ({total} iterations)")
+    net.load_state_dict(dict(state))
+    if iteration == 0:
+        return state_copy(net)
+
+    def stop(info: Any) -> None:
+        if info.iteration >= iteration:
+            raise _Stop
+
+    try:
+        train(net, data, config, seed=seed, device=device, progress=progress or NullProgress(), callbacks=(stop,),
+              label=f"rewind: dense to {iteration}")
+    except _Stop:
+        pass
+    return state_copy(net)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def train(
+    ticket: Ticket | str | Path,
+    *,
+    kept: str = "init",
+    train_epochs: int | None = None,
+    train_options: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "auto",
+    data_root: str | Path | None = None,
+    progress: NullProgress | None = None,
+) -> Ticket:
+    """Train ``ticket``'s sparse network and return the trained ticket (the source is not modified).
+
+    Args:
+        ticket: a :class:`Ticket` or the path of a ticket file (read, never written).
+        kept: the starting weights: a mask-1 action (``init``, ``signed_constant``, ``reinit``,
+            ... :data:`ticketlab.weights.KEPT_ACTIONS`) applied to the init, or ``rewind:K``.
+        train_epochs, train_options: as ``mine``'s (:func:`resolve_train_config`).
+        seed: the training seed (batch order, dropout, the random mask-1 actions' draws and
+            ``reinit``'s fresh weights); default the provenance seed, as ``mine --train-ticket``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        data_root: where the data set's files are, for data sets that need files.
+        progress: a progress sink (``ticketlab.progress.make_progress()``).
+
+    Returns:
+        A ticket with the same masks and scores; the source's provenance plus ``trained_from``
+        (source file name and SHA-256 when read from a file, ``kept``, ``seed``, where the init
+        came from: ``stored`` / ``recreated`` / ``reinit``, the resolved train config, the source's
+        ``test_accuracy``), ``test_accuracy`` and ``trained = True``; weights ``init`` (what the
+        training started from: :func:`ticketlab.weights.start_weights`, or θ0 for ``rewind:K``)
+        and ``final`` (pruned entries zero); the history: one ``stage="train"`` row per
+        evaluation, then the ``stage="ticket"`` summary row.
+
+    Example:
+        >>> import ticketlab
+        >>> t = ticketlab.mine("random", density=0.2, seed=0, device="cpu")
+        >>> r = ticketlab.train(t, kept="signed_constant", train_epochs=1, device="cpu")
+        >>> r.history[-1]["stage"], r.provenance["trained_from"]["init"]
+        ('ticket', 'stored')
+    """
+    from ticketlab.fileformat import load
+    from ticketlab.training import resolved_config
+    from ticketlab.weights import kept_generator, reinit_draw_seed, start_weights
+
+    source_file: dict[str, Any] = {}
+    if not isinstance(ticket, Ticket):
+        path = Path(ticket)
+        ticket = load(path)
+        source_file = {"file": path.name, "sha256": file_sha256(path)}
+    mode, rewind_at = parse_kept(kept)
+    rb = rebuild(ticket, data_root=data_root, device=device)
+    if seed is None:
+        seed = rb.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"training seed must be a non-negative integer, not {seed!r}")
+    prov = ticket.provenance
+    config = resolve_train_config(str(prov["model"]), str(prov["dataset"]), train_epochs=train_epochs,
+                                  train_options=train_options)
+    dev = rb.theta0[next(iter(rb.theta0))].device
+    if mode == "rewind":
+        state = rewound_state(rb.net, rb.state, rb.data, config, rewind_at, seed=seed, device=dev, progress=progress)
+        start = {n: w.detach().cpu() for n, w in rb.theta0.items()}  # the run began at θ0
+    else:
+        fresh = rb.draw(reinit_draw_seed(seed)) if mode == "reinit" else None
+        gen = kept_generator(seed)
+        start = {n: start_weights(mode, w, rb.masks[n], generator=gen, fresh=None if fresh is None else fresh[n]).cpu()
+                 for n, w in rb.theta0.items()}
+        state = {**rb.state, **{n: start[n].to(rb.state[n].dtype) for n in start}}
+    result, row = train_sparse(rb.net, state, rb.data, config, rb.masks, seed=seed, device=dev, progress=progress,
+                               start_iteration=rewind_at, label=f"train ({kept})")
+    with torch.no_grad():
+        final = {n: (p * rb.masks[n]).cpu().numpy() for n, p in rb.params.items()}
+
+    provenance = copy.deepcopy(prov)
+    record: dict[str, Any] = {**source_file, "kept": kept, "seed": seed, "init": rb.source,
+                              "train_config": dataclasses.asdict(resolved_config(config, rb.data))}
+    if mode == "rewind":
+        record["rewind_iteration"] = rewind_at
+    if "test_accuracy" in provenance:
+        record["source_test_accuracy"] = provenance.pop("test_accuracy")
+    if "trained_from" in provenance:  # a trained ticket trained again: keep the chain
+        record["source_trained_from"] = provenance.pop("trained_from")
+    provenance.update(trained_from=record, trained=True, test_accuracy=row["test_accuracy"])
+    history = [{"stage": "train", **r} for r in result.log] + [row]
+    return Ticket(masks={n: m.copy() for n, m in ticket.masks.items()}, provenance=provenance,
+                  weights={"init": {n: w.numpy() for n, w in start.items()}, "final": final},
+                  scores={n: np.array(s, copy=True) for n, s in ticket.scores.items()}, history=history)
