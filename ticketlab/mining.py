@@ -56,6 +56,7 @@ def mine(
     train_epochs: int | None = None,
     train_options: dict[str, Any] | None = None,
     train_ticket: bool = False,
+    data_corruption: str | None = None,
     miner_config: MinerConfig | dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     prune_first_layer: bool = True,
@@ -89,6 +90,11 @@ def mine(
             its accuracy goes into the history and provenance. A method may ask for this itself
             (Gem-Miner's fine-tuning, :meth:`Miner.ticket_train_config`), with its own config.
             The training is :func:`ticketlab.retraining.train_sparse`, as ``ticketlab train``'s.
+        data_corruption: ``"random_labels"`` or ``"random_pixels"``: the method sees a training
+            split corrupted with the run's seed (:func:`ticketlab.data.corrupt`; Su et al. 2020's
+            corrupted-data check); validation and test stay real, and ``train_ticket`` trains on
+            the real data. Only for methods that read the training data (not synflow, random,
+            magnitude_init). Recorded in the provenance as ``data_corruption``.
         miner_config: the miner's config (or a dict of overrides of its defaults).
         prune_first_layer, prune_last_layer: whether the first / last prunable layer is pruned.
         keep_weights, keep_scores: store the ``init``/``final`` weights and the last scores.
@@ -104,7 +110,8 @@ def mine(
         progress: a progress sink (``ticketlab.progress.make_progress()``).
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
-    from ticketlab.data import get_dataset_info, load_dataset, shape_only
+    from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
+    from ticketlab.data.corruption import check_corruption
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
     from ticketlab.retraining import resolve_train_config, train_sparse
@@ -127,6 +134,13 @@ def mine(
     elif scope not in miner_cls.scopes:
         raise ConfigError(f"method '{method}' selects with scope {' or '.join(miner_cls.scopes)} only, "
                           f"not '{scope}'")
+    corruption: dict[str, Any] | None = None
+    if data_corruption is not None:
+        check_corruption(data_corruption)
+        if not (miner_cls.needs_data or miner_cls.trains):
+            why = f"method '{method}' is data-free: a data corruption only applies to methods that read the training data"
+            raise ConfigError(why, cli=why.replace("a data corruption", "--data-corruption"))
+        corruption = {"kind": data_corruption, "seed": seed, "split": "train"}
     rounds_dir = Path(save_rounds) if save_rounds is not None else None
     if rounds_dir is not None and not rounds_dir.is_dir():
         raise ConfigError(f"cannot save rounds to '{rounds_dir}': it is not an existing folder")
@@ -135,6 +149,9 @@ def mine(
     data_read = bool(miner_cls.needs_data or miner_cls.trains or train_ticket) or get_dataset_info(dataset).spec is None
     # A data-free method on an image set needs only its shape: no files are read (or required).
     data = load_dataset(dataset, root=data_root, download=download, seed=seed) if data_read else shape_only(dataset)
+    clean = data  # what --train-ticket trains on; the miner sees the corrupted training split
+    if corruption is not None:
+        data = corrupt(data, data_corruption, seed=seed)
     net = create_model(model, data.spec, seed=seed, **(model_kwargs or {})).to(dev)
     params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
     if not params:
@@ -178,6 +195,8 @@ def mine(
         "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
         "ticketlab_version": __version__,
     }
+    if corruption is not None:
+        fingerprint["data_corruption"] = corruption
     topology = model_topology(net, data.spec)
 
     def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
@@ -219,6 +238,7 @@ def mine(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": round(elapsed_before + time.perf_counter() - started, 3),
             "topology": topology,
+            **({"data_corruption": corruption} if corruption is not None else {}),
             **ctx.provenance,
             **extra,
         }
@@ -314,8 +334,8 @@ def mine(
         extra["resumed_after_round"] = first - 1
     if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
         extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
-    if train_ticket:  # from the whole initial state: weights, biases, batch norm
-        _, trained_row = train_sparse(net, init_state, data, ticket_config, masks, seed=seed, device=dev,
+    if train_ticket:  # from the whole initial state (weights, biases, batch norm), on the real data
+        _, trained_row = train_sparse(net, init_state, clean, ticket_config, masks, seed=seed, device=dev,
                                       progress=progress, label="train")
         history.append(trained_row)
         extra["test_accuracy"] = trained_row.get("test_accuracy")

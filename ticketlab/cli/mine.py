@@ -26,6 +26,9 @@ import click
 from ticketlab.cli.common import common_options, init_options, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
 
+#: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
+#: test keeps the two equal).
+CORRUPTION_CHOICES = ("random_labels", "random_pixels")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
@@ -127,6 +130,10 @@ class MineCommand(click.Command):
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
 @train_options("Epochs of any training (the method's, and --train-ticket).")
 @click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
+@click.option("--data-corruption", type=click.Choice(CORRUPTION_CHOICES), default=None,
+              help="Mine on a corrupted training split (Su et al. 2020's check; methods that read data only): "
+                   "labels permuted among the samples, or each sample's pixels permuted on its own. "
+                   "Validation, test and --train-ticket use the real data.")
 @init_options
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
@@ -201,6 +208,10 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
               f"{visible(ticket.provenance['dataset'])}: kept {ticket.kept:,} of {ticket.total:,} "
               f"weights (density {ticket.density:.4g}) -> {visible(path)}")
     out.print(density_table(ticket.layer_kept(), {n: m.size for n, m in ticket.masks.items()}))
+    corrupted = ticket.provenance.get("data_corruption")
+    if corrupted:
+        out.print(f"mined on a corrupted training split: {corrupted['kind']} (seed {corrupted['seed']}); "
+                  "validation and test are the real data")
     if "resumed_after_round" in ticket.provenance:
         out.print(f"resumed after round {ticket.provenance['resumed_after_round']} from the checkpoint")
     rows = trained_rounds(ticket.history)
@@ -280,6 +291,7 @@ def _summary(ticket: Any, path: Path) -> dict[str, Any]:
         "kept": ticket.kept, "total": ticket.total, "density": ticket.density,
         "layers": {n: {"kept": k, "total": int(ticket.masks[n].size)} for n, k in ticket.layer_kept().items()},
         "collapsed": prov.get("collapsed", False),
+        "data_corruption": prov.get("data_corruption"),
         "test_accuracy": prov.get("test_accuracy"),
         "history": [r for r in ticket.history if r.get("stage") != "round" or "test_accuracy" in r],
     }

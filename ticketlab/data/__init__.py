@@ -32,17 +32,20 @@ from ticketlab.data.registry import (
     register_dataset,
     shape_only,
 )
+from ticketlab.data.corruption import CORRUPTIONS, corrupt
 
 # Importing the source modules registers their data sets (in this order).
 from ticketlab.data import sklearn_sets, mnist1d_set, mnist5k, karate  # noqa: E402,F401,I001
 from ticketlab.data import planetoid, torchvision_sets  # noqa: E402,F401,I001
 
 __all__ = [
+    "CORRUPTIONS",
     "DataSpec",
     "Dataset",
     "DatasetInfo",
     "GraphData",
     "TensorData",
+    "corrupt",
     "get_dataset_info",
     "list_datasets",
     "load_dataset",
