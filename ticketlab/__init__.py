@@ -24,6 +24,7 @@ _LAZY = {
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
     "train": "ticketlab.retraining",
+    "sanity_check": "ticketlab.sanity",
     "export_ticket": "ticketlab.interop",
     "import_masks": "ticketlab.interop",
     "Study": "ticketlab.study",
