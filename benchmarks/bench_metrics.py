@@ -10,6 +10,12 @@
 4. End to end through files (if ``ticketlab.fileformat`` is there): a fresh ``python`` process
    that imports ticketlab.metrics, loads two ResNet-50 ticket files masks-only and runs the
    default ``compare`` -- the API part of the ``ticketlab compare a.h5 b.h5`` budget (1.5 s).
+5. The degree-preserving null (``compare(..., null="degree")``, issue 14): (a) how many global
+   curveball rounds mix -- the null's mean Jaccard of two near-copy tickets with very unequal
+   unit degrees against the rounds run, on LeNet and ResNet-50 layer shapes; (b) its cost on a
+   ResNet-50-sized ticket (25.5M weights, density 0.1): one round over all layers, one sample
+   (hub + sample = 2 x rounds rounds per ticket), and the whole ``compare(..., "jaccard",
+   null="degree", null_samples=N)`` of two tickets, extrapolated from the round time.
 
 BLAS and OpenMP are pinned to one thread (unless the environment already says otherwise), so
 timings compare across machines and runs; part 1 also reports whether torch got imported (it
@@ -19,6 +25,7 @@ Usage:
     .venv/bin/python benchmarks/bench_metrics.py            # all parts
     .venv/bin/python benchmarks/bench_metrics.py --quick    # smaller matrix (5 tickets)
     .venv/bin/python benchmarks/bench_metrics.py --parts 1  # only the overlap + chance timing
+    .venv/bin/python benchmarks/bench_metrics.py --parts 5  # the degree-preserving null
 """
 
 from __future__ import annotations
@@ -185,12 +192,59 @@ def bench_files(density: float) -> None:
               f"{sorted(walls)[1]:.2f} s (target < 1.5 s)")
 
 
+def _hetero(shape: tuple[int, ...], density: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask whose units have very unequal degrees (gamma(0.5) propensities per row and column)."""
+    r, c = rng.gamma(0.5, size=shape[0]), rng.gamma(0.5, size=math.prod(shape[1:]))
+    p = np.outer(r, c)
+    return (rng.random(p.shape) < np.minimum(p / p.mean() * density, 1)).reshape(shape)
+
+
+def bench_degree(density: float, samples: int) -> None:
+    from ticketlab.metrics.degree import DEFAULT_ROUNDS, DegreeNull, curveball, layer_samples
+
+    print(f"\n[5] degree-preserving null (global curveball; default rounds {DEFAULT_ROUNDS})")
+    print("    (a) mixing: mean null Jaccard of a near copy (2% flipped) over 8 chains vs rounds run")
+    checkpoints = (0, 1, 2, 5, 10, 20, 30, 60, 120)
+    rng = np.random.default_rng(0)
+    for name, shape in (("lenet fc1", (300, 784)), ("resnet50 layer3.0.conv2", (256, 256, 3, 3)),
+                        ("resnet50 fc", (1000, 2048))):
+        a = _hetero(shape, density, rng)
+        b = a ^ (rng.random(a.shape) < 0.02)
+        gens = [np.random.default_rng(10 + k) for k in range(8)]
+        xa, xb, done, cells = [a] * 8, [b] * 8, 0, []
+        for r in checkpoints:
+            xa = [curveball(x, r - done, g) for x, g in zip(xa, gens)]
+            xb = [curveball(x, r - done, g) for x, g in zip(xb, gens)]
+            done = r
+            js = np.array([(x & y).sum() / (x | y).sum() for x, y in zip(xa, xb)])
+            cells.append(f"{r}:{js.mean():.4f}")
+        lines = min(shape[0], math.prod(shape[1:]))
+        print(f"    {name} {shape} ({lines // 2} trades per round): " + " ".join(cells))
+    n = sum(math.prod(s) for _, s in RESNET50)
+    print(f"    (b) cost on a ResNet-50-sized ticket: {len(RESNET50)} layers, {n:,} weights, density {density}")
+    t = random_ticket(RESNET50, density, 1)
+    masks = list(t.masks.values())
+    first, best, median = timeit(lambda: [curveball(m, 1, np.random.default_rng(0)) for m in masks], repeat=3)
+    line("one global curveball round, all layers", first, best, median)
+    null = DegreeNull(samples=1, seed=0)
+    start = time.perf_counter()
+    for i, m in enumerate(masks):
+        layer_samples(m, null, 0, i)
+    one = time.perf_counter() - start
+    print(f"    one ticket, hub + 1 sample ({2 * null.rounds} rounds): {one:.1f} s; each further sample "
+          f"{one / 2:.1f} s ({null.rounds} rounds)")
+    total = 2 * one / 2 * (samples + 1)
+    print(f"    => compare(two tickets, null='degree', null_samples={samples}): about {total:.0f} s "
+          f"(2 tickets x {samples + 1} x {null.rounds} rounds; overlap counts of the samples are negligible)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--density", type=float, default=0.1)
     ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
     ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
-    ap.add_argument("--parts", default="1234", help="which parts to run, e.g. 1 or 13 (default: all)")
+    ap.add_argument("--parts", default="12345", help="which parts to run, e.g. 1 or 13 (default: all)")
+    ap.add_argument("--null-samples", type=int, default=20, help="null samples in the degree-null estimate")
     args = ap.parse_args()
     threads = os.environ["OMP_NUM_THREADS"]
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}, OMP/BLAS threads {threads}")
@@ -202,6 +256,8 @@ def main() -> None:
         bench_graph(args.density)
     if "4" in args.parts:
         bench_files(args.density)
+    if "5" in args.parts:
+        bench_degree(args.density, args.null_samples)
 
 
 if __name__ == "__main__":

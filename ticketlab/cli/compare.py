@@ -12,6 +12,8 @@ from ticketlab.cli.common import common_options, progress_for
 from ticketlab.cli.render import console, visible
 
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
+#: Columns of the degree-preserving null, shown when the records have them (--null degree).
+_DEGREE_COLUMNS = ("expected_degree", "lift_degree", "p_degree")
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -29,7 +31,7 @@ def _cell(value: Any, column: str) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if column == "p":
+        if column in ("p", "p_degree"):
             return f"{value:.2g}"
         return f"{value:.4g}"
     return str(value)
@@ -49,13 +51,14 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
         if r["b"] is not None:
             pairs.setdefault(frozenset((r["a"], r["b"])), (r["a"], r["b"]))
     swapped: list[str] = []
+    columns = _NUM_COLUMNS + tuple(c for c in _DEGREE_COLUMNS if any(c in r for r in shown))
     for a, b in pairs.values():
         table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False)
         table.add_column("metric")
         if show_layer:
             table.add_column("layer")
-        for col in _NUM_COLUMNS:
-            table.add_column(col, justify="right")
+        for col in columns:
+            table.add_column(col.replace("expected_degree", "exp_degree"), justify="right")
         for r in shown:
             if (r["a"], r["b"]) in ((a, b), (b, a)):
                 name = r["metric"]
@@ -63,7 +66,7 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
                     swapped.append(name)
                     name += " (b, a)"
                 layer = [r["layer"]] if show_layer else []
-                table.add_row(visible(name), *map(visible, layer), *(_cell(r.get(c), c) for c in _NUM_COLUMNS))
+                table.add_row(visible(name), *map(visible, layer), *(_cell(r.get(c), c) for c in columns))
         out.print(table)
     singles = [r for r in shown if r["b"] is None]
     if singles:
@@ -87,6 +90,9 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
                   "(hypergeometric null; p is one-sided, for more overlap than chance)")
+    if len(columns) > len(_NUM_COLUMNS):
+        out.print("exp_degree, lift_degree, p_degree: against random masks in which every unit keeps its "
+                  "degree in every layer (curveball samples; p is the add-one empirical p)")
     for line in _not_computed(records) + _notes(records):
         out.print(line)
     if hint:
@@ -176,11 +182,20 @@ class CompareCommand(click.Command):
               help="With --matrix: write the matrix as CSV here.")
 @click.option("--profile-plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the tickets' per-layer density profiles side by side.")
+@click.option("--null", "null", type=click.Choice(["degree"]), default=None,
+              help="Also the degree-preserving null for the overlap metrics (sampled: costs time).")
+@click.option("--null-samples", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="Samples per ticket of a sampled null.")
+@click.option("--null-rounds", type=click.IntRange(1, 10_000), default=30, show_default=True,
+              help="With --null degree: curveball rounds to the hub and from it to each sample.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the null samples (the same seed gives the same output).")
 @common_options
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...], per_layer: bool,
             common_only: bool, as_json: bool, matrix_metric: str | None, plot: Path | None,
-            csv_path: Path | None, profile_plot: Path | None) -> None:
+            csv_path: Path | None, profile_plot: Path | None, null: str | None, null_samples: int,
+            null_rounds: int, seed: int) -> None:
     """Compare tickets: overlap against chance, per-layer sparsity, signs, graph properties.
 
     \b
@@ -188,12 +203,15 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     ticketlab compare a.h5 b.h5 --metric jaccard --metric signs --per-layer --json
     ticketlab compare runs/*.h5 --matrix jaccard --plot jaccard.png --csv jaccard.csv
     ticketlab compare a.h5 b.h5 --profile-plot profiles.png
+    ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
     """
     from ticketlab.errors import ConfigError
 
     labels = _labels(list(paths))
     if len(paths) < 2:
         raise ConfigError("compare needs at least two ticket files")
+    if null is not None and matrix_metric:
+        raise ConfigError("--null goes with the records, not with --matrix")
     if (plot or csv_path) and not matrix_metric:
         raise ConfigError("--plot and --csv go with --matrix METRIC")
     for out_path in (plot, csv_path, profile_plot):
@@ -214,7 +232,8 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
 
     with progress_for(ctx) as progress:
         records = compare(list(paths), list(metrics) or None, per_layer=per_layer, common_only=common_only,
-                          labels=labels, progress=progress)
+                          labels=labels, progress=progress, null=null, null_samples=null_samples,
+                          null_rounds=null_rounds, seed=seed)
     if as_json:
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:

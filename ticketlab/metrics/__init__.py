@@ -3,7 +3,8 @@
 One file per family; importing this package registers every built-in metric:
 
 * ``overlap.py`` -- weight-level Jaccard, Dice, overlap coefficient, relative intersection,
-  Hamming, Cohen's kappa, each with its chance expectation (``chance.py``: hypergeometric nulls);
+  Hamming, Cohen's kappa, each with its chance expectation (``chance.py``: hypergeometric nulls;
+  ``degree.py``: the degree-preserving null, sampled, with ``compare(..., null="degree")``);
 * ``units.py`` -- alive units / kernels and empty kernels versus chance;
 * ``sparsity.py`` -- per-layer density and allocation profiles, L1 / Jensen-Shannon distances;
 * ``signs.py`` -- sign preservation within a ticket, sign agreement between tickets;

@@ -38,7 +38,8 @@ SUMMARY_KEYS = (TOTAL, MEAN, WMEAN)
 #: Fields a metric may return for one layer, besides ``value`` (see docs/compare_schema.md).
 FIELDS = (
     "value", "expected", "lift", "z", "p", "p_two_sided",
-    "expected_global", "lift_global", "z_global", "p_global", "note",
+    "expected_global", "lift_global", "z_global", "p_global",
+    "expected_degree", "lift_degree", "p_degree", "note",
 )
 
 #: What a metric returns: one number (the total), or layer key -> number or field dict.
@@ -51,11 +52,19 @@ class Cache:
     """Memo for one :func:`~ticketlab.metrics.compare` call (counts, alive units, graphs).
 
     Keys hold ``id()`` of tickets, which is safe because the cache lives no longer than the
-    call that holds the tickets.
+    call that holds the tickets. ``degree_null`` (a :class:`~ticketlab.metrics.degree.DegreeNull`)
+    asks the overlap metrics for the degree-preserving null fields too; :meth:`stream` numbers
+    the tickets in the order first seen, which tells their null samples apart.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, degree_null: Any = None) -> None:
         self._items: dict[Any, Any] = {}
+        self.degree_null = degree_null
+        self._streams: dict[int, int] = {}
+
+    def stream(self, t: Any) -> int:
+        """The stream number of ticket ``t``: 0, 1, ... in the order tickets are first seen."""
+        return self._streams.setdefault(id(t), len(self._streams))
 
     def get(self, key: Any, make: Callable[[], T]) -> T:
         """The value stored under ``key``, made by ``make()`` the first time."""

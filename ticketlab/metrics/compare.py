@@ -24,6 +24,7 @@ import numpy as np
 
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.metrics.base import FIELDS, MEAN, TOTAL, WMEAN, Cache, check_pair, clean
+from ticketlab.metrics.degree import DEFAULT_ROUNDS, DEFAULT_SAMPLES, DegreeNull
 from ticketlab.metrics.registry import Metric, resolve_metrics
 from ticketlab.progress import NullProgress
 from ticketlab.ticket import Ticket
@@ -162,6 +163,10 @@ def compare(
     common_only: bool = False,
     labels: Sequence[str] | None = None,
     progress: NullProgress | None = None,
+    null: str | None = None,
+    null_samples: int = DEFAULT_SAMPLES,
+    null_rounds: int = DEFAULT_ROUNDS,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Compare tickets (objects or file paths) with registered metrics; tidy records.
 
@@ -180,12 +185,19 @@ def compare(
             architectures raise :class:`IncompatibleError` naming the first difference).
         labels: names for the tickets in the records (default: the path, or ``ticket<i>``).
         progress: optional progress display (one step per metric call).
+        null: ``"degree"`` adds the degree-preserving null to the overlap metrics' records
+            (``expected_degree``, ``lift_degree``, ``p_degree``; see
+            :mod:`ticketlab.metrics.degree`), at the cost of sampling; None: hypergeometric only.
+        null_samples: samples per ticket of a sampled null (p-values are multiples of
+            ``1 / (null_samples + 1)``).
+        null_rounds: global curveball rounds to the hub and from it to each degree sample.
+        seed: seed of the null samples; the same seed gives the same records.
 
     Returns:
         A list of dicts with keys ``a``, ``b`` (None for single-ticket metrics), ``metric``,
         ``layer``, ``value`` and, where the metric gives them, ``expected``, ``lift``, ``z``,
         ``p``, ``p_two_sided``, ``expected_global``, ``lift_global``, ``z_global``, ``p_global``,
-        ``note`` (see docs/compare_schema.md).
+        ``expected_degree``, ``lift_degree``, ``p_degree``, ``note`` (see docs/compare_schema.md).
 
     Example:
         >>> import numpy as np
@@ -193,6 +205,7 @@ def compare(
         >>> [r["value"] for r in compare([t], ["density"], per_layer=True)]
         [0.5, 0.5]
     """
+    degree_null = _null_settings(null, null_samples, null_rounds, seed)
     chosen = resolve_metrics(metrics)
     named = {metrics} if isinstance(metrics, str) else set(metrics or ())
     progress = progress or NullProgress()
@@ -214,7 +227,9 @@ def compare(
             calls += [(m, (i, j)) for i in range(k) for j in range(k) if i < j or (i > j and not m.symmetric)]
     if metrics is not None and k < 2 and chosen and all(m.kind == "pair" for m in chosen):
         raise ConfigError("pair metrics need at least two tickets")
-    cache = Cache()
+    cache = Cache(degree_null=degree_null)
+    for t in loaded:  # ticket i's null samples use stream i
+        cache.stream(t)
     records: list[dict[str, Any]] = []
     with progress.task("compare", total=len(calls)) as task:
         for m, idx in calls:
@@ -229,6 +244,19 @@ def compare(
                                 "note": lacks})
             task.advance()
     return records
+
+
+#: Values of ``compare(null=...)``: None (the hypergeometric nulls only) or a sampled null.
+NULLS = ("degree",)
+
+
+def _null_settings(null: str | None, samples: int, rounds: int, seed: int) -> DegreeNull | None:
+    if null is None:
+        return None
+    if null not in NULLS:
+        raise ConfigError(f"unknown null '{null}' (choose from: {', '.join(NULLS)}; the hypergeometric "
+                          "nulls are always given)")
+    return DegreeNull(samples=samples, seed=seed, rounds=rounds)
 
 
 def records_to_array(records: Sequence[Mapping[str, Any]], key: str = "value") -> np.ndarray:

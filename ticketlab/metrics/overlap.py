@@ -16,6 +16,9 @@ hamming              ``(a + b - 2 ab) / n``               distance
 kappa                Cohen's kappa of the two masks       similarity
 ===================  ===================================  ===========
 
+With a :class:`~ticketlab.metrics.degree.DegreeNull` in the cache (``compare(..., null="degree")``)
+every record also gets ``expected_degree``, ``lift_degree`` and ``p_degree`` (degree.py).
+
 Example:
     >>> import numpy as np
     >>> from ticketlab.ticket import Ticket
@@ -33,6 +36,7 @@ import numpy as np
 
 from ticketlab.metrics.base import Cache, as_cache, pair_counts
 from ticketlab.metrics.chance import chance_result, null_stats
+from ticketlab.metrics.degree import add_degree_fields
 from ticketlab.metrics.registry import register
 from ticketlab.ticket import Ticket
 
@@ -96,7 +100,10 @@ def overlap_metric(a: Ticket, b: Ticket, formula: Callable[..., Any], *, increas
     cache = as_cache(cache)
     counts = pair_counts(a, b, cache)
     stats = null_stats(counts, cache, key=("weight", *sorted((id(a), id(b)))))
-    return chance_result(counts, formula, stats, increasing=increasing, jaccard=jaccard, lift=lift)
+    out = chance_result(counts, formula, stats, increasing=increasing, jaccard=jaccard, lift=lift)
+    if cache.degree_null is not None:  # the degree-preserving null's fields too (degree.py)
+        add_degree_fields(out, a, b, counts, formula, cache, lift=lift)
+    return out
 
 
 def _reg(name: str, formula: Callable[..., Any], orientation: str | None, description: str,
