@@ -58,8 +58,7 @@ def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: i
     out = console()
     for path, r in zip(tickets, results):
         out.print(_table(path, r))
-    out.print("effect: hurts / helps when the difference is beyond max(2 standard errors, 0.5 pp); spread: "
-              "sample standard deviation over the seeds")
+    out.print("hurts / helps: a difference beyond max(2 standard errors, 0.5 pp); ±: sample std over the seeds")
 
 
 def _table(path: Path, r: Any) -> Any:
