@@ -262,4 +262,4 @@ def test_cli_null_degree(tmp_path):
     res = runner.invoke(cli, args)
     assert res.exit_code == 0 and "p_degree" in res.output and "keeps its degree" in res.output
     res = runner.invoke(cli, ["compare", *paths, "--null", "degree", "--matrix", "jaccard"])
-    assert res.exit_code != 0 and "--null goes with the records" in res.output
+    assert res.exit_code != 0 and "go with the records" in res.output

@@ -14,6 +14,8 @@ from ticketlab.cli.render import console, visible
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
 #: Columns of the degree-preserving null, shown when the records have them (--null degree).
 _DEGREE_COLUMNS = ("expected_degree", "lift_degree", "p_degree")
+#: Columns of the aligned null, shown when the records have them (--align).
+_ALIGNED_COLUMNS = ("expected_aligned", "sd_aligned", "p_aligned")
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -31,7 +33,7 @@ def _cell(value: Any, column: str) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if column in ("p", "p_degree"):
+        if column in ("p", "p_degree", "p_aligned"):
             return f"{value:.2g}"
         return f"{value:.4g}"
     return str(value)
@@ -51,14 +53,14 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
         if r["b"] is not None:
             pairs.setdefault(frozenset((r["a"], r["b"])), (r["a"], r["b"]))
     swapped: list[str] = []
-    columns = _NUM_COLUMNS + tuple(c for c in _DEGREE_COLUMNS if any(c in r for r in shown))
+    columns = _NUM_COLUMNS + tuple(c for c in _DEGREE_COLUMNS + _ALIGNED_COLUMNS if any(c in r for r in shown))
     for a, b in pairs.values():
         table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False)
         table.add_column("metric")
         if show_layer:
             table.add_column("layer")
         for col in columns:
-            table.add_column(col.replace("expected_degree", "exp_degree"), justify="right")
+            table.add_column(col.replace("expected_", "exp_"), justify="right")
         for r in shown:
             if (r["a"], r["b"]) in ((a, b), (b, a)):
                 name = r["metric"]
@@ -90,7 +92,10 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
     if pairs:
         out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
                   "(hypergeometric null; p is one-sided, for more overlap than chance)")
-    if len(columns) > len(_NUM_COLUMNS):
+    if any(c in columns for c in _ALIGNED_COLUMNS):
+        out.print("exp_aligned, sd_aligned, p_aligned: random masks of the same per-layer counts, aligned the same "
+                  "way (the hypergeometric columns ignore that alignment raises the overlap)")
+    if any(c in columns for c in _DEGREE_COLUMNS):
         out.print("exp_degree, lift_degree, p_degree: against random masks in which every unit keeps its "
                   "degree in every layer (curveball samples; p is the add-one empirical p)")
     for line in _not_computed(records) + _notes(records):
@@ -188,6 +193,9 @@ class CompareCommand(click.Command):
               help="Samples per ticket of a sampled null.")
 @click.option("--null-rounds", type=click.IntRange(1, 10_000), default=30, show_default=True,
               help="With --null degree: curveball rounds to the hub and from it to each sample.")
+@click.option("--align", "align", type=click.Choice(["masks", "weights"]), default=None,
+              help="Relabel the second ticket's hidden units to match the first's (weight matching on "
+                   "the topology) before the pair metrics; adds the aligned null (--null-samples pairs).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the null samples (the same seed gives the same output).")
 @common_options
@@ -195,7 +203,7 @@ class CompareCommand(click.Command):
 def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...], per_layer: bool,
             common_only: bool, as_json: bool, matrix_metric: str | None, plot: Path | None,
             csv_path: Path | None, profile_plot: Path | None, null: str | None, null_samples: int,
-            null_rounds: int, seed: int) -> None:
+            null_rounds: int, align: str | None, seed: int) -> None:
     """Compare tickets: overlap against chance, per-layer sparsity, signs, graph properties.
 
     \b
@@ -204,14 +212,15 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     ticketlab compare runs/*.h5 --matrix jaccard --plot jaccard.png --csv jaccard.csv
     ticketlab compare a.h5 b.h5 --profile-plot profiles.png
     ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
+    ticketlab compare a.h5 b.h5 --metric overlap --align masks --null-samples 20
     """
     from ticketlab.errors import ConfigError
 
     labels = _labels(list(paths))
     if len(paths) < 2:
         raise ConfigError("compare needs at least two ticket files")
-    if null is not None and matrix_metric:
-        raise ConfigError("--null goes with the records, not with --matrix")
+    if (null is not None or align is not None) and matrix_metric:
+        raise ConfigError("--null and --align go with the records, not with --matrix")
     if (plot or csv_path) and not matrix_metric:
         raise ConfigError("--plot and --csv go with --matrix METRIC")
     for out_path in (plot, csv_path, profile_plot):
@@ -233,7 +242,7 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     with progress_for(ctx) as progress:
         records = compare(list(paths), list(metrics) or None, per_layer=per_layer, common_only=common_only,
                           labels=labels, progress=progress, null=null, null_samples=null_samples,
-                          null_rounds=null_rounds, seed=seed)
+                          null_rounds=null_rounds, seed=seed, align=align)
     if as_json:
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:

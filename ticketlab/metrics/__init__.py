@@ -9,6 +9,7 @@ One file per family; importing this package registers every built-in metric:
 * ``sparsity.py`` -- per-layer density and allocation profiles, L1 / Jensen-Shannon distances;
 * ``signs.py`` -- sign preservation within a ticket, sign agreement between tickets;
 * ``graph.py`` -- effective masks, path counts, dead units, degrees, Ramanujan spectral gap;
+* ``align.py`` -- permutation alignment of two tickets (weight matching), ``compare(..., align=...)``;
 * ``many.py`` -- pairwise matrices, clustering, MDS embedding, heatmaps;
 * ``compare.py`` -- :func:`compare`, the tidy-record front end the CLI calls;
 * ``registry.py`` -- :func:`register` for your own metrics; ``schema.py`` -- the output schema.

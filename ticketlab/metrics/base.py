@@ -39,7 +39,8 @@ SUMMARY_KEYS = (TOTAL, MEAN, WMEAN)
 FIELDS = (
     "value", "expected", "lift", "z", "p", "p_two_sided",
     "expected_global", "lift_global", "z_global", "p_global",
-    "expected_degree", "lift_degree", "p_degree", "note",
+    "expected_degree", "lift_degree", "p_degree",
+    "expected_aligned", "sd_aligned", "lift_aligned", "p_aligned", "note",
 )
 
 #: What a metric returns: one number (the total), or layer key -> number or field dict.
@@ -61,6 +62,8 @@ class Cache:
         self._items: dict[Any, Any] = {}
         self.degree_null = degree_null
         self._streams: dict[int, int] = {}
+        #: id of an aligned ticket B' -> (A, B, by, samples, seed): compare(align=...) fills it
+        self.aligned: dict[int, tuple[Any, ...]] = {}
 
     def stream(self, t: Any) -> int:
         """The stream number of ticket ``t``: 0, 1, ... in the order tickets are first seen."""

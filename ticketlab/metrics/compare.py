@@ -24,6 +24,7 @@ import numpy as np
 
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.metrics.base import FIELDS, MEAN, TOTAL, WMEAN, Cache, check_pair, clean
+from ticketlab.metrics.align import ALIGN_BY
 from ticketlab.metrics.degree import DEFAULT_ROUNDS, DEFAULT_SAMPLES, DegreeNull
 from ticketlab.metrics.registry import Metric, resolve_metrics
 from ticketlab.progress import NullProgress
@@ -66,12 +67,14 @@ def prepare(
     *,
     labels: Sequence[str] | None = None,
     common_only: bool = False,
+    load_weights: bool = False,
 ) -> tuple[list[Ticket], list[str]]:
     """Load paths (masks only unless a metric needs weights), label and check the tickets.
 
     Tickets must have the same parameters (names and shapes, in order); otherwise an
     :class:`IncompatibleError` names the first difference, or with ``common_only`` every ticket
-    is limited to the parameters all of them share.
+    is limited to the parameters all of them share. ``load_weights`` loads the weight snapshots
+    even when no metric needs them (``align="weights"``).
     """
     if isinstance(tickets, (str, os.PathLike, Ticket)):
         tickets = [tickets]
@@ -85,7 +88,7 @@ def prepare(
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"ticket label '{dup}' is used twice; give distinct labels")
-    weights = any(n in ("init", "final") for m in metrics for n in m.needs)
+    weights = load_weights or any(n in ("init", "final") for m in metrics for n in m.needs)
     loaded = []
     for t in tickets:
         if isinstance(t, Ticket):
@@ -167,6 +170,7 @@ def compare(
     null_samples: int = DEFAULT_SAMPLES,
     null_rounds: int = DEFAULT_ROUNDS,
     seed: int = 0,
+    align: str | None = None,
 ) -> list[dict[str, Any]]:
     """Compare tickets (objects or file paths) with registered metrics; tidy records.
 
@@ -191,7 +195,13 @@ def compare(
         null_samples: samples per ticket of a sampled null (p-values are multiples of
             ``1 / (null_samples + 1)``).
         null_rounds: global curveball rounds to the hub and from it to each degree sample.
-        seed: seed of the null samples; the same seed gives the same records.
+        seed: seed of the null samples (and of the alignment's layer order); the same seed gives
+            the same records.
+        align: ``"masks"`` or ``"weights"``: before the pair metrics, the second ticket of every
+            pair is relabelled to match the first (:mod:`ticketlab.metrics.align`, weight matching
+            on the topology); the overlap metrics also get the aligned null (``expected_aligned``,
+            ``sd_aligned``, ``lift_aligned``, ``p_aligned`` from ``null_samples`` aligned pairs of
+            random masks) and the records a ``note``. None: no alignment.
 
     Returns:
         A list of dicts with keys ``a``, ``b`` (None for single-ticket metrics), ``metric``,
@@ -206,10 +216,13 @@ def compare(
         [0.5, 0.5]
     """
     degree_null = _null_settings(null, null_samples, null_rounds, seed)
+    if align is not None and align not in ALIGN_BY:
+        raise ConfigError(f"unknown alignment '{align}' (choose from: {', '.join(ALIGN_BY)})")
     chosen = resolve_metrics(metrics)
     named = {metrics} if isinstance(metrics, str) else set(metrics or ())
     progress = progress or NullProgress()
-    loaded, names = prepare(tickets, chosen, labels=labels, common_only=common_only)
+    loaded, names = prepare(tickets, chosen, labels=labels, common_only=common_only,
+                            load_weights=align == "weights")
     # a metric named on its own must apply; one chosen by group or default is skipped where it
     # cannot, unless that leaves nothing of an explicit selection
     lacking = {(m.name, i): _lacks(m, t) for m in chosen for i, t in enumerate(loaded)}
@@ -236,7 +249,11 @@ def compare(
             ts = [loaded[i] for i in idx]
             b = names[idx[1]] if len(idx) == 2 else None
             lacks = next((lacking[m.name, i].replace("@TICKET@", names[i]) for i in idx if lacking[m.name, i]), None)
-            if lacks is None:
+            if lacks is None and align is not None and len(idx) == 2:
+                ts[1], note = _aligned(loaded, names, idx, align, null_samples, seed, cache)
+                recs = result_records(m.name, result=m(*ts, cache=cache), a=names[idx[0]], b=b, per_layer=per_layer)
+                records += [{**r, "note": r.get("note") or note} for r in recs]
+            elif lacks is None:
                 records += result_records(m.name, result=m(*ts, cache=cache), a=names[idx[0]], b=b,
                                           per_layer=per_layer)
             else:  # skipped, and the record says why (the CLI prints it as "not computed (...)")
@@ -244,6 +261,31 @@ def compare(
                                 "note": lacks})
             task.advance()
     return records
+
+
+def _aligned(loaded: list[Ticket], names: list[str], idx: tuple[int, ...], by: str, samples: int, seed: int,
+             cache: Cache) -> tuple[Ticket, str]:
+    """Ticket ``idx[1]`` aligned to ``idx[0]`` (once per ordered pair), and the records' note."""
+    from ticketlab.metrics.align import align
+
+    i, j = idx
+
+    def make() -> tuple[Ticket, str]:
+        res = align(loaded[i], loaded[j], by, seed=seed)
+        cache.aligned[id(res.ticket)] = (loaded[i], loaded[j], by, samples, seed)
+        how = f"by its '{res.snapshot}' weights" if res.snapshot else "by masks"
+        return res.ticket, (f"'{names[j]}' aligned to '{names[i]}' {how} (weight matching, {res.sweeps} sweeps); "
+                            f"*_aligned: {samples} aligned pairs of random masks")
+
+    return cache.get(("aligned", id(loaded[i]), id(loaded[j])), make)
+
+
+def aligned_null(a: Ticket, b_aligned: Ticket, cache: Cache) -> np.ndarray:
+    """The aligned null's overlap counts ``X[s, layer]`` of a pair aligned by :func:`compare`."""
+    from ticketlab.metrics.align import aligned_null_counts
+
+    a0, b0, by, samples, seed = cache.aligned[id(b_aligned)]
+    return cache.get(("aligned_null", id(a0), id(b0)), lambda: aligned_null_counts(a0, b0, by, samples, seed))
 
 
 #: Values of ``compare(null=...)``: None (the hypergeometric nulls only) or a sampled null.

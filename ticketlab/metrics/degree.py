@@ -196,8 +196,12 @@ def sample_intersections(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> np
 
 
 def degree_fields(n: np.ndarray, a: np.ndarray, b: np.ndarray, x: np.ndarray, xs: np.ndarray,
-                  formula: Callable[..., Any], *, lift: bool = True) -> dict[str, dict[str, Any]]:
+                  formula: Callable[..., Any], *, lift: bool = True, suffix: str = "degree",
+                  sd: bool = False) -> dict[str, Any]:
     """``expected_degree``, ``lift_degree``, ``p_degree`` per layer (by index) and for the total.
+
+    Any sampled null works alike: ``suffix`` names the fields (``"aligned"`` for align.py's null)
+    and ``sd`` adds ``sd_<suffix>``, the samples' standard deviation of the metric.
 
     ``x``: observed per-layer overlap counts; ``xs``: ``(samples, layers)`` null counts. Returns
     ``{"__total__": fields, "__layers__": [fields of each layer], "__expected__": array}``, the
@@ -224,18 +228,23 @@ def degree_fields(n: np.ndarray, a: np.ndarray, b: np.ndarray, x: np.ndarray, xs
     p = (1 + np.count_nonzero(xs >= x[None, :], axis=0)) / (1 + samples)  # add-one empirical p
     t_p = (1 + np.count_nonzero(xs.sum(axis=1) >= x.sum())) / (1 + samples)
 
-    def rec(v: float, e: float, pv: float | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"expected_degree": clean(e)}
+    def spread(c: np.ndarray) -> float:
+        c = c[np.isfinite(c)]
+        return float(np.std(c, ddof=1)) if c.size > 1 else np.nan
+
+    def rec(v: float, e: float, pv: float, values: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {f"expected_{suffix}": clean(e)}
+        if sd:
+            out[f"sd_{suffix}"] = clean(spread(values))
         if lift:
             with np.errstate(divide="ignore", invalid="ignore"):
-                out["lift_degree"] = clean(np.divide(v, e))
-        if pv is not None:
-            out["p_degree"] = clean(pv)
+                out[f"lift_{suffix}"] = clean(np.divide(v, e))
+        out[f"p_{suffix}"] = clean(pv)
         return out
 
     return {
-        "__total__": rec(t_value, t_exp, float(t_p)),
-        "__layers__": [rec(float(value[i]), float(expected[i]), float(p[i])) for i in range(len(n))],
+        "__total__": rec(t_value, t_exp, float(t_p), t_per),
+        "__layers__": [rec(float(value[i]), float(expected[i]), float(p[i]), per[:, i]) for i in range(len(n))],
         "__expected__": expected,
     }
 
@@ -264,10 +273,15 @@ def add_degree_fields(out: dict[str, dict[str, Any]], a: Any, b: Any, counts: An
     """Add the degree-null fields to the records ``out`` of one overlap metric (in place):
     every layer and the total get ``expected_degree``, ``lift_degree``, ``p_degree``; the
     layer means get ``expected_degree`` and ``lift_degree`` (means of the layers' values)."""
+    add_sampled_fields(out, counts, pair_null_counts(a, b, cache), formula, lift=lift, suffix="degree")
+
+
+def add_sampled_fields(out: dict[str, dict[str, Any]], counts: Any, xs: np.ndarray, formula: Callable[..., Any],
+                       *, lift: bool = True, suffix: str = "degree", sd: bool = False) -> None:
+    """Add a sampled null's fields (:func:`degree_fields` of the null counts ``xs``) to ``out``."""
     from ticketlab.metrics.base import MEAN, TOTAL, WMEAN, clean
 
-    xs = pair_null_counts(a, b, cache)
-    fields = degree_fields(counts.n, counts.a, counts.b, counts.ab, xs, formula, lift=lift)
+    fields = degree_fields(counts.n, counts.a, counts.b, counts.ab, xs, formula, lift=lift, suffix=suffix, sd=sd)
     out[TOTAL].update(fields["__total__"])
     for layer, rec in zip(counts.layers, fields["__layers__"]):
         out[layer].update(rec)
@@ -280,7 +294,7 @@ def add_degree_fields(out: dict[str, dict[str, Any]], a: Any, b: Any, counts: An
     w = counts.n[ok].astype(np.float64)
     for key, e in ((MEAN, expected[ok].mean()), (WMEAN, np.average(expected[ok], weights=w) if w.sum() else np.nan)):
         if key in out:
-            out[key]["expected_degree"] = clean(e)
+            out[key][f"expected_{suffix}"] = clean(e)
             if lift and "value" in out[key] and out[key]["value"] is not None:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    out[key]["lift_degree"] = clean(np.divide(out[key]["value"], e))
+                    out[key][f"lift_{suffix}"] = clean(np.divide(out[key]["value"], e))

@@ -36,7 +36,7 @@ import numpy as np
 
 from ticketlab.metrics.base import Cache, as_cache, pair_counts
 from ticketlab.metrics.chance import chance_result, null_stats
-from ticketlab.metrics.degree import add_degree_fields
+from ticketlab.metrics.degree import add_degree_fields, add_sampled_fields
 from ticketlab.metrics.registry import register
 from ticketlab.ticket import Ticket
 
@@ -103,6 +103,11 @@ def overlap_metric(a: Ticket, b: Ticket, formula: Callable[..., Any], *, increas
     out = chance_result(counts, formula, stats, increasing=increasing, jaccard=jaccard, lift=lift)
     if cache.degree_null is not None:  # the degree-preserving null's fields too (degree.py)
         add_degree_fields(out, a, b, counts, formula, cache, lift=lift)
+    if id(b) in cache.aligned:  # b is an aligned ticket: the aligned null's fields (align.py)
+        from ticketlab.metrics.compare import aligned_null
+
+        xs = aligned_null(a, b, cache)
+        add_sampled_fields(out, counts, xs, formula, lift=lift, suffix="aligned", sd=True)
     return out
 
 

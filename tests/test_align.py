@@ -1,0 +1,237 @@
+"""Permutation alignment (ticketlab.metrics.align, issue 14 section 1): a random relabelling is
+recovered exactly on MLP, conv and residual toy networks; inputs and outputs are never permuted;
+residual tensors share one permutation; the aligned network computes the same function (torch);
+compare(align=...) records with the aligned null, and the CLI."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ticketlab.errors import ConfigError
+from ticketlab.metrics import align as align_module
+from ticketlab.metrics import compare, validate_records
+from ticketlab.metrics.align import align, match_units, permute_state, permute_ticket, unit_groups
+from ticketlab.metrics.graph import chain_topology
+from ticketlab.ticket import Ticket
+from topologies import residual_topology
+
+MLP_SHAPES = {"fc1.weight": (24, 16), "fc2.weight": (12, 24), "fc3.weight": (4, 12)}
+CONV_SHAPES = {"conv1.weight": (6, 3, 3, 3), "conv2.weight": (8, 6, 3, 3), "fc.weight": (5, 8 * 4)}
+RES_SHAPES = {"conv1.weight": (6, 2, 3, 3), "conv2.weight": (6, 6, 3, 3), "fc.weight": (3, 24)}
+CASES = {
+    "mlp": (MLP_SHAPES, chain_topology({n: np.ones(s, bool) for n, s in MLP_SHAPES.items()})),
+    "conv": (CONV_SHAPES, chain_topology({n: np.ones(s, bool) for n, s in CONV_SHAPES.items()})),
+    "residual": (RES_SHAPES, residual_topology(2, 6, 3)),
+}
+
+
+def make_ticket(shapes, topo, seed, density=0.3):
+    rng = np.random.default_rng(seed)
+    masks = {n: rng.random(s) < density for n, s in shapes.items()}
+    init = {n: rng.standard_normal(s) for n, s in shapes.items()}
+    final = {n: (w + 0.3 * rng.standard_normal(w.shape)) * masks[n] for n, w in init.items()}
+    scores = {n: rng.random(s) for n, s in shapes.items()}
+    return Ticket(masks=masks, provenance={"topology": topo}, weights={"init": init, "final": final}, scores=scores)
+
+
+def random_perms(topo, seed):
+    """A random relabelling of every free group (residual groups share one permutation)."""
+    rng = np.random.default_rng(seed)
+    of, members, fixed = unit_groups(topo)
+    per_group = {g: (np.arange(topo["tensors"][m[0]]) if g in fixed else rng.permutation(topo["tensors"][m[0]]))
+                 for g, m in enumerate(members)}
+    return {t: per_group[of[t]] for t in topo["tensors"]}
+
+
+def test_docstring_examples():
+    result = doctest.testmod(align_module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("by", ["masks", "weights"])
+def test_alignment_recovers_a_random_permutation_exactly(case, by):
+    shapes, topo = CASES[case]
+    for seed in range(3):
+        a = make_ticket(shapes, topo, seed)
+        perms = random_perms(topo, 100 + seed)
+        b = permute_ticket(a, perms, topo)
+        assert any((b.masks[n] != a.masks[n]).any() for n in shapes)  # the control really is shuffled
+        res = align(a, b, by, seed=seed)
+        for n in shapes:
+            assert (res.ticket.masks[n] == a.masks[n]).all(), (case, by, n)
+            assert np.array_equal(res.ticket.weights["final"][n], a.weights["final"][n])
+            assert np.array_equal(res.ticket.weights["init"][n], a.weights["init"][n])
+            assert np.array_equal(res.ticket.scores[n], a.scores[n])
+        rec = compare([a, b], ["jaccard"], align=by, null_samples=3, seed=seed)[0]
+        assert rec["value"] == 1.0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_inputs_and_outputs_are_never_permuted_and_residuals_share_one(case):
+    shapes, topo = CASES[case]
+    a, b = make_ticket(shapes, topo, 1), make_ticket(shapes, topo, 2)
+    res = align(a, b, "masks")
+    for t in (topo["input"], topo["output"]):
+        assert np.array_equal(res.perms[t], np.arange(topo["tensors"][t]))
+    for e in topo["edges"]:
+        if e.get("identity"):
+            assert np.array_equal(res.perms[e["src"]], res.perms[e["dst"]])
+    for t, p in res.perms.items():
+        assert sorted(p.tolist()) == list(range(topo["tensors"][t]))  # a permutation
+    # the output layer's rows (the logits) keep their order: only its columns move
+    out_edge = next(e for e in topo["edges"] if e.get("dst") == topo["output"])
+    kept_rows = sorted(b.masks[out_edge["param"]].sum(axis=1).tolist())
+    assert res.ticket.masks[out_edge["param"]].sum(axis=1).tolist() == b.masks[out_edge["param"]].sum(axis=1).tolist()
+    assert sorted(res.ticket.masks[out_edge["param"]].sum(axis=1).tolist()) == kept_rows
+
+
+def test_mask_alignment_never_lowers_the_overlap_and_stops():
+    shapes, topo = CASES["mlp"]
+    for seed in range(5):
+        a, b = make_ticket(shapes, topo, seed), make_ticket(shapes, topo, 50 + seed)
+        res = align(a, b, "masks", seed=seed)
+        before = sum(int((a.masks[n] & b.masks[n]).sum()) for n in shapes)
+        after = sum(int((a.masks[n] & res.ticket.masks[n]).sum()) for n in shapes)
+        assert after >= before and res.sweeps < align_module.MAX_SWEEPS
+        assert sorted(res.ticket.masks["fc2.weight"].sum().reshape(-1)) == sorted(b.masks["fc2.weight"].sum().reshape(-1))
+
+
+def test_match_units_hand_case():
+    """Two hidden units swapped: unit 0 of B is A's unit 1 and vice versa."""
+    topo = {"tensors": {"in": 3, "h": 2, "out": 1}, "input": "in", "output": "out",
+            "edges": [{"param": "w1", "src": "in", "dst": "h"}, {"param": "w2", "src": "h", "dst": "out"}]}
+    a = {"w1": np.array([[1, 0, 0], [0, 1, 1]], float), "w2": np.array([[1, 0]], float)}
+    b = {"w1": np.array([[0, 1, 1], [1, 0, 0]], float), "w2": np.array([[0, 1]], float)}
+    perms, sweeps = match_units(a, b, topo)
+    assert perms["h"].tolist() == [1, 0] and perms["in"].tolist() == [0, 1, 2] and sweeps == 1
+
+
+# -------------------------------------------------------------------- same function (torch)
+def test_aligned_mlp_computes_the_same_function():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    shapes, topo = CASES["mlp"]
+    a, b = make_ticket(shapes, topo, 3), make_ticket(shapes, topo, 4)
+    res = align(a, b, "weights")
+    rng = np.random.default_rng(0)
+    state = {}
+    for n in shapes:  # the network of B: its final weights and some biases, in module order
+        state[n] = b.weights["final"][n]
+        state[n.replace("weight", "bias")] = rng.standard_normal(shapes[n][0])
+    aligned = permute_state(state, res.perms, topo)
+    for n in shapes:
+        assert np.array_equal(aligned[n], res.ticket.weights["final"][n])
+    assert any(not np.array_equal(aligned[n], state[n]) for n in state)
+
+    def forward(s, x):
+        for i in (1, 2, 3):
+            x = x @ torch.as_tensor(s[f"fc{i}.weight"]).T + torch.as_tensor(s[f"fc{i}.bias"])
+            x = torch.relu(x) if i < 3 else x
+        return x
+
+    x = torch.as_tensor(rng.standard_normal((32, 16)))
+    assert torch.allclose(forward(state, x), forward(aligned, x), rtol=1e-12, atol=1e-12)
+
+
+def test_aligned_conv_bn_network_computes_the_same_function():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                        nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 4 * 4, 5))
+    x = torch.randn(16, 3, 8, 8)
+    net.train()
+    net(x)  # running statistics that are not the defaults
+    net.eval()
+    state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    weights = {k: state[k] for k in ("0.weight", "3.weight", "7.weight")}
+    topo = chain_topology({k: np.ones(v.shape, bool) for k, v in weights.items()})
+    perms = random_perms(topo, 7)
+    permuted = permute_state(state, perms, topo)
+    assert not np.array_equal(permuted["1.running_mean"], state["1.running_mean"])
+    with torch.no_grad():
+        ref = net(x)
+    assert torch.allclose(_forward(state, x, torch), ref, rtol=1e-5, atol=1e-6)  # the reference is the net
+    assert torch.allclose(_forward(permuted, x, torch), ref, rtol=1e-5, atol=1e-6)
+    # and aligning the permuted masks back recovers the original exactly
+    t = Ticket(masks={k: np.abs(v) > 0.1 for k, v in weights.items()}, provenance={"topology": topo})
+    res = align(t, permute_ticket(t, perms, topo), "masks")
+    assert all((res.ticket.masks[k] == t.masks[k]).all() for k in weights)
+
+
+def _forward(s, x, torch):
+    """The conv-bn net of the test above as functional torch calls on a state dict."""
+    import torch.nn.functional as F
+
+    def t(k):
+        return torch.as_tensor(s[k])
+
+    def bn(h, p):
+        return F.batch_norm(h, t(f"{p}.running_mean"), t(f"{p}.running_var"), t(f"{p}.weight"), t(f"{p}.bias"),
+                            training=False)
+
+    with torch.no_grad():
+        h = torch.relu(bn(F.conv2d(x, t("0.weight"), t("0.bias"), padding=1), "1"))
+        h = torch.relu(bn(F.conv2d(h, t("3.weight"), t("3.bias"), padding=1, stride=2), "4"))
+        return F.linear(h.flatten(1), t("7.weight"), t("7.bias"))
+
+
+# --------------------------------------------------------------------------- records
+def test_compare_align_records_and_aligned_null():
+    shapes, topo = CASES["residual"]
+    a = make_ticket(shapes, topo, 5)
+    b = permute_ticket(a, random_perms(topo, 9), topo)
+    c = make_ticket(shapes, topo, 6)
+    recs = compare([a, b, c], "overlap", per_layer=True, align="masks", null_samples=6, seed=1)
+    validate_records(json.loads(json.dumps(recs, allow_nan=False)))
+    jac = {(r["a"], r["b"], r["layer"]): r for r in recs if r["metric"] == "jaccard"}
+    control = jac["ticket0", "ticket1", "__total__"]
+    assert control["value"] == 1.0 and control["p_aligned"] == pytest.approx(1 / 7)
+    assert control["expected_aligned"] < 0.5 and control["sd_aligned"] > 0
+    assert "aligned to 'ticket0' by masks" in control["note"]
+    assert {"expected_aligned", "sd_aligned", "p_aligned"} <= set(jac["ticket0", "ticket2", "conv2.weight"])
+    kappa = next(r for r in recs if r["metric"] == "kappa")
+    assert "lift_aligned" not in kappa and "expected_aligned" in kappa
+    assert recs == compare([a, b, c], "overlap", per_layer=True, align="masks", null_samples=6, seed=1)
+    plain = compare([a, b], ["jaccard"])
+    assert not any(k.endswith("_aligned") for r in plain for k in r)
+
+
+def test_align_errors():
+    shapes, topo = CASES["mlp"]
+    a = make_ticket(shapes, topo, 1)
+    bare = Ticket(masks=a.masks, provenance=a.provenance)
+    with pytest.raises(ConfigError, match="unknown alignment"):
+        compare([a, a], ["jaccard"], align="weight")
+    with pytest.raises(ConfigError, match="needs 'final' or 'init' weights"):
+        compare([a, bare], ["jaccard"], align="weights")
+
+
+def test_cli_align(tmp_path):
+    from ticketlab.cli.main import cli
+    from ticketlab.fileformat import save
+
+    shapes, topo = CASES["mlp"]
+    a = make_ticket(shapes, topo, 1)
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    save(a, paths[0])
+    save(permute_ticket(a, random_perms(topo, 3), topo), paths[1])
+    runner = CliRunner()
+    for by in ("masks", "weights"):
+        res = runner.invoke(cli, ["compare", *map(str, paths), "--metric", "jaccard", "--align", by,
+                                  "--null-samples", "3", "--json"])
+        assert res.exit_code == 0, res.output
+        rec = json.loads(res.output)[0]
+        assert rec["value"] == 1.0 and rec["p_aligned"] == pytest.approx(0.25)
+    res = runner.invoke(cli, ["compare", *map(str, paths), "--metric", "jaccard", "--align", "masks",
+                              "--null-samples", "3"])
+    assert res.exit_code == 0 and "p_aligned" in res.output and "aligned the same" in res.output

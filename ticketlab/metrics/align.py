@@ -1,0 +1,333 @@
+"""Permutation alignment of two tickets: relabel B's hidden units to match A's (numpy + scipy).
+
+Two networks can compute the same function with their hidden units in another order, and then
+their masks overlap at chance level although their sparse structures are the same. Weight
+matching (Ainsworth, Hayase & Srinivasa 2023, "Git Re-Basin", Sec. 3.2, Alg. 1) finds, for every
+hidden layer, the permutation ``P_l`` that maximises ``sum_l <W_l^A, P_l W_l^B P_{l-1}^T>``: with
+all other permutations fixed this is a linear assignment problem in ``P_l``, solved exactly by
+``scipy.optimize.linear_sum_assignment``; coordinate descent over the layers (in a seeded random
+order each sweep) until no permutation changes. The descent starts from a forward pass that
+matches each layer on its incoming weights alone, in topological order (exact on a relabelled
+copy; Alg. 1's identity start can stop in a worse local optimum).
+
+**What is permuted.** The units of the tensors of the ticket's topology (``provenance["topology"]``,
+validated by :mod:`ticketlab.topology`; a chain of the masks without one): neurons of linear and
+GCN layers, whole channels of convs. The input and output tensors are never permuted. Tensors
+joined by identity (residual) edges share one permutation: they form one *group* (union-find over
+the identity edges), and a group that holds the input or the output is fixed. A group's
+similarity ``S[i, j]`` sums, over the parameter edges into the group, the products of A's row of
+unit ``i`` with B's row of unit ``j`` (B's source units already relabelled) and, over the edges out
+of it, the same for the columns (a conv's ``(out, kh, kw)`` slice of an input channel; ``group``
+consecutive columns per unit of a flattened map). With ``by="masks"`` the rows are the 0/1 masks,
+so every step maximises the number of weights both keep given the other groups: alignment is
+coordinate ascent on ``|A and B'|``. With ``by="weights"`` they are the ``final`` snapshots (or
+``init`` when a ticket has no final ones), as in weight matching.
+
+**The result** is B' = B relabelled: masks, every weight snapshot and the scores permuted alike
+(:func:`permute_ticket`); :func:`permute_state` does the same to a full state dict, biases and
+batch-norm entries following their layer's output units, so the permuted network computes the
+same function (tests/test_align.py checks it with torch).
+
+**Chance.** Alignment maximises the overlap, so the hypergeometric null no longer applies. The
+aligned null draws random masks with each ticket's per-layer kept counts and aligns them the same
+way (with ``by="weights"``, by the tickets' own snapshots times the random masks); ``N`` samples
+give the null mean and sd of every overlap metric and the add-one empirical
+``p = (1 + #{X_s >= x}) / (N + 1)`` for the overlap count.
+
+Example:
+    >>> import numpy as np
+    >>> from ticketlab.ticket import Ticket
+    >>> rng = np.random.default_rng(0)
+    >>> a = Ticket(masks={"fc1.weight": rng.random((6, 4)) < .5, "fc2.weight": rng.random((3, 6)) < .5})
+    >>> perm = rng.permutation(6)                    # B = A with its hidden units shuffled
+    >>> b = Ticket(masks={"fc1.weight": a.masks["fc1.weight"][perm], "fc2.weight": a.masks["fc2.weight"][:, perm]})
+    >>> res = align(a, b)
+    >>> all((res.ticket.masks[n] == a.masks[n]).all() for n in a.masks)
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ticketlab.errors import ConfigError
+from ticketlab.ticket import Ticket
+
+#: What the similarity of two units is computed from.
+ALIGN_BY = ("masks", "weights")
+#: Most coordinate-descent sweeps over the groups.
+MAX_SWEEPS = 100
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The result of :func:`align`.
+
+    Attributes:
+        ticket: B' = B relabelled to match A.
+        perms: tensor name -> permutation of B's units (``perm[i]`` is B's unit put at A's unit
+            ``i``); identity for the input, the output and tensors no edge reaches.
+        sweeps: coordinate-descent sweeps run (the last one changed nothing).
+        snapshot: the weight snapshot the similarity used (``by="weights"``), else None.
+    """
+
+    ticket: Ticket
+    perms: dict[str, np.ndarray]
+    sweeps: int
+    snapshot: str | None = None
+
+
+# ------------------------------------------------------------------------------- groups
+def unit_groups(topo: Mapping[str, Any]) -> tuple[dict[str, int], list[list[str]], set[int]]:
+    """Tensors sharing a permutation: ``(tensor -> group, group -> tensors, fixed groups)``.
+
+    Identity edges join their two tensors (residual blocks); the groups of the input and the
+    output tensors are fixed.
+
+    Example:
+        >>> topo = {"tensors": {"in": 2, "a": 3, "b": 3, "out": 1}, "input": "in", "output": "out",
+        ...         "edges": [{"param": "w1", "src": "in", "dst": "a"}, {"param": "w2", "src": "a", "dst": "b"},
+        ...                   {"identity": True, "src": "a", "dst": "b"}, {"param": "w3", "src": "b", "dst": "out"}]}
+        >>> unit_groups(topo)[1:]
+        ([['in'], ['a', 'b'], ['out']], {0, 2})
+    """
+    parent = {t: t for t in topo["tensors"]}
+
+    def find(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for e in topo["edges"]:
+        if e.get("identity"):
+            parent[find(e["src"])] = find(e["dst"])
+    index: dict[str, int] = {}
+    members: list[list[str]] = []
+    of: dict[str, int] = {}
+    for t in topo["tensors"]:
+        root = find(t)
+        if root not in index:
+            index[root] = len(members)
+            members.append([])
+        of[t] = index[root]
+        members[of[t]].append(t)
+    fixed = {of[topo["input"]], of[topo["output"]]}
+    return of, members, fixed
+
+
+def _columns(perm: np.ndarray, group: int) -> np.ndarray:
+    """Column indices of a weight whose source units come in blocks of ``group`` columns."""
+    if group == 1:
+        return perm
+    return (perm[:, None] * group + np.arange(group)[None, :]).reshape(-1)
+
+
+def permute_array(x: np.ndarray, dst: np.ndarray | None, src: np.ndarray | None, group: int = 1) -> np.ndarray:
+    """``x`` (``(out, in * group, ...)``) with its rows taken in order ``dst`` and its source units
+    in order ``src`` (either None: unchanged).
+
+    Example:
+        >>> permute_array(np.arange(6).reshape(2, 3), np.array([1, 0]), np.array([2, 0, 1])).tolist()
+        [[5, 3, 4], [2, 0, 1]]
+    """
+    if dst is not None:
+        x = x[dst]
+    if src is not None:
+        x = x[:, _columns(src, group)]
+    return x
+
+
+# ---------------------------------------------------------------------------- matching
+def _topological(topo: Mapping[str, Any]) -> list[str]:
+    from ticketlab.metrics.graph import _order
+
+    return _order(topo)
+
+
+def _param_edges(topo: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in topo["edges"] if not e.get("identity")]
+
+
+def match_units(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], topo: Mapping[str, Any],
+                *, seed: int = 0, max_sweeps: int = MAX_SWEEPS) -> tuple[dict[str, np.ndarray], int]:
+    """Weight matching (Ainsworth et al. 2023, Alg. 1) of the arrays ``b`` to ``a`` on ``topo``.
+
+    ``a``, ``b``: parameter name -> array of the edge's weight shape (masks as 0/1, or weights);
+    a parameter missing from either adds nothing to the similarity. Returns the permutation of
+    every tensor (B's unit at A's position ``i``) and the number of sweeps.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    of, members, fixed = unit_groups(topo)
+    units = topo["tensors"]
+    sizes = [int(units[m[0]]) for m in members]
+    perm = [np.arange(n) for n in sizes]
+    edges = [e for e in _param_edges(topo) if e["param"] in a and e["param"] in b]
+    views: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []  # (src group, dst group, group, A, B)
+    for e in edges:
+        n_dst, n_src = int(units[e["dst"]]), int(units[e["src"]])
+        xa = np.asarray(a[e["param"]], dtype=np.float64).reshape(n_dst, n_src, -1)
+        xb = np.asarray(b[e["param"]], dtype=np.float64).reshape(n_dst, n_src, -1)
+        views.append((of[e["src"]], of[e["dst"]], int(e.get("group", 1)), xa, xb))
+    free = [g for g in range(len(members)) if g not in fixed and sizes[g] > 1]
+
+    def similarity(g: int, outgoing: bool = True, sources: set[int] | None = None) -> np.ndarray:
+        s = np.zeros((sizes[g], sizes[g]))
+        for src, dst, _, xa, xb in views:
+            if dst == g and (sources is None or src in sources):  # rows: unit i of A against unit j of B, B's sources relabelled
+                rb = xb[:, perm[src]].reshape(xb.shape[0], -1)
+                s += xa.reshape(xa.shape[0], -1) @ rb.T
+            if src == g and outgoing:  # columns: B's destinations relabelled
+                cb = xb[perm[dst]].transpose(1, 0, 2).reshape(xb.shape[1], -1)
+                s += xa.transpose(1, 0, 2).reshape(xa.shape[1], -1) @ cb.T
+        return s
+
+    # Start from a forward pass: each group in topological order matched on its incoming edges
+    # alone, whose sources are fixed or matched already. (Alg. 1 starts from the identity; on a
+    # relabelled copy this start is already exact, and from the identity coordinate descent can
+    # stop in a worse local optimum.)
+    first: dict[int, int] = {}
+    for i, t in enumerate(_topological(topo)):
+        first.setdefault(of[t], i)
+    done = set(fixed)
+    for g in sorted(free, key=first.__getitem__):
+        perm[g] = linear_sum_assignment(similarity(g, outgoing=False, sources=done), maximize=True)[1]
+        done.add(g)
+    rng = np.random.default_rng(seed)
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):
+        changed = False
+        for g in rng.permutation(free).tolist():  # Alg. 1: the layers in a random order
+            s = similarity(g)
+            _, cols = linear_sum_assignment(s, maximize=True)
+            # keep the current permutation on ties, so that the descent stops
+            if not np.array_equal(cols, perm[g]) and s[np.arange(sizes[g]), cols].sum() > s[np.arange(sizes[g]), perm[g]].sum():
+                perm[g] = cols
+                changed = True
+        if not changed:
+            break
+    return {t: perm[of[t]] for t in units}, sweeps
+
+
+def permute_ticket(t: Ticket, perms: Mapping[str, np.ndarray], topo: Mapping[str, Any]) -> Ticket:
+    """The ticket with its units relabelled by ``perms`` (tensor -> permutation): masks, weight
+    snapshots and scores of every parameter edge alike; provenance kept."""
+    out_masks, out_scores = dict(t.masks), dict(t.scores)
+    out_weights = {snap: dict(w) for snap, w in t.weights.items()}
+    for e in _param_edges(topo):
+        p, group = e["param"], int(e.get("group", 1))
+        dst, src = perms[e["dst"]], perms[e["src"]]
+
+        def apply(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(permute_array(x, dst, src, group))
+
+        if p in out_masks:
+            out_masks[p] = apply(out_masks[p])
+        if p in out_scores:
+            out_scores[p] = apply(out_scores[p])
+        for w in out_weights.values():
+            if p in w:
+                w[p] = apply(w[p])
+    return Ticket(masks=out_masks, provenance=t.provenance, weights=out_weights, scores=out_scores,
+                  history=t.history)
+
+
+def permute_state(state: Mapping[str, np.ndarray], perms: Mapping[str, np.ndarray],
+                  topo: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """A full state dict (name -> array, in module order) relabelled by ``perms``.
+
+    Every parameter edge's weight is permuted like :func:`permute_ticket`; the entries that follow
+    a weight in the state dict up to the next edge's weight and are 1-d with the length of its
+    output tensor (its bias; the batch norm after it: weight, bias, running mean and variance) are
+    permuted with its output units. Scalars (``num_batches_tracked``) are kept.
+
+    Example:
+        >>> topo = {"tensors": {"in": 2, "h": 3, "out": 1}, "input": "in", "output": "out",
+        ...         "edges": [{"param": "fc1.weight", "src": "in", "dst": "h"},
+        ...                   {"param": "fc2.weight", "src": "h", "dst": "out"}]}
+        >>> state = {"fc1.weight": np.eye(3, 2), "fc1.bias": np.arange(3.), "fc2.weight": np.ones((1, 3))}
+        >>> perms = {"in": np.arange(2), "h": np.array([2, 0, 1]), "out": np.arange(1)}
+        >>> permute_state(state, perms, topo)["fc1.bias"].tolist()
+        [2.0, 0.0, 1.0]
+    """
+    edges = {e["param"]: e for e in _param_edges(topo)}
+    units = topo["tensors"]
+    out: dict[str, np.ndarray] = {}
+    follow: np.ndarray | None = None
+    for name, x in state.items():
+        x = np.asarray(x)
+        if name in edges:
+            e = edges[name]
+            out[name] = np.ascontiguousarray(permute_array(x, perms[e["dst"]], perms[e["src"]], int(e.get("group", 1))))
+            follow = perms[e["dst"]] if x.shape[0] == units[e["dst"]] else None
+        elif follow is not None and x.ndim == 1 and x.shape[0] == follow.size:
+            out[name] = x[follow]
+        else:
+            out[name] = x
+    return out
+
+
+# ------------------------------------------------------------------------------ align
+def _arrays(t: Ticket, by: str, snapshot: str | None, masks: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    m = t.masks if masks is None else masks
+    if by == "masks":
+        return {n: v.astype(np.float64) for n, v in m.items()}
+    w = t.weights[snapshot]  # type: ignore[index]
+    if masks is None:
+        return dict(w)
+    return {n: w[n] * m[n] for n in w if n in m}
+
+
+def weight_snapshot(a: Ticket, b: Ticket) -> str:
+    """``"final"`` when both tickets store final weights, else ``"init"`` (a ConfigError if not)."""
+    for snap in ("final", "init"):
+        if a.weights.get(snap) and b.weights.get(snap):
+            return snap
+    raise ConfigError("aligning by weights needs 'final' or 'init' weights in both tickets; "
+                      "use align='masks' or tickets saved with their weights")
+
+
+def _topology(a: Ticket) -> dict[str, Any]:
+    from ticketlab.metrics.graph import topology_of
+
+    return topology_of(a)[0]
+
+
+def align(a: Ticket, b: Ticket, by: str = "masks", *, seed: int = 0, topology: Mapping[str, Any] | None = None,
+          max_sweeps: int = MAX_SWEEPS) -> Alignment:
+    """B relabelled to match A (see the module docstring), by ``"masks"`` or ``"weights"``.
+
+    ``topology`` defaults to A's (its provenance, or a chain of its masks). ``seed`` orders the
+    layers of each sweep.
+    """
+    if by not in ALIGN_BY:
+        raise ConfigError(f"unknown alignment '{by}' (choose from: {', '.join(ALIGN_BY)})")
+    topo = dict(topology) if topology is not None else _topology(a)
+    snap = weight_snapshot(a, b) if by == "weights" else None
+    perms, sweeps = match_units(_arrays(a, by, snap), _arrays(b, by, snap), topo, seed=seed, max_sweeps=max_sweeps)
+    return Alignment(permute_ticket(b, perms, topo), perms, sweeps, snap)
+
+
+def random_masks(t: Ticket, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random masks with ``t``'s per-layer kept counts (each layer shuffled uniformly)."""
+    return {n: rng.permutation(m.reshape(-1)).reshape(m.shape) for n, m in t.masks.items()}
+
+
+def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int = 0,
+                        topology: Mapping[str, Any] | None = None) -> np.ndarray:
+    """``X[s, layer]``: per-layer overlap counts of ``samples`` pairs of random masks (A's and B's
+    per-layer counts) after aligning the second to the first the same way (``by``)."""
+    topo = dict(topology) if topology is not None else _topology(a)
+    snap = weight_snapshot(a, b) if by == "weights" else None
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    out = np.empty((samples, len(a.masks)), dtype=np.int64)
+    for s in range(samples):
+        ma, mb = random_masks(a, rng), random_masks(b, rng)
+        perms, _ = match_units(_arrays(a, by, snap, ma), _arrays(b, by, snap, mb), topo, seed=seed)
+        mb = permute_ticket(Ticket(masks=mb), perms, topo).masks
+        out[s] = [np.count_nonzero(ma[n] & mb[n]) for n in a.masks]
+    return out
