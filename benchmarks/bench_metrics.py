@@ -16,6 +16,9 @@
    ResNet-50-sized ticket (25.5M weights, density 0.1): one round over all layers, one sample
    (hub + sample = 2 x rounds rounds per ticket), and the whole ``compare(..., "jaccard",
    null="degree", null_samples=N)`` of two tickets, extrapolated from the round time.
+6. Permutation-aligned comparison (``compare(..., "jaccard", align="masks", null_samples=N)``,
+   issue 14) of two random tickets of lenet_300_100 (MNIST shapes), resnet20 and vgg16 (CIFAR-10
+   shapes), topologies from ``ticketlab.models``. Issue target for vgg16: <= 10 s with N = 20.
 
 BLAS and OpenMP are pinned to one thread (unless the environment already says otherwise), so
 timings compare across machines and runs; part 1 also reports whether torch got imported (it
@@ -26,6 +29,7 @@ Usage:
     .venv/bin/python benchmarks/bench_metrics.py --quick    # smaller matrix (5 tickets)
     .venv/bin/python benchmarks/bench_metrics.py --parts 1  # only the overlap + chance timing
     .venv/bin/python benchmarks/bench_metrics.py --parts 5  # the degree-preserving null
+    .venv/bin/python benchmarks/bench_metrics.py --parts 6  # aligned comparison
 """
 
 from __future__ import annotations
@@ -238,12 +242,32 @@ def bench_degree(density: float, samples: int) -> None:
           f"(2 tickets x {samples + 1} x {null.rounds} rounds; overlap counts of the samples are negligible)")
 
 
+def bench_align(density: float, samples: int) -> None:
+    from ticketlab.data.base import DataSpec
+    from ticketlab.models import create_model, model_topology, prunable_parameters
+
+    print(f"\n[6] aligned comparison (align='masks', jaccard, {samples} aligned null samples), density {density}")
+    for name, spec in (("lenet_300_100", DataSpec("mnist", "tensor", (1, 28, 28), 10)),
+                       ("resnet20", DataSpec("cifar10", "tensor", (3, 32, 32), 10)),
+                       ("vgg16", DataSpec("cifar10", "tensor", (3, 32, 32), 10))):
+        net = create_model(name, spec, seed=0)
+        shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
+        topo = model_topology(net, spec)
+        a, b = (random_ticket(shapes, density, s, provenance={"topology": topo}) for s in (1, 2))
+        t = time.perf_counter()
+        rec = compare([a, b], ["jaccard"], align="masks", null_samples=samples)[0]
+        wall = time.perf_counter() - t
+        size = sum(math.prod(s) for _, s in shapes)
+        print(f"    {name}: {size:,} weights: {wall:.1f} s (value {rec['value']:.4f}, aligned null "
+              f"{rec['expected_aligned']:.4f} +- {rec['sd_aligned']:.4f}){'  (target 10 s)' if name == 'vgg16' else ''}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--density", type=float, default=0.1)
     ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
     ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
-    ap.add_argument("--parts", default="12345", help="which parts to run, e.g. 1 or 13 (default: all)")
+    ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 1 or 13 (default: all)")
     ap.add_argument("--null-samples", type=int, default=20, help="null samples in the degree-null estimate")
     args = ap.parse_args()
     threads = os.environ["OMP_NUM_THREADS"]
@@ -258,6 +282,8 @@ def main() -> None:
         bench_files(args.density)
     if "5" in args.parts:
         bench_degree(args.density, args.null_samples)
+    if "6" in args.parts:
+        bench_align(args.density, args.null_samples)
 
 
 if __name__ == "__main__":
