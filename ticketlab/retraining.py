@@ -104,6 +104,7 @@ class Rebuilt:
         source: ``"stored"`` (the ticket's ``init``), ``"recreated"`` (from the provenance) or
             ``"reinit"`` (the fresh draw of a ``reinit`` transform).
         seed: the provenance seed.
+        provenance: the ticket's provenance (what :meth:`draw` builds from).
     """
 
     net: torch.nn.Module
@@ -114,17 +115,16 @@ class Rebuilt:
     state: dict[str, torch.Tensor]
     source: str
     seed: int
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def draw(self, model_seed: int) -> dict[str, torch.Tensor]:
         """The prunable weights of a fresh copy of the model built with ``model_seed``."""
         from ticketlab.models import create_model
 
-        prov = self._prov
+        prov = self.provenance
         other = create_model(prov["model"], self.data.spec, seed=int(model_seed), **dict(prov.get("model_config") or {}))
         named = dict(other.named_parameters())
         return {n: named[n].detach().to(p.device) for n, p in self.params.items()}
-
-    _prov: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
 def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str | torch.device = "auto") -> Rebuilt:
@@ -168,7 +168,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         raise IncompatibleError(f"mask '{absent[0]}' names no parameter of model '{prov['model']}'")
     params = {n: named[n] for n in ticket.masks}
     masks = from_numpy_masks(ticket.masks, params)
-    rebuilt = Rebuilt(net, data, params, masks, {}, {}, "", run_seed, _prov=prov)
+    rebuilt = Rebuilt(net, data, params, masks, {}, {}, "", run_seed, prov)
     fresh_seed = reinit_model_seed(ticket)
     if fresh_seed is not None:  # a reinit transform: the fresh draw is the ticket's init
         source, theta0 = "reinit", rebuilt.draw(fresh_seed)
@@ -179,7 +179,8 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         source = "recreated"
         apply_treatment_(params, check_treatment(str(prov.get("weights", "init"))))
         theta0 = {n: p.detach().clone() for n, p in params.items()}
-        kept = (prov.get("supermask") or {}).get("kept") if isinstance(prov.get("supermask"), dict) else None
+        choice = prov.get("supermask")
+        kept = choice.get("kept") if isinstance(choice, dict) else None
         if kept not in (None, "init"):  # the supermask miner's ticket starts from its --kept weights
             gen = kept_generator(run_seed)
             fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
