@@ -89,10 +89,11 @@ class CheckRow:
 def compare_runs(check: str, accuracies: Sequence[float], original: Sequence[float]) -> CheckRow:
     """The row of ``check``: the rule of the module docstring, on final test accuracies.
 
-    Example (hand-computed: SE = sqrt(0.01^2/2 + 0.01^2/2) = 0.01, threshold 0.02):
+    Example (hand-computed: sample stds sqrt(2e-4) = 0.0141, SE = sqrt(2e-4/2 + 2e-4/2) = 0.0141,
+    threshold 2 SE = 0.0283):
         >>> r = compare_runs("shuffle_layerwise", [0.80, 0.82], [0.90, 0.88])
         >>> round(r.difference, 4), round(r.threshold, 4), r.effect, r.verdict
-        (-0.08, 0.02, 'hurts', "the method's structure matters")
+        (-0.08, 0.0283, 'hurts', "the method's structure matters")
         >>> compare_runs("shuffle_layerwise", [0.899], [0.90]).effect   # one run each: 0.5 pp
         'none'
     """
