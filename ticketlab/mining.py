@@ -28,6 +28,7 @@ from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.progress import NullProgress
 from ticketlab.selection import SCOPES, check_density, density_from, keep_count, select_top
 from ticketlab.ticket import Ticket
+from ticketlab.tracking import check_tracking
 from ticketlab.weights import apply_treatment_
 
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
@@ -67,6 +68,8 @@ def mine(
     resume: bool = False,
     save_rounds: str | Path | None = None,
     progress: NullProgress | None = None,
+    track_masks: int | None = None,
+    early_bird: float | None = None,
 ) -> Ticket:
     """Find a ticket with ``method`` and return it (masks, provenance, weights, scores, history).
 
@@ -108,6 +111,14 @@ def mine(
             the preparation), ``round_01.h5``, ...: round ``k``'s file is the ticket of a run whose
             schedule stops at round ``k`` (provenance ``rounds = k``, plus ``round = k``).
         progress: a progress sink (``ticketlab.progress.make_progress()``).
+        track_masks: every this many iterations of each training run (methods that train the
+            weights: magnitude, imp), the mask magnitude pruning would give at the final target
+            density (over ``scope``); the history gets a ``mask_tracking`` row per tracked mask
+            with ``mask_distance``, the normalised Hamming distance to the previous one (You et
+            al. 2020, Early-Bird), and ``mask_distance_chance`` = 2d(1 - d) (:mod:`ticketlab.tracking`).
+        early_bird: stop a training run once its last 5 tracked distances are all
+            ``<= early_bird * 2d(1 - d)`` (relative to chance; needs ``track_masks``); the
+            provenance's ``early_bird_stops`` lists the runs stopped and their last iteration.
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
     from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
@@ -125,6 +136,10 @@ def mine(
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
     miner_cls = get_miner(method)
+    check_tracking(track_masks, early_bird)
+    if track_masks is not None and not miner_cls.tracks_masks:
+        raise ConfigError(f"method '{method}' does not support track_masks (only methods that train the weights: "
+                          "magnitude, imp)")
     if isinstance(miner_config, dict) or miner_config is None:
         miner: Miner = miner_cls(**(miner_config or {}))
     else:
@@ -169,7 +184,7 @@ def mine(
         model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
         generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
         train_config=train_config, progress=progress, draw_init=draw_init, scope=scope,
-        train_epochs=train_epochs,
+        train_epochs=train_epochs, track_masks=track_masks, early_bird=early_bird,
     )
     densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
     ctx.schedule = list(densities)
@@ -197,6 +212,8 @@ def mine(
     }
     if corruption is not None:
         fingerprint["data_corruption"] = corruption
+    if track_masks is not None:  # only when given: default runs keep their fingerprint
+        fingerprint["track_masks"], fingerprint["early_bird"] = track_masks, early_bird
     topology = model_topology(net, data.spec)
 
     def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
@@ -239,6 +256,9 @@ def mine(
             "wall_seconds": round(elapsed_before + time.perf_counter() - started, 3),
             "topology": topology,
             **({"data_corruption": corruption} if corruption is not None else {}),
+            **({"track_masks": track_masks, "early_bird": early_bird,
+                "early_bird_stops": [{"run": r.get("run"), "iteration": r["iteration"]} for r in rows
+                                     if r.get("early_bird_stop")]} if track_masks is not None else {}),
             **ctx.provenance,
             **extra,
         }
@@ -288,6 +308,8 @@ def mine(
         adopt_schedule()
         history.extend(ctx.records)
         ctx.records.clear()
+        history.extend(ctx.tracked)  # --track-masks rows of the preparation's training
+        ctx.tracked.clear()
         finish_round(0)
     else:  # resume after round state["round"]: the miner's state, then weights, masks, draws
         first = int(state["round"]) + 1
@@ -316,6 +338,8 @@ def mine(
                 row.update(rec)
             ctx.records.clear()
             row["seconds"] = time.perf_counter() - t0
+            history.extend(ctx.tracked)  # --track-masks rows of this round's training, then its row
+            ctx.tracked.clear()
             history.append(row)
             finish_round(k)
             bar.advance()

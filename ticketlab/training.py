@@ -310,6 +310,7 @@ class StepInfo:
     lr: float
     model: nn.Module
     optimizer: Any  # torch.optim.Optimizer or MaskedOptimizer
+    stop: bool = False  # a callback sets this to end training after this step (e.g. Early-Bird)
 
 
 @dataclass
@@ -773,7 +774,12 @@ def train(
             evaluation (minimum validation loss, first on ties) in ``TrainResult.early_stop_state``:
             the weights a retraining to ``early_stop_iteration`` would give, without retraining.
         callbacks: called with a :class:`StepInfo` after every step (before that step's
-            evaluation, so a callback that changes the model is seen by the log).
+            evaluation, so a callback that changes the model is seen by the log). A callback
+            that sets ``info.stop = True`` ends the run after that step: it is evaluated and the
+            result reports it as the last iteration. :class:`ticketlab.tracking.MaskTracker` does
+            so for Early-Bird (You et al. 2020): it tracks the magnitude mask every ``EVERY``
+            iterations and stops once the last 5 Hamming distances between consecutive tracked
+            masks are all ``<= EPS * 2d(1 - d)`` (``EPS`` relative to the chance distance).
         label: the progress bar's description.
 
     Example:
@@ -829,13 +835,17 @@ def train(
             loss = loss.detach()
             log.add_loss(loss)
             it = t + 1
+            info = StepInfo(it, loss, lr, model, optimizer)
             for cb in callbacks:
-                cb(StepInfo(it, loss, lr, model, optimizer))
+                cb(info)
             if snapshot_at == it:
                 snapshot = state_copy(model)
-            if it % eval_every == 0 or it == total:
+            if it % eval_every == 0 or it == total or info.stop:
                 log.record(it, lr)
             task.advance(1)
+            if info.stop:  # a callback ended the run here (e.g. the Early-Bird rule, ticketlab.tracking)
+                total = it
+                break
         if not log.rows:
             log.record(total, lr)
     return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot, log.best_state)

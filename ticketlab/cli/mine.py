@@ -129,6 +129,14 @@ class MineCommand(click.Command):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
 @train_options("Epochs of any training (the method's, and --train-ticket).")
+@click.option("--track-masks", type=click.IntRange(min=1), default=None, metavar="EVERY",
+              help="Every EVERY iterations of training (magnitude, imp), the mask magnitude pruning would give at the "
+                   "target density; the history gets mask_distance, the normalised Hamming distance to the previous "
+                   "one (Early-Bird, You et al. 2020), and its chance value 2d(1-d) (mask_distance_chance).")
+@click.option("--early-bird", type=click.FloatRange(min=0), default=None, metavar="EPS",
+              help="With --track-masks: stop a training run once the last 5 tracked distances are all <= EPS "
+                   "relative to chance (mask_distance / 2d(1-d) <= EPS); the provenance's early_bird_stops says "
+                   "which runs stopped and when.")
 @click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
 @click.option("--data-corruption", type=click.Choice(CORRUPTION_CHOICES), default=None,
               help="Mine on a corrupted training split (Su et al. 2020's check; methods that read data only): "

@@ -80,6 +80,9 @@ class MiningContext:
         scope: the run's selection scope, ``"global"`` or ``"layer"``.
         train_epochs: the epochs the user asked for (``--train-epochs``), or ``None``.
         provenance: facts the miner adds to the ticket's provenance (e.g. its weight treatment).
+        track_masks, early_bird: ``--track-masks EVERY`` / ``--early-bird EPS``
+            (:mod:`ticketlab.tracking`); a miner that trains passes :meth:`mask_trackers` to
+            ``train(callbacks=...)``, and the runner moves the ``tracked`` rows into the history.
     """
 
     model: torch.nn.Module
@@ -97,6 +100,27 @@ class MiningContext:
     scope: str = "global"
     train_epochs: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    track_masks: int | None = None
+    early_bird: float | None = None
+    tracked: list[dict[str, Any]] = field(default_factory=list)
+
+    def mask_trackers(self, label: str) -> list[Callable[[Any], None]]:
+        """The ``train`` callbacks of ``--track-masks`` for one training run named ``label``
+        (none when tracking is off): the magnitude mask of ``params`` at the run's final target
+        density, over its scope; its rows go to ``tracked`` (the row where Early-Bird stopped
+        has ``early_bird_stop``).
+        """
+        if self.track_masks is None:
+            return []
+        from ticketlab.tracking import MaskTracker
+
+        target = self.schedule[-1] if self.schedule else None
+        if target is None or isinstance(target, dict):
+            raise ConfigError("track_masks needs one target density for the whole run, not per-layer densities")
+        tracker = MaskTracker(self.params, float(target), every=self.track_masks, scope=self.scope,
+                              early_bird=self.early_bird, label=label)
+        tracker.rows = self.tracked  # the runner moves them into the history
+        return [tracker]
 
 
 class Miner:
@@ -113,6 +137,8 @@ class Miner:
             miners' scores), so the weights end as they started.
         scopes: the selection scopes the method supports, its default first (``edge_popup``
             selects layer-wise only).
+        tracks_masks: the method's training runs take :meth:`MiningContext.mask_trackers`
+            (``--track-masks``, ``--early-bird``).
     """
 
     name: ClassVar[str] = ""
@@ -123,6 +149,7 @@ class Miner:
     default_rounds: ClassVar[int] = 1
     frozen_weights: ClassVar[bool] = False
     scopes: ClassVar[tuple[str, ...]] = ("global", "layer")
+    tracks_masks: ClassVar[bool] = False
 
     def __init__(self, config: MinerConfig | None = None, **overrides: Any) -> None:
         if config is None:

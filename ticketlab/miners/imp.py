@@ -109,6 +109,7 @@ class IMPMiner(Miner):
 
     needs_data = True
     trains = True
+    tracks_masks = True
     default_rounds = 5
 
     @dataclass(frozen=True)
@@ -196,9 +197,12 @@ class IMPMiner(Miner):
                                   f"({total} iterations)")
         self.theta0 = state_copy(ctx.model)
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
-                       progress=ctx.progress,
+                       progress=ctx.progress, callbacks=ctx.mask_trackers("dense"),
                        snapshot_at=self.rewind_iteration if self.mode == "rewind" else None)
         self.rewind_state = result.snapshot
+        if self.mode == "rewind" and self.rewind_state is None:  # --early-bird stopped before it
+            raise ConfigError(f"training stopped at iteration {result.final_iteration} (early_bird), before imp's "
+                              f"rewind iteration {self.rewind_iteration}")
         total = sum(p.numel() for p in ctx.params.values())
         ctx.records.append({"stage": "dense", "round": 0, "kept": total, "density": 1.0,
                             **train_summary(result), "seconds": result.wall_time_s})
@@ -216,7 +220,8 @@ class IMPMiner(Miner):
             ctx.model.load_state_dict(state)
         start = self.rewind_iteration if self.mode == "rewind" else 0
         result = train(ctx.model, ctx.data, ctx.train_config, masks=masks, seed=ctx.seed, device=ctx.device,
-                       progress=ctx.progress, start_iteration=start)
+                       progress=ctx.progress, start_iteration=start,
+                       callbacks=ctx.mask_trackers(f"round {round_index}"))
         ctx.records.append(train_summary(result))
 
     def reset_state(self, ctx: MiningContext, round_index: int) -> dict[str, torch.Tensor] | None:

@@ -19,6 +19,7 @@ class MagnitudeMiner(Miner):
 
     needs_data = True
     trains = True
+    tracks_masks = True
 
     @dataclass(frozen=True)
     class Config(MinerConfig):
@@ -28,7 +29,7 @@ class MagnitudeMiner(Miner):
         from ticketlab.training import train, train_summary
 
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
-                       progress=ctx.progress)
+                       progress=ctx.progress, callbacks=ctx.mask_trackers("dense"))
         ctx.records.append({"stage": "dense", **train_summary(result)})
 
     def score(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
