@@ -169,3 +169,15 @@ def test_cli_track_masks_and_early_bird(tmp_path):
     dense = next(r for r in t.history if r.get("stage") == "dense")
     assert dense["iterations"] == 12
     json.loads(res.stdout)
+
+
+@pytest.mark.filterwarnings("ignore:.*freezing event")
+@pytest.mark.parametrize("method", ["edge_popup", "gem_miner", "supermask_learned"])
+def test_learned_miners_track_their_scores(method):
+    t = mine(method, model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu",
+             train_epochs=1, track_masks=2, early_bird=1e9)
+    rows = [r for r in t.history if r.get("stage") == "mask_tracking"]
+    assert [r["iteration"] for r in rows] == [2, 4, 6, 8, 10, 12][: len(rows)] and len(rows) >= 2
+    assert all(r["run"] == "score_training" for r in rows)
+    assert all(r["mask_distance_chance"] == pytest.approx(2 * 0.1 * 0.9) for r in rows)
+    assert any(r["mask_distance"] > 0 for r in rows[1:])  # the scores moved the mask

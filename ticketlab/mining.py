@@ -111,9 +111,9 @@ def mine(
             the preparation), ``round_01.h5``, ...: round ``k``'s file is the ticket of a run whose
             schedule stops at round ``k`` (provenance ``rounds = k``, plus ``round = k``).
         progress: a progress sink (``ticketlab.progress.make_progress()``).
-        track_masks: every this many iterations of each training run (methods that train the
-            weights: magnitude, imp), the mask magnitude pruning would give at the final target
-            density (over ``scope``); the history gets a ``mask_tracking`` row per tracked mask
+        track_masks: every this many iterations of each training run (magnitude, imp; the
+            learned-mask miners' score training, where the scores are ranked instead of |w|),
+            the mask magnitude pruning would give at the final target density (over ``scope``); the history gets a ``mask_tracking`` row per tracked mask
             with ``mask_distance``, the normalised Hamming distance to the previous one (You et
             al. 2020, Early-Bird), and ``mask_distance_chance`` = 2d(1 - d) (:mod:`ticketlab.tracking`).
         early_bird: stop a training run once its last 5 tracked distances are all
@@ -138,8 +138,8 @@ def mine(
     miner_cls = get_miner(method)
     check_tracking(track_masks, early_bird)
     if track_masks is not None and not miner_cls.tracks_masks:
-        raise ConfigError(f"method '{method}' does not support track_masks (only methods that train the weights: "
-                          "magnitude, imp)")
+        raise ConfigError(f"method '{method}' does not support track_masks (only methods that train: magnitude, "
+                          "imp and the learned-mask miners)")
     if isinstance(miner_config, dict) or miner_config is None:
         miner: Miner = miner_cls(**(miner_config or {}))
     else:

@@ -8,7 +8,8 @@ prunable weights whose kept/pruned state differs (You et al. 2020, Eq. 1 / Figur
 
     mask_distance = #{i : m_t[i] != m_{t-1}[i]} / n
 
-next to its chance value ``2 d (1 - d)``, the expected distance between two independent
+(for the learned-mask miners, whose weights are frozen, the mask their final selection would
+give from the current scores) next to its chance value ``2 d (1 - d)``, the expected distance between two independent
 random masks of density ``d`` (at 5 % density random masks are already 0.095 apart, so a raw
 threshold misleads).
 
@@ -29,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -62,9 +63,11 @@ class MaskTracker:
     """
 
     def __init__(self, params: Mapping[str, torch.Tensor], density: float, *, every: int,
-                 scope: str = "global", early_bird: float | None = None, label: str | None = None) -> None:
+                 scope: str = "global", early_bird: float | None = None, label: str | None = None,
+                 scores: Callable[[], Mapping[str, torch.Tensor]] | None = None) -> None:
         check_tracking(every, early_bird)
         self.params, self.density, self.every = dict(params), check_density(density), every
+        self.scores = scores  # what is ranked instead of |w| (the learned-mask miners' scores)
         self.scope, self.early_bird, self.label = scope, early_bird, label
         self.chance = 2.0 * density * (1.0 - density)
         self.rows: list[dict[str, Any]] = []
@@ -73,7 +76,10 @@ class MaskTracker:
         self._distances: list[float] = []  # this run's, for the rule (rows may be shared)
 
     def mask(self) -> dict[str, torch.Tensor]:
-        """The mask magnitude pruning would give now (|w|, exact count, shared tie rule)."""
+        """The mask magnitude pruning would give now (|w|, or ``scores()`` when given; exact
+        count, shared tie rule)."""
+        if self.scores is not None:
+            return select_top({n: s.detach() for n, s in self.scores().items()}, self.density, scope=self.scope)
         return select_top({n: p.detach().abs() for n, p in self.params.items()}, self.density, scope=self.scope)
 
     def track(self, iteration: int) -> bool:

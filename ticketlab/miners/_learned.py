@@ -157,6 +157,7 @@ class LearnedMaskMiner(Miner):
 
     needs_data = True
     trains = True
+    tracks_masks = True  # the mask of the current scores (the weights are frozen)
     frozen_weights = True
     Config = LearnedMaskConfig
     config: LearnedMaskConfig
@@ -246,6 +247,8 @@ class LearnedMaskMiner(Miner):
             masks = None if masks is None else {self.score_names[n]: m for n, m in masks.items()}
             total = total_iterations(config, ctx.data)
             callbacks = self.callbacks(ctx, rules, density, total, steps_per_epoch(config, ctx.data))
+            callbacks = [*callbacks, *ctx.mask_trackers("score_training", density=density,
+                                                        scores=lambda: self.rank_scores(rules))]
             n_weights = sum(p.numel() for p in ctx.params.values())
 
             def own_density() -> dict[str, float]:

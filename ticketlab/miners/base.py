@@ -104,21 +104,22 @@ class MiningContext:
     early_bird: float | None = None
     tracked: list[dict[str, Any]] = field(default_factory=list)
 
-    def mask_trackers(self, label: str) -> list[Callable[[Any], None]]:
+    def mask_trackers(self, label: str, *, density: float | None = None,
+                      scores: Callable[[], dict[str, torch.Tensor]] | None = None) -> list[Callable[[Any], None]]:
         """The ``train`` callbacks of ``--track-masks`` for one training run named ``label``
-        (none when tracking is off): the magnitude mask of ``params`` at the run's final target
-        density, over its scope; its rows go to ``tracked`` (the row where Early-Bird stopped
+        (none when tracking is off): the magnitude mask of ``params`` (or the top of ``scores()``)
+        at ``density`` (default the run's final target density), over its scope; its rows go to ``tracked`` (the row where Early-Bird stopped
         has ``early_bird_stop``).
         """
         if self.track_masks is None:
             return []
         from ticketlab.tracking import MaskTracker
 
-        target = self.schedule[-1] if self.schedule else None
+        target = density if density is not None else (self.schedule[-1] if self.schedule else None)
         if target is None or isinstance(target, dict):
             raise ConfigError("track_masks needs one target density for the whole run, not per-layer densities")
         tracker = MaskTracker(self.params, float(target), every=self.track_masks, scope=self.scope,
-                              early_bird=self.early_bird, label=label)
+                              early_bird=self.early_bird, label=label, scores=scores)
         tracker.rows = self.tracked  # the runner moves them into the history
         return [tracker]
 
