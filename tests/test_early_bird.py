@@ -181,3 +181,29 @@ def test_learned_miners_track_their_scores(method):
     assert all(r["run"] == "score_training" for r in rows)
     assert all(r["mask_distance_chance"] == pytest.approx(2 * 0.1 * 0.9) for r in rows)
     assert any(r["mask_distance"] > 0 for r in rows[1:])  # the scores moved the mask
+
+
+def test_over_time_curves_and_plot(tracked_run, tmp_path):
+    from ticketlab.metrics.over_time import mask_distance_curves
+
+    path = save(tracked_run, tmp_path / "t.h5")
+    rows = [r for r in tracked_run.history if r.get("stage") == "mask_tracking"][1:]  # the first has no distance
+    c = mask_distance_curves(load(path).history)["dense"]
+    assert c["iteration"].tolist() == [r["iteration"] for r in rows]
+    assert c["distance"].tolist() == [r["mask_distance"] for r in rows]
+    assert c["relative"] == pytest.approx([r["mask_distance"] / (2 * 0.05 * 0.95) for r in rows])
+    png = tmp_path / "d.png"
+    res = CliRunner().invoke(cli, ["compare", "--over-time", str(path), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "mask distance" in res.output
+    res = CliRunner().invoke(cli, ["compare", "--over-time", str(path), "--json"])
+    assert json.loads(res.stdout)["dense"]["iteration"] == c["iteration"].tolist()
+
+
+def test_over_time_needs_tracked_distances(tmp_path):
+    t = mine("random", model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu")
+    path = save(t, tmp_path / "r.h5")
+    res = CliRunner().invoke(cli, ["compare", "--over-time", str(path)])
+    assert res.exit_code != 0 and "--track-masks" in res.output
+    res = CliRunner().invoke(cli, ["compare", "--over-time", str(path), str(path)])
+    assert res.exit_code != 0 and "one ticket file" in res.output

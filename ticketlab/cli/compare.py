@@ -196,6 +196,9 @@ class CompareCommand(click.Command):
 @click.option("--align", "align", type=click.Choice(["masks", "weights"]), default=None,
               help="Relabel the second ticket's hidden units to match the first's (weight matching on "
                    "the topology) before the pair metrics; adds the aligned null (--null-samples pairs).")
+@click.option("--over-time", "over_time", is_flag=True, default=False,
+              help="One ticket mined with --track-masks: its mask distance during training per run (Early-Bird), "
+                   "against chance 2d(1-d); with --plot, the curve as a PNG.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the null samples (the same seed gives the same output).")
 @common_options
@@ -203,7 +206,7 @@ class CompareCommand(click.Command):
 def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...], per_layer: bool,
             common_only: bool, as_json: bool, matrix_metric: str | None, plot: Path | None,
             csv_path: Path | None, profile_plot: Path | None, null: str | None, null_samples: int,
-            null_rounds: int, align: str | None, seed: int) -> None:
+            null_rounds: int, align: str | None, seed: int, over_time: bool) -> None:
     """Compare tickets: overlap against chance, per-layer sparsity, signs, graph properties.
 
     \b
@@ -213,9 +216,13 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     ticketlab compare a.h5 b.h5 --profile-plot profiles.png
     ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
     ticketlab compare a.h5 b.h5 --metric overlap --align masks --null-samples 20
+    ticketlab compare --over-time imp.h5 --plot distance.png
     """
     from ticketlab.errors import ConfigError
 
+    if over_time:
+        _over_time(list(paths), plot, as_json)
+        return
     labels = _labels(list(paths))
     if len(paths) < 2:
         raise ConfigError("compare needs at least two ticket files")
@@ -285,3 +292,36 @@ def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: st
     for what, p in (("heatmap", plot), ("csv", csv_path)):
         if p is not None:
             out.print(f"{what} -> {p}")
+
+
+def _over_time(paths: list[Path], plot: Path | None, as_json: bool) -> None:
+    """``--over-time``: the tracked mask distances of one ticket (``mine --track-masks``)."""
+    from ticketlab.errors import ConfigError
+    from ticketlab.fileformat import load
+    from ticketlab.metrics.over_time import mask_distance_curves, plot_mask_distance
+
+    if len(paths) != 1:
+        raise ConfigError("--over-time reads one ticket file")
+    if plot is not None and not plot.parent.exists():
+        raise ConfigError(f"cannot write '{plot}': folder '{plot.parent}' does not exist")
+    history = load(paths[0], weights=False, scores=False).history
+    curves = mask_distance_curves(history)
+    if plot is not None:
+        plot_mask_distance(history, plot, title=paths[0].name)
+    if as_json:
+        out = {run: {k: [None if v != v else float(v) for v in c[k].tolist()] if k != "iteration"
+                     else c[k].tolist() for k in c} for run, c in curves.items()}
+        click.echo(json.dumps(out, indent=2, allow_nan=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"mask distance during training: {visible(paths[0].name)}")
+    for col in ("run", "iteration", "distance", "chance", "relative"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for run, c in curves.items():
+        for i in range(len(c["iteration"])):
+            table.add_row(visible(run), str(int(c["iteration"][i])), f"{c['distance'][i]:.4f}",
+                          f"{c['chance'][i]:.4f}", f"{c['relative'][i]:.3f}")
+    console().print(table)
+    if plot is not None:
+        console().print(f"mask distance -> {visible(str(plot))}")
