@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, init_options, progress_for
+from ticketlab.cli.common import common_options, data_root_option, device_option, init_options, progress_for
 
 _DEFAULT_METHODS = "random,magnitude_init,snip,grasp,synflow"
 
@@ -33,8 +33,7 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--model", default="vgg16", show_default=True, help="Model (see `ticketlab list models`).")
 @click.option("--dataset", default="cifar100", show_default=True, help="Data set whose shape the model is built for.")
 @click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help="Comma-separated methods that do not train.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files; without it SNIP/GraSP score seeded random images with random labels.")
+@data_root_option("Folder with the data set's files; without it SNIP/GraSP score seeded random images with random labels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the model, the methods' draws and the random images.")
 @click.option("--step", type=float, default=0.25, show_default=True, help="Grid step of x (log10 compression).")
 @click.option("--search", type=click.Choice(["bisect", "grid"]), default="bisect", show_default=True,
@@ -43,7 +42,7 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
               help="Rounds of a method (default: its own, 100 for synflow); repeatable.")
 @click.option("--samples-per-class", type=int, default=10, show_default=True, help="Scoring samples per class (SNIP, GraSP).")
 @init_options
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@device_option
 @click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
 @click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -55,6 +55,22 @@ def parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+DATA_ROOT_HELP = "Folder with the data set's files (MNIST, CIFAR, Cora, ...)."
+
+
+def data_root_option(help: str = DATA_ROOT_HELP) -> Any:
+    """``--data-root FOLDER``, shared by every command that reads a data set."""
+    from pathlib import Path
+
+    return click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None, help=help)
+
+
+def device_option(f: Any) -> Any:
+    """``--device auto|cpu|cuda``, shared by every command that computes on a model."""
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (CUDA when available), cpu or cuda.")(f)
+
+
 def common_options(f: Any) -> Any:
     """``--quiet`` and ``--debug``, accepted by the group and by every command."""
     f = click.option("--debug", is_flag=True, default=False, expose_value=False, is_eager=True,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketlab.cli.common import common_options
+from ticketlab.cli.common import common_options, data_root_option, device_option
 from ticketlab.cli.render import console
 
 
@@ -20,9 +20,8 @@ from ticketlab.cli.render import console
                    "rand_signed_constant, random_reshuffle, signed_reshuffle, reinit [default: as stored].")
 @click.option("--recalibrate-batches", type=int, default=None,
               help="Training batches (128 samples) that re-estimate batch-norm statistics first [default: 10; 0 = none].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@data_root_option()
+@device_option
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON.")
 @common_options
 def command(path: Path, split: str, kept: str | None, recalibrate_batches: int | None, data_root: Path | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketlab.cli.common import common_options
+from ticketlab.cli.common import common_options, data_root_option
 from ticketlab.cli.render import console, density_table, visible
 
 
@@ -18,8 +18,7 @@ from ticketlab.cli.render import console, density_table, visible
 @click.option("--model", default=None, help="Check the mask names and shapes against this model's parameters "
                                             "(with --dataset); the ticket then records its topology.")
 @click.option("--dataset", default=None, help="The data set the model is built for (with --model).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files, for data sets whose shape needs them (Cora, ...).")
+@data_root_option("Folder with the data set's files, for data sets whose shape needs them (Cora, ...).")
 @common_options
 def command(source: Path, output: Path, model: str | None, dataset: str | None, data_root: Path | None) -> None:
     """Make a ticket file from another tool's mask file.

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, init_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
 
 #: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
@@ -122,9 +122,8 @@ class MineCommand(click.Command):
 @click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
               help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
+@device_option
+@data_root_option()
 @click.option("--download", is_flag=True, default=False, help="Download the data set if it is missing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")

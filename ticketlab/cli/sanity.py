@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, visible
 
 
@@ -23,9 +23,8 @@ from ticketlab.cli.render import console, visible
 @train_options("Epochs of every training [default: the model and data set's, as mine].")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Ticket files checked in parallel (worker processes sharing the cores: cores // jobs threads each).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@data_root_option()
+@device_option
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the tables as JSON (strict: no NaN).")
 @common_options
 @click.pass_context

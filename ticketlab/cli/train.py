@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketlab.cli.common import common_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, visible
 
 #: ``ticketlab.retraining.KEPT_CHOICES`` (repeated so that building the command never imports
@@ -24,9 +24,8 @@ KEPT_HELP = ("init, rewind:K (the dense network trained K iterations first, then
 @click.option("--kept", default="init", show_default=True, metavar="ACTION", help=f"Starting weights: {KEPT_HELP}.")
 @train_options("Epochs of training [default: the model and data set's, as mine].")
 @click.option("--seed", type=int, default=None, help="Training seed [default: the ticket's seed].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the data set's files (MNIST, CIFAR, Cora, ...).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda.")
+@data_root_option()
+@device_option
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON.")
 @common_options
 @click.pass_context
