@@ -304,17 +304,27 @@ def available_memory() -> int:
     return max(0, min(c for c in candidates if c is not None))
 
 
-def _meminfo_available() -> int | None:
+def _proc_kib(path: str, key: str) -> int | None:
+    """The ``key:`` line of a /proc file (a number of KiB) in bytes, or None where there is none."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2 if hasattr(os, "sysconf") else None
+    return None
+
+
+def _meminfo_available() -> int | None:
+    found = _proc_kib("/proc/meminfo", "MemAvailable")
+    if found is not None:
+        return found
+    for name, share in (("SC_AVPHYS_PAGES", 1), ("SC_PHYS_PAGES", 2)):  # no /proc: free, else half of all
+        try:
+            return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE") // share
+        except (ValueError, OSError, AttributeError):
+            continue
+    return None
 
 
 def _read_int(path: str) -> int | None:
@@ -325,10 +335,4 @@ def _read_int(path: str) -> int | None:
 
 
 def _virtual_size() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _proc_kib("/proc/self/status", "VmSize") or 0
