@@ -19,6 +19,8 @@
 6. Permutation-aligned comparison (``compare(..., "jaccard", align="masks", null_samples=N)``,
    issue 14) of two random tickets of lenet_300_100 (MNIST shapes), resnet20 and vgg16 (CIFAR-10
    shapes), topologies from ``ticketlab.models``. Issue target for vgg16: <= 10 s with N = 20.
+   Wall and CPU time at one BLAS thread; with ``--align-baseline FILE`` (an older align.py) the
+   old and new code run alternately (``--align-repeat`` each) and their records are compared.
 
 BLAS and OpenMP are pinned to one thread (unless the environment already says otherwise), so
 timings compare across machines and runs; part 1 also reports whether torch got imported (it
@@ -30,6 +32,8 @@ Usage:
     .venv/bin/python benchmarks/bench_metrics.py --parts 1  # only the overlap + chance timing
     .venv/bin/python benchmarks/bench_metrics.py --parts 5  # the degree-preserving null
     .venv/bin/python benchmarks/bench_metrics.py --parts 6  # aligned comparison
+    git show 8cfe287:ticketlab/metrics/align.py > /tmp/align_old.py
+    .venv/bin/python benchmarks/bench_metrics.py --parts 6 --align-baseline /tmp/align_old.py --align-repeat 2
 """
 
 from __future__ import annotations
@@ -242,24 +246,80 @@ def bench_degree(density: float, samples: int) -> None:
           f"(2 tickets x {samples + 1} x {null.rounds} rounds; overlap counts of the samples are negligible)")
 
 
-def bench_align(density: float, samples: int) -> None:
+def _load_align_baseline(path: str) -> Any:
+    """An older ``ticketlab/metrics/align.py`` (e.g. ``git show REV:ticketlab/metrics/align.py > FILE``)
+    as a module of its own, to time against the current one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_align_baseline", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_align(density: float, samples: int, baseline: str | None = None, repeat: int = 1) -> None:
+    import ticketlab.metrics.align as align_module
     from ticketlab.data.base import DataSpec
     from ticketlab.models import create_model, model_topology, prunable_parameters
 
-    print(f"\n[6] aligned comparison (align='masks', jaccard, {samples} aligned null samples), density {density}")
+    t = time.perf_counter()
+    import scipy.optimize  # noqa: F401  (imported once per process by the first alignment; not timed below)
+
+    print(f"\n[6] aligned comparison (compare(a, b, 'jaccard', align='masks', null_samples={samples})), "
+          f"density {density}; OMP/BLAS threads {os.environ['OMP_NUM_THREADS']}")
+    print(f"    (scipy.optimize import: {time.perf_counter() - t:.2f} s, once per process, not timed; torch builds "
+          "the shapes and topologies only, before any timing)")
+    cases = []
+    import torch
+
+    torch.set_num_threads(1)
     for name, spec in (("lenet_300_100", DataSpec("mnist", "tensor", (1, 28, 28), 10)),
                        ("resnet20", DataSpec("cifar10", "tensor", (3, 32, 32), 10)),
                        ("vgg16", DataSpec("cifar10", "tensor", (3, 32, 32), 10))):
         net = create_model(name, spec, seed=0)
         shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
-        topo = model_topology(net, spec)
+        cases.append((name, shapes, model_topology(net, spec)))
+    versions = {"new": (align_module.align, align_module.aligned_null_counts)}
+    if baseline:
+        old = _load_align_baseline(baseline)
+        versions["old"] = (old.align, old.aligned_null_counts)
+        print(f"    old: {baseline}; runs alternate new/old, {repeat} each; wall and CPU seconds, min / median")
+    current = versions["new"]
+    for name, shapes, topo in cases:
         a, b = (random_ticket(shapes, density, s, provenance={"topology": topo}) for s in (1, 2))
-        t = time.perf_counter()
-        rec = compare([a, b], ["jaccard"], align="masks", null_samples=samples)[0]
-        wall = time.perf_counter() - t
         size = sum(math.prod(s) for _, s in shapes)
-        print(f"    {name}: {size:,} weights: {wall:.1f} s (value {rec['value']:.4f}, aligned null "
-              f"{rec['expected_aligned']:.4f} +- {rec['sd_aligned']:.4f}){'  (target 10 s)' if name == 'vgg16' else ''}")
+        runs: dict[str, list[tuple[float, float]]] = {v: [] for v in versions}
+        records: dict[str, Any] = {}
+        try:
+            for _ in range(repeat):
+                for v, (align_fn, null_fn) in versions.items():  # compare imports these from the module per call
+                    align_module.align, align_module.aligned_null_counts = align_fn, null_fn
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    records[v] = compare([a, b], ["jaccard"], align="masks", null_samples=samples)
+                    runs[v].append((time.perf_counter() - wall, time.process_time() - cpu))
+        finally:
+            align_module.align, align_module.aligned_null_counts = current
+        rec = records["new"][0]
+        target = "  (target 10 s)" if name == "vgg16" else ""
+        print(f"    {name}: {size:,} weights, value {rec['value']:.4f}, aligned null {rec['expected_aligned']:.4f} "
+              f"+- {rec['sd_aligned']:.4f}, p {rec['p_aligned']:.3f}{target}")
+        for v, xs in runs.items():
+            walls, cpus = [x[0] for x in xs], [x[1] for x in xs]
+            print(f"      {v}: wall {min(walls):6.2f} / {statistics.median(walls):6.2f} s   "
+                  f"CPU {min(cpus):6.2f} / {statistics.median(cpus):6.2f} s")
+        if "old" in records:
+            print(f"      records old == new: {records['old'] == records['new']}")
+        if name == "vgg16":  # the part no alignment code can speed up: the null's seeded shuffles
+            rng = np.random.default_rng(0)
+            cpu = time.process_time()
+            for _ in range(2):
+                align_module.random_masks(a, rng), align_module.random_masks(b, rng)
+            each = (time.process_time() - cpu) / 2
+            print(f"      of which the null's random masks (two seeded shuffles of {size:,} weights per sample): "
+                  f"about {each * samples:.1f} s CPU ({each:.2f} s per sample)")
 
 
 def main() -> None:
@@ -268,7 +328,11 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
     ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
     ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 1 or 13 (default: all)")
-    ap.add_argument("--null-samples", type=int, default=20, help="null samples in the degree-null estimate")
+    ap.add_argument("--null-samples", type=int, default=20,
+                    help="null samples in the degree-null estimate and the aligned null (part 6)")
+    ap.add_argument("--align-baseline", metavar="FILE", help="part 6: an older align.py to time against "
+                    "(git show REV:ticketlab/metrics/align.py > FILE)")
+    ap.add_argument("--align-repeat", type=int, default=1, help="part 6: runs of each version (alternating)")
     args = ap.parse_args()
     threads = os.environ["OMP_NUM_THREADS"]
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}, OMP/BLAS threads {threads}")
@@ -283,7 +347,7 @@ def main() -> None:
     if "5" in args.parts:
         bench_degree(args.density, args.null_samples)
     if "6" in args.parts:
-        bench_align(args.density, args.null_samples)
+        bench_align(args.density, args.null_samples, args.align_baseline, args.align_repeat)
 
 
 if __name__ == "__main__":

@@ -235,3 +235,104 @@ def test_cli_align(tmp_path):
     res = runner.invoke(cli, ["compare", *map(str, paths), "--metric", "jaccard", "--align", "masks",
                               "--null-samples", "3"])
     assert res.exit_code == 0 and "p_aligned" in res.output and "aligned the same" in res.output
+
+
+# ------------------------------------------------------------ exact and incremental similarity
+def test_packed_rows_give_exact_counts_even_at_the_bound():
+    """_pack_rows puts 53 // bits counts in one float64; the products come back exactly, also when
+    every count is the largest a row can have (all ones) and the row count is not a multiple."""
+    from ticketlab.metrics.align import _pack_rows, _unpack_rows
+
+    rng = np.random.default_rng(0)
+    for rows, m, k, dens in ((7, 5, 3, 0.5), (13, 64, 9, 1.0), (3, 1, 1, 1.0), (11, 300, 1, 0.2)):
+        x, y = rng.random((rows, m, k)) < dens, rng.random((6, m * k)) < dens
+        packed, bits, slots = _pack_rows(x)
+        assert bits * slots <= 53 and packed.shape[0] == -(-rows // slots) and (1 << bits) > m * k
+        got = _unpack_rows(packed.reshape(packed.shape[0], -1) @ y.T.astype(np.float64), rows, bits, slots)
+        assert np.array_equal(got, x.reshape(rows, -1).astype(np.int64) @ y.T.astype(np.int64))
+    full = np.ones((13, 64, 9), bool)  # 576 per count: 10 bits, 5 slots, carries would show
+    packed, bits, slots = _pack_rows(full)
+    assert (bits, slots) == (10, 5)
+    assert (_unpack_rows(packed.reshape(3, -1) @ np.ones((2, 576)).T, 13, bits, slots) == 576).all()
+
+
+def _reference_match(a, b, topo, seed=0, max_sweeps=align_module.MAX_SWEEPS):
+    """Weight matching as first written (before the cached, integer similarities): every
+    similarity from scratch in float64, every group solved in every sweep."""
+    from scipy.optimize import linear_sum_assignment
+
+    of, members, fixed = unit_groups(topo)
+    units = topo["tensors"]
+    sizes = [int(units[m[0]]) for m in members]
+    perm = [np.arange(n) for n in sizes]
+    views = []
+    for e in align_module._param_edges(topo):
+        n_dst, n_src = int(units[e["dst"]]), int(units[e["src"]])
+        xa, xb = (np.asarray(x[e["param"]], dtype=np.float64).reshape(n_dst, n_src, -1) for x in (a, b))
+        views.append((of[e["src"]], of[e["dst"]], xa, xb))
+    free = [g for g in range(len(members)) if g not in fixed and sizes[g] > 1]
+
+    def similarity(g, outgoing=True, sources=None):
+        s = np.zeros((sizes[g], sizes[g]))
+        for src, dst, xa, xb in views:
+            if dst == g and (sources is None or src in sources):
+                s += xa.reshape(xa.shape[0], -1) @ xb[:, perm[src]].reshape(xb.shape[0], -1).T
+            if src == g and outgoing:
+                s += (xa.transpose(1, 0, 2).reshape(xa.shape[1], -1)
+                      @ xb[perm[dst]].transpose(1, 0, 2).reshape(xb.shape[1], -1).T)
+        return s
+
+    first = {}
+    for i, t in enumerate(align_module._topological(topo)):
+        first.setdefault(of[t], i)
+    done = set(fixed)
+    for g in sorted(free, key=first.__getitem__):
+        perm[g] = linear_sum_assignment(similarity(g, outgoing=False, sources=done), maximize=True)[1]
+        done.add(g)
+    rng = np.random.default_rng(seed)
+    for sweeps in range(1, max_sweeps + 1):
+        changed = False
+        for g in rng.permutation(free).tolist():
+            s = similarity(g)
+            cols = linear_sum_assignment(s, maximize=True)[1]
+            idx = np.arange(sizes[g])
+            if not np.array_equal(cols, perm[g]) and s[idx, cols].sum() > s[idx, perm[g]].sum():
+                perm[g], changed = cols, True
+        if not changed:
+            break
+    return {t: perm[of[t]] for t in units}, sweeps
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_cached_integer_matching_equals_the_from_scratch_reference(case):
+    """The cached terms, the skipped solves and the packed integer counts change nothing: boolean
+    masks, the same masks as floats and weights give the reference's permutations and sweeps.
+    (The residual case has a parameter edge inside one group: conv2 joins t1 and t2.)"""
+    shapes, topo = CASES[case]
+    changed = 0
+    for seed in range(8):
+        a, b = make_ticket(shapes, topo, seed, 0.4), make_ticket(shapes, topo, 30 + seed, 0.4)
+        for xa, xb in ((a.masks, b.masks), ({n: m.astype(float) for n, m in a.masks.items()},
+                                            {n: m.astype(float) for n, m in b.masks.items()}),
+                       (a.weights["final"], b.weights["final"])):
+            want, want_sweeps = _reference_match(xa, xb, topo, seed=seed)
+            got, sweeps = match_units(xa, xb, topo, seed=seed)
+            assert sweeps == want_sweeps and all(np.array_equal(got[t], want[t]) for t in want), (case, seed)
+            changed += sweeps > 1  # the descent really moved after the forward pass
+    assert changed > 0
+
+
+def test_edge_terms_follow_the_permutation_they_are_given():
+    """A cached term is reused only for the version it was computed for, and every term equals
+    the from-scratch sum of the module docstring (integer counts for masks)."""
+    rng = np.random.default_rng(3)
+    xa, xb = rng.random((5, 4, 3)) < 0.5, rng.random((5, 4, 3)) < 0.5
+    edge = align_module._Edge(0, 1, xa, xb, exact=True)
+    p, q = rng.permutation(4), rng.permutation(5)
+    fresh = np.einsum("ick,jck->ij", xa.astype(int), xb[:, p].astype(int))
+    assert np.array_equal(edge.term("in", p, 7), fresh)
+    assert np.array_equal(edge.term("in", np.arange(4), 7), fresh)  # same version: the cached term
+    assert np.array_equal(edge.term("in", np.arange(4), 8), np.einsum("ick,jck->ij", xa.astype(int), xb.astype(int)))
+    assert np.array_equal(edge.term("out", q, 0), np.einsum("ick,idk->cd", xa.astype(int), xb[q].astype(int)))
+    weights = align_module._Edge(0, 1, xa * 1.5, xb - 0.25, exact=False)
+    assert np.allclose(weights.term("out", q, 0), np.einsum("ick,idk->cd", xa * 1.5, (xb - 0.25)[q]))

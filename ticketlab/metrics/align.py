@@ -23,6 +23,13 @@ so every step maximises the number of weights both keep given the other groups: 
 coordinate ascent on ``|A and B'|``. With ``by="weights"`` they are the ``final`` snapshots (or
 ``init`` when a ticket has no final ones), as in weight matching.
 
+**Cost.** Each edge's term in a similarity depends on one neighbouring permutation only, so it is
+kept and recomputed only after that permutation changed; a group none of whose neighbours changed
+since its last solve gives the same assignment and is not solved again. Mask similarities are
+exact integer counts from float64 BLAS products with several 0/1 rows packed into one number
+(:func:`_pack_rows`). Neither changes a result: the permutations and sweeps are those of the plain
+algorithm (tests/test_align.py keeps a from-scratch reference).
+
 **The result** is B' = B relabelled: masks, every weight snapshot and the scores permuted alike
 (:func:`permute_ticket`); :func:`permute_state` does the same to a full state dict, biases and
 batch-norm entries following their layer's output units, so the permuted network computes the
@@ -48,6 +55,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -152,13 +160,101 @@ def _param_edges(topo: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [e for e in topo["edges"] if not e.get("identity")]
 
 
+#: float64 holds every integer below 2**53 exactly, whatever order BLAS sums in.
+_EXACT_BITS = 53
+
+
+def _pack_rows(x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """0/1 ``x`` (``(r, m, k)``, bool) with its rows packed ``slots`` to a float64 row: row ``i``
+    of slot ``s`` (``x[s * q + i]``, ``q = ceil(r / slots)``) weighs ``2 ** (bits * s)``.
+
+    ``bits`` holds one row's count of common ones with any 0/1 row (at most ``m * k``), and
+    ``bits * slots <= 53``, so a float64 matmul of the packed rows with 0/1 rows sums exact
+    integers only: the ``slots`` counts come back exactly from :func:`_unpack_rows`.
+
+    Example:
+        >>> p, bits, slots = _pack_rows(np.array([[[1, 1]], [[0, 1]]], bool))
+        >>> p.tolist(), bits, slots
+        ([[[1.0, 5.0]]], 2, 26)
+    """
+    r, k = x.shape[0], math.prod(x.shape[1:])
+    bits = max(int(k).bit_length(), 1)
+    slots = _EXACT_BITS // bits
+    q = -(-r // slots)
+    packed = np.zeros((q, *x.shape[1:]))
+    for s in range(-(-r // q)):
+        chunk = x[s * q:(s + 1) * q]
+        packed[:len(chunk)] += chunk * float(2 ** (bits * s))
+    return packed, bits, slots
+
+
+def _unpack_rows(p: np.ndarray, rows: int, bits: int, slots: int) -> np.ndarray:
+    """The ``rows`` int64 count rows packed in ``p`` (the product of :func:`_pack_rows`'s rows)."""
+    counts = p.astype(np.int64)
+    q, low = counts.shape[0], (1 << bits) - 1
+    out = np.empty((q * slots, counts.shape[1]), dtype=np.int64)
+    for s in range(slots):
+        out[s * q:(s + 1) * q] = (counts >> (bits * s)) & low
+    return out[:rows]
+
+
+class _Edge:
+    """One parameter edge's terms in the similarities of its two groups (module docstring).
+
+    With A and B as ``(dst units, src units, k)``, P the permutation of the source group and Q
+    that of the destination group (B's unit put at A's position)::
+
+        incoming (the destination group's S): T[i, j] = sum_{c, k} A[i, c, k] B[j, P[c], k]
+        outgoing (the source group's S):      T[c, d] = sum_{i, k} A[i, c, k] B[Q[i], d, k]
+
+    A term depends only on the other group's permutation, so it is kept with that group's
+    version and recomputed only after that permutation changed. Masks (``exact``) give integer
+    counts, computed as ``A[:, P^-1] @ B^T`` with A's rows packed several to a float64
+    (:func:`_pack_rows`, exact); weights use the float64 products of weight matching as written.
+    """
+
+    def __init__(self, src: int, dst: int, xa: np.ndarray, xb: np.ndarray, exact: bool) -> None:
+        self.src, self.dst, self.xa, self.xb, self.exact = src, dst, xa, xb, exact
+        self._ops: dict[str, tuple[Any, ...]] = {}
+        self._cache: dict[str, tuple[int, np.ndarray]] = {}
+
+    def _operands(self, side: str) -> tuple[Any, ...]:
+        if side not in self._ops:  # built on first use: the input's edge never needs its outgoing side
+            xa, xb = (self.xa, self.xb) if side == "in" else (self.xa.transpose(1, 0, 2), self.xb.transpose(1, 0, 2))
+            if self.exact:
+                self._ops[side] = (*_pack_rows(xa), xb.reshape(xb.shape[0], -1).astype(np.float64))
+            else:  # C-contiguous A of weight matching's columns (a copy, made once)
+                self._ops[side] = (xa.reshape(xa.shape[0], -1) if side == "in" else
+                                   np.ascontiguousarray(xa).reshape(xa.shape[0], -1),)
+        return self._ops[side]
+
+    def term(self, side: str, perm: np.ndarray, version: int) -> np.ndarray:
+        """The ``"in"`` or ``"out"`` term for the other group's permutation ``perm`` (its ``version``)."""
+        hit = self._cache.get(side)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        ops = self._operands(side)
+        if self.exact:
+            packed, bits, slots, rows_b = ops
+            inv = np.argsort(perm)
+            lhs = np.take(packed, inv, axis=1).reshape(packed.shape[0], -1)
+            t = _unpack_rows(lhs @ rows_b.T, rows_b.shape[0], bits, slots)
+        elif side == "in":  # rows: unit i of A against unit j of B, B's sources relabelled
+            t = ops[0] @ self.xb[:, perm].reshape(self.xb.shape[0], -1).T
+        else:  # columns: B's destinations relabelled
+            t = ops[0] @ self.xb[perm].transpose(1, 0, 2).reshape(self.xb.shape[1], -1).T
+        self._cache[side] = (version, t)
+        return t
+
+
 def match_units(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], topo: Mapping[str, Any],
                 *, seed: int = 0, max_sweeps: int = MAX_SWEEPS) -> tuple[dict[str, np.ndarray], int]:
     """Weight matching (Ainsworth et al. 2023, Alg. 1) of the arrays ``b`` to ``a`` on ``topo``.
 
-    ``a``, ``b``: parameter name -> array of the edge's weight shape (masks as 0/1, or weights);
-    a parameter missing from either adds nothing to the similarity. Returns the permutation of
-    every tensor (B's unit at A's position ``i``) and the number of sweeps.
+    ``a``, ``b``: parameter name -> array of the edge's weight shape (boolean masks, or weights;
+    when every array is boolean the similarities are exact integer counts); a parameter missing
+    from either adds nothing to the similarity. Returns the permutation of every tensor (B's unit
+    at A's position ``i``) and the number of sweeps.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -166,25 +262,33 @@ def match_units(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], topo: 
     units = topo["tensors"]
     sizes = [int(units[m[0]]) for m in members]
     perm = [np.arange(n) for n in sizes]
-    edges = [e for e in _param_edges(topo) if e["param"] in a and e["param"] in b]
-    views: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []  # (src group, dst group, group, A, B)
-    for e in edges:
+    version = [0] * len(members)  # bumped when a group's permutation changes: the terms' cache key
+    params = [e for e in _param_edges(topo) if e["param"] in a and e["param"] in b]
+    exact = all(np.asarray(x[e["param"]]).dtype == bool for e in params for x in (a, b))
+    edges: list[_Edge] = []
+    for e in params:
         n_dst, n_src = int(units[e["dst"]]), int(units[e["src"]])
-        xa = np.asarray(a[e["param"]], dtype=np.float64).reshape(n_dst, n_src, -1)
-        xb = np.asarray(b[e["param"]], dtype=np.float64).reshape(n_dst, n_src, -1)
-        views.append((of[e["src"]], of[e["dst"]], int(e.get("group", 1)), xa, xb))
+        xa, xb = (np.asarray(x[e["param"]], dtype=bool if exact else np.float64).reshape(n_dst, n_src, -1)
+                  for x in (a, b))
+        edges.append(_Edge(of[e["src"]], of[e["dst"]], xa, xb, exact))
     free = [g for g in range(len(members)) if g not in fixed and sizes[g] > 1]
+    # the groups whose permutations a group's similarity depends on
+    deps = {g: sorted({e.src for e in edges if e.dst == g} | {e.dst for e in edges if e.src == g}) for g in free}
 
     def similarity(g: int, outgoing: bool = True, sources: set[int] | None = None) -> np.ndarray:
-        s = np.zeros((sizes[g], sizes[g]))
-        for src, dst, _, xa, xb in views:
-            if dst == g and (sources is None or src in sources):  # rows: unit i of A against unit j of B, B's sources relabelled
-                rb = xb[:, perm[src]].reshape(xb.shape[0], -1)
-                s += xa.reshape(xa.shape[0], -1) @ rb.T
-            if src == g and outgoing:  # columns: B's destinations relabelled
-                cb = xb[perm[dst]].transpose(1, 0, 2).reshape(xb.shape[1], -1)
-                s += xa.transpose(1, 0, 2).reshape(xa.shape[1], -1) @ cb.T
-        return s
+        # the terms in edge order, so that the float sums are those of weight matching as written
+        s = np.zeros((sizes[g], sizes[g]), dtype=np.int64 if exact else np.float64)
+        for e in edges:
+            if e.dst == g and (sources is None or e.src in sources):
+                s += e.term("in", perm[e.src], version[e.src])
+            if e.src == g and outgoing:
+                s += e.term("out", perm[e.dst], version[e.dst])
+        return s.astype(np.float64, copy=False)
+
+    def assign(g: int, cols: np.ndarray) -> None:
+        if not np.array_equal(cols, perm[g]):
+            perm[g] = cols
+            version[g] += 1
 
     # Start from a forward pass: each group in topological order matched on its incoming edges
     # alone, whose sources are fixed or matched already. (Alg. 1 starts from the identity; on a
@@ -195,18 +299,23 @@ def match_units(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], topo: 
         first.setdefault(of[t], i)
     done = set(fixed)
     for g in sorted(free, key=first.__getitem__):
-        perm[g] = linear_sum_assignment(similarity(g, outgoing=False, sources=done), maximize=True)[1]
+        assign(g, linear_sum_assignment(similarity(g, outgoing=False, sources=done), maximize=True)[1])
         done.add(g)
     rng = np.random.default_rng(seed)
     sweeps = 0
+    seen: dict[int, tuple[int, ...]] = {}  # the versions of deps[g] at g's last solve in a sweep
     for sweeps in range(1, max_sweeps + 1):
         changed = False
         for g in rng.permutation(free).tolist():  # Alg. 1: the layers in a random order
+            key = tuple(version[h] for h in deps[g])
+            if seen.get(g) == key:  # same similarity as at its last solve: same answer, no change
+                continue
+            seen[g] = key
             s = similarity(g)
             _, cols = linear_sum_assignment(s, maximize=True)
             # keep the current permutation on ties, so that the descent stops
             if not np.array_equal(cols, perm[g]) and s[np.arange(sizes[g]), cols].sum() > s[np.arange(sizes[g]), perm[g]].sum():
-                perm[g] = cols
+                assign(g, cols)
                 changed = True
         if not changed:
             break
@@ -274,8 +383,8 @@ def permute_state(state: Mapping[str, np.ndarray], perms: Mapping[str, np.ndarra
 # ------------------------------------------------------------------------------ align
 def _arrays(t: Ticket, by: str, snapshot: str | None, masks: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     m = t.masks if masks is None else masks
-    if by == "masks":
-        return {n: v.astype(np.float64) for n, v in m.items()}
+    if by == "masks":  # boolean: match_units counts common weights exactly
+        return dict(m)
     w = t.weights[snapshot]  # type: ignore[index]
     if masks is None:
         return dict(w)
@@ -324,10 +433,13 @@ def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int =
     topo = dict(topology) if topology is not None else _topology(a)
     snap = weight_snapshot(a, b) if by == "weights" else None
     rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    edges = _param_edges(topo)
     out = np.empty((samples, len(a.masks)), dtype=np.int64)
     for s in range(samples):
         ma, mb = random_masks(a, rng), random_masks(b, rng)
         perms, _ = match_units(_arrays(a, by, snap, ma), _arrays(b, by, snap, mb), topo, seed=seed)
-        mb = permute_ticket(Ticket(masks=mb), perms, topo).masks
+        for e in edges:  # B's masks relabelled as permute_ticket does, without building a Ticket
+            if e["param"] in mb:
+                mb[e["param"]] = permute_array(mb[e["param"]], perms[e["dst"]], perms[e["src"]], int(e.get("group", 1)))
         out[s] = [np.count_nonzero(ma[n] & mb[n]) for n in a.masks]
     return out
