@@ -250,3 +250,57 @@ def test_the_own_chunk_reader_equals_hdf5s(tmp_path: Path) -> None:
             _hdf5.verify_dataset(ds, key)
             read += ds.id.get_num_chunks() > 1
     assert read >= 20  # many layouts with several (and partial edge) chunks were read
+
+
+# ------------------------------------------------------------------ the trained state in 'final'
+def _trained_state_ticket() -> Ticket:
+    """A ticket whose ``final`` holds the whole trained state, as ``mine`` and ``train`` write it
+    (``ticketlab.retraining.final_snapshot``): masked weights, then biases, batch norm (an int64
+    0-d ``num_batches_tracked``) and an unpruned layer."""
+    rng = np.random.default_rng(3)
+    masks = {"conv.weight": rng.random((4, 3, 3, 3)) < 0.3, "fc.weight": rng.random((10, 36)) < 0.2}
+    final = {n: (rng.standard_normal(m.shape) * m).astype(np.float32) for n, m in masks.items()}
+    final.update({"stem.weight": rng.standard_normal((3, 3)), "conv.bias": rng.standard_normal(4).astype(np.float32),
+                  "bn.weight": np.ones(4, np.float32), "bn.running_var": rng.random(4).astype(np.float32),
+                  "bn.num_batches_tracked": np.array(18, np.int64), "fc.bias": np.zeros(10, np.float32)})
+    return Ticket(masks=masks, provenance={"method": "snip", "seed": 0}, weights={"final": final})
+
+
+def test_a_trained_state_in_final_round_trips_bit_identically(tmp_path: Path) -> None:
+    t = _trained_state_ticket()
+    path = ticketlab.save(t, tmp_path / "t.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'unknown object' note: the layout is unchanged
+        back = ticketlab.load(path)
+        info = fileformat.read_info(path, verify=True)
+    _same(back, t)
+    state = back.weights["final"]
+    assert state["bn.num_batches_tracked"].shape == () and int(state["bn.num_batches_tracked"]) == 18
+    assert state["stem.weight"].dtype == np.float64 and info["snapshots"] == ["final"]
+    assert ticketlab.load(path, weights=False).weights == {}
+
+
+def test_a_trained_state_entry_is_checked_like_every_array(tmp_path: Path) -> None:
+    path = ticketlab.save(_trained_state_ticket(), tmp_path / "t.h5")
+    with h5py.File(path, "r") as f:
+        group = f["weights/final"]
+        index = next(k for k in group if group[k].attrs["name"] == "bn.running_var")
+
+    def replace(name: str, **kw) -> Path:
+        bad = tmp_path / f"{name}.h5"
+        bad.write_bytes(path.read_bytes())
+        with h5py.File(bad, "r+") as f:
+            del f[f"weights/final/{index}"]
+            f["weights/final"].create_dataset(index, **kw).attrs["name"] = "bn.running_var"
+        return bad
+
+    unbacked = replace("unbacked", shape=(10**9,), dtype=np.float32)  # declared, nothing stored
+    large = replace("large", data=np.zeros(1000, np.float32))  # stored, but over max_params (masks: 468)
+    for reader in (ticketlab.load, fileformat.read_info):
+        with pytest.raises(TicketFormatError, match=r"'bn.running_var' declares 4000000000 bytes but the file stores 0"):
+            reader(unbacked, max_params=10**10)
+        with pytest.raises(TicketFormatError, match=r"array 'bn.running_var' declares 1,000 values, more than max_params = 500"):
+            reader(large, max_params=500)
+    text = replace("text", data=np.array([b"x", b"y"]))
+    with pytest.raises(TicketFormatError, match=r"'bn.running_var' holds \|S1 data, not numbers"):
+        ticketlab.load(text)

@@ -6,6 +6,9 @@ layout byte for byte, with an example of reading a mask with plain h5py. Masks a
 and scores keep their dtype (compressed losslessly when mostly zeros); the history is a column
 table; the provenance is a JSON string. Writes are atomic; reads validate everything and fail with one
 :class:`~ticketlab.errors.TicketFormatError` sentence that names the file and the problem.
+A snapshot holds every masked parameter and may hold more: the ``final`` snapshot of a trained
+ticket holds the rest of the trained ``state_dict`` too (biases, batch norm; see
+:func:`ticketlab.retraining.final_snapshot`), each entry checked like every other array.
 
 This module never imports torch, so ``ticketlab inspect`` and ``ticketlab compare`` start fast.
 

@@ -125,7 +125,7 @@ def mine(
     from ticketlab.data.corruption import check_corruption
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
-    from ticketlab.retraining import resolve_train_config, train_sparse
+    from ticketlab.retraining import final_snapshot, resolve_train_config, train_sparse
     from ticketlab.training import TrainConfig, resolved_config
 
     started = time.perf_counter()
@@ -266,8 +266,8 @@ def mine(
         if keep_weights:
             weights["init"] = init
             if trained:
-                with torch.no_grad():  # trained weights, pruned ones zero
-                    weights["final"] = {n: (p * round_masks[n]).cpu().numpy() for n, p in params.items()}
+                # trained weights, pruned ones zero, then the rest of the trained state (biases, batch norm)
+                weights["final"] = final_snapshot(net, round_masks)
         np_scores = ({n: s.detach().to(torch.float32).cpu().numpy() for n, s in last_scores.items()}
                      if keep_scores else {})
         return Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores,

@@ -225,6 +225,70 @@ def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: 
     return result, row
 
 
+def final_snapshot(net: torch.nn.Module, masks: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """The ``final`` weight snapshot of a trained network: every entry of its ``state_dict``, in
+    its order, masked parameters times their masks (pruned weights exactly 0), with the biases,
+    batch-norm parameters and buffers and layers left unpruned as they are, so that :func:`trained_state` rebuilds the
+    trained network exactly (docs/format.md, "Weights and scores"). The runner and
+    ``ticketlab train`` write it; tickets of older versions hold the masked parameters only.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> snap = final_snapshot(net, {"weight": torch.tensor([[True, False]])})
+        >>> list(snap), bool(snap["weight"][0, 1] == 0)
+        (['weight', 'bias'], True)
+    """
+    # in the state dict's (module) order, so that a relabelling can let biases and batch norm follow
+    # their layer (ticketlab.metrics.align.permute_state)
+    out: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            out[k] = (v * masks[k]).cpu().numpy() if k in masks else v.detach().cpu().numpy().copy()
+    missing = [n for n in masks if n not in out]
+    if missing:
+        raise IncompatibleError(f"mask '{missing[0]}' names no entry of the network's state")
+    return out
+
+
+def trained_state(ticket: Ticket, net: torch.nn.Module, *, label: str = "the ticket") -> dict[str, torch.Tensor]:
+    """The whole trained ``state_dict`` of ``ticket``'s network (CPU tensors, in ``net``'s order),
+    read from its ``final`` snapshot (:func:`final_snapshot`); ``net`` is the ticket's model
+    (:func:`rebuild`), whose entries give the names, shapes and dtypes.
+
+    Raises a one-line :class:`ConfigError` when the ticket has no trained weights, or only the
+    masked ones (a ticket written before the trained state was stored), and
+    :class:`IncompatibleError` when the snapshot does not fit ``net``.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> t = Ticket(masks={"weight": np.array([[True, False]])},
+        ...            weights={"final": final_snapshot(net, {"weight": torch.tensor([[True, False]])})})
+        >>> torch.equal(trained_state(t, net)["bias"], net.bias.detach())
+        True
+    """
+    final = ticket.weights.get("final")
+    if not final:
+        raise ConfigError(f"{label} has no trained weights (no 'final' snapshot): train it with `ticketlab train` "
+                          "or mine it with --train-ticket")
+    reference = net.state_dict()
+    missing = [k for k in reference if k not in final]
+    if missing:
+        raise ConfigError(f"{label} stores no trained biases or batch-norm state (its 'final' snapshot lacks "
+                          f"'{missing[0]}'; it was written by an older ticketlab): mine it again, or run "
+                          "`ticketlab train` on it, with this version")
+    extra = [k for k in final if k not in reference]
+    if extra:
+        raise IncompatibleError(f"{label}'s trained state names '{extra[0]}', which its model does not have")
+    out: dict[str, torch.Tensor] = {}
+    for k, ref in reference.items():
+        arr = np.asarray(final[k])
+        if tuple(arr.shape) != tuple(ref.shape):
+            raise IncompatibleError(f"{label}'s trained '{k}' has shape {tuple(arr.shape)}, but its model's "
+                                    f"has {tuple(ref.shape)}")
+        out[k] = torch.as_tensor(np.array(arr, copy=True)).to(ref.dtype)
+    return out
+
+
 class _Stop(Exception):
     """Ends the dense run of ``rewind:K`` after ``K`` iterations."""
 
@@ -305,8 +369,8 @@ def train(
         came from: ``stored`` / ``recreated`` / ``reinit``, the resolved train config, the source's
         ``test_accuracy``), ``test_accuracy`` and ``trained = True``; weights ``init`` (what the
         training started from: :func:`ticketlab.weights.start_weights`, or θ0 for ``rewind:K``)
-        and ``final`` (pruned entries zero); the history: one ``stage="train"`` row per
-        evaluation, then the ``stage="ticket"`` summary row.
+        and ``final`` (:func:`final_snapshot`: pruned entries zero, biases and batch norm included);
+        the history: one ``stage="train"`` row per evaluation, then the ``stage="ticket"`` summary row.
 
     Example:
         >>> import ticketlab
@@ -345,8 +409,7 @@ def train(
         state = {**rb.state, **{n: start[n].to(rb.state[n].dtype) for n in start}}
     result, row = train_sparse(rb.net, state, rb.data, config, rb.masks, seed=seed, device=dev, progress=progress,
                                start_iteration=rewind_at, label=f"train ({kept})")
-    with torch.no_grad():
-        final = {n: (p * rb.masks[n]).cpu().numpy() for n, p in rb.params.items()}
+    final = final_snapshot(rb.net, rb.masks)  # the masked weights (pruned ones 0), then the rest of the state
 
     provenance = copy.deepcopy(prov)
     record: dict[str, Any] = {**source_file, "kept": kept, "seed": seed, "init": rb.source,

@@ -68,6 +68,7 @@ def cli() -> None:
     ticketlab train a.h5 -o t.h5                train the sparse network, write the trained ticket
     ticketlab sanity a.h5                       shuffle / reinit / invert checks (Frankle et al. 2021)
     ticketlab compare a.h5 b.h5                 what two tickets share, against chance
+    ticketlab barrier a.h5 b.h5                 error along the line between two trained tickets
     ticketlab study run study.toml              a grid of methods x seeds x densities, and its report
     ticketlab list miners                       what is available
     """
@@ -75,9 +76,9 @@ def cli() -> None:
 
 def _register_commands() -> None:
     from ticketlab.cli import collapse, compare, evaluate, export, importing, inspect, listing, mine, study
-    from ticketlab.cli import sanity, train
+    from ticketlab.cli import barrier, sanity, train
 
-    for mod in (mine, inspect, evaluate, train, sanity, compare, export, importing, study, collapse, listing):
+    for mod in (mine, inspect, evaluate, train, sanity, compare, barrier, export, importing, study, collapse, listing):
         cli.add_command(mod.command)
 
 
