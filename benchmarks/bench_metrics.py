@@ -312,13 +312,13 @@ def bench_align(density: float, samples: int, baseline: str | None = None, repea
                   f"CPU {min(cpus):6.2f} / {statistics.median(cpus):6.2f} s")
         if "old" in records:
             print(f"      records old == new: {records['old'] == records['new']}")
-        if name == "vgg16":  # the part no alignment code can speed up: the null's seeded shuffles
+        if name == "vgg16":  # the null's seeded random masks (kept positions drawn without replacement)
             rng = np.random.default_rng(0)
             cpu = time.process_time()
             for _ in range(2):
                 align_module.random_masks(a, rng), align_module.random_masks(b, rng)
             each = (time.process_time() - cpu) / 2
-            print(f"      of which the null's random masks (two seeded shuffles of {size:,} weights per sample): "
+            print(f"      of which the null's random masks (two seeded draws over {size:,} weights per sample): "
                   f"about {each * samples:.1f} s CPU ({each:.2f} s per sample)")
 
 

@@ -168,6 +168,36 @@ def test_aligned_conv_bn_network_computes_the_same_function():
     assert all((res.ticket.masks[k] == t.masks[k]).all() for k in weights)
 
 
+def test_permute_ticket_moves_a_trained_state_snapshot_with_its_layers():
+    """A ``final`` snapshot holding the whole trained state (retraining.final_snapshot: biases,
+    batch norm) is relabelled consistently: the relabelled ticket's network is the same function."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from ticketlab.retraining import final_snapshot
+
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                        nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 4 * 4, 5))
+    x = torch.randn(16, 3, 8, 8)
+    net.train()
+    net(x)
+    net.eval()
+    names = ("0.weight", "3.weight", "7.weight")
+    masks = {k: torch.rand_like(net.state_dict()[k]) < 0.7 for k in names}
+    snap = final_snapshot(net, masks)
+    assert list(snap) == list(net.state_dict())  # module order: what lets biases follow their layer
+    topo = chain_topology({k: np.ones(tuple(v.shape), bool) for k, v in masks.items()})
+    t = Ticket(masks={k: m.numpy() for k, m in masks.items()}, weights={"final": snap}, provenance={"topology": topo})
+    perms = random_perms(topo, 3)
+    moved = permute_ticket(t, perms, topo).weights["final"]
+    assert not np.array_equal(moved["1.running_var"], snap["1.running_var"])
+    with torch.no_grad():
+        assert torch.allclose(_forward(moved, x, torch), _forward(snap, x, torch), rtol=1e-5, atol=1e-6)
+
+
 def _forward(s, x, torch):
     """The conv-bn net of the test above as functional torch calls on a state dict."""
     import torch.nn.functional as F
@@ -336,3 +366,23 @@ def test_edge_terms_follow_the_permutation_they_are_given():
     assert np.array_equal(edge.term("out", q, 0), np.einsum("ick,idk->cd", xa.astype(int), xb[q].astype(int)))
     weights = align_module._Edge(0, 1, xa * 1.5, xb - 0.25, exact=False)
     assert np.allclose(weights.term("out", q, 0), np.einsum("ick,idk->cd", xa * 1.5, (xb - 0.25)[q]))
+
+
+def test_random_masks_keep_every_layer_count_and_are_uniform():
+    """The aligned null's random masks: exact per-layer counts (below and above half kept), the
+    same for the same seed, and every position equally likely (chi-square on many draws)."""
+    from ticketlab.metrics.align import random_masks
+
+    t = Ticket(masks={"a": np.arange(12).reshape(3, 4) < 3, "b": np.arange(10) < 8, "c": np.zeros(5, bool)})
+    draws = [random_masks(t, np.random.default_rng(np.random.SeedSequence([s, 14]))) for s in range(3000)]
+    for d in draws[:50]:
+        assert [int(d[n].sum()) for n in t.masks] == [3, 8, 0]
+        assert all(d[n].shape == t.masks[n].shape and d[n].dtype == bool for n in t.masks)
+    again = random_masks(t, np.random.default_rng(np.random.SeedSequence([0, 14])))
+    assert all(np.array_equal(again[n], draws[0][n]) for n in t.masks)
+    from scipy.stats import chisquare
+
+    for n, k in (("a", 3), ("b", 8)):
+        freq = np.sum([d[n].reshape(-1) for d in draws], axis=0)
+        expected = np.full(freq.size, len(draws) * k / freq.size)
+        assert chisquare(freq, expected).pvalue > 1e-4

@@ -324,9 +324,12 @@ def match_units(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], topo: 
 
 def permute_ticket(t: Ticket, perms: Mapping[str, np.ndarray], topo: Mapping[str, Any]) -> Ticket:
     """The ticket with its units relabelled by ``perms`` (tensor -> permutation): masks, weight
-    snapshots and scores of every parameter edge alike; provenance kept."""
+    snapshots and scores of every parameter edge alike, and the biases and batch-norm entries a
+    snapshot holds with their layer (:func:`permute_state`); provenance kept."""
     out_masks, out_scores = dict(t.masks), dict(t.scores)
-    out_weights = {snap: dict(w) for snap, w in t.weights.items()}
+    # a snapshot may hold the whole trained state (biases, batch norm: retraining.final_snapshot):
+    # those entries follow their layer's output units, as in permute_state
+    out_weights = {snap: permute_state(w, perms, topo) for snap, w in t.weights.items()}
     for e in _param_edges(topo):
         p, group = e["param"], int(e.get("group", 1))
         dst, src = perms[e["dst"]], perms[e["src"]]
@@ -338,9 +341,6 @@ def permute_ticket(t: Ticket, perms: Mapping[str, np.ndarray], topo: Mapping[str
             out_masks[p] = apply(out_masks[p])
         if p in out_scores:
             out_scores[p] = apply(out_scores[p])
-        for w in out_weights.values():
-            if p in w:
-                w[p] = apply(w[p])
     return Ticket(masks=out_masks, provenance=t.provenance, weights=out_weights, scores=out_scores,
                   history=t.history)
 
@@ -422,8 +422,19 @@ def align(a: Ticket, b: Ticket, by: str = "masks", *, seed: int = 0, topology: M
 
 
 def random_masks(t: Ticket, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random masks with ``t``'s per-layer kept counts (each layer shuffled uniformly)."""
-    return {n: rng.permutation(m.reshape(-1)).reshape(m.shape) for n, m in t.masks.items()}
+    """Random masks with ``t``'s per-layer kept counts: each layer's kept set is a uniform random
+    subset of its size, drawn as ``min(k, n - k)`` positions without replacement (the kept ones,
+    or the pruned ones when more than half are kept), which costs O(min(k, n - k)) rather than
+    the O(n) of shuffling the whole mask (50x less for a 1 % layer of vgg16)."""
+    out: dict[str, np.ndarray] = {}
+    for n, m in t.masks.items():
+        size, k = m.size, int(np.count_nonzero(m))
+        flip = k > size // 2
+        pos = rng.choice(size, size - k if flip else k, replace=False, shuffle=False)
+        r = np.full(size, flip, dtype=bool)
+        r[pos] = not flip
+        out[n] = r.reshape(m.shape)
+    return out
 
 
 def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int = 0,
