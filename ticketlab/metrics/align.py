@@ -20,8 +20,10 @@ unit ``i`` with B's row of unit ``j`` (B's source units already relabelled) and,
 of it, the same for the columns (a conv's ``(out, kh, kw)`` slice of an input channel; ``group``
 consecutive columns per unit of a flattened map). With ``by="masks"`` the rows are the 0/1 masks,
 so every step maximises the number of weights both keep given the other groups: alignment is
-coordinate ascent on ``|A and B'|``. With ``by="weights"`` they are the ``final`` snapshots (or
-``init`` when a ticket has no final ones), as in weight matching.
+coordinate ascent on ``|A and B'|``. With ``by="weights"`` they are the kept weights, the
+``final`` snapshots (or ``init`` when a ticket has no final ones) times the masks, as in weight
+matching on the sparse networks; the aligned null multiplies the same snapshots by its random
+masks, so ticket and null are aligned alike.
 
 **Cost.** Each edge's term in a similarity depends on one neighbouring permutation only, so it is
 kept and recomputed only after that permutation changed; a group none of whose neighbours changed
@@ -386,8 +388,8 @@ def _arrays(t: Ticket, by: str, snapshot: str | None, masks: Mapping[str, np.nda
     if by == "masks":  # boolean: match_units counts common weights exactly
         return dict(m)
     w = t.weights[snapshot]  # type: ignore[index]
-    if masks is None:
-        return dict(w)
+    # the weights the network keeps, as for the null's random masks: an 'init' snapshot is dense
+    # (a 'final' one is already zero where pruned), and biases or batch norm are no edge's weights
     return {n: w[n] * m[n] for n in w if n in m}
 
 
