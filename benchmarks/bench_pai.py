@@ -9,7 +9,9 @@
 * SNIP and GraSP on ``vgg16`` with 100 samples (10 per class, random images), one shot.
 
 Each variant runs ``--repeat`` times (interleaved) and the fastest run is reported, since other
-processes on a shared machine inflate single runs. Usage (prints a table; about 4 minutes on 2
+processes on a shared machine inflate single runs. Torch runs with 1 intra-op thread unless
+``--threads`` says otherwise: on a busy 2-core machine 2 threads make a resnet20
+forward/backward 40-100x slower and the timings meaningless (issue 15). Usage (prints a table; about 4 minutes on 2
 otherwise idle cores)::
 
     .venv/bin/python benchmarks/bench_pai.py
@@ -103,13 +105,14 @@ def main() -> None:
     ap.add_argument("--density", type=float, default=0.01, help="target density (default 0.01)")
     ap.add_argument("--models", default="vgg16,resnet20", help="models for SynFlow")
     ap.add_argument("--samples", type=int, default=100, help="SNIP/GraSP samples (10 classes)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--repeat", type=int, default=2,
                     help="runs of each variant, interleaved; the minimum is reported (default 2)")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive SynFlow loop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} threads, "
+    print(f"torch {torch.__version__}, Python {platform.python_version()}, {torch.get_num_threads()} torch thread(s) "
+          f"(--threads, default 1), "
           f"CPU; target density {args.density}, SynFlow {args.rounds} rounds")
     rows = []
     for name in args.models.split(","):

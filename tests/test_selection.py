@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.selection import SCOPES, density_from, exponential_schedule, keep_count, select_top
+from ticketlab.selection import SCOPES, density_from, exponential_schedule, keep_count, rank_order, select_top
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA parity test: needs a CUDA GPU")
 
@@ -138,3 +139,65 @@ def test_exponential_schedule_ends_at_target():
     s = exponential_schedule(0.01, 100)
     assert len(s) == 100 and s[-1] == 0.01 and math.isclose(s[49], 0.1)
     assert all(b < a for a, b in zip(s, s[1:]))
+
+
+def _reference_top(flat: np.ndarray, alive: np.ndarray, k: int) -> np.ndarray:
+    """The rules written the slow, obvious way: rank the alive scores (rank_order), keep k."""
+    idx = np.flatnonzero(alive)
+    keep = np.zeros(flat.size, dtype=bool)
+    keep[idx[rank_order(flat[idx])[:k]]] = True
+    return keep
+
+
+def _hard_scores(kind: str, n: int, dtype: torch.dtype, g: torch.Generator) -> torch.Tensor:
+    if kind == "ties":  # few distinct values, both zeros, negatives, and non-finite ones
+        x = torch.randint(-3, 4, (n,), generator=g).to(dtype)
+        x[torch.rand(n, generator=g) < 0.2] = -0.0
+    elif kind == "equal":
+        x = torch.full((n,), 0.25, dtype=dtype)
+    else:  # spread over many binades, signed
+        x = torch.randn(n, generator=g, dtype=torch.float64).mul(torch.rand(n, generator=g, dtype=torch.float64)
+                                                                    .mul(60).sub(30).exp2()).to(dtype)
+    pick = torch.rand(n, generator=g)
+    x[pick < 0.01], x[(pick >= 0.01) & (pick < 0.02)], x[(pick >= 0.02) & (pick < 0.025)] = math.nan, -math.inf, math.inf
+    return x
+
+
+@pytest.mark.parametrize("kind", ["spread", "ties", "equal"])
+@pytest.mark.parametrize("dtypes", [(torch.float32, torch.float32), (torch.float64, torch.float64),
+                                    (torch.float32, torch.float64)])
+def test_large_selection_equals_the_reference_rules(kind, dtypes):
+    # above the bucket pass's size threshold: the histogram select must give the rules' exact mask
+    g = torch.Generator().manual_seed(3)
+    scores = {"a": _hard_scores(kind, 90_000, dtypes[0], g).view(300, 300),
+              "b": _hard_scores(kind, 70_000, dtypes[1], g)}
+    flat = np.concatenate([s.double().flatten().numpy() for s in scores.values()])
+    for pruned in (0.0, 0.3, 0.9):  # 0.9: the compact path of late rounds
+        masks = {n: torch.rand(s.shape, generator=g) >= pruned for n, s in scores.items()}
+        alive = np.concatenate([m.flatten().numpy() for m in masks.values()])
+        for d in (0.6, 0.3, 0.05, 1e-4):
+            if keep_count(d, flat.size) > alive.sum():
+                continue
+            got = select_top(scores, d, masks=masks)
+            want = _reference_top(flat, alive, keep_count(d, flat.size))
+            assert np.array_equal(np.concatenate([got[n].flatten().numpy() for n in scores]), want), (pruned, d)
+            layer = select_top(scores, d, masks=masks, scope="layer")  # each parameter on its own
+            a = scores["a"].numel()
+            for n, sl in (("a", slice(0, a)), ("b", slice(a, None))):
+                assert np.array_equal(layer[n].flatten().numpy(),
+                                      _reference_top(flat[sl], alive[sl], keep_count(d, flat[sl].size))), (n, d)
+
+
+def test_reused_buffers_change_nothing():
+    from ticketlab.selection import SelectionBuffers
+
+    g = torch.Generator().manual_seed(4)
+    buffers = SelectionBuffers()
+    big = {"a": torch.rand(100_000, generator=g), "b": torch.rand(50, 40, generator=g, dtype=torch.float64)}
+    small = {"a": torch.rand(7, generator=g)}
+    masks = None
+    for d in (0.9, 0.5, 0.1):  # rounds of a schedule; a smaller call in between
+        m = select_top(big, d, masks=masks, buffers=buffers)
+        assert all(torch.equal(m[n], select_top(big, d, masks=masks)[n]) for n in big)
+        select_top(small, 0.5, buffers=buffers)
+        masks = m

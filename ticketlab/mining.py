@@ -26,7 +26,9 @@ from ticketlab.device import resolve_device
 from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
-from ticketlab.selection import SCOPES, check_density, density_from, keep_count, select_top
+from ticketlab.selection import (
+    SCOPES, SelectionBuffers, check_count_rule, check_density, density_from, keep_count, select_top,
+)
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
 from ticketlab.weights import apply_treatment_
@@ -70,6 +72,7 @@ def mine(
     progress: NullProgress | None = None,
     track_masks: int | None = None,
     early_bird: float | None = None,
+    count_rule: str = "exact",
 ) -> Ticket:
     """Find a ticket with ``method`` and return it (masks, provenance, weights, scores, history).
 
@@ -119,6 +122,10 @@ def mine(
         early_bird: stop a training run once its last 5 tracked distances are all
             ``<= early_bird * 2d(1 - d)`` (relative to chance; needs ``track_masks``); the
             provenance's ``early_bird_stops`` lists the runs stopped and their last iteration.
+        count_rule: how many weights each round keeps: ``"exact"`` (:func:`keep_count` of the
+            round's density, ties by position) or ``"threshold"`` (Synaptic-Flow's rule: prune
+            every weight scoring at or below the ``int((1 - d) * N)``-th smallest score, ties
+            included; ``docs/selection.md``). Recorded in the provenance as ``count_rule``.
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
     from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
@@ -137,6 +144,7 @@ def mine(
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
     miner_cls = get_miner(method)
     check_tracking(track_masks, early_bird)
+    check_count_rule(count_rule)
     if track_masks is not None and not miner_cls.tracks_masks:
         raise ConfigError(f"method '{method}' does not support track_masks (only methods that train: magnitude, "
                           "imp and the learned-mask miners)")
@@ -214,6 +222,8 @@ def mine(
         fingerprint["data_corruption"] = corruption
     if track_masks is not None:  # only when given: default runs keep their fingerprint
         fingerprint["track_masks"], fingerprint["early_bird"] = track_masks, early_bird
+    if count_rule != "exact":  # likewise: checkpoints of exact-count runs still resume
+        fingerprint["count_rule"] = count_rule
     topology = model_topology(net, data.spec)
 
     def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
@@ -232,6 +242,7 @@ def mine(
             "data_read": data_read,
             "seed": seed,
             "scope": effective_scope,
+            "count_rule": count_rule,
             "rounds": len(densities),
             "schedule": "explicit" if schedule is not None else (
                 "per-layer" if per_layer else "exponential"),
@@ -298,6 +309,7 @@ def mine(
             effective_scope = "layer" if per_layer else scope
 
     masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
+    buffers = SelectionBuffers()  # the rounds' selection work buffers, reused round after round
     history: list[dict[str, Any]] = []
     scores: dict[str, torch.Tensor] = {}
     elapsed_before = 0.0
@@ -329,7 +341,7 @@ def mine(
             t0 = time.perf_counter()
             miner.before_round(ctx, masks, k)
             scores = miner.score(ctx, masks)
-            masks = _select(scores, d, scope, masks)
+            masks = _select(scores, d, scope, masks, count_rule, buffers)
             miner.after_round(ctx, masks, k)
             kept = sum(int(m.sum()) for m in masks.values())
             row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
@@ -367,13 +379,15 @@ def mine(
 
 
 def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
-            masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            masks: dict[str, torch.Tensor], count_rule: str = "exact",
+            buffers: SelectionBuffers | None = None) -> dict[str, torch.Tensor]:
     """One round's selection: one density over ``scope``, or one density per parameter."""
     if not isinstance(target, dict):
-        return select_top(scores, target, scope=scope, masks=masks)
+        return select_top(scores, target, scope=scope, masks=masks, count_rule=count_rule, buffers=buffers)
     out: dict[str, torch.Tensor] = {}
     for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
-        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]}))
+        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]},
+                              count_rule=count_rule, buffers=buffers))
     return out
 
 

@@ -12,6 +12,13 @@ Rules (the same for every miner):
 * **Masks only shrink.** Weights already pruned (``False`` in ``masks``) are never kept again.
   Asking for more weights than are still alive is an error.
 * Non-finite scores of alive weights (NaN, -inf) rank below every finite score.
+* **Count rule.** ``count_rule="threshold"`` replaces the exact count by Synaptic-Flow's rule:
+  prune every weight scoring at or below the ``int((1 - d) * N)``-th smallest score (pruned
+  weights ranked lowest; ties at the threshold all go). ``docs/selection.md`` compares the two.
+* **Speed.** A round needs the k-th largest score, not a sort: a histogram of the scores' top
+  16 bits finds its bucket, ``kthvalue`` runs on that bucket only (:func:`_kth_largest`), and the
+  flat buffers are reused across rounds (:class:`SelectionBuffers`). The result is the same as
+  a full sort under these rules.
 * **One ranking.** Together these rules order all weights from first kept to last kept
   (:func:`rank_order`, numpy): :func:`select_top` keeps a prefix of that order and
   :func:`select_bottom` (the sanity checks' inversion) its suffix, so the two complement each
@@ -29,7 +36,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping
+import sys
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -39,6 +47,8 @@ if TYPE_CHECKING:  # torch is imported inside the functions that use it (see the
     import torch
 
 SCOPES = ("global", "layer")
+#: How many weights a round keeps: ticketlab's exact count, or Synaptic-Flow's threshold rule.
+COUNT_RULES = ("exact", "threshold")
 
 
 def keep_count(density: float, n: int) -> int:
@@ -103,36 +113,182 @@ def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> 
     return keep
 
 
-def _prepared(score: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Float64 scores of the unpruned weights only (NaN -> -inf) and their flat
-    positions (``None``: all alive). Pruned weights can never be kept, so leaving them out of the
-    ranking changes no result, and late rounds of a long schedule rank few weights."""
+class SelectionBuffers:
+    """Work buffers that :func:`select_top` reuses from one call to the next (one per run).
+
+    A round of a long schedule ranks every prunable weight again; allocating its ~N-element
+    buffers afresh each round costs more than filling them (page faults). Pass one instance to
+    every call of a run (:func:`ticketlab.mining.mine` does); the results never depend on it.
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, Any, str], torch.Tensor] = {}
+
+    def get(self, kind: str, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """A flat buffer of at least ``n`` elements (contents undefined), grown when too small."""
+        import torch
+
+        key = (kind, dtype, str(device))
+        t = self._store.get(key)
+        if t is None or t.numel() < n:
+            t = self._store[key] = torch.empty(n, dtype=dtype, device=device)
+        return t[:n]
+
+
+def _common_dtype(scores: list[torch.Tensor]) -> torch.dtype:
+    """One dtype that ranks every score exactly as its own dtype does (conversions are exact)."""
     import torch
 
-    x = score.detach().flatten()
-    pos = None
-    if mask is not None:
-        if mask.shape != score.shape:
-            raise ConfigError(f"a mask of shape {tuple(mask.shape)} does not fit scores of shape {tuple(score.shape)}")
-        m = mask.flatten().to(x.device)
-        if not bool(m.all()):
-            pos = torch.nonzero(m, as_tuple=False).flatten()
-            x = x[pos]
-    # NaN -> -inf: both non-finite kinds then rank below every finite score, the float64 minimum
+    dtypes = {s.dtype for s in scores}
+    if dtypes <= {torch.float32, torch.float16, torch.bfloat16}:
+        return torch.float32  # float16 / bfloat16 -> float32 is exact
+    return torch.float64  # float64, mixed float64/float32, or integers (as before: float64)
+
+
+def _gather(scores: list[torch.Tensor], masks: list[torch.Tensor] | None, device: torch.device,
+            buffers: SelectionBuffers) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, int]:
+    """The scores, flattened in order into one reused buffer (NaN -> -inf), as ``(x, alive, idx,
+    n_alive)``: ``alive`` flags ``x``'s entries (``None``: all alive) and ``idx`` is ``None``;
+    or, in late rounds (fewer than a quarter alive), ``x`` holds only the alive scores, in order,
+    ``idx`` their flat positions and ``alive`` is ``None``.
+
+    Pruned weights keep their score in a full buffer: the selection excludes them with ``alive``
+    (an int multiply and a bool and), which is cheaper than overwriting them with -inf."""
+    import torch
+
+    n = sum(s.numel() for s in scores)
+    dtype = _common_dtype(scores)
+    alive, idx, n_alive = None, None, n
+    if masks is not None:
+        alive = buffers.get("alive", n, torch.bool, device)
+        offset = 0
+        for s, m in zip(scores, masks):
+            if m.shape != s.shape:
+                raise ConfigError(f"a mask of shape {tuple(m.shape)} does not fit scores of shape {tuple(s.shape)}")
+            alive[offset: offset + s.numel()].copy_(m.reshape(-1))
+            offset += s.numel()
+        n_alive = int(torch.count_nonzero(alive))
+        if n_alive == n:
+            alive = None
+    if alive is not None and 4 * n_alive < n:
+        idx = torch.nonzero(alive, as_tuple=False).flatten()  # ascending: ties keep their order
+        buf = buffers.get("scores", n_alive, dtype, device)
+        offset, start = 0, 0
+        for s in scores:
+            stop = start + int(torch.count_nonzero(alive[offset: offset + s.numel()]))
+            torch.index_select(s.detach().reshape(-1).to(dtype), 0, idx[start:stop] - offset, out=buf[start:stop])
+            offset, start = offset + s.numel(), stop
+        alive = None
+    else:
+        buf = buffers.get("scores", n, dtype, device)
+        offset = 0
+        for s in scores:
+            buf[offset: offset + s.numel()].copy_(s.detach().reshape(-1))
+            offset += s.numel()
+    # NaN -> -inf: both non-finite kinds then rank below every finite score, the float minimum
     # included, and tie among themselves (lower position first, as every tie)
-    x = x.to(torch.float64)
-    return x.masked_fill(torch.isnan(x), -math.inf), pos
+    buf.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+    return buf, alive, idx, n_alive
 
 
-def _scatter(keep: torch.Tensor, pos: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
-    """Place the kept flags of the alive weights back at their positions in a full mask."""
+#: Below this many scores a plain ``kthvalue`` is as fast as the bucket pass.
+_RADIX_MIN = 1 << 16
+_BUCKET_ORDER: dict[str, torch.Tensor] = {}
+
+
+def _bucket_order(device: torch.device) -> torch.Tensor:
+    """Buckets 1..65536 (a float's top 16 bits, as a signed int, plus 32769) from the highest
+    values to the lowest: non-negative floats by falling bits, then negative ones by rising bits
+    (a negative float's magnitude grows with its bits). Bucket 0 (pruned) is never ranked."""
     import torch
 
-    if pos is None:
-        return keep.view(shape)
-    full = torch.zeros(shape.numel(), dtype=torch.bool, device=keep.device)
-    full[pos] = keep
-    return full.view(shape)
+    key = str(device)
+    if key not in _BUCKET_ORDER:
+        _BUCKET_ORDER[key] = torch.cat([torch.arange(65536, 32768, -1), torch.arange(1, 32769)]).to(device)
+    return _BUCKET_ORDER[key]
+
+
+def _kth_largest(x: torch.Tensor, r: int, alive: torch.Tensor | None, buffers: SelectionBuffers) -> torch.Tensor:
+    """The ``r``-th largest value (1-based) of ``x`` among the alive entries; ``x`` has no NaN and
+    ``1 <= r <= #alive``. O(n): one histogram of the values' top 16 bits finds the bucket that holds
+    the answer, then an exact ``kthvalue`` runs over that bucket's few values only.
+
+    The bucket order refines the order of values (-0.0 and +0.0 fall in neighbouring buckets), so
+    the ``r``-th element in it has the ``r``-th largest value; ties are the caller's business."""
+    import torch
+
+    n = x.numel()
+    if n < _RADIX_MIN or x.dtype not in (torch.float32, torch.float64) or x.device.type not in ("cpu", "cuda"):
+        v = x if alive is None else x[alive]
+        v = v.cpu() if v.device.type == "mps" else v
+        return torch.kthvalue(v, v.numel() - r + 1).values.to(x.device)
+    step = x.element_size() // 2  # int16 words per value; the top word holds sign, exponent, top mantissa
+    top = x.view(torch.int16)[(step - 1 if sys.byteorder == "little" else 0)::step]
+    bucket = buffers.get("bucket", n, torch.int32, x.device)
+    bucket.copy_(top).add_(32769)  # 1..65536
+    if alive is not None:  # pruned -> bucket 0, never reached (r <= #alive)
+        flags = buffers.get("alive_int", n, torch.int32, x.device)
+        bucket.mul_(flags.copy_(alive))
+    order = _bucket_order(x.device)
+    cum = torch.bincount(bucket, minlength=65537)[order].cumsum(0)
+    j = int(torch.searchsorted(cum, r))  # the first bucket, from the top, that reaches rank r
+    above = int(cum[j - 1]) if j > 0 else 0
+    candidates = x[bucket == order[j]]
+    return torch.kthvalue(candidates, candidates.numel() - (r - above) + 1).values
+
+
+def _keep_alive(out: torch.Tensor, alive: torch.Tensor | None) -> None:
+    """Write into ``out`` a mask that keeps every alive weight."""
+    if alive is None:
+        out.fill_(True)
+    else:
+        out.copy_(alive)
+
+
+def _keep_top(x: torch.Tensor, k: int, alive: torch.Tensor | None, n_alive: int, out: torch.Tensor,
+              buffers: SelectionBuffers) -> None:
+    """Write into ``out`` (bool, like ``x``) the ``k`` alive entries of ``x`` with the highest
+    values, ties to the lower index (the exact rule)."""
+    import torch
+
+    if k <= 0:
+        out.zero_()
+        return
+    if k >= n_alive:  # every alive weight (the caller has checked k <= #alive)
+        _keep_alive(out, alive)
+        return
+    thresh = _kth_largest(x, k, alive, buffers)
+    torch.ge(x, thresh, out=out)
+    if alive is not None:
+        out.logical_and_(alive)
+    if int(torch.count_nonzero(out)) == k:  # no tie at the threshold: the common case
+        return
+    torch.gt(x, thresh, out=out)
+    if alive is not None:
+        out.logical_and_(alive)
+    missing = k - int(torch.count_nonzero(out))
+    tie = x == thresh
+    if alive is not None:
+        tie.logical_and_(alive)
+    out[torch.nonzero(tie, as_tuple=False).flatten()[:missing]] = True  # the earliest ties
+
+
+def _keep_above_threshold(x: torch.Tensor, density: float, n: int, alive: torch.Tensor | None, n_alive: int,
+                          out: torch.Tensor, buffers: SelectionBuffers) -> None:
+    """Write into ``out`` the Synaptic-Flow rule's mask (``count_rule="threshold"``): over all
+    ``n`` weights, with the pruned ones ranked lowest, ``t`` is the ``int((1 - density) * n)``-th
+    smallest score and every weight ``<= t`` is pruned; fewer than one to prune keeps all alive.
+    ``x`` holds all ``n`` scores, or only the alive ones (then ``alive`` is ``None``)."""
+    import torch
+
+    prune = int((1.0 - density) * n)  # truncation, as the reference's k
+    r = n - prune + 1  # the pruning threshold is the r-th largest of all n (pruned ones lowest)
+    if prune < 1 or r > n_alive:  # the threshold falls among the pruned: nothing alive is <= it
+        _keep_alive(out, alive)
+        return
+    torch.gt(x, _kth_largest(x, r, alive, buffers), out=out)
+    if alive is not None:
+        out.logical_and_(alive)
 
 
 def select_top(
@@ -141,6 +297,8 @@ def select_top(
     *,
     scope: str = "global",
     masks: Mapping[str, torch.Tensor] | None = None,
+    count_rule: str = "exact",
+    buffers: SelectionBuffers | None = None,
 ) -> dict[str, torch.Tensor]:
     """Keep the highest-scoring weights at ``density`` (see the module docstring for the rules).
 
@@ -150,6 +308,11 @@ def select_top(
             (``scope="global"``) or over each parameter (``scope="layer"``).
         scope: ``"global"`` or ``"layer"``.
         masks: current masks; pruned weights stay pruned. ``None`` means all alive.
+        count_rule: ``"exact"`` (ticketlab's rule: exactly :func:`keep_count` weights, ties by
+            position) or ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
+            the ``int((1 - density) * N)``-th smallest score, pruned weights ranked lowest; see
+            ``docs/selection.md``).
+        buffers: work buffers to reuse across calls (:class:`SelectionBuffers`); speed only.
 
     Returns:
         parameter name -> boolean mask, on each score's device.
@@ -159,12 +322,18 @@ def select_top(
     check_density(density)
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
+    check_count_rule(count_rule)
     if masks is not None and set(masks) != set(scores):
         missing = sorted(set(scores) ^ set(masks))
         raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
+    buffers = buffers if buffers is not None else SelectionBuffers()
     names = list(scores)
-    flat = {n: _prepared(scores[n], None if masks is None else masks[n]) for n in names}
-    alive = {n: flat[n][0].numel() for n in names}
+    devices = {s.device for s in scores.values()}
+    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    tensors = [scores[n].to(device) for n in names]
+    x, alive, idx, n_alive = _gather(tensors, None if masks is None else [masks[n].to(device) for n in names],
+                                     device, buffers)
+    kept = torch.empty(x.numel(), dtype=torch.bool, device=device)  # x's flags; fresh every call
 
     def check(k: int, available: int, where: str) -> None:
         if k > available:
@@ -173,28 +342,41 @@ def select_top(
                 "(masks only shrink; ask for a lower density)"
             )
 
-    out: dict[str, torch.Tensor] = {}
-    if scope == "layer":
-        for n in names:
-            k = keep_count(density, scores[n].numel())
-            check(k, alive[n], f" of '{n}'")
-            out[n] = _scatter(_top_k_flat(flat[n][0], k), flat[n][1], scores[n].shape)
-        return out
+    def select(a: int, b: int, size: int, where: str) -> None:
+        """Select among x[a:b], the scores of ``size`` weights (all of them, or the alive ones)."""
+        seg_alive = None if alive is None else alive[a:b]
+        live = (b - a) if seg_alive is None else int(torch.count_nonzero(seg_alive))
+        if count_rule == "threshold":
+            _keep_above_threshold(x[a:b], density, size, seg_alive, live, kept[a:b], buffers)
+            return
+        k = keep_count(density, size)
+        check(k, live, where)
+        _keep_top(x[a:b], k, seg_alive, live, kept[a:b], buffers)
 
-    total = sum(s.numel() for s in scores.values())
-    k = keep_count(density, total)
-    check(k, sum(alive.values()), "")
-    devices = {s.device for s in scores.values()}
-    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
-    # Alive weights in parameter order, each in flat order: ties still go to the earlier position.
-    keep = _top_k_flat(torch.cat([flat[n][0].to(device) for n in names]), k)
-    offset = 0
-    for n in names:
-        x, pos = flat[n]
-        part = keep[offset : offset + x.numel()].to(scores[n].device)
-        out[n] = _scatter(part, None if pos is None else pos.to(scores[n].device), scores[n].shape)
-        offset += x.numel()
-    return out
+    bounds, offset = [], 0
+    for t in tensors:
+        bounds.append((offset, offset + t.numel()))
+        offset += t.numel()
+    if scope == "layer":
+        start = 0
+        for n, (a, b) in zip(names, bounds):  # x's segment of parameter n
+            stop = b if idx is None else start + int(torch.count_nonzero((idx >= a) & (idx < b)))
+            select(a if idx is None else start, stop, b - a, f" of '{n}'")
+            start = stop
+    else:  # alive weights in parameter order, each in flat order: ties go to the earlier position
+        select(0, x.numel(), offset, "")
+    keep = kept
+    if idx is not None:  # late rounds: back from the alive ones to all positions
+        keep = torch.zeros(offset, dtype=torch.bool, device=device)
+        keep[idx] = kept
+    return {n: keep[a:b].view(scores[n].shape).to(scores[n].device) for n, (a, b) in zip(names, bounds)}
+
+
+def check_count_rule(count_rule: str) -> str:
+    """Validate a count rule (:data:`COUNT_RULES`); raise :class:`ConfigError` otherwise."""
+    if count_rule not in COUNT_RULES:
+        raise ConfigError(f"count rule must be one of {', '.join(COUNT_RULES)}, got '{count_rule}'")
+    return count_rule
 
 
 def rank_order(scores: np.ndarray) -> np.ndarray:

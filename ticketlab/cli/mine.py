@@ -118,6 +118,10 @@ class MineCommand(click.Command):
 @click.option("--scope", type=click.Choice(["global", "layer"]), default=None,
               help="Rank all prunable weights together, or each layer on its own [default: global; "
                    "edge_popup: layer, the only scope it supports (Ramanujan et al. 2020)].")
+@click.option("--count-rule", type=click.Choice(["exact", "threshold"]), default="exact", show_default=True,
+              help="Weights kept per round: exact (round(d*N), ties by position) or threshold (Synaptic-Flow's "
+                   "rule: prune every score <= the int((1-d)*N)-th smallest, ties included; usually one more kept "
+                   "than exact). See docs/selection.md.")
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
 @click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
               help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")

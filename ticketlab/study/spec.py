@@ -14,8 +14,8 @@ Keys (``tomllib``; every other key is an error naming the key and the file)::
     gpus_per_job = 0.25              # optional, the Ray executor's GPU share per job
     [method.imp]                     # per-method options, as `mine` takes them
     reset = "rewind:50"
-    rounds = 5                       # the runner's own options too: rounds, scope, train_epochs,
-                                     # prune_first_layer, prune_last_layer
+    rounds = 5                       # the runner's own options too: rounds, scope, count_rule,
+                                     # train_epochs, prune_first_layer, prune_last_layer
     [train]                          # training options (TrainConfig fields)
     epochs = 10
 
@@ -40,7 +40,7 @@ from ticketlab.errors import ConfigError, TicketlabError
 KEYS = ("name", "model", "dataset", "seeds", "densities", "methods", "train_tickets", "method", "train",
         "device", "data_root", "gpus_per_job")
 #: Options of ``[method.NAME]`` that are the runner's (``mine``'s keywords), not the miner's config.
-RUNNER_OPTIONS = ("rounds", "scope", "train_epochs", "prune_first_layer", "prune_last_layer")
+RUNNER_OPTIONS = ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer")
 
 
 @dataclass(frozen=True)
@@ -202,5 +202,8 @@ def _check_runner_option(key: str, value: Any, fail: Any) -> None:
     elif key == "scope":
         if value not in ("global", "layer"):
             raise fail(f"option scope must be global or layer, not {value!r}")
+    elif key == "count_rule":
+        if value not in ("exact", "threshold"):
+            raise fail(f"option count_rule must be exact or threshold, not {value!r}")
     elif not isinstance(value, bool):
         raise fail(f"option {key} must be true or false, not {value!r}")
