@@ -101,6 +101,13 @@ def sample_batches(data: "Dataset | None", spec: "DataSpec", per_class: int, bat
     return [ScoringBatch((x[i].to(device=device, dtype=dtype),), y[i].to(device)) for i in idx]
 
 
+def take_grad(p: torch.Tensor) -> torch.Tensor:
+    """``p.grad``, which ``p`` then lets go of, so a score may be written over it in place; zeros
+    when the loss does not depend on ``p``."""
+    g, p.grad = p.grad, None
+    return g if g is not None else torch.zeros_like(p)
+
+
 @dataclass(frozen=True)
 class DataDrivenConfig(MinerConfig):
     """Options shared by the data-driven miners."""
@@ -149,6 +156,10 @@ class DataDrivenMiner(Miner):
             for n, p in self._params.items():
                 torch.mul(self._theta0[n], masks[n], out=p.data)
                 p.grad = None
+
+    def single_term(self) -> bool:
+        """Whether :meth:`loss_terms` yields one term only (one batch that fits in one chunk)."""
+        return len(self._batches) == 1 and (self._batches[0].index is not None or self._batches[0].size <= CHUNK)
 
     def loss_terms(self, temperature: float = 1.0) -> Iterator[torch.Tensor]:
         """Loss terms (graph built) whose sum is ``sum over batches of mean CE(f(x) / T, y)``."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ticketlab.miners._datadriven import DataDrivenConfig, DataDrivenMiner
+from ticketlab.miners._datadriven import DataDrivenConfig, DataDrivenMiner, take_grad
 from ticketlab.miners.base import MiningContext, register_miner
 
 
@@ -37,10 +37,6 @@ class SnipMiner(DataDrivenMiner):
         self.set_weights(masks)
         for loss in self.loss_terms():
             loss.backward()  # gradients accumulate over chunks and batches: g = dL/dw
-        # Lee et al. 2019, Eq. 6 without the constant normaliser: |g ⊙ w|.
-        return {n: _grad(p).mul(p.detach()).abs() for n, p in self._params.items()}
-
-
-def _grad(p: torch.Tensor) -> torch.Tensor:
-    """The parameter's gradient; zeros when the loss does not depend on it."""
-    return p.grad if p.grad is not None else torch.zeros_like(p)
+        # Lee et al. 2019, Eq. 6 without the constant normaliser: |g ⊙ w|, written over the
+        # gradient, which the scoring copy then lets go of (set_weights clears it anyway).
+        return {n: take_grad(p).mul_(p.detach()).abs_() for n, p in self._params.items()}
