@@ -162,7 +162,7 @@ seeds = [0]
 densities = [0.1]
 methods = ["imp", "random"]
 [method.imp]
-rounds = 6
+rounds = 20                          # long enough that the kill lands mid-run on an idle machine
 [train]
 epochs = 3
 '''
