@@ -207,3 +207,50 @@ def test_over_time_needs_tracked_distances(tmp_path):
     assert res.exit_code != 0 and "--track-masks" in res.output
     res = CliRunner().invoke(cli, ["compare", "--over-time", str(path), str(path)])
     assert res.exit_code != 0 and "one ticket file" in res.output
+
+
+def test_supermask_tracks_its_criterion_during_dense_training():
+    """Zhou et al.'s supermask: the tracked mask is its criterion of (θ0, w) at the given density;
+    the last tracked mask (the end of training) is the ticket's mask, so the last distance is to
+    it, and a sweep (no density) is refused in one line."""
+    t = mine("supermask", model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu",
+             train_epochs=2, track_masks=6, miner_config={"criterion": "large_final_same_sign"})
+    rows = [r for r in t.history if r.get("stage") == "mask_tracking"]
+    assert [r["iteration"] for r in rows] == list(range(6, 37, 6)) and all(r["run"] == "dense" for r in rows)
+    assert all(r["mask_distance_chance"] == pytest.approx(2 * 0.1 * 0.9) for r in rows)
+    assert any(r["mask_distance"] > 0 for r in rows[1:])  # training moved the criterion's mask
+    with pytest.raises(ConfigError, match="supermask cannot track masks: the sweep picks the density"):
+        mine("supermask", model="lenet_300_100", dataset="digits", seed=0, device="cpu", train_epochs=1,
+             track_masks=6)
+
+
+def test_supermask_tracked_mask_equals_its_criterion_mask():
+    """The tracker's mask at the end of training equals the ticket's own mask (same criterion, same
+    density, same scope): the tracked quantity is what the method would select there."""
+    from ticketlab.miners.supermask import SupermaskMiner, criterion_scores
+    from ticketlab.selection import select_top
+
+    seen = {}
+    orig = SupermaskMiner._trackers
+
+    def spy(self, ctx, theta0):
+        trackers = orig(self, ctx, theta0)
+        seen["tracker"], seen["theta0"], seen["params"] = trackers[0], theta0, ctx.params
+        return trackers
+
+    SupermaskMiner._trackers = spy
+    try:
+        t = mine("supermask", model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu",
+                 train_epochs=1, track_masks=18, scope="layer", keep_weights=True)
+    finally:
+        SupermaskMiner._trackers = orig
+    final = {n: torch.as_tensor(t.weights["final"][n]) for n in t.masks}  # θT times the mask
+    # the tracker's mask of the weights the model holds now: θT times the ticket's mask (mine applies
+    # it at the end); the criterion's top-k of those is the ticket's mask again iff tracking ranks
+    # what the method ranks
+    tracked = seen["tracker"].mask()
+    expected = select_top(criterion_scores("large_final_same_sign", seen["theta0"],
+                                           {n: p.detach() for n, p in seen["params"].items()}), 0.1, scope="layer")
+    assert all(torch.equal(tracked[n], expected[n]) for n in t.masks)
+    assert all(np.array_equal(tracked[n].numpy(), t.masks[n]) for n in t.masks)
+    assert all(not final[n][~torch.as_tensor(t.masks[n])].any() for n in t.masks)

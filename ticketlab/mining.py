@@ -115,7 +115,8 @@ def mine(
             schedule stops at round ``k`` (provenance ``rounds = k``, plus ``round = k``).
         progress: a progress sink (``ticketlab.progress.make_progress()``).
         track_masks: every this many iterations of each training run (magnitude, imp; the
-            learned-mask miners' score training, where the scores are ranked instead of |w|),
+            learned-mask miners' score training, where the scores are ranked instead of |w|;
+            the supermask miner's dense training, where its criterion of (θ0, w) is ranked),
             the mask magnitude pruning would give at the final target density (over ``scope``); the history gets a ``mask_tracking`` row per tracked mask
             with ``mask_distance``, the normalised Hamming distance to the previous one (You et
             al. 2020, Early-Bird), and ``mask_distance_chance`` = 2d(1 - d) (:mod:`ticketlab.tracking`).
@@ -147,7 +148,7 @@ def mine(
     check_count_rule(count_rule)
     if track_masks is not None and not miner_cls.tracks_masks:
         raise ConfigError(f"method '{method}' does not support track_masks (only methods that train: magnitude, "
-                          "imp and the learned-mask miners)")
+                          "imp, supermask and the learned-mask miners)")
     if isinstance(miner_config, dict) or miner_config is None:
         miner: Miner = miner_cls(**(miner_config or {}))
     else:

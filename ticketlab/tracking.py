@@ -9,7 +9,8 @@ prunable weights whose kept/pruned state differs (You et al. 2020, Eq. 1 / Figur
     mask_distance = #{i : m_t[i] != m_{t-1}[i]} / n
 
 (for the learned-mask miners, whose weights are frozen, the mask their final selection would
-give from the current scores) next to its chance value ``2 d (1 - d)``, the expected distance between two independent
+give from the current scores; for Zhou et al.'s supermask miner, the mask of its criterion of
+the initial and current weights) next to its chance value ``2 d (1 - d)``, the expected distance between two independent
 random masks of density ``d`` (at 5 % density random masks are already 0.095 apart, so a raw
 threshold misleads).
 

@@ -133,7 +133,8 @@ class MineCommand(click.Command):
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
 @train_options("Epochs of any training (the method's, and --train-ticket).")
 @click.option("--track-masks", type=click.IntRange(min=1), default=None, metavar="EVERY",
-              help="Every EVERY iterations of training (magnitude, imp; learned-mask miners: of their scores), the mask "
+              help="Every EVERY iterations of training (magnitude, imp; learned-mask miners: of their scores; supermask: "
+                   "its criterion, with --density), the mask "
                    "magnitude pruning would give at the target density; the history gets mask_distance, the normalised Hamming distance to the previous "
                    "one (Early-Bird, You et al. 2020), and its chance value 2d(1-d) (mask_distance_chance).")
 @click.option("--early-bird", type=click.FloatRange(min=0), default=None, metavar="EPS",

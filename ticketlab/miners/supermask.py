@@ -167,6 +167,7 @@ class SupermaskMiner(Miner):
 
     needs_data = True
     trains = True
+    tracks_masks = True  # the criterion's mask of (θ0, current weights) during the dense training
     scopes = ("layer", "global")  # Zhou et al. prune layer-wise
 
     @dataclass(frozen=True)
@@ -234,7 +235,8 @@ class SupermaskMiner(Miner):
         theta0 = {n: p.detach().clone() for n, p in ctx.params.items()}
         early = cfg.final_weights == "early_stop"
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
-                       progress=ctx.progress or NullProgress(), keep_early_stop=early)
+                       progress=ctx.progress or NullProgress(), keep_early_stop=early,
+                       callbacks=self._trackers(ctx, theta0))
         ctx.records.append({"stage": "dense", **train_summary(result)})
         if early:  # θT = the early-stopping weights (the seed recipe's retraining to that iteration)
             ctx.model.load_state_dict(result.early_stop_state)
@@ -256,6 +258,21 @@ class SupermaskMiner(Miner):
             ctx.model.load_state_dict(trained_state)  # the trained weights stay the ticket's "final"
         self.target = ctx.schedule[-1]
         ctx.provenance["supermask"] = dict(self.choice)
+
+    def _trackers(self, ctx: MiningContext, theta0: Tensors) -> list[Any]:
+        """``--track-masks``: the criterion's mask of (θ0, the weights so far) at the target density,
+        the mask the ticket would get if training stopped there (Early-Bird, You et al. 2020)."""
+        if ctx.track_masks is None:
+            return []
+        cfg = self.config
+        if self.sweeping or cfg.criterion in SINGLE or cfg.criterion == "random":
+            why = ("the sweep picks the density only after training" if self.sweeping else
+                   f"criterion {cfg.criterion} " + ("fixes its own density" if cfg.criterion in SINGLE
+                                                    else "does not depend on the training"))
+            raise ConfigError(f"supermask cannot track masks: {why} (track a criterion at a given --density)")
+        params = ctx.params
+        return ctx.mask_trackers("dense", scores=lambda: criterion_scores(cfg.criterion, theta0, dict(params),
+                                                                         normalize=cfg.normalize))
 
     def _sweep(self, ctx: MiningContext) -> RoundTarget:
         """Evaluate every grid point untrained; return the target of the best on validation."""
