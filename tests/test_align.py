@@ -277,13 +277,24 @@ def test_packed_rows_give_exact_counts_even_at_the_bound():
     for rows, m, k, dens in ((7, 5, 3, 0.5), (13, 64, 9, 1.0), (3, 1, 1, 1.0), (11, 300, 1, 0.2)):
         x, y = rng.random((rows, m, k)) < dens, rng.random((6, m * k)) < dens
         packed, bits, slots = _pack_rows(x)
-        assert bits * slots <= 53 and packed.shape[0] == -(-rows // slots) and (1 << bits) > m * k
+        most = int(x.reshape(rows, -1).sum(axis=1).max())
+        assert bits * slots <= 53 and packed.shape[0] == -(-rows // slots) and (1 << bits) > most
+        assert (1 << (bits - 1)) <= max(most, 1)  # no more bits than the fullest row needs
         got = _unpack_rows(packed.reshape(packed.shape[0], -1) @ y.T.astype(np.float64), rows, bits, slots)
         assert np.array_equal(got, x.reshape(rows, -1).astype(np.int64) @ y.T.astype(np.int64))
     full = np.ones((13, 64, 9), bool)  # 576 per count: 10 bits, 5 slots, carries would show
     packed, bits, slots = _pack_rows(full)
     assert (bits, slots) == (10, 5)
     assert (_unpack_rows(packed.reshape(3, -1) @ np.ones((2, 576)).T, 13, bits, slots) == 576).all()
+    # a sparse x: fewer bits, more slots; against all-ones rows every count is its row's sum, and
+    # the fullest row's sum (63: 6 bits, 8 slots) is the largest count any row can reach
+    sparse = np.zeros((17, 64, 9), bool)
+    for i in range(17):
+        sparse[i].reshape(-1)[rng.choice(576, 63 - i, replace=False)] = True
+    packed, bits, slots = _pack_rows(sparse)
+    assert (bits, slots) == (6, 8)
+    got = _unpack_rows(packed.reshape(packed.shape[0], -1) @ np.ones((2, 576)).T, 17, bits, slots)
+    assert (got == (63 - np.arange(17))[:, None]).all()
 
 
 def _reference_match(a, b, topo, seed=0, max_sweeps=align_module.MAX_SWEEPS):

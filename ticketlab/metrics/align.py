@@ -170,17 +170,19 @@ def _pack_rows(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     """0/1 ``x`` (``(r, m, k)``, bool) with its rows packed ``slots`` to a float64 row: row ``i``
     of slot ``s`` (``x[s * q + i]``, ``q = ceil(r / slots)``) weighs ``2 ** (bits * s)``.
 
-    ``bits`` holds one row's count of common ones with any 0/1 row (at most ``m * k``), and
-    ``bits * slots <= 53``, so a float64 matmul of the packed rows with 0/1 rows sums exact
-    integers only: the ``slots`` counts come back exactly from :func:`_unpack_rows`.
+    ``bits`` holds one row's count of common ones with any 0/1 row (at most the largest number
+    of ones in a row of ``x``: fewer bits, more slots, for sparse masks), and ``bits * slots <=
+    53``, so a float64 matmul of the packed rows with 0/1 rows sums exact integers only: the
+    ``slots`` counts come back exactly from :func:`_unpack_rows`.
 
     Example:
         >>> p, bits, slots = _pack_rows(np.array([[[1, 1]], [[0, 1]]], bool))
         >>> p.tolist(), bits, slots
         ([[[1.0, 5.0]]], 2, 26)
     """
-    r, k = x.shape[0], math.prod(x.shape[1:])
-    bits = max(int(k).bit_length(), 1)
+    r = x.shape[0]
+    most = int(np.count_nonzero(x, axis=tuple(range(1, x.ndim))).max()) if x.size else 0  # no copy of a view
+    bits = max(most.bit_length(), 1)
     slots = _EXACT_BITS // bits
     q = -(-r // slots)
     packed = np.zeros((q, *x.shape[1:]))
