@@ -21,8 +21,7 @@ rare rounds where scores tie at the threshold, prunes only as many of the tied w
 count allows (the last ones, as ticketlab keeps the earliest); the script checks Jaccard >= 0.999
 between the two final masks and reports how many rounds had such ties. (One weight more or less
 in one round changes much of a 100-round SynFlow mask, so the check needs identical counts.)
-If the shared selection offers a ``count_rule="threshold"`` mode, ticketlab's threshold run is
-also compared with the reference's own ``int((1 - d) * N)`` rule and tie pruning (untimed).
+ticketlab's ``count_rule="threshold"`` run is also compared with the reference's own ``int((1 - d) * N)`` rule and tie pruning (untimed).
 
 Both sides get the same model, initial weights, batch (the miner's own class-balanced draw) and
 counts; they alternate (A, B, A, B, ...) ``--repeat`` times and the script prints the minimum and
@@ -39,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import platform
 import statistics
 import time
@@ -48,24 +46,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ticketlab.data.base import DataSpec, TensorData
-from ticketlab.miners import MiningContext, get_miner
+from bench_pai import SPEC, _context, _random_data  # the same model shape, context and batch as bench_pai.py
+from ticketlab.data.base import TensorData
+from ticketlab.miners import get_miner
 from ticketlab.miners._datadriven import sample_batches
 from ticketlab.models import create_model, prunable_parameters
-from ticketlab.selection import exponential_schedule, keep_count, select_top
+from ticketlab.selection import SelectionBuffers, exponential_schedule, keep_count, select_top
 
-SPEC = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 Masks = dict[str, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------------------------
 # ticketlab side: the miner + the shared selection, as ticketlab.mining.mine runs them
-
-
-def _context(model: nn.Module, data: TensorData | None = None) -> MiningContext:
-    return MiningContext(model=model, params=prunable_parameters(model), spec=SPEC, data=data,
-                         device=torch.device("cpu"), seed=0, generator=torch.Generator().manual_seed(0))
 
 
 def ticketlab_run(method: str, model: nn.Module, schedule: list[float], precision: str,
@@ -79,10 +72,7 @@ def ticketlab_run(method: str, model: nn.Module, schedule: list[float], precisio
     miner.prepare(ctx)
     timers["prepare"] = timers.get("prepare", 0.0) + time.perf_counter() - t0
     masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in ctx.params.items()}
-    if "buffers" in inspect.signature(select_top).parameters:  # mine() reuses one set per run
-        from ticketlab.selection import SelectionBuffers
-
-        select_kw.setdefault("buffers", SelectionBuffers())
+    select_kw.setdefault("buffers", SelectionBuffers())  # mine() reuses one set per run
     for d in schedule:
         t0 = time.perf_counter()
         scores = miner.score(ctx, masks)
@@ -222,18 +212,6 @@ def alternate(fa: Callable[[], Masks], fb: Callable[[], Masks],
     return ta, tb, ma, mb
 
 
-def _random_data(per_class: int, seed: int = 0) -> TensorData:
-    g = torch.Generator().manual_seed(seed)
-    n = per_class * SPEC.num_classes
-    x = torch.randn((n, *SPEC.input_shape), generator=g)
-    y = torch.arange(SPEC.num_classes).repeat(per_class)
-    return TensorData(SPEC, (x, y), (x[:0], y[:0]), (x[:0], y[:0]))
-
-
-def _has_threshold_rule() -> bool:
-    return "count_rule" in inspect.signature(select_top).parameters
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="vgg16,resnet20", help="models for SynFlow (default vgg16,resnet20)")
@@ -249,7 +227,6 @@ def main() -> None:
     torch.set_num_threads(1)
     methods = args.methods.split(",")
     precisions = args.precision.split(",")
-    threshold_rule = _has_threshold_rule()
     print(f"torch {torch.__version__}, Python {platform.python_version()}, CPU, "
           f"torch.set_num_threads(1): {torch.get_num_threads()} thread; density {args.density}; "
           f"{args.repeat} alternating repeats; ratios = ticketlab / reference")
@@ -280,12 +257,11 @@ def main() -> None:
                        f"ms/round, prepare {timers['prepare'] / args.repeat * 1e3:.0f} ms")
                 if jac < 0.999:
                     print(f"WARNING: masks disagree on identical counts (Jaccard {jac:.4f} < 0.999)")
-                if threshold_rule:
-                    mt = ticketlab_run("synflow", model, schedule, prec, count_rule="threshold")
-                    mr = reference_synflow(model, schedule, DTYPES[prec], "reference")
-                    synflow_masks[(name, prec, "reference rule")] = mr
-                    print(f"  {name} {prec}: ticketlab count_rule=threshold vs the reference's int((1-d)N) rule: "
-                          f"Jaccard {jaccard(mt, mr):.4f}; exact vs threshold (ticketlab): {jaccard(ma, mt):.4f}")
+                mt = ticketlab_run("synflow", model, schedule, prec, count_rule="threshold")
+                mr = reference_synflow(model, schedule, DTYPES[prec], "reference")
+                synflow_masks[(name, prec, "reference rule")] = mr
+                print(f"  {name} {prec}: ticketlab count_rule=threshold vs the reference's int((1-d)N) rule: "
+                      f"Jaccard {jaccard(mt, mr):.4f}; exact vs threshold (ticketlab): {jaccard(ma, mt):.4f}")
                 trace: list[float] = []
                 ties: list[int] = []
                 reference_synflow(model, schedule, DTYPES[prec], "exact", trace, ties)
@@ -304,9 +280,8 @@ def main() -> None:
                 a, b = precisions[:2]
                 line = (f"  {name}: {a} vs {b} final masks, Jaccard: ticketlab "
                         f"{jaccard(synflow_masks[(name, a, 'ticketlab')], synflow_masks[(name, b, 'ticketlab')]):.4f}")
-                if threshold_rule:
-                    ra, rb = synflow_masks[(name, a, "reference rule")], synflow_masks[(name, b, "reference rule")]
-                    line += f", reference with its own int((1-d)N) rule and tie pruning {jaccard(ra, rb):.4f}"
+                ra, rb = synflow_masks[(name, a, "reference rule")], synflow_masks[(name, b, "reference rule")]
+                line += f", reference with its own int((1-d)N) rule and tie pruning {jaccard(ra, rb):.4f}"
                 print(line)
 
     data_methods = [m for m in ("snip", "grasp") if m in methods]
