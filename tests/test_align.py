@@ -139,19 +139,26 @@ def test_aligned_mlp_computes_the_same_function():
     assert torch.allclose(forward(state, x), forward(aligned, x), rtol=1e-12, atol=1e-12)
 
 
-def test_aligned_conv_bn_network_computes_the_same_function():
-    torch = pytest.importorskip("torch")
+def _conv_bn_net(torch, seed):
+    """Conv-BN-ReLU x2, then a linear layer (the functional :func:`_forward` below), with running
+    statistics that are not the defaults; and its input batch."""
     from torch import nn
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
                         nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
                         nn.Linear(8 * 4 * 4, 5))
     x = torch.randn(16, 3, 8, 8)
     net.train()
-    net(x)  # running statistics that are not the defaults
+    net(x)
     net.eval()
+    return net, x
+
+
+def test_aligned_conv_bn_network_computes_the_same_function():
+    torch = pytest.importorskip("torch")
+    net, x = _conv_bn_net(torch, 0)
     state = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     weights = {k: state[k] for k in ("0.weight", "3.weight", "7.weight")}
     topo = chain_topology({k: np.ones(v.shape, bool) for k, v in weights.items()})
@@ -172,19 +179,10 @@ def test_permute_ticket_moves_a_trained_state_snapshot_with_its_layers():
     """A ``final`` snapshot holding the whole trained state (retraining.final_snapshot: biases,
     batch norm) is relabelled consistently: the relabelled ticket's network is the same function."""
     torch = pytest.importorskip("torch")
-    from torch import nn
 
     from ticketlab.retraining import final_snapshot
 
-    torch.set_num_threads(1)
-    torch.manual_seed(1)
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-                        nn.Conv2d(6, 8, 3, padding=1, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(8 * 4 * 4, 5))
-    x = torch.randn(16, 3, 8, 8)
-    net.train()
-    net(x)
-    net.eval()
+    net, x = _conv_bn_net(torch, 1)
     names = ("0.weight", "3.weight", "7.weight")
     masks = {k: torch.rand_like(net.state_dict()[k]) < 0.7 for k in names}
     snap = final_snapshot(net, masks)
