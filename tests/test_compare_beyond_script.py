@@ -3,23 +3,18 @@ settings, the page merge of one section, and the committed page against its stor
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+
+from benchscripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    path = ROOT / "benchmarks" / "compare_beyond.py"
-    spec = importlib.util.spec_from_file_location("compare_beyond", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["compare_beyond"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("compare_beyond")
 
 
 def test_explained_share_is_the_degree_excess_over_the_observed_excess():

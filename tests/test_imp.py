@@ -370,15 +370,9 @@ def test_sigkilled_subprocess_resumes_to_the_same_ticket(tmp_path):
 
 # ------------------------------------------------------------------------- docs/results/imp.md
 def _imp_studies():
-    import importlib.util
-    from pathlib import Path
+    from benchscripts import load_script
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "imp_studies.py"
-    spec = importlib.util.spec_from_file_location("imp_studies", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["imp_studies"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("imp_studies")
 
 
 def test_results_doc_findings_are_generated_from_its_tables():
