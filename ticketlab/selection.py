@@ -90,26 +90,13 @@ def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> 
     """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties to the lower index. O(n).
 
     ``thresh``, when the caller already knows it, must be the ``k``-th largest value of ``x``
-    (e.g. edge-popup's incremental search); it saves the selection pass."""
+    (e.g. edge-popup's incremental search); it saves the selection pass. The exact rule's
+    :func:`_keep_top` with every entry alive."""
     import torch
 
     n = x.numel()
-    keep = torch.zeros(n, dtype=torch.bool, device=x.device)
-    if k <= 0:
-        return keep
-    if k >= n:
-        return keep.fill_(True)
-    if thresh is None:  # k-th largest value = (n - k + 1)-th smallest (kthvalue is linear-time selection)
-        thresh = torch.kthvalue(x.cpu() if x.device.type == "mps" else x, n - k + 1).values.to(x.device)
-    at_least = x >= thresh
-    if int(at_least.sum()) == k:  # no tie at the threshold: exactly the k largest (the common case)
-        return at_least
-    greater = x > thresh
-    keep |= greater
-    missing = k - int(greater.sum())
-    if missing > 0:
-        ties = torch.nonzero(x == thresh, as_tuple=False).flatten()[:missing]
-        keep[ties] = True
+    keep = torch.empty(n, dtype=torch.bool, device=x.device)
+    _keep_top(x, min(max(k, 0), n), None, n, keep, SelectionBuffers(), thresh=thresh)
     return keep
 
 
@@ -246,9 +233,10 @@ def _keep_alive(out: torch.Tensor, alive: torch.Tensor | None) -> None:
 
 
 def _keep_top(x: torch.Tensor, k: int, alive: torch.Tensor | None, n_alive: int, out: torch.Tensor,
-              buffers: SelectionBuffers) -> None:
+              buffers: SelectionBuffers, thresh: torch.Tensor | None = None) -> None:
     """Write into ``out`` (bool, like ``x``) the ``k`` alive entries of ``x`` with the highest
-    values, ties to the lower index (the exact rule)."""
+    values, ties to the lower index (the exact rule). ``thresh``, when given, must be the
+    ``k``-th largest alive value."""
     import torch
 
     if k <= 0:
@@ -257,7 +245,8 @@ def _keep_top(x: torch.Tensor, k: int, alive: torch.Tensor | None, n_alive: int,
     if k >= n_alive:  # every alive weight (the caller has checked k <= #alive)
         _keep_alive(out, alive)
         return
-    thresh = _kth_largest(x, k, alive, buffers)
+    if thresh is None:
+        thresh = _kth_largest(x, k, alive, buffers)
     torch.ge(x, thresh, out=out)
     if alive is not None:
         out.logical_and_(alive)
