@@ -238,3 +238,66 @@ def test_plot_several_results(tmp_path):
     assert len(fig.axes[0].lines) == 2 and (tmp_path / "two.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ConfigError, match="2 labels for 1 results"):
         plot_barrier([r], labels=["x", "y"])
+
+
+# --------------------------------------------------------------------- damaged and hostile files
+_PEAK = ("import atexit, sys\n"
+         "out = sys.argv.pop(1)\n"
+         "def peak():\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith('VmHWM:'):\n"
+         "            return int(line.split()[1])\n"
+         "atexit.register(lambda: open(out, 'w').write(str(peak())))\n"
+         "from ticketlab.cli.main import main\n"
+         "main(sys.argv[1:])\n")
+
+
+def _final_entry(f, name: str) -> str:
+    """The path of ``final``'s dataset that holds ``name`` (datasets are numbered, named by attribute)."""
+    for key, ds in f["weights/final"].items():
+        if ds.attrs["name"] == name:
+            return f"weights/final/{key}"
+    raise KeyError(name)
+
+
+def _rewrite(src, dst, name: str, **kwargs) -> None:
+    """``src`` copied to ``dst`` with ``final``'s entry ``name`` replaced by a dataset of ``kwargs``."""
+    import shutil
+
+    import h5py
+
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        where = _final_entry(f, name)
+        attrs = dict(f[where].attrs)
+        del f[where]
+        ds = f.create_dataset(where, **kwargs)
+        for k, v in attrs.items():
+            ds.attrs[k] = v
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="peak memory via /proc (Linux)")
+def test_damaged_and_hostile_tickets_give_one_line_exit_2_and_no_big_allocation(tmp_path, snip):
+    """The barrier command as a process, on files it reads in full (the trained state too): a
+    truncated file, a bias in ``final`` that declares 40 GB it does not store, and a well-formed
+    file whose trained bias does not fit the model. One line on stderr, exit 2, no traceback,
+    peak memory that of the imports (no allocation of a declared size)."""
+    import subprocess
+    import sys
+
+    good = save(snip, tmp_path / "good.h5")
+    data = good.read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 2])
+    _rewrite(good, tmp_path / "huge.h5", "fc1.bias", shape=(10**5, 10**5), dtype=np.float32)
+    _rewrite(good, tmp_path / "misfit.h5", "fc1.bias", data=np.zeros(7, np.float32))
+    cases = {"truncated.h5": "cannot read '", "huge.h5": "cannot read '",
+             "misfit.h5": "trained 'fc1.bias' has shape (7,)"}
+    for name, message in cases.items():
+        rss = tmp_path / f"{name}.rss"
+        proc = subprocess.run([sys.executable, "-c", _PEAK, str(rss), "barrier", str(good), str(tmp_path / name),
+                               "--alphas", "3", "--device", "cpu"], capture_output=True, text=True, timeout=120,
+                              env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr)
+        assert message in lines[0] and "Traceback" not in proc.stderr, (name, proc.stderr)
+        assert int(rss.read_text()) < 1024 * 1024, f"{name}: peak {int(rss.read_text()) / 1024:.0f} MB"
