@@ -291,7 +291,7 @@ def test_damaged_and_hostile_tickets_give_one_line_exit_2_and_no_big_allocation(
     _rewrite(good, tmp_path / "huge.h5", "fc1.bias", shape=(10**5, 10**5), dtype=np.float32)
     _rewrite(good, tmp_path / "misfit.h5", "fc1.bias", data=np.zeros(7, np.float32))
     cases = {"truncated.h5": "cannot read '", "huge.h5": "cannot read '",
-             "misfit.h5": "trained 'fc1.bias' has shape (7,)"}
+             "misfit.h5": "the trained 'fc1.bias' of 'misfit.h5' has shape (7,)"}
     for name, message in cases.items():
         rss = tmp_path / f"{name}.rss"
         proc = subprocess.run([sys.executable, "-c", _PEAK, str(rss), "barrier", str(good), str(tmp_path / name),

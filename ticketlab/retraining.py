@@ -278,12 +278,12 @@ def trained_state(ticket: Ticket, net: torch.nn.Module, *, label: str = "the tic
                           "`ticketlab train` on it, with this version")
     extra = [k for k in final if k not in reference]
     if extra:
-        raise IncompatibleError(f"{label}'s trained state names '{extra[0]}', which its model does not have")
+        raise IncompatibleError(f"the trained state of {label} names '{extra[0]}', which its model does not have")
     out: dict[str, torch.Tensor] = {}
     for k, ref in reference.items():
         arr = np.asarray(final[k])
         if tuple(arr.shape) != tuple(ref.shape):
-            raise IncompatibleError(f"{label}'s trained '{k}' has shape {tuple(arr.shape)}, but its model's "
+            raise IncompatibleError(f"the trained '{k}' of {label} has shape {tuple(arr.shape)}, but its model's "
                                     f"has {tuple(ref.shape)}")
         out[k] = torch.as_tensor(np.array(arr, copy=True)).to(ref.dtype)
     return out
