@@ -11,8 +11,9 @@ weight decay 1e-4 on the scores.
 
 The density is reached in the forward pass from the first step and the selection is
 layer-wise only, as in the paper: ``--scope global`` is refused. The forward rule uses the shared
-selection's top-k (exact count, ties to the lower index), so the ticket is exactly the forward
-mask of the last step.
+selection's top-k (exact count, ties drawn from the run's selection stream), so the ticket is the
+forward mask of the last step (a tie at the last step could be drawn differently; continuous scores
+make that rare, and the history's round row records any).
 
 Example:
     >>> from ticketlab.mining import mine
@@ -36,9 +37,10 @@ from ticketlab.selection import _top_k_flat, keep_count
 class TopKRule(MaskRule):
     """``m = 1[|s| among the top k of the layer]``, straight-through to ``|s|``."""
 
-    def __init__(self, scores: torch.Tensor, k: int) -> None:
+    def __init__(self, scores: torch.Tensor, k: int, generator: torch.Generator | None = None) -> None:
         super().__init__(scores)
         self.k = k
+        self.generator = generator  # the run's selection stream: ties at the k-th |s| are drawn
         self._last: torch.Tensor | None = None  # the previous forward's k-th largest |s|
         self._width = 0.0
 
@@ -73,12 +75,12 @@ class TopKRule(MaskRule):
         return value
 
     def hard(self) -> torch.Tensor:
-        # exactly k per layer with the shared tie rule (lower index first)
+        # exactly k per layer with the shared tie rule (a seeded draw among scores tied at the k-th)
         a = self.scores.detach().abs().flatten()
         if 0 < self.k < a.numel():
-            keep = _top_k_flat(a, self.k, thresh=self.kth_largest(a))
+            keep = _top_k_flat(a, self.k, thresh=self.kth_largest(a), generator=self.generator)
         else:
-            keep = _top_k_flat(a, self.k)
+            keep = _top_k_flat(a, self.k, generator=self.generator)
         return keep.view(self.scores.shape).to(self.scores.dtype)
 
 
@@ -103,7 +105,7 @@ class EdgePopupMiner(LearnedMaskMiner):
         return torch.nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=ctx.generator)
 
     def make_rule(self, ctx: MiningContext, name: str, scores: torch.Tensor, density: float) -> MaskRule:
-        return TopKRule(scores, keep_count(density, scores.numel()))
+        return TopKRule(scores, keep_count(density, scores.numel()), generator=ctx.tie_generator)
 
     def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
         return {n: r.scores.detach().abs() for n, r in rules.items()}

@@ -42,7 +42,7 @@ import torch
 from ticketlab.errors import ConfigError
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule
 from ticketlab.miners.base import MiningContext, register_miner
-from ticketlab.selection import select_top
+from ticketlab.selection import TieRecord, select_top, tie_columns, warn_ties
 
 
 class GemRule(MaskRule):
@@ -135,7 +135,13 @@ class GemMiner(LearnedMaskMiner):
             # event j of `events`: the active scores keep density d^(j / events), exact counts
             with torch.no_grad():
                 current = {n: r.scores.detach() for n, r in rules.items()}
-                keep = select_top(current, density ** (j / events), scope=ctx.scope, masks=self.active)
+                ties: list[TieRecord] = []
+                keep = select_top(current, density ** (j / events), scope=ctx.scope, masks=self.active,
+                                  generator=ctx.tie_generator, ties=ties)
+                kept = sum(int(m.sum()) for m in keep.values())
+                row = {"stage": "freeze", "event": j, "iteration": info.iteration, "kept": kept, **tie_columns(ties)}
+                self.event_rows.append(row)  # a history row per event: kept, ties
+                warn_ties(row, f"gem_miner: freezing event {j}")
                 for n, m in keep.items():
                     self.frozen_at[n][self.active[n] & ~m] = j
                 self.active = keep
