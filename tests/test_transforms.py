@@ -152,10 +152,14 @@ def _ticket(masks, scores, scope):
 
 
 def test_invert_global_hand_computed():
-    # ranking 5 (b1), 3 (a0), 2 (a2), 2 (b0: the tie goes to a2, earlier), 1 (a1); keep the last 2
+    # ranking 5 (b1), 3 (a0), then 2 (a2) and 2 (b0) tied, 1 (a1); keep the last 2: a1 and one of
+    # the tied 2s, drawn: the tie order is numpy's default_rng(seed).permutation over a0 a1 a2 b0 b1
     t = _ticket({"a": [True, False, False], "b": [False, True]}, {"a": [3, 1, 2], "b": [2, 5]}, "global")
-    m = invert(t).masks
-    assert m["a"].tolist() == [False, True, False] and m["b"].tolist() == [True, False]
+    for seed in (None, 0, 1, 2, 3):
+        key = np.random.default_rng(0 if seed is None else seed).permutation(5)
+        m = invert(t, seed=seed).masks
+        lower = "a2" if key[2] > key[3] else "b0"  # the larger key ranks later, i.e. lower
+        assert m["a"].tolist() == [False, True, lower == "a2"] and m["b"].tolist() == [lower == "b0", False], seed
 
 
 def test_invert_layer_scope_keeps_each_layer_count():
@@ -180,33 +184,65 @@ def test_invert_signed_scores_by_order_not_reciprocal():
 
 def test_invert_ties_and_nonfinite():
     t = _ticket({"w": [True, False, False, False]}, {"w": [1, 1, 1, 1]}, "global")
-    assert invert(t).masks["w"].tolist() == [False, False, False, True]  # later positions rank lower
+    key = np.random.default_rng(0).permutation(4)  # invert's default seed 0
+    assert np.flatnonzero(invert(t).masks["w"]).tolist() == [int(np.argmax(key))]  # the last in the drawn order
     t = _ticket({"a": [True, True], "b": [True, False]}, {"a": [1, 1], "b": [1, 1]}, "global")
-    m = invert(t).masks  # order a0, a1, b0, b1: the last three
-    assert m["a"].tolist() == [False, True] and m["b"].tolist() == [True, True]
+    m = invert(t).masks  # keep 3 of 4 equal: all but the first in the drawn order a0 a1 b0 b1
+    assert np.concatenate([m["a"], m["b"]]).tolist() == [i != int(np.argmin(key)) for i in range(4)]
     t = _ticket({"w": [False, True, False, True]}, {"w": [np.nan, 0.0, -np.inf, 1.0]}, "global")
     assert invert(t).masks["w"].tolist() == [True, False, True, False]  # NaN and -inf rank lowest
 
 
 def test_invert_is_the_complement_of_the_shared_top_selection():
-    """select_bottom at N - k is exactly ~select_top at k (global and per layer), ties included."""
+    """select_bottom at N - k is exactly ~select_top at k (global and per layer) wherever no score
+    ties at the boundary; where one does, both keep the same untied weights and complementary counts
+    (each draws its ties from its own stream)."""
     import torch
 
     from ticketlab.distributions import selection_density
     from ticketlab.selection import select_top
 
     torch.set_num_threads(1)
+
+    def check(top, bottom, scores, case):
+        flat = lambda d: np.concatenate([np.asarray(d[n]).ravel() for n in t.masks])  # noqa: E731
+        top_, bottom_, s = flat({n: top[n].numpy() for n in top}), flat(bottom), flat(scores).astype(float)
+        s = np.where(np.isnan(s), -np.inf, s)
+        assert top_.sum() + bottom_.sum() == s.size, case
+        if top_.any() and bottom_.any():
+            boundary = s[top_].min()  # the lowest kept score; only weights scoring it can differ
+            untied = s != boundary
+            assert np.array_equal(bottom_[untied], ~top_[untied]), case
+        else:
+            assert np.array_equal(bottom_, ~top_), case
+
     for case in range(CASES):
         t = random_ticket(case)
         scores = {n: torch.as_tensor(s) for n, s in t.scores.items()}
         k = int(np.random.default_rng(case).integers(0, t.total + 1))
         top = select_top(scores, selection_density(k, t.total), scope="global")
-        bottom = select_bottom(t.scores, t.total - k)
-        assert all(np.array_equal(bottom[n], ~top[n].numpy()) for n in t.masks), case
+        check(top, select_bottom(t.scores, t.total - k, rng=np.random.default_rng(case)), t.scores, case)
         counts = {n: keep_count(0.37, m.size) for n, m in t.masks.items()}
         top = select_top(scores, 0.37, scope="layer")
-        bottom = select_bottom(t.scores, {n: t.masks[n].size - counts[n] for n in t.masks})
-        assert all(np.array_equal(bottom[n], ~top[n].numpy()) for n in t.masks), case
+        bottom = select_bottom(t.scores, {n: t.masks[n].size - counts[n] for n in t.masks}, rng=np.random.default_rng(case))
+        for n in t.masks:
+            assert int(top[n].sum()) + int(bottom[n].sum()) == t.masks[n].size, case
+
+
+def test_invert_draws_its_ties_from_its_seed_not_by_position():
+    # all scores equal: keep 6 of 8 lowest -> which ones is the seed's draw, about 3/4 each over seeds
+    t = Ticket(masks={"a": np.ones(4, bool), "b": np.array([True, True, False, False])},
+               scores={"a": np.zeros(4), "b": np.zeros(4)}, provenance={"scope": "global"})
+    kept = np.zeros(8)
+    for seed in range(400):
+        m = invert(t, seed=seed).masks
+        assert int(m["a"].sum() + m["b"].sum()) == 6
+        kept += np.concatenate([m["a"], m["b"]])
+    share = kept / 400  # binomial sd 0.022: a positional rule would give [1, 1, 1, 1, 1, 1, 0, 0]
+    assert np.all(np.abs(share - 0.75) < 0.11), share
+    same = invert(t, seed=7).masks
+    assert all(np.array_equal(same[n], invert(t, seed=7).masks[n]) for n in same)
+    assert invert(t).provenance["transforms"][-1]["ties"] == "seeded"
 
 
 def test_invert_of_a_one_shot_ticket_keeps_none_of_its_weights():
@@ -215,7 +251,8 @@ def test_invert_of_a_one_shot_ticket_keeps_none_of_its_weights():
     for case in range(CASES):
         t = random_ticket(case)
         for k in {t.total // 2, t.total // 3, t.total // 2 + t.total % 2}:
-            top = {n: ~m for n, m in select_bottom(t.scores, t.total - k).items()}
+            # the top k in the order invert draws for its default seed 0: the same total order
+            top = {n: ~m for n, m in select_bottom(t.scores, t.total - k, rng=np.random.default_rng(0)).items()}
             inv = invert(Ticket(masks=top, scores=t.scores, provenance={"scope": "global"})).masks
             assert sum(int(m.sum()) for m in inv.values()) == k
             if 2 * k <= t.total:

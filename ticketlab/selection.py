@@ -452,27 +452,35 @@ def check_count_rule(count_rule: str) -> str:
     return count_rule
 
 
-def rank_order(scores: np.ndarray) -> np.ndarray:
-    """Flat (C-order) positions of ``scores`` from the first weight kept to the last, by the rules
-    above: higher score first, NaN and -inf last, ties to the lower position. numpy, no torch.
+def rank_order(scores: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Flat (C-order) positions of ``scores`` from the first weight kept to the last: higher score
+    first, NaN and -inf last. numpy, no torch. Equal scores are ordered by a uniform random
+    permutation from ``rng`` (so no position is favoured), or by position when ``rng`` is ``None``
+    (kept for callers that must reproduce a stored order).
 
     Example:
         >>> rank_order(np.array([1.0, 3.0, np.nan, 1.0, -np.inf])).tolist()
         [1, 0, 3, 2, 4]
+        >>> sorted(rank_order(np.zeros(4), np.random.default_rng(0)).tolist())
+        [0, 1, 2, 3]
     """
     x = np.asarray(scores, dtype=np.float64).ravel()
     x = np.where(np.isnan(x), -np.inf, x)  # NaN and -inf tie at the bottom, as in select_top
-    return np.argsort(-x, kind="stable")  # stable: equal scores stay in position order
+    if rng is None:
+        return np.argsort(-x, kind="stable")  # stable: equal scores stay in position order
+    return np.lexsort((rng.permutation(x.size), -x))  # by -x, equal ones by a random key
 
 
-def select_bottom(scores: Mapping[str, np.ndarray], kept: int | Mapping[str, int]) -> dict[str, np.ndarray]:
+def select_bottom(scores: Mapping[str, np.ndarray], kept: int | Mapping[str, int],
+                  rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Keep the *lowest-ranked* weights: the last ``kept`` of :func:`rank_order`'s order (numpy).
 
     ``kept`` is one count over all parameters (in order, as ``scope="global"``) or a count per
-    parameter (each ranked on its own). The kept set is exactly the complement of what
-    :func:`select_top` keeps at the remaining count, ties included: among equal scores the
-    *later* positions rank lowest. Ranking is by order, never by ``1/score`` (which would
-    misorder signed scores such as GraSP's).
+    parameter (each ranked on its own). Among equal scores the order is a random permutation from
+    ``rng`` (one draw over all parameters, or one per parameter in order), or by position when
+    ``rng`` is ``None`` (the later positions rank lowest: then the kept set is exactly the
+    complement of what a positional top-k keeps at the remaining count). Ranking is by order,
+    never by ``1/score`` (which would misorder signed scores such as GraSP's).
 
     Example:
         >>> m = select_bottom({"a": np.array([3.0, 1.0, 2.0]), "b": np.array([2.0, 5.0])}, 2)
@@ -486,7 +494,7 @@ def select_bottom(scores: Mapping[str, np.ndarray], kept: int | Mapping[str, int
         if isinstance(k, bool) or int(k) != k or not 0 <= k <= x.size:
             raise ConfigError(f"cannot keep {k} weights{where}: a count must be between 0 and {x.size}")
         keep = np.zeros(x.size, dtype=np.bool_)
-        keep[rank_order(x)[x.size - int(k):]] = True
+        keep[rank_order(x, rng)[x.size - int(k):]] = True
         return keep
 
     if not isinstance(kept, Mapping):

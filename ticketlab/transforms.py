@@ -11,7 +11,8 @@ the same seed gives the same ticket) and appends ``{"name", "seed", ...}`` to th
 * ``shuffle_global``: one uniformly random permutation over all prunable weights (exact total).
 * ``invert``: the *lowest*-ranked weights by the stored scores, at the same count as the
   ticket's scope (per layer or in all), through the shared selection
-  (:func:`ticketlab.selection.select_bottom`): by rank order, never by ``1/score``.
+  (:func:`ticketlab.selection.select_bottom`): by rank order, never by ``1/score``; equal
+  scores in an order drawn from the transform's seed.
 * ``reinit``: the same mask with a fresh draw of the initial weights (see :func:`reinit`).
 
 What the new ticket keeps: the provenance (mask counts updated, the source's
@@ -146,11 +147,12 @@ def invert(ticket: Ticket, *, seed: int | None = None, scope: str | None = None)
 
     The count is the ticket's kept count per layer (``scope="layer"``) or in all
     (``"global"``); ``scope`` defaults to the provenance's. The ranking is the shared
-    selection's (:func:`ticketlab.selection.select_bottom`): among equal scores the later
-    position ranks lower, NaN and -inf rank lowest of all (so they are kept first). Ranking by
-    order rather than keeping the top of ``1/score`` matters for signed scores such as GraSP's,
-    where ``1/score`` would put small negative scores first. Nothing is drawn: ``seed`` is
-    accepted for the common signature and recorded as given.
+    selection's (:func:`ticketlab.selection.select_bottom`): NaN and -inf rank lowest of all (so
+    they are kept first), and equal scores are ordered by a random permutation drawn from
+    ``numpy.random.default_rng(seed)`` (seed 0 when not given), so that no layer or row wins the
+    ties by its position (SynFlow's many zero scores, for one). Ranking by order rather than
+    keeping the top of ``1/score`` matters for signed scores such as GraSP's, where ``1/score``
+    would put small negative scores first.
 
     Example:
         >>> t = Ticket(masks={"w": np.array([True, True, False, False])}, provenance={"scope": "global"},
@@ -169,8 +171,9 @@ def invert(ticket: Ticket, *, seed: int | None = None, scope: str | None = None)
         raise ConfigError("invert needs the ticket's selection scope (global or layer): its provenance "
                           f"has {scope!r}; pass scope explicitly")
     counts: int | dict[str, int] = ticket.kept if scope == "global" else ticket.layer_kept()
-    masks = select_bottom({n: ticket.scores[n] for n in ticket.masks}, counts)
-    return _derived(ticket, masks, {"name": "invert", "seed": seed, "scope": scope}, scores=True)
+    rng = np.random.default_rng(seed if seed is not None else 0)
+    masks = select_bottom({n: ticket.scores[n] for n in ticket.masks}, counts, rng=rng)
+    return _derived(ticket, masks, {"name": "invert", "seed": seed, "scope": scope, "ties": "seeded"}, scores=True)
 
 
 @register_transform("reinit")
