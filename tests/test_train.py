@@ -80,6 +80,7 @@ def test_rewind_reproduces_imp_rewinding():
 @pytest.mark.parametrize("method, options", [
     ("random", {}),
     ("gem_miner", {"weights": "signed_constant", "score_epochs": 2, "freeze_every": 1}),
+    ("edge_popup", {"weights": "scaled_signed_constant", "score_epochs": 2}),
     ("supermask", {"criterion": "large_final", "kept": "signed_std"}),
 ])
 def test_recreated_init_equals_the_stored_one(method, options):

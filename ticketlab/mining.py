@@ -183,10 +183,6 @@ def mine(
     params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
     if not params:
         raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
-    treatment = miner.weight_treatment()
-    apply_treatment_(params, treatment)  # before anything reads them: the ticket's init is treated
-    init = _numpy(params)
-    init_state = {n: v.detach().clone() for n, v in net.state_dict().items()}  # --train-ticket rewinds all of it
     train_config = resolve_train_config(model, dataset, train_epochs=train_epochs, train_options=train_options)
 
     def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
@@ -201,6 +197,13 @@ def mine(
     )
     densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
     ctx.schedule = list(densities)
+    # the treatment after the schedule (a treatment may need the layers' density, which the
+    # miner derives from it) and before anything reads the weights: the ticket's init is treated
+    treatment = miner.weight_treatment()
+    weights_density = miner.treatment_density(ctx)
+    apply_treatment_(params, treatment, weights_density)
+    init = _numpy(params)
+    init_state = {n: v.detach().clone() for n, v in net.state_dict().items()}  # --train-ticket rewinds all of it
     ticket_config = miner.ticket_train_config(ctx)
     if ticket_config is not None and train_options:
         ticket_config = TrainConfig.from_dict({**ticket_config.to_dict(), **train_options})
@@ -220,6 +223,7 @@ def mine(
         "model_config": dict(model_kwargs or {}), "dataset": dataset, "seed": seed, "scope": effective_scope,
         "schedule": densities, "train_config": dataclasses.asdict(train_config) if miner_cls.trains else None,
         "weights": treatment,
+        **({"weights_density": weights_density} if weights_density is not None else {}),
         "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
         "ticketlab_version": __version__,
         "ties": "seeded",  # ties at a threshold are drawn (issue 21): positional-tie checkpoints do not resume
@@ -264,6 +268,7 @@ def mine(
             # resolved: eval_every is the cadence train() used (None would read "the default")
             "train_config": dataclasses.asdict(resolved_config(weight_config, data)) if trained else None,
             "weights": treatment,
+            **({"weights_density": weights_density} if weights_density is not None else {}),
             "trained": trained,
             "device": str(dev),
             "ticketlab_version": __version__,

@@ -145,7 +145,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     from ticketlab.masking import from_numpy_masks
     from ticketlab.models import create_model
     from ticketlab.transforms import reinit_model_seed
-    from ticketlab.weights import apply_treatment_, check_treatment, kept_generator, kept_weights, reinit_draw_seed
+    from ticketlab.weights import apply_recorded_treatment_, kept_generator, kept_weights, reinit_draw_seed
 
     prov = ticket.provenance
     missing = [k for k in ("model", "dataset", "seed") if prov.get(k) is None]
@@ -177,7 +177,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         theta0 = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
     else:  # the provenance seed's draw, then the run's weight treatment (as the runner made it)
         source = "recreated"
-        apply_treatment_(params, check_treatment(str(prov.get("weights", "init"))))
+        apply_recorded_treatment_(params, prov)
         theta0 = {n: p.detach().clone() for n, p in params.items()}
         choice = prov.get("supermask")
         kept = choice.get("kept") if isinstance(choice, dict) else None

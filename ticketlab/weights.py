@@ -11,6 +11,18 @@ initial weights ``w0`` to new weights of the same shape; ``init`` leaves them as
   Sreenivasan et al. 2022).
 * ``signed_std``: ``sign(w0) * std(w0)`` with the layer's own (population) standard deviation (Zhou, Lan, Liu
   & Yosinski 2019, "Deconstructing Lottery Tickets", Sec. 4, "signed constant").
+* ``scaled_signed_constant``: ``sign(w0) * sqrt(2 / (d * fan_in))``, the signed Kaiming constant
+  divided by ``sqrt(d)``, where ``d`` is the layer's density (the fraction of its weights the mask
+  keeps): edge-popup's ``scale_fan`` (allenai/hidden-networks). A mask of density ``d`` leaves
+  about ``d * fan_in`` inputs per unit, so the Kaiming variance ``2 / fan_in`` of the dense layer
+  is kept by the sparse one. Without it a deep sparse net's signal shrinks by about
+  ``sqrt(d)`` per layer.
+
+The density-dependent treatments (:data:`DENSITY_TREATMENTS`) take the layer's density as an
+argument: a number for every layer, or a mapping from parameter name to density. Who applies a
+treatment supplies it (the runner asks the miner, :meth:`ticketlab.miners.base.Miner.treatment_density`)
+and records it in the provenance as ``weights_density``, so that a ticket's network can be
+re-created (:func:`apply_recorded_treatment_`).
 
 ``fan_in`` of a weight shaped ``(out, in, *kernel)`` is ``in * prod(kernel)`` (a GCN layer's
 ``lin.weight`` is ``(out, in)`` like a linear layer). A zero weight stays zero (``sign(0) = 0``).
@@ -24,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Union
 
 import torch
 
@@ -43,26 +55,46 @@ def fan_in(w: torch.Tensor) -> int:
     return int(w[0].numel())
 
 
-def _init(w0: torch.Tensor) -> torch.Tensor:
+def _init(w0: torch.Tensor, density: float | None) -> torch.Tensor:
     return w0.clone()
 
 
-def _signed_constant(w0: torch.Tensor) -> torch.Tensor:
+def _signed_constant(w0: torch.Tensor, density: float | None) -> torch.Tensor:
     # Ramanujan et al. 2020, Sec. 4.1: w = sign(w0) * sigma_k, sigma_k = sqrt(2 / fan_in)
     return torch.sign(w0) * math.sqrt(2.0 / fan_in(w0))
 
 
-def _signed_std(w0: torch.Tensor) -> torch.Tensor:
+def _signed_std(w0: torch.Tensor, density: float | None) -> torch.Tensor:
     # Zhou et al. 2019, Sec. 4: every kept weight set to sign(w0) * std of the layer's init
     return torch.sign(w0) * w0.double().std(correction=0).to(w0.dtype)
 
 
-#: Name -> function ``w0 -> treated weights`` (a new tensor; ``w0`` is not modified).
-WEIGHT_TREATMENTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+def _scaled_signed_constant(w0: torch.Tensor, density: float | None) -> torch.Tensor:
+    # allenai/hidden-networks utils/builder.py:91-98 (commit dddf2d0, `init: signed_constant` with
+    # `scale_fan: True`): fan = _calculate_correct_fan(w, mode) with mode "fan_in" (args.py:179),
+    # scaled by the density; gain = calculate_gain(nonlinearity) with "relu" (args.py:181), i.e.
+    # sqrt(2); w = sign(w) * gain / sqrt(fan). Line 95 writes the factor as (1 - prune_rate) while
+    # utils/conv_type.py:20-25 keeps the fraction prune_rate of the weights (the README's
+    # "weights_remaining"; their issue #9 reports the mismatch); we scale by the kept fraction d,
+    # which keeps the Kaiming variance of the d * fan_in inputs a unit keeps.
+    assert density is not None  # treat_weights checked it
+    return torch.sign(w0) * math.sqrt(2.0 / (density * fan_in(w0)))
+
+
+#: Name -> function ``(w0, density) -> treated weights`` (a new tensor; ``w0`` is not modified).
+#: ``density`` is the layer's density for the treatments of :data:`DENSITY_TREATMENTS`, else unused.
+WEIGHT_TREATMENTS: dict[str, Callable[[torch.Tensor, float | None], torch.Tensor]] = {
     "init": _init,
     "signed_constant": _signed_constant,
     "signed_std": _signed_std,
+    "scaled_signed_constant": _scaled_signed_constant,
 }
+
+#: The treatments that need the layer's density (``density=`` of :func:`treat_weights`).
+DENSITY_TREATMENTS = frozenset({"scaled_signed_constant"})
+
+#: What ``density=`` of :func:`apply_treatment_` takes: one density for every layer, or one per name.
+Densities = Union[float, Mapping[str, float], None]
 
 
 def check_treatment(name: str) -> str:
@@ -72,31 +104,98 @@ def check_treatment(name: str) -> str:
     return name
 
 
-def treat_weights(name: str, w0: torch.Tensor) -> torch.Tensor:
-    """The weights that treatment ``name`` makes of one layer's ``w0`` (a new tensor).
+def needs_density(name: str) -> bool:
+    """Whether treatment ``name`` needs the layer's density.
+
+    Example:
+        >>> needs_density("scaled_signed_constant"), needs_density("signed_constant")
+        (True, False)
+    """
+    return check_treatment(name) in DENSITY_TREATMENTS
+
+
+def _check_density(name: str, density: Any) -> float:
+    if density is None:
+        raise ConfigError(f"weight treatment '{name}' needs the layer's density, and none was given")
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+        raise ConfigError(f"weight treatment '{name}' needs a layer density in (0, 1], got {density!r}")
+    return float(density)
+
+
+def treat_weights(name: str, w0: torch.Tensor, density: float | None = None) -> torch.Tensor:
+    """The weights that treatment ``name`` makes of one layer's ``w0`` (a new tensor); ``density``
+    is the layer's density, required by the treatments of :data:`DENSITY_TREATMENTS`.
 
     Example:
         >>> treat_weights("signed_std", torch.tensor([[1.0, -3.0]])).tolist()
         [[2.0, -2.0]]
+        >>> treat_weights("scaled_signed_constant", torch.tensor([[0.3, -0.1]]), density=0.25).tolist()
+        [[2.0, -2.0]]
     """
-    return WEIGHT_TREATMENTS[check_treatment(name)](w0.detach())
+    if needs_density(name):
+        density = _check_density(name, density)
+    return WEIGHT_TREATMENTS[name](w0.detach(), density)
+
+
+def _layer_density(name: str, densities: Densities, param: str) -> float | None:
+    if densities is None or not needs_density(name):
+        return None
+    if isinstance(densities, Mapping):
+        if param not in densities:
+            raise ConfigError(f"weight treatment '{name}' needs the density of '{param}', and none was given")
+        return densities[param]
+    return densities
 
 
 @torch.no_grad()
-def apply_treatment_(params: Mapping[str, torch.Tensor], name: str) -> None:
+def apply_treatment_(params: Mapping[str, torch.Tensor], name: str, density: Densities = None) -> None:
     """Overwrite every tensor of ``params`` in place with its treated weights.
+
+    ``density``: the layers' density for the treatments that need one (one number for every
+    layer, or a mapping from the names of ``params`` to densities); ignored by the others.
 
     Example:
         >>> lin = torch.nn.Linear(2, 2)
         >>> apply_treatment_({"weight": lin.weight}, "signed_constant")
         >>> sorted({abs(v) for v in lin.weight.flatten().tolist()})
         [1.0]
+        >>> apply_treatment_({"weight": lin.weight}, "scaled_signed_constant", density={"weight": 0.5})
+        >>> sorted({abs(v) for v in lin.weight.flatten().tolist()})
+        [1.4142135381698608]
     """
     check_treatment(name)
     if name == "init":
         return
-    for p in params.values():
-        p.copy_(treat_weights(name, p))
+    for n, p in params.items():
+        p.copy_(treat_weights(name, p, _layer_density(name, density, n)))
+
+
+def recorded_density(provenance: Mapping[str, Any]) -> Densities:
+    """The layer density a ticket's weight treatment was applied with (``weights_density`` of its
+    provenance: a number, a table of numbers, or absent).
+
+    Example:
+        >>> recorded_density({"weights": "scaled_signed_constant", "weights_density": 0.1})
+        0.1
+    """
+    value = provenance.get("weights_density")
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return value
+
+
+@torch.no_grad()
+def apply_recorded_treatment_(params: Mapping[str, torch.Tensor], provenance: Mapping[str, Any]) -> None:
+    """Apply the weight treatment a ticket's provenance records (``weights`` and, where it needs
+    one, ``weights_density``) to ``params``, as the runner applied it when mining.
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 2)
+        >>> apply_recorded_treatment_({"weight": lin.weight}, {"weights": "scaled_signed_constant", "weights_density": 0.5})
+        >>> sorted({abs(v) for v in lin.weight.flatten().tolist()})
+        [1.4142135381698608]
+    """
+    apply_treatment_(params, check_treatment(str(provenance.get("weights", "init"))), recorded_density(provenance))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -118,8 +118,9 @@ class LearnedMaskConfig(MinerConfig):
     """Options shared by the learned-mask miners (score training; SGD with a cosine schedule)."""
 
     weights: str = field(default="init", metadata={
-        "help": "frozen weights: init (the model's own), signed_constant (sign(w0)*sqrt(2/fan_in)) or "
-                "signed_std (sign(w0)*std(layer w0))"})
+        "help": "frozen weights: init (the model's own), signed_constant (sign(w0)*sqrt(2/fan_in)), "
+                "scaled_signed_constant (sign(w0)*sqrt(2/(d*fan_in)), d the run's density: edge-popup's "
+                "scale_fan) or signed_std (sign(w0)*std(layer w0))"})
     score_epochs: int | None = field(default=None, metadata={
         "help": "epochs of score training (default: --train-epochs if given, else the method's default)"})
     score_lr: float = field(default=0.1, metadata={"help": "peak learning rate of score training (cosine to 0)"})
@@ -201,6 +202,22 @@ class LearnedMaskMiner(Miner):
     # ------------------------------------------------------------------ shared engine
     def weight_treatment(self) -> str:
         return self.config.weights
+
+    def treatment_density(self, ctx: MiningContext) -> float | None:
+        """The layer density of a density-dependent treatment (``scaled_signed_constant``): the
+        run's final density ``d`` (the last entry of the schedule), the same for every layer.
+
+        For ``edge_popup`` (layer-wise) that is each layer's density: every layer keeps
+        ``floor(d * N + 1/2)`` of its ``N`` weights from the first step. For the global-scope
+        miners (``gem_miner``, ``supermask_learned``) a layer's final density is what score
+        training learns, unknown when the weights are set; ``d`` is the density each layer has
+        when the mask is spread evenly, and it is the choice of both reference codes, which
+        scale every layer by the one ``prune_rate`` of the run (allenai/hidden-networks and
+        ksreenivasan/pruning_is_enough, ``utils/builder.py``, ``scale_fan``).
+        """
+        from ticketlab.weights import needs_density
+
+        return self.final_density(ctx) if needs_density(self.config.weights) else None
 
     def score_train_config(self, ctx: MiningContext) -> Any:
         """The :class:`~ticketlab.training.TrainConfig` of score training."""

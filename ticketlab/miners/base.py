@@ -176,6 +176,13 @@ class Miner:
         ``"init"``: the model's own initialization."""
         return "init"
 
+    def treatment_density(self, ctx: MiningContext) -> "float | dict[str, float] | None":
+        """The layers' density that :meth:`weight_treatment` needs (one number for every layer, or
+        one per prunable parameter), or ``None`` when the treatment needs none (default). The
+        runner calls it once the schedule is known (``ctx.schedule``), applies the treatment with
+        it and records it in the provenance as ``weights_density``."""
+        return None
+
     def ticket_train_config(self, ctx: MiningContext) -> "TrainConfig | None":
         """The config of a training of the final ticket that the method itself asks for (e.g.
         Gem-Miner's fine-tuning), or ``None``. The runner runs it as it runs ``--train-ticket``."""

@@ -97,7 +97,8 @@ class EdgePopupMiner(LearnedMaskMiner):
     @dataclass(frozen=True)
     class Config(LearnedMaskConfig):
         weights: str = field(default="signed_constant", metadata={
-            "help": "frozen weights: signed_constant (default, Ramanujan et al.), init or signed_std"})
+            "help": "frozen weights: signed_constant (default, Ramanujan et al.), scaled_signed_constant "
+                    "(sign(w0)*sqrt(2/(d*fan_in)), the reference's scale_fan), init or signed_std"})
         score_weight_decay: float = field(default=1e-4, metadata={"help": "weight decay on the scores"})
 
     def init_scores(self, ctx: MiningContext, name: str, w0: torch.Tensor) -> torch.Tensor:
