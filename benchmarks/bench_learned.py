@@ -55,10 +55,10 @@ def score_setup(method: str, model_name: str, spec: DataSpec, density: float = D
     miner = get_miner(method)()
     model = create_model(model_name, spec, seed=seed)
     params = prunable_parameters(model)
-    apply_treatment_(params, miner.weight_treatment())
     ctx = MiningContext(model=model, params=params, spec=spec, data=None, device=torch.device("cpu"), seed=seed,
                         generator=torch.Generator().manual_seed(seed), schedule=[density],
-                        scope=miner.scopes[0])
+                        scope=miner.scopes[0], tie_generator=torch.Generator().manual_seed(seed + 1))
+    apply_treatment_(params, miner.weight_treatment(), miner.treatment_density(ctx))  # as mine() does
     if method == "supermask_learned":  # what its prepare() sets before the shared engine runs
         miner._generator = torch.Generator().manual_seed(seed)
     for p in model.parameters():

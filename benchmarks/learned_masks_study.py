@@ -144,7 +144,7 @@ def _sanity_job(job: tuple[str, float, int, str]) -> tuple[str, float]:
     from ticketlab.fileformat import load
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.training import TrainConfig, train
-    from ticketlab.weights import apply_treatment_
+    from ticketlab.weights import apply_recorded_treatment_
 
     panel_key, density, seed, cache = job
     torch.set_num_threads(1)
@@ -157,7 +157,7 @@ def _sanity_job(job: tuple[str, float, int, str]) -> tuple[str, float]:
 
     def finetune(model_seed: int, ticket_masks: dict[str, torch.Tensor]) -> dict[str, float]:
         net = create_model(panel.model, data.spec, seed=model_seed)
-        apply_treatment_(prunable_parameters(net), prov["weights"])
+        apply_recorded_treatment_(prunable_parameters(net), prov)
         res = train(net, data, config, masks=ticket_masks, seed=seed, device="cpu")
         return {"test_accuracy": res.final_test_accuracy, "train_seconds": res.wall_time_s}
 
