@@ -170,3 +170,24 @@ def test_a_healthy_ticket_gives_no_warning_and_records_its_split_sizes(tmp_path)
     assert t.provenance["health"]["status"] == "healthy"
     res = CliRunner().invoke(cli, ["inspect", str(out)])
     assert res.exit_code == 0 and "warning" not in res.stderr and "healthy: no collapsed layer" in res.stdout
+
+
+def test_compare_notes_an_unhealthy_input_in_one_line_and_a_json_field(tmp_path):
+    topo = mlp_topology([2, 3, 2])
+    sick = tmp_path / "sick.h5"
+    well = tmp_path / "well.h5"
+    ticketlab.save(Ticket(masks={"fc1": np.ones((3, 2), bool), "fc2": np.array([[1, 1, 1], [0, 0, 0]], bool)},
+                          provenance={"topology": topo}), sick)
+    ticketlab.save(Ticket(masks={"fc1": np.ones((3, 2), bool), "fc2": np.ones((2, 3), bool)},
+                          provenance={"topology": topo}), well)
+    res = CliRunner().invoke(cli, ["compare", str(sick), str(well), "--metric", "jaccard", "--json"])
+    assert res.exit_code == 0, res.output
+    want = "unhealthy ticket: 1 of 2 classes have no input-to-output path (class 1)"
+    assert res.stderr.splitlines() == [f"warning: {sick}: {want}"]
+    (rec,) = json.loads(res.stdout)
+    assert rec["health_a"] == want and "health_b" not in rec  # the healthy ticket gets no field
+    from ticketlab.metrics import validate_records
+
+    validate_records([rec])  # health_a is in the schema (additionalProperties is false)
+    res = CliRunner().invoke(cli, ["compare", str(well), str(sick), "--matrix", "jaccard"])
+    assert res.exit_code == 0 and res.stderr.splitlines() == [f"warning: {sick}: {want}"]

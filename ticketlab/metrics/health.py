@@ -225,12 +225,14 @@ def recorded_accuracy(t: Ticket) -> tuple[float, str] | None:
     return None
 
 
-def health(t: Ticket, *, accuracy: float | None = None, split: str = "test", samples: int | None = None) -> Health:
+def health(t: Ticket, *, accuracy: float | None = None, split: str = "test", samples: int | None = None,
+           cache: Any = None) -> Health:
     """The :class:`Health` of ticket ``t`` (module docstring).
 
     ``accuracy``, ``split`` and ``samples`` check an accuracy the caller measured (``ticketlab
     evaluate``) instead of the one the ticket records; ``samples`` defaults to the provenance's
-    ``data_spec.split_samples[split]``.
+    ``data_spec.split_samples[split]``. ``cache``: a :class:`ticketlab.metrics.Cache` whose graph
+    analysis the graph metrics of the same call share.
 
     Example:
         >>> t = Ticket(masks={"w": np.zeros((2, 3), bool)},
@@ -249,7 +251,7 @@ def health(t: Ticket, *, accuracy: float | None = None, split: str = "test", sam
         from ticketlab.metrics.graph import analyze
 
         try:
-            graph = analyze(t)
+            graph = analyze(t, cache)
         except (TicketlabError, KeyError, TypeError, ValueError) as exc:
             note = f"the recorded topology cannot be read ({exc}), so reachability was not checked"
     else:
