@@ -183,11 +183,11 @@ def test_compare_notes_an_unhealthy_input_in_one_line_and_a_json_field(tmp_path)
     res = CliRunner().invoke(cli, ["compare", str(sick), str(well), "--metric", "jaccard", "--json"])
     assert res.exit_code == 0, res.output
     want = "unhealthy ticket: 1 of 2 classes have no input-to-output path (class 1)"
-    assert res.stderr.splitlines() == [f"warning: {sick}: {want}"]
+    assert res.stderr.splitlines() == [f"warning: sick.h5: {want}"]
     (rec,) = json.loads(res.stdout)
     assert rec["health_a"] == want and "health_b" not in rec  # the healthy ticket gets no field
     from ticketlab.metrics import validate_records
 
     validate_records([rec])  # health_a is in the schema (additionalProperties is false)
     res = CliRunner().invoke(cli, ["compare", str(well), str(sick), "--matrix", "jaccard"])
-    assert res.exit_code == 0 and res.stderr.splitlines() == [f"warning: {sick}: {want}"]
+    assert res.exit_code == 0 and res.stderr.splitlines() == [f"warning: sick.h5: {want}"]
