@@ -191,3 +191,22 @@ def test_compare_notes_an_unhealthy_input_in_one_line_and_a_json_field(tmp_path)
     validate_records([rec])  # health_a is in the schema (additionalProperties is false)
     res = CliRunner().invoke(cli, ["compare", str(well), str(sick), "--matrix", "jaccard"])
     assert res.exit_code == 0 and res.stderr.splitlines() == [f"warning: sick.h5: {want}"]
+
+
+def test_train_and_evaluate_store_health_and_warn_in_one_line(tmp_path):
+    src, out = tmp_path / "mi.h5", tmp_path / "mi_trained.h5"
+    ticketlab.save(ticketlab.mine("magnitude_init", density=0.01, seed=0, device="cpu"), src)
+    res = CliRunner().invoke(cli, ["train", str(src), "-o", str(out), "--train-epochs", "1", "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("warning:")]
+    assert line.startswith(f"warning: {out}: unhealthy ticket: collapsed: 3 of 3 layers")
+    t = ticketlab.load(out)
+    rec = t.provenance["health"]
+    assert rec == health(t).to_dict() and rec["accuracy"]["samples"] == 359  # digits' test split
+    assert rec["accuracy"]["value"] == t.provenance["test_accuracy"] and rec["accuracy"]["source"] == "test_accuracy"
+    res = CliRunner().invoke(cli, ["evaluate", str(src), "--split", "val", "--json", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    acc = result["health"]["accuracy"]
+    assert (acc["source"], acc["split"], acc["samples"], acc["value"]) == ("given", "val", 359, result["accuracy"])
+    assert res.stderr.count("warning:") == 1 and "none of the 10 classes" in res.stderr
