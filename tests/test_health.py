@@ -63,6 +63,10 @@ def test_collapsed_layers_that_still_keep_weights():
     assert h.summary() == ("unhealthy ticket: collapsed: 2 of 2 layers have no effective weight (fc1, fc2); "
                            "none of the 2 classes has an input-to-output path; 100% of the kept weights lie off "
                            "every such path")
+    prov = {"test_accuracy": 0.5, "data_spec": {"num_classes": 2, "split_samples": {"test": 10}}}
+    h = health(mlp([[1, 1], [0, 0], [0, 0]], [[0, 1, 0], [0, 1, 0]], **prov))  # 5 of 10 on 2 classes: chance
+    assert h.summary().endswith("100% of the kept weights lie off every such path; test accuracy 0.5 is at chance "
+                                "(within the 99% binomial band 0.1-0.9 of 1/2 on 10 samples)")
 
 
 def test_a_collapsed_layer_is_reported_even_when_a_shortcut_keeps_the_classes_reachable():

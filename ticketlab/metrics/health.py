@@ -166,11 +166,11 @@ class Health:
     def summary(self) -> str:
         """One line: the status and its reasons (for a warning), or what was checked."""
         if self.reasons:
-            share = self.off_path_share
-            tail = [] if share is None or share == 0 else [f"{share:.0%} of the kept weights lie off every such path"]
-            if self.unreachable_classes is None or not self.unreachable_classes:
-                tail = []  # the share is informative beside a reachability problem only
-            return "unhealthy ticket: " + "; ".join([*self.reasons, *tail])
+            parts, share = list(self.reasons), self.off_path_share
+            if self.unreachable_classes and share:  # informative beside a reachability problem only
+                at = 2 if self.collapsed_layers else 1  # right after the reachability clause
+                parts.insert(at, f"{share:.0%} of the kept weights lie off every such path")
+            return "unhealthy ticket: " + "; ".join(parts)
         acc = "" if self.at_chance is None else f", {self.split} accuracy {self.accuracy:.4g} above chance"
         if not self.topology:
             return f"health unknown: {self.note or 'no topology recorded'}{acc}"
