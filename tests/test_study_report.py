@@ -210,3 +210,45 @@ def test_bad_manifest_is_one_sentence(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"name": "x", "jobs": {}}))
     with pytest.raises(ConfigError, match="'jobs' list"):
         rep.write_report(tmp_path)
+
+
+def test_unhealthy_tickets_are_marked_listed_and_left_out_of_the_claims(tmp_path):
+    """'dead' = 'copy''s mask with fc3 emptied: it shares far more than chance with 'copy', but it is
+    collapsed, so the paragraph must not claim it, must say so, and every table must mark it."""
+    names = ["input", "t1", "t2", "t3"]
+    topo = {"tensors": {"input": 30, "t1": 40, "t2": 12, "t3": 5}, "input": "input", "output": "t3",
+            "edges": [{"param": p, "src": names[i], "dst": names[i + 1], "kind": "linear", "group": 1}
+                      for i, p in enumerate(SHAPES)]}
+    (tmp_path / "tickets").mkdir()
+    fixed = {n: np.random.default_rng(99).random(s) < 0.5 for n, s in SHAPES.items()}
+    jobs = []
+    for s in range(3):
+        rng = np.random.default_rng(s)
+        dead = {**fixed, "fc3.weight": np.zeros(SHAPES["fc3.weight"], bool)}
+        noise = {n: rng.random(sh) < 0.5 for n, sh in SHAPES.items()}
+        for method, masks in (("copy", fixed), ("noise", noise), ("dead", dead)):
+            jid = f"{method}-s{s}-{s:04d}"
+            prov = {"method": method, "seed": s, "topology": topo, "data_spec": {"num_classes": 5}}
+            ticketlab.save(Ticket(masks=masks, provenance=prov), tmp_path / f"tickets/{jid}.h5")
+            jobs.append(job(jid, method, s, 0.5))
+    write_manifest(tmp_path, jobs)
+    rep.write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    pair = {(r["method_a"], r["method_b"]): r for r in rows(tmp_path, section="overlap_method_pair")}
+    assert float(pair["copy", "dead"]["lift"]) > 1.5 and float(pair["copy", "dead"]["p"]) < 1e-6  # claimable...
+    more, less = summary_parts(tmp_path)
+    assert "copy–copy (seeds)" in more and "dead" not in more and "dead" not in less  # ... but not claimed
+    assert ("Left out of these claims: 3 unhealthy tickets (3 dead tickets: collapsed layers, classes without an "
+            "input-to-output path), and every pair that holds one, so nothing is said about copy–dead; "
+            "noise–dead; dead–dead (seeds).") in md
+    verdict = {(r["method_a"], r["method_b"]): r["note"] for r in rows(tmp_path, section="summary")}
+    assert verdict["copy", "dead"].startswith("left out") and verdict["copy", "copy"] == "more"
+    health = {r["label_a"]: r for r in rows(tmp_path, section="health")}
+    assert [health[f"dead/s{s}"]["value"] for s in range(3)] == ["1", "1", "1"]
+    assert health["copy/s0"]["value"] == "0" and "collapsed: 1 of 3 layers keep no weight" not in health["copy/s0"]["note"]
+    assert "3 of 9 tickets are unhealthy" in md and "| dead/s0 | dead-s0-0000 |" in md
+    # marked in every method table: rows of the overlap matrix, within/across, profiles and graph tables, and the
+    # column headers of the overlap matrix and the profile distances; the pair table's names
+    assert md.count("| dead † |") == 6 and "| copy–dead † |" in md and "| dead †–dead † (seeds) |" in md
+    assert "| copy † |" not in md
+    assert "9 tickets read, 3 of them unhealthy (marked †; see Ticket health)" in md

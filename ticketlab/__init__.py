@@ -21,6 +21,8 @@ _LAZY = {
     "save": "ticketlab.fileformat",
     "load": "ticketlab.fileformat",
     "compare": "ticketlab.metrics",
+    "health": "ticketlab.metrics.health",
+    "Health": "ticketlab.metrics.health",
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
     "train": "ticketlab.retraining",

@@ -51,9 +51,13 @@ def evaluate(
             ticket's seed).
 
     Returns:
-        ``{"split", "loss", "accuracy", "density", "kept", "weights_source", "recalibration_batches", ...}``.
+        ``{"split", "loss", "accuracy", "density", "kept", "weights_source", "recalibration_batches", ...,
+        "health"}``; ``health`` is :func:`ticketlab.health` of the ticket with this accuracy, split and
+        split size (:meth:`~ticketlab.metrics.health.Health.to_dict`, as the provenance stores it).
     """
+    from ticketlab.data import split_samples
     from ticketlab.fileformat import load
+    from ticketlab.metrics.health import health
     from ticketlab.retraining import rebuild
     from ticketlab.training import RECALIBRATION_BATCHES, SPLITS, evaluate_untrained
     from ticketlab.weights import check_kept, kept_generator, reinit_draw_seed, start_weights
@@ -79,6 +83,7 @@ def evaluate(
                    for n, w in weights.items()}
     ev = evaluate_untrained(net, data, masks, weights, recalibrate=recalibrate, seed=seed, splits=(split,))
     loss, acc = ev[split]
+    checked = health(ticket, accuracy=acc, split=split, samples=split_samples(data)[split])
     return {"split": split, "loss": loss, "accuracy": acc, "density": ticket.density, "kept": kept or "stored",
             "weights_source": source, "recalibration_batches": recalibrate, "model": prov["model"],
-            "dataset": prov["dataset"], "seed": run_seed}
+            "dataset": prov["dataset"], "seed": run_seed, "health": checked.to_dict()}

@@ -132,7 +132,8 @@ def mine(
             included; ``docs/selection.md``). Recorded in the provenance as ``count_rule``.
     """
     from ticketlab.checkpoint import read_checkpoint, write_checkpoint
-    from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
+    from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only, split_samples
+    from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
     from ticketlab.data.corruption import check_corruption
     from ticketlab.fileformat import save
     from ticketlab.models import create_model, model_topology, prunable_parameters
@@ -248,7 +249,8 @@ def mine(
             "model": model,
             "model_config": dict(model_kwargs or {}),
             "dataset": dataset,
-            "data_spec": dataclasses.asdict(data.spec),
+            # split sizes only when the samples were read (a data-free run has empty splits)
+            "data_spec": {**dataclasses.asdict(data.spec), **({"split_samples": split_samples(data)} if data_read else {})},
             "data_read": data_read,
             "seed": seed,
             "scope": effective_scope,
@@ -292,8 +294,10 @@ def mine(
                 weights["final"] = final_snapshot(net, round_masks)
         np_scores = ({n: s.detach().to(torch.float32).cpu().numpy() for n, s in last_scores.items()}
                      if keep_scores else {})
-        return Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores,
-                      history=[dict(r) for r in rows])
+        ticket = Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores,
+                        history=[dict(r) for r in rows])
+        ticket.provenance[HEALTH_KEY] = health(ticket).to_dict()  # docs/format.md, "Ticket health"
+        return ticket
 
     def finish_round(k: int) -> None:
         if rounds_dir is not None:

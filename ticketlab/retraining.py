@@ -379,7 +379,9 @@ def train(
         >>> r.history[-1]["stage"], r.provenance["trained_from"]["init"]
         ('ticket', 'stored')
     """
+    from ticketlab.data import split_samples
     from ticketlab.fileformat import load
+    from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
     from ticketlab.training import resolved_config
     from ticketlab.weights import kept_generator, reinit_draw_seed, start_weights
 
@@ -421,7 +423,12 @@ def train(
     if "trained_from" in provenance:  # a trained ticket trained again: keep the chain
         record["source_trained_from"] = provenance.pop("trained_from")
     provenance.update(trained_from=record, trained=True, test_accuracy=row["test_accuracy"])
+    spec = provenance.get("data_spec") if isinstance(provenance.get("data_spec"), dict) else dataclasses.asdict(rb.data.spec)
+    provenance["data_spec"] = {**spec, "split_samples": split_samples(rb.data)}  # the split the accuracy is of
+    provenance.pop(HEALTH_KEY, None)  # the source's; the trained ticket's own is added below
     history = [{"stage": "train", **r} for r in result.log] + [row]
-    return Ticket(masks={n: m.copy() for n, m in ticket.masks.items()}, provenance=provenance,
-                  weights={"init": {n: w.numpy() for n, w in start.items()}, "final": final},
-                  scores={n: np.array(s, copy=True) for n, s in ticket.scores.items()}, history=history)
+    trained = Ticket(masks={n: m.copy() for n, m in ticket.masks.items()}, provenance=provenance,
+                     weights={"init": {n: w.numpy() for n, w in start.items()}, "final": final},
+                     scores={n: np.array(s, copy=True) for n, s in ticket.scores.items()}, history=history)
+    trained.provenance[HEALTH_KEY] = health(trained).to_dict()
+    return trained

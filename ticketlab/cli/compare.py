@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options, progress_for
-from ticketlab.cli.render import console, visible
+from ticketlab.cli.render import console, visible, warn_unhealthy
 
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
 #: Columns of the degree-preserving null, shown when the records have them (--null degree).
@@ -250,18 +250,36 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         records = compare(list(paths), list(metrics) or None, per_layer=per_layer, common_only=common_only,
                           labels=labels, progress=progress, null=null, null_samples=null_samples,
                           null_rounds=null_rounds, seed=seed, align=align)
+    for label, summary in _unhealthy(records).items():  # one line per unhealthy ticket, on stderr
+        warn_unhealthy(label, {"status": "unhealthy", "summary": summary})
     if as_json:
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
         _render_records(records, labels, hint=not metrics)
 
 
+def _unhealthy(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Label -> health summary of every unhealthy ticket, in the order first seen (the records'
+    ``health_a`` / ``health_b``)."""
+    out: dict[str, str] = {}
+    for r in records:
+        for side in ("a", "b"):
+            if f"health_{side}" in r:
+                out.setdefault(r[side], r[f"health_{side}"])
+    return out
+
+
 def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: str, common_only: bool,
             as_json: bool, plot: Path | None, csv_path: Path | None) -> None:
-    from ticketlab.metrics import pairwise_matrix
+    from ticketlab.metrics import get_metric, pairwise_matrix
+    from ticketlab.metrics.compare import prepare
+    from ticketlab.metrics.health import health
 
+    tickets, names = prepare(paths, [get_metric(metric)], labels=labels, common_only=common_only)
+    for name, t in zip(names, tickets):  # one line per unhealthy ticket, on stderr
+        warn_unhealthy(name, health(t).to_dict())
     with progress_for(ctx) as progress:
-        m = pairwise_matrix(paths, metric, labels=labels, common_only=common_only, progress=progress)
+        m = pairwise_matrix(tickets, metric, labels=names, common_only=common_only, progress=progress)
     if csv_path is not None:
         from ticketlab.atomic import atomic_write_text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ticketlab.cli.common import common_options, data_root_option, device_option
-from ticketlab.cli.render import console
+from ticketlab.cli.render import console, warn_unhealthy
 
 
 @click.command("evaluate")
@@ -36,6 +36,7 @@ def command(path: Path, split: str, kept: str | None, recalibrate_batches: int |
 
     result = evaluate(path, split=split, kept=kept, data_root=data_root, device=device,
                       recalibrate=recalibrate_batches)
+    warn_unhealthy(path, result.get("health"))  # one line on stderr
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options
-from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
 
 #: Provenance keys shown first, in this order; the rest follow alphabetically.
 _FIRST = ("method", "model", "dataset", "seed", "scope", "rounds", "target_density", "achieved_density",
           "kept", "total", "collapsed", "test_accuracy", "device", "created", "ticketlab_version",
           "torch_version")
-_HIDDEN = ("topology",)  # large; shown with --json only
+_HIDDEN = ("topology", "health")  # large; shown with --json only (health: its summary line, computed anew)
 #: The text view stays readable and fast on any provenance (it is bounded at load, but may still
 #: hold ~10**6 keys): at most this many keys, each value cut to this many characters.
 MAX_KEYS, MAX_VALUE_CHARS = 100, 300
@@ -47,12 +47,15 @@ def _json_safe(value: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print everything as JSON.")
 @common_options
 def command(path: Path, as_json: bool) -> None:
-    """Show a ticket file's provenance, per-layer densities and trained rounds (IMP)."""
-    from ticketlab.fileformat import read_info
+    """Show a ticket file's provenance, per-layer densities, health and trained rounds (IMP)."""
+    from ticketlab.fileformat import load, read_info
+    from ticketlab.metrics.health import health
 
     info = read_info(path, history=True, verify=True)  # what load refuses, inspect refuses too
+    checked = health(load(path, weights=False, scores=False)).to_dict()  # computed now, not the stored record
+    warn_unhealthy(path, checked)  # one line on stderr
     if as_json:  # strict JSON: NaN and infinities as null (as compare --json writes them)
-        click.echo(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
+        click.echo(json.dumps(_json_safe({**info, "health": checked}), indent=2, default=str, allow_nan=False))
         return
     prov = info["provenance"]
     out = console()
@@ -67,6 +70,7 @@ def command(path: Path, as_json: bool) -> None:
     extras = [f"weights: {', '.join(info['snapshots']) or 'none'}", f"scores: {'yes' if info['scores'] else 'no'}",
               f"history rows: {info['history_rows']}"]
     out.print("  " + "; ".join(extras))
+    out.print(f"  {visible(checked['summary'])}")
     layers = info["layers"]
     out.print(density_table({n: v["kept"] for n, v in layers.items()}, {n: v["total"] for n, v in layers.items()}))
     rounds = trained_rounds(info["history"])

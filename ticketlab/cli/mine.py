@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
-from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible
+from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
 
 #: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
 #: test keeps the two equal).
@@ -210,6 +210,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         ctx.exit(130)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # the ticket is safely written: the run is finished
+    warn_unhealthy(path, ticket.provenance.get("health"))  # one line on stderr: collapse, dead classes, chance
     if as_json:
         import json
 
@@ -248,10 +249,6 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         out.print(f"sweep of {len(sweep)} untrained masks: kept the best on validation ({at}density "
                   f"{r['density']:.4g}): val accuracy {r['val_accuracy']:.4f} (test {r['test_accuracy']:.4f}, "
                   "reported only)")
-    if ticket.provenance.get("collapsed"):
-        empty = [n for n, k in ticket.layer_kept().items() if k == 0]
-        click.echo(f"warning: layer collapse: {len(empty)} layer(s) keep no weight ({visible(', '.join(empty[:3]))})",
-                   err=True)
 
 
 def interrupted_message(checkpoint: Path | None, argv: list[str] | None) -> str:
@@ -303,6 +300,7 @@ def _summary(ticket: Any, path: Path) -> dict[str, Any]:
         "kept": ticket.kept, "total": ticket.total, "density": ticket.density,
         "layers": {n: {"kept": k, "total": int(ticket.masks[n].size)} for n, k in ticket.layer_kept().items()},
         "collapsed": prov.get("collapsed", False),
+        "health": prov.get("health"),
         "data_corruption": prov.get("data_corruption"),
         "test_accuracy": prov.get("test_accuracy"),
         "history": [r for r in ticket.history if r.get("stage") != "round" or "test_accuracy" in r],

@@ -103,3 +103,19 @@ def _cell(value: Any, fmt: str = "") -> str:
     if fmt and isinstance(value, (int, float)) and not isinstance(value, bool):
         return format(value, fmt)
     return visible(value)
+
+
+def warn_unhealthy(where: Any, record: Mapping[str, Any] | None) -> bool:
+    """Print ``warning: WHERE: unhealthy ticket: ...`` (one line, stderr) when ``record`` (a
+    :meth:`ticketlab.metrics.health.Health.to_dict`) says the ticket is unhealthy; True if it did.
+
+    Example:
+        >>> warn_unhealthy("a.h5", {"status": "healthy", "summary": "healthy: ..."})
+        False
+    """
+    if not record or record.get("status") != "unhealthy":
+        return False
+    import click
+
+    click.echo(f"warning: {visible(where)}: {visible(record.get('summary', 'unhealthy ticket'))}", err=True)
+    return True

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ticketlab.cli.common import common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
-from ticketlab.cli.render import console, visible
+from ticketlab.cli.render import console, visible, warn_unhealthy
 
 #: ``ticketlab.retraining.KEPT_CHOICES`` (repeated so that building the command never imports
 #: torch; a test keeps the two equal).
@@ -55,9 +55,11 @@ def command(ctx: click.Context, ticket: Path, output: Path, kept: str, train_epo
                         seed=seed, device=device, data_root=data_root, progress=progress)
     path = save(trained, output)
     rec = trained.provenance["trained_from"]
+    warn_unhealthy(path, trained.provenance.get("health"))  # one line on stderr
     summary = {"path": str(path), "source": str(ticket), "kept": kept, "seed": rec["seed"], "init": rec["init"],
                "density": trained.density, "test_accuracy": trained.provenance["test_accuracy"],
-               "source_test_accuracy": rec.get("source_test_accuracy"), "iterations": trained.history[-1]["iterations"]}
+               "source_test_accuracy": rec.get("source_test_accuracy"), "iterations": trained.history[-1]["iterations"],
+               "health": trained.provenance.get("health")}
     if as_json:
         import json
 

@@ -23,7 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from ticketlab.data.base import DataSpec, Dataset, GraphData, TensorData
+from ticketlab.data.base import DataSpec, Dataset, GraphData, TensorData, split_samples
 from ticketlab.data.registry import (
     DatasetInfo,
     get_dataset_info,
@@ -51,4 +51,5 @@ __all__ = [
     "load_dataset",
     "register_dataset",
     "shape_only",
+    "split_samples",
 ]

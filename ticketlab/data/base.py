@@ -54,3 +54,20 @@ class GraphData:
     graph: Any  # torch_geometric.data.Data
 
 Dataset = Union[TensorData, GraphData]
+
+
+def split_samples(data: Dataset) -> dict[str, int]:
+    """Samples (tensor data) or labelled nodes (graph data) in each split: ``{"train", "val", "test"}``.
+
+    Recorded in a ticket's provenance as ``data_spec.split_samples``: the size of the split an
+    accuracy was measured on (:func:`ticketlab.health`'s chance band needs it).
+
+    Example:
+        >>> spec = DataSpec("toy", "tensor", (2,), 2)
+        >>> x, y = torch.zeros(3, 2), torch.zeros(3, dtype=torch.int64)
+        >>> split_samples(TensorData(spec, (x, y), (x[:1], y[:1]), (x[:2], y[:2])))
+        {'train': 3, 'val': 1, 'test': 2}
+    """
+    if isinstance(data, GraphData):
+        return {s: int(getattr(data.graph, f"{s}_mask").sum()) for s in ("train", "val", "test")}
+    return {s: int(len(getattr(data, s)[1])) for s in ("train", "val", "test")}

@@ -207,7 +207,8 @@ def compare(
         A list of dicts with keys ``a``, ``b`` (None for single-ticket metrics), ``metric``,
         ``layer``, ``value`` and, where the metric gives them, ``expected``, ``lift``, ``z``,
         ``p``, ``p_two_sided``, ``expected_global``, ``lift_global``, ``z_global``, ``p_global``,
-        ``expected_degree``, ``lift_degree``, ``p_degree``, ``note`` (see docs/compare_schema.md).
+        ``expected_degree``, ``lift_degree``, ``p_degree``, ``note`` (see docs/compare_schema.md);
+        ``health_a`` / ``health_b`` when ticket ``a`` / ``b`` is unhealthy (:func:`ticketlab.health`).
 
     Example:
         >>> import numpy as np
@@ -260,6 +261,25 @@ def compare(
                 records.append({"a": names[idx[0]], "b": b, "metric": m.name, "layer": TOTAL, "value": None,
                                 "note": lacks})
             task.advance()
+    return _with_health(records, loaded, names, cache)
+
+
+def _with_health(records: list[dict[str, Any]], loaded: list[Ticket], names: list[str],
+                 cache: Cache) -> list[dict[str, Any]]:
+    """``health_a`` / ``health_b``: the one-line :func:`ticketlab.health` summary of an unhealthy
+    ticket, on every record of that ticket (absent for healthy tickets and those of unknown health)."""
+    from ticketlab.metrics.health import health
+
+    sick = {}
+    for name, t in zip(names, loaded):
+        h = health(t, cache=cache)
+        if h.healthy is False:
+            sick[name] = h.summary()
+    if sick:
+        for r in records:
+            for side in ("a", "b"):
+                if r.get(side) in sick:
+                    r[f"health_{side}"] = sick[r[side]]
     return records
 
 

@@ -50,6 +50,8 @@ COMPARE_SCHEMA: dict[str, Any] = {
             "lift_aligned": {**_NUM, "description": "value / expected_aligned"},
             "p_aligned": {**_PROB, "description": "add-one empirical P(overlap >= observed) for aligned random masks"},
             "note": {"type": ["string", "null"], "description": "how to read the record"},
+            "health_a": {"type": "string", "description": "ticket a is unhealthy: ticketlab.health's one-line summary"},
+            "health_b": {"type": "string", "description": "ticket b is unhealthy: ticketlab.health's one-line summary"},
         },
     },
 }

@@ -28,6 +28,11 @@ Per (model, dataset) and per density:
 6. Test accuracy of trained tickets beside ``1 / num_classes``.
 7. A paragraph generated from the numbers, with the thresholds :data:`LIFT_THRESHOLD` and
    :data:`ALPHA` stated in it.
+8. Ticket health (:func:`ticketlab.health`): unhealthy tickets (a collapsed layer, a class without
+   an input-to-output path, an accuracy at chance) are marked with :data:`MARK` in every table and
+   figure (on the method, or on the ticket's label) and listed with their reasons; the generated
+   paragraph's claims use only pairs of healthy tickets (and tickets of unknown health), and say
+   how many tickets were left out and why.
 
 Spreads are min-max over seeds or seed pairs throughout.
 
@@ -83,6 +88,8 @@ GRAPH_METRICS = {
     "log10_paths": "log10 paths", "spectral_gap": "spectral gap",
 }
 SPREAD = "min-max"
+#: Appended to the name of a method with an unhealthy ticket (and to such a ticket's label).
+MARK = " †"
 _DONE = ("done", "skipped")
 
 
@@ -97,6 +104,20 @@ class _Entry:
     seed: int
     density: float
     ticket: Ticket
+    health: Any = None  # ticketlab.metrics.health.Health
+
+    @property
+    def unhealthy(self) -> bool:
+        return self.health is not None and self.health.healthy is False
+
+
+def _mark(name: str, sick: bool) -> str:
+    return f"{name}{MARK}" if sick else name
+
+
+def _sick(entries: Iterable[_Entry]) -> set[str]:
+    """Methods with at least one unhealthy ticket among ``entries``."""
+    return {e.method for e in entries if e.unhealthy}
 
 
 @dataclass
@@ -130,6 +151,7 @@ def _inside(study_dir: Path, rel: Any) -> Path | None:
 
 def _load_study(study_dir: Path, progress: Any) -> _Study:
     from ticketlab.fileformat import load
+    from ticketlab.metrics.health import health
 
     data = read_manifest(study_dir)
     jobs = [j for j in data["jobs"] if isinstance(j, dict)]
@@ -163,7 +185,7 @@ def _load_study(study_dir: Path, progress: Any) -> _Study:
             if method not in methods:
                 methods.append(method)
             groups.setdefault((model, dataset), {}).setdefault(density, []).append(
-                _Entry(f"{method}/s{seed}", jid, method, seed, density, t))
+                _Entry(f"{method}/s{seed}", jid, method, seed, density, t, health(t)))
     for by_density in groups.values():
         for d, entries in by_density.items():
             entries.sort(key=lambda e: (methods.index(e.method), e.seed, e.job_id))
@@ -512,7 +534,7 @@ def _plot_heatmaps(ov: _Overlap, title: str) -> Any:
 
     k = len(ov.entries)
     order = ov.order
-    labels = [ov.entries[i].label for i in order] if k <= 40 else None  # more would not be legible
+    labels = [_mark(ov.entries[i].label, ov.entries[i].unhealthy) for i in order] if k <= 40 else None  # more would not be legible
     # fixed margins (inches) from the longest label: much faster than a layout engine's text passes
     margin = 0.4 + (0.06 * max(len(s) for s in labels) if labels else 0.0)
     size = min(8.0, 2.5 + 0.3 * k)
@@ -536,7 +558,8 @@ def _plot_heatmaps(ov: _Overlap, title: str) -> Any:
     return fig
 
 
-def _plot_within_across(methods: list[str], data: dict[str, tuple[list[float], list[float]]], title: str) -> Any:
+def _plot_within_across(methods: list[str], data: dict[str, tuple[list[float], list[float]]], title: str,
+                        shown: list[str] | None = None) -> Any:
     fig = _new(max(5.0, 1.3 * len(methods) + 2), 4.0)
     ax = fig.add_subplot(1, 1, 1)
     rng = np.random.default_rng(0)  # jitter of the points only
@@ -551,7 +574,7 @@ def _plot_within_across(methods: list[str], data: dict[str, tuple[list[float], l
                        label=None if lab in labelled else lab)
             labelled.add(lab)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="chance (lift 1)")
-    ax.set_xticks(range(len(methods)), methods, rotation=30, fontsize=8)
+    ax.set_xticks(range(len(methods)), shown or methods, rotation=30, fontsize=8)
     ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.set_ylabel("Jaccard lift over chance")
     ax.set_title(title, fontsize=9)
@@ -619,6 +642,32 @@ def _verdict(mean_lift: float, p_max: float, p_min: float) -> str:
 class _GroupResult:
     pair_stats: dict[float, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     within: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # the paragraph's claims: the same numbers over pairs of tickets that are not unhealthy
+    claims: dict[float, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    within_claims: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    left_out: dict[float, list[_Entry]] = field(default_factory=dict)  # unhealthy tickets per density
+
+
+def _pair_stats(ov: _Overlap, pairs: dict[tuple[str, str], list[tuple[int, int]]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Mean lift [spread], largest / smallest p, mean Jaccard and chance, and the verdict per method pair."""
+    stats: dict[tuple[str, str], dict[str, Any]] = {}
+    for (ma, mb), idx in pairs.items():
+        if not idx:
+            continue
+        mean, lo, hi, n = _stats(ov.lift[i, j] for i, j in idx)
+        ps = [ov.p[i, j] for i, j in idx]
+        st = {"lift": mean, "lo": lo, "hi": hi, "n": n, "p_max": max(ps), "p_min": min(ps),
+              "jaccard": _stats(ov.jaccard[i, j] for i, j in idx)[0],
+              "expected": _stats(ov.expected[i, j] for i, j in idx)[0]}
+        st["verdict"] = _verdict(mean, st["p_max"], st["p_min"])
+        stats[(ma, mb)] = st
+    return stats
+
+
+def _healthy_pairs(ov: _Overlap) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """``ov.pairs`` without the pairs that hold an unhealthy ticket."""
+    ok = [not e.unhealthy for e in ov.entries]
+    return {k: [(i, j) for i, j in idx if ok[i] and ok[j]] for k, idx in ov.pairs.items()}
 
 
 def _section_overlap(doc: _Doc, key: dict[str, Any], methods: list[str], d: float, entries: list[_Entry],
@@ -638,23 +687,20 @@ def _section_overlap(doc: _Doc, key: dict[str, Any], methods: list[str], d: floa
     doc.figure(_plot_heatmaps(ov, f"{where}, density {_num(d)}"), f"{where}-d{d}-overlap",
                f"Jaccard (left) and its lift over chance (right) of every pair of tickets, {where}, "
                f"density {_num(d)}; rows and columns in hierarchical-clustering order (average linkage "
-               f"of 1 - Jaccard)" + (f"; {ov.order_note}" if ov.order_note else ""))
+               f"of 1 - Jaccard)" + (f"; {ov.order_note}" if ov.order_note else "")
+               + (f"; {MARK.strip()}: an unhealthy ticket" if any(e.unhealthy for e in entries) else ""))
     present = [m for m in methods if any(e.method == m for e in entries)]
-    stats: dict[tuple[str, str], dict[str, Any]] = {}
-    for (ma, mb), idx in ov.pairs.items():
-        lifts = [ov.lift[i, j] for i, j in idx]
-        mean, lo, hi, n = _stats(lifts)
-        ps = [ov.p[i, j] for i, j in idx]
-        st = {"lift": mean, "lo": lo, "hi": hi, "n": n, "p_max": max(ps), "p_min": min(ps),
-              "jaccard": _stats(ov.jaccard[i, j] for i, j in idx)[0],
-              "expected": _stats(ov.expected[i, j] for i, j in idx)[0]}
-        st["verdict"] = _verdict(mean, st["p_max"], st["p_min"])
-        stats[(ma, mb)] = st
+    sick = _sick(entries)
+    stats = _pair_stats(ov, ov.pairs)
+    for (ma, mb), st in stats.items():
+        mean, lo, hi, n = st["lift"], st["lo"], st["hi"], st["n"]
         doc.row(section="overlap_method_pair", **key, density=d, method_a=ma, method_b=mb, metric="jaccard",
                 value=st["jaccard"], expected=st["expected"], lift=mean, p=st["p_max"], spread=SPREAD,
                 spread_lo=lo, spread_hi=hi, n=n,
                 note="pairs of different seeds" if ma == mb else "same-seed pairs; p = largest one-sided p")
     res.pair_stats[d] = stats
+    res.claims[d] = _pair_stats(ov, _healthy_pairs(ov)) if sick else stats
+    res.left_out[d] = [e for e in entries if e.unhealthy]
 
     def cell(a: str, b: str) -> str:
         st = stats.get((a, b)) or stats.get((b, a))
@@ -664,31 +710,57 @@ def _section_overlap(doc: _Doc, key: dict[str, Any], methods: list[str], d: floa
              "pairs of tickets of the two methods at the same seed (same initial weights); on the diagonal: "
              "a method's tickets at different seeds. Lift 1 is what random masks with the same per-layer "
              "kept counts give.")
-    doc.table(["method", *present], [[a, *(cell(a, b) for b in present)] for a in present])
+    shown = {m: _mark(m, m in sick) for m in present}
+    doc.table(["method", *shown.values()], [[shown[a], *(cell(a, b) for b in present)] for a in present])
     rows = []
     for (ma, mb), st in stats.items():
-        rows.append([_pair_name(ma, mb), str(st["n"]), _num(st["jaccard"]), _num(st["expected"]),
+        rows.append([_pair_name(shown[ma], shown[mb]), str(st["n"]), _num(st["jaccard"]), _num(st["expected"]),
                      _spread(st["lift"], st["lo"], st["hi"]), _pnum(st["p_max"])])
     doc.table(["method pair", "seed pairs", "mean Jaccard", "mean expected Jaccard (chance)",
                f"lift [{SPREAD}]", "largest one-sided p"], rows)
+    _mark_note(doc, entries)
     return ov
 
 
-def _section_within(doc: _Doc, key: dict[str, Any], methods: list[str], d: float, ov: _Overlap,
-                    where: str, res: _GroupResult) -> None:
-    present = [m for m in methods if any(e.method == m for e in ov.entries)]
+def _mark_note(doc: _Doc, entries: list[_Entry]) -> None:
+    """Under a table or figure of ``entries``: which methods the mark flags, and how many tickets."""
+    sick = [e for e in entries if e.unhealthy]
+    if sick:
+        per = {m: sum(1 for e in sick if e.method == m) for m in dict.fromkeys(e.method for e in sick)}
+        of = {m: sum(1 for e in entries if e.method == m) for m in per}
+        doc.para(f"{MARK.strip()} unhealthy tickets (see Ticket health): " + "; ".join(
+            f"{m}: {k} of {of[m]}" for m, k in per.items()) + ". Their numbers are shown but left out of the "
+            "claims of \"What this says\".")
+
+
+def _within_across(ov: _Overlap, pairs: dict[tuple[str, str], list[tuple[int, int]]], present: list[str]
+                   ) -> tuple[dict[str, tuple[list[float], list[float]]], dict[str, dict[str, Any]]]:
+    """Per method: the finite lifts within (other seeds) and across (same seed), and their test."""
     data: dict[str, tuple[list[float], list[float]]] = {}
-    rows, out = [], {}
+    out: dict[str, dict[str, Any]] = {}
     for m in present:
-        within = [float(ov.lift[i, j]) for i, j in ov.pairs.get((m, m), [])]
-        across = [float(ov.lift[i, j]) for (a, b), idx in ov.pairs.items() if a != b and m in (a, b) for i, j in idx]
+        within = [float(ov.lift[i, j]) for i, j in pairs.get((m, m), [])]
+        across = [float(ov.lift[i, j]) for (a, b), idx in pairs.items() if a != b and m in (a, b) for i, j in idx]
         within = [v for v in within if math.isfinite(v)]
         across = [v for v in across if math.isfinite(v)]
         data[m] = (within, across)
         w, a = _stats(within), _stats(across)
         p = permutation_test(within, across) if within and across else math.nan
         diff = w[0] - a[0] if within and across else math.nan
-        out[m] = {"within": w[0], "across": a[0], "diff": diff, "p": p, "n_within": w[3], "n_across": a[3]}
+        out[m] = {"within": w[0], "across": a[0], "diff": diff, "p": p, "n_within": w[3], "n_across": a[3],
+                  "w": w, "a": a}
+    return data, out
+
+
+def _section_within(doc: _Doc, key: dict[str, Any], methods: list[str], d: float, ov: _Overlap,
+                    where: str, res: _GroupResult) -> None:
+    present = [m for m in methods if any(e.method == m for e in ov.entries)]
+    sick = _sick(ov.entries)
+    shown = {m: _mark(m, m in sick) for m in present}
+    data, out = _within_across(ov, ov.pairs, present)
+    rows = []
+    for m in present:
+        w, a, diff, p = out[m]["w"], out[m]["a"], out[m]["diff"], out[m]["p"]
         for metric, s in (("jaccard_lift_within", w), ("jaccard_lift_across", a)):
             doc.row(section="within_vs_across", **key, density=d, method_a=m, metric=metric, value=s[0],
                     expected=1.0, spread=SPREAD, spread_lo=s[1], spread_hi=s[2], n=s[3])
@@ -696,8 +768,9 @@ def _section_within(doc: _Doc, key: dict[str, Any], methods: list[str], d: float
                 value=diff, expected=0.0, p=p,
                 note=f"two-sided permutation test of the difference of means, {N_PERMUTATIONS} permutations, "
                      f"seed {PERMUTATION_SEED}")
-        rows.append([m, _spread(*w), _spread(*a), _num(diff), _pnum(p)])
+        rows.append([shown[m], _spread(*w), _spread(*a), _num(diff), _pnum(p)])
     res.within[d] = out
+    res.within_claims[d] = _within_across(ov, _healthy_pairs(ov), present)[1] if sick else out
     doc.heading(4, f"Within-method vs across-method at density {_num(d)}")
     doc.para(f"Jaccard lift of a method's tickets at different seeds (within) and of its tickets with other "
              f"methods' tickets at the same seed (across), mean [{SPREAD}] (n pairs); chance is lift 1 for "
@@ -705,24 +778,29 @@ def _section_within(doc: _Doc, key: dict[str, Any], methods: list[str], d: float
              f"permutations, seed {PERMUTATION_SEED}); n/a when a method lacks one of the two kinds of pair.")
     doc.table(["method", "within", "across", "within - across", "permutation p"], rows)
     if any(w or a for w, a in data.values()):
-        doc.figure(_plot_within_across(present, data, f"{where}, density {_num(d)}"), f"{where}-d{d}-within",
+        doc.figure(_plot_within_across(present, data, f"{where}, density {_num(d)}", [shown[m] for m in present]),
+                   f"{where}-d{d}-within",
                    f"Jaccard lift within each method (other seeds) and across methods (same seed), {where}, "
-                   f"density {_num(d)}; dashed: chance")
+                   f"density {_num(d)}; dashed: chance" + (f"; {MARK.strip()}: a method with unhealthy tickets"
+                                                           if sick else ""))
+    _mark_note(doc, ov.entries)
 
 
-def _section_vs_density(doc: _Doc, res: _GroupResult, methods: list[str], where: str) -> None:
+def _section_vs_density(doc: _Doc, res: _GroupResult, methods: list[str], where: str, sick: set[str]) -> None:
     doc.heading(3, "Overlap vs density")
     series: dict[str, list[tuple[float, float, float, float]]] = {}
     for d, stats in res.pair_stats.items():
         for (a, b), st in stats.items():
-            series.setdefault(_pair_name(a, b), []).append((d, st["lift"], st["lo"], st["hi"]))
+            name = _pair_name(_mark(a, a in sick), _mark(b, b in sick))
+            series.setdefault(name, []).append((d, st["lift"], st["lo"], st["hi"]))
     if not series:
         doc.para("No method pair to plot.")
         return
     doc.figure(_plot_lines(series, "mean Jaccard lift over chance", where, 1.0, "chance (lift 1)"),
                f"{where}-lift-vs-density",
                f"Mean Jaccard lift over chance per method pair vs density, {where}; bars: {SPREAD} over "
-               "seed pairs; the numbers are the overlap_method_pair rows of results.csv")
+               "seed pairs; the numbers are the overlap_method_pair rows of results.csv"
+               + (f"; {MARK.strip()}: a method with unhealthy tickets" if sick else ""))
 
 
 def _section_profiles(doc: _Doc, key: dict[str, Any], methods: list[str], d: float, entries: list[_Entry],
@@ -731,6 +809,8 @@ def _section_profiles(doc: _Doc, key: dict[str, Any], methods: list[str], d: flo
     k, n = _kept_sizes([e.ticket for e in entries])
     names = list(entries[0].ticket.masks)
     present = [m for m in methods if any(e.method == m for e in entries)]
+    sick = _sick(entries)
+    shown = {m: _mark(m, m in sick) for m in present}
     idx = {m: [i for i, e in enumerate(entries) if e.method == m] for m in present}
     dens = k / n
     overall = float(k.sum() / (len(entries) * n.sum()))
@@ -740,10 +820,11 @@ def _section_profiles(doc: _Doc, key: dict[str, Any], methods: list[str], d: flo
             doc.row(section="profile", **key, density=d, method_a=m, layer=layer, metric="layer_density",
                     value=mean, expected=float(k[idx[m]].sum(axis=1).mean() / n.sum()), spread=SPREAD,
                     spread_lo=lo, spread_hi=hi, n=cnt, note="expected: the ticket's overall density (uniform)")
-    doc.figure(_plot_profiles(names, {m: dens[idx[m]] for m in present}, overall, f"{where}, density {_num(d)}"),
+    doc.figure(_plot_profiles(names, {shown[m]: dens[idx[m]] for m in present}, overall, f"{where}, density {_num(d)}"),
                f"{where}-d{d}-profile",
                f"Density of each layer per method (mean over seeds, bars {SPREAD}), {where}, density {_num(d)}; "
-               "dashed: the density a uniform random mask gives every layer")
+               "dashed: the density a uniform random mask gives every layer"
+               + (f"; {MARK.strip()}: a method with unhealthy tickets" if sick else ""))
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = k / k.sum(axis=1, keepdims=True)
     ok = np.isfinite(shares).all(axis=1)
@@ -769,22 +850,24 @@ def _section_profiles(doc: _Doc, key: dict[str, Any], methods: list[str], d: flo
         doc.row(section="profile_js", **key, density=d, method_a=a, method_b="uniform", metric="profile_js",
                 value=u[0], spread=SPREAD, spread_lo=u[1], spread_hi=u[2], n=u[3],
                 note="distance to the allocation of a uniform random mask (share of each layer = its size share)")
-        rows.append([a, *cells, _spread(*u[:3])])
+        rows.append([shown[a], *cells, _spread(*u[:3])])
     doc.para(f"Jensen-Shannon distance (base 2, 0 = same allocation, 1 = disjoint) between the allocation "
              f"profiles (share of the kept weights in each layer), mean [{SPREAD}]: off the diagonal over "
              "same-seed pairs, on the diagonal over pairs of different seeds. Last column: distance to a "
              "uniform random mask's allocation (what chance gives).")
-    doc.table(["method", *present, "vs uniform random"], rows)
+    doc.table(["method", *shown.values(), "vs uniform random"], rows)
+    _mark_note(doc, entries)
 
 
 def _section_graph(doc: _Doc, key: dict[str, Any], methods: list[str], d: float, entries: list[_Entry],
                    values: dict[str, dict[str, float | None]], baselines: dict[str, dict[str, float | None]]) -> None:
     doc.heading(4, f"Graph properties and signs at density {_num(d)}")
     present = [m for m in methods if any(e.method == m for e in entries)]
+    sick = _sick(entries)
     rows = []
     for m in present:
         mine = [values[e.job_id] for e in entries if e.method == m]
-        cells = [m]
+        cells = [_mark(m, m in sick)]
         for name in (*GRAPH_METRICS, "sign_kept"):
             metric = "effective_density" if name == "effective_sparsity" else name
             vals = [v[name] for v in mine]
@@ -815,6 +898,7 @@ def _section_graph(doc: _Doc, key: dict[str, Any], methods: list[str], d: float,
              "sign equals the initial one): 0.5. Spectral gap: mean over layers of the Ramanujan gap "
              "2 sqrt(d - 1) - lambda2.")
     doc.table(["method", *GRAPH_METRICS.values(), "sign kept"], rows)
+    _mark_note(doc, entries)
 
 
 def _section_accuracy(doc: _Doc, key: dict[str, Any], methods: list[str], by_density: dict[float, list[_Entry]],
@@ -822,8 +906,11 @@ def _section_accuracy(doc: _Doc, key: dict[str, Any], methods: list[str], by_den
     doc.heading(3, "Accuracy vs density")
     series: dict[str, list[tuple[float, float, float, float]]] = {}
     rows, chance = [], math.nan
+    every = [e for es in by_density.values() for e in es]
+    sick_any = _sick(every)
     for d in sorted(by_density, reverse=True):
         entries = by_density[d]
+        sick = _sick(entries)
         for m in methods:
             accs = [e.ticket.provenance.get("test_accuracy") for e in entries if e.method == m]
             accs = [float(a) for a in accs if isinstance(a, (int, float)) and not isinstance(a, bool)]
@@ -834,8 +921,8 @@ def _section_accuracy(doc: _Doc, key: dict[str, Any], methods: list[str], by_den
             c = 1.0 / classes if isinstance(classes, int) and classes > 0 else math.nan
             chance = c if math.isfinite(c) else chance
             s = _stats(accs)
-            series.setdefault(m, []).append((d, s[0], s[1], s[2]))
-            rows.append([m, _num(d), _spread(*s), _num(c)])
+            series.setdefault(_mark(m, m in sick_any), []).append((d, s[0], s[1], s[2]))
+            rows.append([_mark(m, m in sick), _num(d), _spread(*s), _num(c)])
             doc.row(section="accuracy", **key, density=d, method_a=m, metric="test_accuracy", value=s[0],
                     expected=c, spread=SPREAD, spread_lo=s[1], spread_hi=s[2], n=s[3],
                     note="expected: 1 / num_classes (guessing)")
@@ -844,8 +931,10 @@ def _section_accuracy(doc: _Doc, key: dict[str, Any], methods: list[str], by_den
         return
     doc.para(f"Test accuracy of the trained tickets, mean [{SPREAD}] (n seeds), beside chance = 1 / number of classes.")
     doc.table(["method", "density", "test accuracy", "chance"], rows)
+    _mark_note(doc, every)
     doc.figure(_plot_lines(series, "test accuracy", where, chance, "chance (1 / classes)"), f"{where}-accuracy",
-               f"Test accuracy of the trained tickets vs density, {where}; bars: {SPREAD} over seeds")
+               f"Test accuracy of the trained tickets vs density, {where}; bars: {SPREAD} over seeds"
+               + (f"; {MARK.strip()}: a method with unhealthy tickets" if sick_any else ""))
 
 
 def _section_summary(doc: _Doc, key: dict[str, Any], res: _GroupResult) -> None:
@@ -859,7 +948,7 @@ def _section_summary(doc: _Doc, key: dict[str, Any], res: _GroupResult) -> None:
              f"{_num(1 / LIFT_THRESHOLD)} and every p is above {1 - ALPHA}; otherwise it is counted as close to "
              f"chance. Within vs across counts as a difference when the permutation p is below {ALPHA}.")
     for d in sorted(res.pair_stats, reverse=True):
-        stats = res.pair_stats[d]
+        stats = res.claims.get(d, res.pair_stats[d])  # pairs of tickets that are not unhealthy
         groups: dict[str, list[str]] = {"more": [], "chance": [], "less": [], "n/a": []}
         for (a, b), st in stats.items():
             bound = ("every p " + ("" if st["p_max"] == 0 else "≤ ")) if st["verdict"] == "more" else "largest p "
@@ -872,7 +961,7 @@ def _section_summary(doc: _Doc, key: dict[str, Any], res: _GroupResult) -> None:
         if groups["less"]:
             text.append("Of these, less than chance: " + "; ".join(groups["less"]) + ".")
         wa = []
-        for m, w in res.within.get(d, {}).items():
+        for m, w in res.within_claims.get(d, res.within.get(d, {})).items():
             if not math.isfinite(w["p"]):
                 continue
             if w["p"] < ALPHA:
@@ -884,7 +973,61 @@ def _section_summary(doc: _Doc, key: dict[str, Any], res: _GroupResult) -> None:
                       f"permutation p = {_pnum(w['p'])})")
         if wa:
             text.append("Within vs across methods: " + "; ".join(wa) + ".")
+        left = res.left_out.get(d, [])
+        if left:
+            gone = [(a, b) for a, b in res.pair_stats[d] if (a, b) not in stats]
+            for a, b in gone:
+                doc.row(section="summary", **key, density=d, method_a=a, method_b=b, metric="verdict",
+                        note="left out: no pair of tickets that are not unhealthy")
+            text.append(f"Left out of these claims: {len(left)} unhealthy ticket{'s' if len(left) > 1 else ''} "
+                        f"({_why(left)}), and every pair that holds one"
+                        + (f", so nothing is said about {'; '.join(_pair_name(a, b) for a, b in gone)}" if gone else "")
+                        + ".")
         doc.para(" ".join(text))
+
+
+def _why(entries: list[_Entry]) -> str:
+    """``3 magnitude_init tickets: a collapsed layer, no input-to-output path to some class``, per method."""
+    parts = []
+    for m in dict.fromkeys(e.method for e in entries):
+        mine = [e.health for e in entries if e.method == m]
+        kinds = []
+        if any(h.collapsed_layers for h in mine):
+            kinds.append("collapsed layers")
+        if any(h.unreachable_classes for h in mine):
+            kinds.append("classes without an input-to-output path")
+        if any(h.at_chance for h in mine):
+            kinds.append("accuracy at chance")
+        parts.append(f"{len(mine)} {m} ticket{'s' if len(mine) > 1 else ''}: {', '.join(kinds)}")
+    return "; ".join(parts)
+
+
+def _section_health(doc: _Doc, study: _Study) -> None:
+    """Every unhealthy ticket with its reasons; the counts; a ``health`` row per ticket in the CSV."""
+    doc.heading(2, "Ticket health")
+    entries = []
+    for (model, dataset), g in study.groups.items():
+        for es in g.values():
+            for e in es:
+                entries.append(e)
+                h = e.health
+                doc.row(section="health", model=model, dataset=dataset, density=e.density, method_a=e.method,
+                        seed_a=e.seed, label_a=e.label, metric="unhealthy",
+                        value=None if h.healthy is None else int(h.healthy is False), note=h.summary())
+    sick = [e for e in entries if e.unhealthy]
+    unknown = sum(1 for e in entries if e.health.healthy is None)
+    text = (f"{len(sick)} of {len(entries)} tickets are unhealthy (ticketlab.health: a layer with no effective "
+            "weight, a class without an input-to-output path, or a recorded test accuracy within the 99% binomial "
+            "band of 1 / classes)")
+    if sick:
+        text += (f": {_why(sick)}. They are marked {MARK.strip()} in every table and figure, and every pair that "
+                 "holds one is left out of the claims of \"What this says\"")
+    if unknown:
+        text += (f". {unknown} tickets record no topology, so whether their classes are reachable is unknown; "
+                 "they are kept")
+    doc.para(text + ".")
+    doc.table(["ticket", "job", "density", "why"], [[e.label, e.job_id, _num(e.density), e.health.summary()]
+                                                    for e in sick])
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -912,9 +1055,11 @@ def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> di
     for j in study.jobs:
         status[_text(j.get("status"))] = status.get(_text(j.get("status")), 0) + 1
     n_tickets = sum(len(es) for g in study.groups.values() for es in g.values())
+    n_sick = sum(1 for g in study.groups.values() for es in g.values() for e in es if e.unhealthy)
     doc.para(f"ticketlab {study.version or 'n/a'}; {len(study.jobs)} jobs ("
              + ", ".join(f"{v} {k or 'no status'}" for k, v in sorted(status.items())) + f"); {n_tickets} tickets "
-             f"read; methods: {', '.join(study.methods) or 'none'}. Lift = Jaccard / expected Jaccard of random "
+             f"read" + (f", {n_sick} of them unhealthy (marked {MARK.strip()}; see Ticket health)" if n_sick else "")
+             + f"; methods: {', '.join(study.methods) or 'none'}. Lift = Jaccard / expected Jaccard of random "
              "masks with the same per-layer kept counts (1 = chance). Spreads are min-max.")
     source = read_manifest(study_dir).get("study_file")
     if isinstance(source, str) and source:
@@ -936,7 +1081,7 @@ def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> di
                 if ov is not None:
                     overlaps[d] = ov
                     _section_within(doc, key, study.methods, d, ov, where, res)
-            _section_vs_density(doc, res, study.methods, where)
+            _section_vs_density(doc, res, study.methods, where, _sick(e for es in by_density.values() for e in es))
             doc.heading(3, "Per-layer density profiles")
             for d in densities:
                 _section_profiles(doc, key, study.methods, d, by_density[d], where)
@@ -958,6 +1103,7 @@ def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> di
                 task.advance()
             _section_accuracy(doc, key, study.methods, by_density, where)
             _section_summary(doc, key, res)
+    _section_health(doc, study)
     doc.heading(2, "Failures")
     failed = [j for j in study.jobs if j.get("status") == "failed"]
     rows = [[_text(j.get("id")), _text(j.get("method")), _text(j.get("seed")), _text(j.get("density")),
