@@ -4,9 +4,10 @@ The hand-computed case (the same ten scores every round, with ties):
 
     a = [5, 3, 3, 1, 0]      b = [3, 2, 2, 4, 3]      N = 10
 
-exact (keep floor(d*N + 1/2), ties to the earlier parameter / lower index):
-    d=0.75: keep 8 = all but a3, a4          d=0.5: keep 5 = a0, b3, a1, a2, b0
-    d=0.25: keep 3 = a0, b3, a1
+exact (keep floor(d*N + 1/2), ties by a seeded draw; select_top's default stream is seeded 0):
+    d=0.75: keep 8 = all but a3, a4 (the 1 and 0; no tie at the threshold 2: both 2s fit)
+    d=0.5:  keep 5 = a0, b3, then 3 of the four 3s (a1, a2, b0, b4), drawn
+    d=0.25: keep 3 = a0, b3, then 1 of the three 3s still alive, drawn
 threshold (prune int((1-d)*N); t = that-th smallest, pruned ranked lowest; prune every score <= t):
     d=0.75: prune 2, t = 1 (0,1,2,...): a3, a4 go, 8 kept (as exact)
     d=0.5:  prune 5; a3, a4 are the 2 lowest, then the 3rd smallest alive (2,2,3,3,...) is t = 3:
@@ -40,12 +41,22 @@ def _rounds(rule: str, densities: list[float], scope: str = "global") -> list[tu
 T, F = True, False
 
 
+def _drawn(tied: list[tuple[str, int]], missing: int) -> set[tuple[str, int]]:
+    """The tied positions (in flat order) that the default stream (a generator seeded 0) keeps."""
+    return {tied[i] for i in torch.randperm(len(tied), generator=torch.Generator().manual_seed(0))[:missing].tolist()}
+
+
+def _kept(masks: tuple[list[bool], list[bool]]) -> set[tuple[str, int]]:
+    return {(n, i) for n, m in zip("ab", masks) for i, v in enumerate(m) if v}
+
+
 def test_hand_computed_rounds_exact_and_threshold():
-    assert _rounds("exact", [0.75, 0.5, 0.25]) == [
-        ([T, T, T, F, F], [T, T, T, T, T]),
-        ([T, T, T, F, F], [T, F, F, T, F]),
-        ([T, T, F, F, F], [F, F, F, T, F]),
-    ]
+    r75, r50, r25 = _rounds("exact", [0.75, 0.5, 0.25])
+    assert r75 == ([T, T, T, F, F], [T, T, T, T, T])
+    threes = [("a", 1), ("a", 2), ("b", 0), ("b", 4)]
+    assert _kept(r50) == {("a", 0), ("b", 3)} | _drawn(threes, 3)
+    alive_threes = sorted(_drawn(threes, 3), key=threes.index)
+    assert _kept(r25) == {("a", 0), ("b", 3)} | _drawn(alive_threes, 1)
     assert _rounds("threshold", [0.75, 0.5, 0.25]) == [
         ([T, T, T, F, F], [T, T, T, T, T]),
         ([T, F, F, F, F], [F, F, F, T, F]),  # every score tied at the threshold 3 is pruned

@@ -412,14 +412,15 @@ def test_edge_popup_incremental_kth_largest_is_exact():
 
 def _drive(protocol, scores, density=0.25, epochs=11, every=5, per_epoch=1):
     """Run GemMiner's score-training callbacks over fixed scores (no training): returns the miner,
-    its rules, the provenance it wrote and [(iteration, active count)] at every change."""
+    its rules, its freezing rows and [(iteration, active count)] at every change."""
     from types import SimpleNamespace
 
     miner = GemMiner(protocol=protocol, freeze_every=every)
     rules = {"w": miner.make_rule(None, "w", torch.tensor(scores), density)}
     miner.score_masks(None, rules)
     miner.score_names = {"w": "w"}
-    ctx = SimpleNamespace(provenance={}, scope="global")
+    miner.event_rows = []
+    ctx = SimpleNamespace(provenance={}, scope="global", tie_generator=torch.Generator().manual_seed(0))
     callbacks = miner.callbacks(ctx, rules, density, epochs * per_epoch, per_epoch)
     optimizer = SimpleNamespace(shrink_masks_=lambda masks: None)
     changes, active = [], len(scores)
@@ -430,7 +431,7 @@ def _drive(protocol, scores, density=0.25, epochs=11, every=5, per_epoch=1):
         if now != active:
             changes.append((it, now))
             active = now
-    return miner, rules, ctx.provenance, changes
+    return miner, rules, miner.event_rows, changes
 
 
 DISTINCT = [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99]
@@ -447,24 +448,27 @@ def test_reference_freezing_times_and_compound_count():
     assert math.isclose(reference_rate(0.25, 2), 0.5)
     assert [prune_count_ceil(0.5, 10), prune_count_ceil(0.5, 5), prune_count_ceil(0.07, 100)] == [5, 3, 8]
     _, _, _, exact = _drive("exact", DISTINCT, per_epoch=2)
-    _, rules, prov, reference = _drive("reference", DISTINCT, per_epoch=2)
+    _, rules, rows, reference = _drive("reference", DISTINCT, per_epoch=2)
     assert exact == [(10, 5), (20, 3)]  # exact counts: round(0.5 * 10), round(0.25 * 10)
     assert reference == [(12, 5), (22, 2)]  # one epoch later each, and 10 -> 5 -> 2: the count compounds
-    assert [(e["after_epoch"], e["active"], e["asked"], e["frozen"]) for e in prov["freeze_log"]] == [
-        (6, 10, 5, 5), (11, 5, 3, 3)]
+    assert [(e["iteration"], e["active"], e["asked"], e["frozen"], e["tied"]) for e in rows] == [
+        (12, 10, 5, 5, 1), (22, 5, 3, 3, 1)]
     assert rules["w"].flag.tolist() == [0.0] * 8 + [1.0] * 2  # the two highest scores stay flagged
 
 
 def test_reference_strict_threshold_freezes_every_tie():
     scores = [0.55, 0.6, 0.65, 0.7, 0.7, 0.7, 0.8, 0.9, 0.95, 0.99]
-    exact, _, _, _ = _drive("exact", scores, density=0.5, epochs=6)  # one event, rate 0.5
-    reference, _, prov, _ = _drive("reference", scores, density=0.5, epochs=6)
-    # 5 to go: the 5th smallest is 0.7. exact: exactly 5 (the 0.7 at the lowest index is kept);
-    # reference: every score <= 0.7 goes, so the three tied 0.7s all go (6 frozen)
-    assert exact.active["w"].tolist() == [False] * 3 + [True, False, False] + [True] * 4
+    with pytest.warns(UserWarning, match="1 of 5 kept weights"):  # exact: the tie draw is reported
+        exact, _, exact_rows, _ = _drive("exact", scores, density=0.5, epochs=6)  # one event, rate 0.5
+    reference, _, rows, _ = _drive("reference", scores, density=0.5, epochs=6)
+    # 5 to go: the 5th smallest is 0.7. exact: exactly 5, one of the three tied 0.7s kept by the
+    # seeded draw; reference: every score <= 0.7 goes, so the three tied 0.7s all go (6 frozen)
+    kept = exact.active["w"].tolist()
+    assert kept[:3] == [False] * 3 and sum(kept[3:6]) == 1 and kept[6:] == [True] * 4
+    assert (exact_rows[0]["tied"], exact_rows[0]["tied_kept"]) == (3, 1)
     assert reference.active["w"].tolist() == [False] * 6 + [True] * 4
-    assert prov["freeze_log"][0]["asked"] == 5 and prov["freeze_log"][0]["frozen"] == 6
-    assert math.isclose(prov["freeze_log"][0]["threshold"], 0.7, rel_tol=1e-6)
+    assert (rows[0]["asked"], rows[0]["frozen"], rows[0]["tied"], rows[0]["tied_kept"]) == (5, 6, 3, 0)
+    assert math.isclose(rows[0]["threshold"], 0.7, rel_tol=1e-6)
 
 
 def test_reference_stops_when_a_tie_empties_the_network():
@@ -472,10 +476,11 @@ def test_reference_stops_when_a_tie_empties_the_network():
 
     # every score tied at the clamp bound 1.0: the first event asks for 5 and its strict > takes all 10
     with pytest.raises(MiningError, match=r"network is empty: freezing event 1 of 2 \(after 0-based epoch 5\) "
-                                          r"had to freeze ceil\(p \* 10\) = 5 scores.*froze 10"):
+                                          r"had to freeze ceil\(p \* 10\) = 5 scores.*\(shared by 10\) froze 10"):
         _drive("reference", [1.0] * 10)
-    exact, _, _, changes = _drive("exact", [1.0] * 10)  # exact: 5, then 3, ties by position
-    assert changes == [(5, 5), (10, 3)] and exact.active["w"].tolist() == [True] * 3 + [False] * 7
+    with pytest.warns(UserWarning, match="drawn at random"):
+        _, _, _, changes = _drive("exact", [1.0] * 10)  # exact: 5, then 3, ties by the seeded draw
+    assert changes == [(5, 5), (10, 3)]
     # no event needed: a gem with no score above 0.5 is empty after the first epoch
     with pytest.raises(MiningError, match="after 0-based epoch 0 no active score is above 0.5"):
         _drive("reference", [0.5, 0.2, 0.4])
@@ -559,7 +564,7 @@ def test_gem_reference_run_saves_the_gem():
     assert p["protocol"] == "reference" and p["count_rule"] == "positive"
     assert t.kept == gem_row["kept"] and p["target_density"] == 0.2 and p["target_kept"] == keep_count(0.2, t.total)
     assert p["achieved_density"] == t.kept / t.total and t.kept <= p["target_kept"]
-    assert [e["after_epoch"] for e in p["freeze_log"]] == [6, 11]
+    assert [r["iteration"] for r in t.history if r.get("stage") == "freeze"] == [54, 99]  # after epochs 6, 11
     # fine-tuning: the reference's table for 11 epochs, [5, 7], in iterations (9 batches of 128 an epoch)
     assert p["train_config"]["milestones"] == [45, 63]
     rows = [r for r in t.history if r.get("stage") == "score_training"]

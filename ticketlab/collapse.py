@@ -272,13 +272,14 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
             params: dict[str, torch.nn.Parameter], data: Any, dev: torch.device, seed: int,
             grid: list[float], search: str, bar: Any) -> MethodResult:
     from ticketlab.miners.base import MiningContext
-    from ticketlab.mining import _MINER_STREAM
+    from ticketlab.mining import _MINER_STREAM, _TIE_STREAM
 
     started = time.perf_counter()
 
-    def context() -> MiningContext:  # the same miner stream as mine() for this seed
+    def context() -> MiningContext:  # the same miner and selection streams as mine() for this seed
         return MiningContext(model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
-                             generator=torch.Generator().manual_seed(seed + _MINER_STREAM))
+                             generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
+                             tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
 
     ones = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
     one_shot: dict[str, torch.Tensor] | None = None
@@ -292,14 +293,14 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
         d = 10.0 ** -x
         stopped = None
         if one_shot is not None:
-            masks = select_top(one_shot, d, masks=ones)
+            masks = select_top(one_shot, d, masks=ones, generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
         else:
             miner, ctx = cls(**cfg), context()
             miner.prepare(ctx)
             masks = ones
             for k, dk in enumerate(exponential_schedule(d, n_rounds), start=1):
                 miner.before_round(ctx, masks, k)
-                masks = select_top(miner.score(ctx, masks), dk, masks=masks)
+                masks = select_top(miner.score(ctx, masks), dk, masks=masks, generator=ctx.tie_generator)
                 miner.after_round(ctx, masks, k)
                 if k < n_rounds and empty_layers(masks):
                     stopped = k  # masks only shrink: the final mask would be empty here too

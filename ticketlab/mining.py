@@ -27,8 +27,8 @@ from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import (
-    SCOPES, SelectionBuffers, check_count_rule, check_density, density_from, keep_count, keep_count_truncated,
-    select_top,
+    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
+    keep_count_truncated, select_top, tie_columns, warn_ties,
 )
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
@@ -37,6 +37,8 @@ from ticketlab.weights import apply_treatment_
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
 #: repeat the model initialisation's stream.
 _MINER_STREAM = 0x5EED
+#: Offset of the run's selection stream (ties at a selection threshold are drawn from it).
+_TIE_STREAM = 0x71E5
 
 
 def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -125,7 +127,7 @@ def mine(
             ``<= early_bird * 2d(1 - d)`` (relative to chance; needs ``track_masks``); the
             provenance's ``early_bird_stops`` lists the runs stopped and their last iteration.
         count_rule: how many weights each round keeps: ``"exact"`` (:func:`keep_count` of the
-            round's density, ties by position) or ``"threshold"`` (Synaptic-Flow's rule: prune
+            round's density, ties by a seeded draw) or ``"threshold"`` (Synaptic-Flow's rule: prune
             every weight scoring at or below the ``int((1 - d) * N)``-th smallest score, ties
             included; ``docs/selection.md``). Recorded in the provenance as ``count_rule``.
     """
@@ -196,6 +198,7 @@ def mine(
         generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
         train_config=train_config, progress=progress, draw_init=draw_init, scope=scope,
         train_epochs=train_epochs, track_masks=track_masks, early_bird=early_bird,
+        tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
     )
     densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
     ctx.schedule = list(densities)
@@ -220,6 +223,7 @@ def mine(
         "weights": treatment,
         "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
         "ticketlab_version": __version__,
+        "ties": "seeded",  # ties at a threshold are drawn (issue 21): positional-tie checkpoints do not resume
     }
     if corruption is not None:
         fingerprint["data_corruption"] = corruption
@@ -298,7 +302,8 @@ def mine(
                 "fingerprint": fingerprint, "round": k, "masks": {n: m.cpu() for n, m in masks.items()},
                 "model": {n: v.detach().cpu() for n, v in net.state_dict().items()},
                 "scores": {n: s.detach().cpu() for n, s in scores.items()}, "history": history,
-                "generator": ctx.generator.get_state(), "miner": miner.state_dict(),
+                "generator": ctx.generator.get_state(), "tie_generator": ctx.tie_generator.get_state(),
+                "miner": miner.state_dict(),
                 "elapsed": elapsed_before + time.perf_counter() - started,
             })
 
@@ -336,6 +341,7 @@ def mine(
         scores = {n: s.to(params[n].device) for n, s in state["scores"].items()}
         history = list(state["history"])
         ctx.generator.set_state(state["generator"])
+        ctx.tie_generator.set_state(state["tie_generator"])
         elapsed_before = float(state["elapsed"])
     with progress.task(f"{method}: rounds", total=len(densities)) as bar:
         bar.advance(first - 1)
@@ -344,11 +350,13 @@ def mine(
             t0 = time.perf_counter()
             miner.before_round(ctx, masks, k)
             scores = miner.score(ctx, masks)
-            masks = _select(scores, d, scope, masks, count_rule, buffers)
+            ties: list[TieRecord] = []
+            masks = _select(scores, d, scope, masks, count_rule, buffers, ctx.tie_generator, ties)
             miner.after_round(ctx, masks, k)
             kept = sum(int(m.sum()) for m in masks.values())
             row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
-                   "density": kept / sum(m.numel() for m in masks.values())}
+                   "density": kept / sum(m.numel() for m in masks.values()), **tie_columns(ties)}
+            warn_ties(row, f"{method}: round {k}")
             for rec in ctx.records:
                 row.update(rec)
             ctx.records.clear()
@@ -383,15 +391,17 @@ def mine(
 
 def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
             masks: dict[str, torch.Tensor], count_rule: str = "exact",
-            buffers: SelectionBuffers | None = None) -> dict[str, torch.Tensor]:
+            buffers: SelectionBuffers | None = None, generator: torch.Generator | None = None,
+            ties: list[TieRecord] | None = None) -> dict[str, torch.Tensor]:
     """One round's selection: one density over ``scope``, or one density per parameter."""
+    kw: dict[str, Any] = {"count_rule": count_rule, "buffers": buffers, "generator": generator, "ties": ties}
     if not isinstance(target, dict):
-        return select_top(scores, target, scope=scope, masks=masks, count_rule=count_rule, buffers=buffers)
+        return select_top(scores, target, scope=scope, masks=masks, **kw)
     out: dict[str, torch.Tensor] = {}
     for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
-        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]},
-                              count_rule=count_rule, buffers=buffers))
+        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]}, **kw))
     return out
+
 
 
 def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int], count_rule: str = "exact") -> int:

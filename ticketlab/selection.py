@@ -6,15 +6,20 @@ Rules (the same for every miner):
   weights (round half up; Python's ``round`` would round half to even). With ``scope="global"``
   ``N`` is the number of prunable weights of the whole model; with ``scope="layer"`` every
   parameter keeps ``count(d, N_l)`` of its own ``N_l`` weights.
-* **Highest scores are kept.** Ties are broken by position: the earlier parameter (in
-  ``named_parameters()`` order) and, within a parameter, the lower flat (C-order) index is kept
-  first. The result therefore depends only on the scores, never on sort internals.
+* **Highest scores are kept; ties by a seeded draw.** When more alive weights tie at the
+  threshold score than places are left, the places go to a uniform random subset of the tied
+  weights, drawn with ``torch.randperm`` from ``generator`` (the run's own selection stream;
+  without one, a generator seeded with 0, so the same call gives the same mask). No layer and no
+  row is favoured by its position. ``ties=`` collects how many weights tied and how many of them
+  were kept (:class:`TieRecord`). The result depends only on the scores and the generator's
+  state, never on sort internals or the thread count.
 * **Masks only shrink.** Weights already pruned (``False`` in ``masks``) are never kept again.
   Asking for more weights than are still alive is an error.
 * Non-finite scores of alive weights (NaN, -inf) rank below every finite score.
 * **Count rule.** ``count_rule="threshold"`` replaces the exact count by Synaptic-Flow's rule:
   prune every weight scoring at or below the ``int((1 - d) * N)``-th smallest score (pruned
-  weights ranked lowest; ties at the threshold all go). ``docs/selection.md`` compares the two.
+  weights ranked lowest; ties at the threshold all go, as in the reference: no draw).
+  ``docs/selection.md`` compares the two.
   Two rules serve the learned miners' ``protocol="reference"`` (``docs/learned_masks.md``):
   ``"truncated"`` keeps edge-popup's count :func:`keep_count_truncated` (the exact rule's ties
   otherwise), and ``"positive"`` keeps every alive weight whose score is ``> 0``, whatever the
@@ -28,8 +33,8 @@ Rules (the same for every miner):
   a full sort under these rules.
 * **One ranking.** Together these rules order all weights from first kept to last kept
   (:func:`rank_order`, numpy): :func:`select_top` keeps a prefix of that order and
-  :func:`select_bottom` (the sanity checks' inversion) its suffix, so the two complement each
-  other exactly. The module imports torch only inside the torch functions, so the numpy half
+  :func:`select_bottom` (the sanity checks' inversion) its suffix. The numpy ranking breaks ties
+  by position (it serves deterministic transforms of a stored ticket, which has no stream). The module imports torch only inside the torch functions, so the numpy half
   (counts, ranking) serves torch-free code such as :mod:`ticketlab.transforms`.
 
 Example:
@@ -44,6 +49,8 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -122,8 +129,52 @@ def density_from(density: float | None = None, sparsity: float | None = None) ->
     return check_density(density)
 
 
-def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> torch.Tensor:
-    """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties to the lower index. O(n).
+@dataclass(frozen=True)
+class TieRecord:
+    """One selection where scores tied at the threshold and a seeded draw chose among them.
+
+    ``where`` is the parameter name (layer scope) or ``None`` (one ranking over all parameters);
+    ``tied`` alive weights had the threshold score and competed for the ``kept`` places left
+    after every higher score was kept (``0 < kept < tied``). With the threshold count rule no
+    draw happens: the ``tied`` weights at the threshold are all pruned (``kept == 0``)."""
+
+    where: str | None
+    tied: int
+    kept: int
+
+
+#: A selection whose tie draws chose more than this share of its kept weights is reported.
+TIE_WARN_SHARE = 0.01
+
+
+def tie_columns(ties: list[TieRecord]) -> dict[str, int]:
+    """A history row's tie columns: ``tied`` scores at the selection threshold (summed over the
+    rankings of the round) and how many of them the draw kept (``tied_kept``; 0 under the
+    threshold count rule, which prunes them all)."""
+    return {"tied": sum(t.tied for t in ties), "tied_kept": sum(t.kept for t in ties)}
+
+
+def warn_ties(row: dict[str, Any], label: str) -> None:
+    """Warn in one line when a seeded tie draw chose more than :data:`TIE_WARN_SHARE` of the
+    weights that ``row`` (with ``kept``, ``tied``, ``tied_kept``) kept."""
+    kept, drawn = row.get("kept", 0), row.get("tied_kept", 0)
+    if kept and drawn > TIE_WARN_SHARE * kept:
+        warnings.warn(f"{label}: {drawn} of {kept} kept weights ({drawn / kept:.1%}) were drawn at random among "
+                      f"{row['tied']} scores tied at the threshold (a seeded draw, not the scores, chose them)",
+                      stacklevel=2)
+
+
+def tie_generator(generator: torch.Generator | None) -> torch.Generator:
+    """``generator``, or a fresh CPU generator seeded with 0 (the documented default stream)."""
+    import torch
+
+    return generator if generator is not None else torch.Generator().manual_seed(0)
+
+
+def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None,
+                generator: torch.Generator | None = None, ties: list[TieRecord] | None = None,
+                where: str | None = None) -> torch.Tensor:
+    """Boolean mask of the ``k`` largest entries of 1-D ``x``, ties by a draw from ``generator``. O(n).
 
     ``thresh``, when the caller already knows it, must be the ``k``-th largest value of ``x``
     (e.g. edge-popup's incremental search); it saves the selection pass. The exact rule's
@@ -132,7 +183,8 @@ def _top_k_flat(x: torch.Tensor, k: int, thresh: torch.Tensor | None = None) -> 
 
     n = x.numel()
     keep = torch.empty(n, dtype=torch.bool, device=x.device)
-    _keep_top(x, min(max(k, 0), n), None, n, keep, SelectionBuffers(), thresh=thresh)
+    _keep_top(x, min(max(k, 0), n), None, n, keep, SelectionBuffers(), thresh=thresh,
+              generator=tie_generator(generator), ties=ties, where=where)
     return keep
 
 
@@ -209,7 +261,7 @@ def _gather(scores: list[torch.Tensor], masks: list[torch.Tensor] | None, device
             buf[offset: offset + s.numel()].copy_(s.detach().reshape(-1))
             offset += s.numel()
     # NaN -> -inf: both non-finite kinds then rank below every finite score, the float minimum
-    # included, and tie among themselves (lower position first, as every tie)
+    # included, and tie among themselves (a seeded draw, as every tie)
     buf.nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
     return buf, alive, idx, n_alive
 
@@ -268,10 +320,24 @@ def _keep_alive(out: torch.Tensor, alive: torch.Tensor | None) -> None:
         out.copy_(alive)
 
 
+def _draw_ties(tie: torch.Tensor, missing: int, out: torch.Tensor, generator: torch.Generator) -> int:
+    """Set ``missing`` of the ``True`` entries of ``tie`` in ``out``: a uniform random subset, the
+    first ``missing`` of ``torch.randperm(#tied, generator=generator)`` over the tied positions in
+    ascending order (so the draw does not depend on where the scores live). Returns ``#tied``."""
+    import torch
+
+    positions = torch.nonzero(tie, as_tuple=False).flatten()
+    pick = torch.randperm(positions.numel(), generator=generator)[:missing]
+    out[positions[pick.to(positions.device)]] = True
+    return positions.numel()
+
+
 def _keep_top(x: torch.Tensor, k: int, alive: torch.Tensor | None, n_alive: int, out: torch.Tensor,
-              buffers: SelectionBuffers, thresh: torch.Tensor | None = None) -> None:
+              buffers: SelectionBuffers, thresh: torch.Tensor | None = None, *,
+              generator: torch.Generator, ties: list[TieRecord] | None = None, where: str | None = None) -> None:
     """Write into ``out`` (bool, like ``x``) the ``k`` alive entries of ``x`` with the highest
-    values, ties to the lower index (the exact rule). ``thresh``, when given, must be the
+    values (the exact rule); the places left at the threshold go to a seeded draw among the tied
+    entries (:func:`_draw_ties`), recorded in ``ties``. ``thresh``, when given, must be the
     ``k``-th largest alive value."""
     import torch
 
@@ -295,11 +361,14 @@ def _keep_top(x: torch.Tensor, k: int, alive: torch.Tensor | None, n_alive: int,
     tie = x == thresh
     if alive is not None:
         tie.logical_and_(alive)
-    out[torch.nonzero(tie, as_tuple=False).flatten()[:missing]] = True  # the earliest ties
+    tied = _draw_ties(tie, missing, out, generator)  # no position decides (issue 21)
+    if ties is not None:
+        ties.append(TieRecord(where, tied, missing))
 
 
 def _keep_above_threshold(x: torch.Tensor, density: float, n: int, alive: torch.Tensor | None, n_alive: int,
-                          out: torch.Tensor, buffers: SelectionBuffers) -> None:
+                          out: torch.Tensor, buffers: SelectionBuffers, ties: list[TieRecord] | None = None,
+                          where: str | None = None) -> None:
     """Write into ``out`` the Synaptic-Flow rule's mask (``count_rule="threshold"``): over all
     ``n`` weights, with the pruned ones ranked lowest, ``t`` is the ``int((1 - density) * n)``-th
     smallest score and every weight ``<= t`` is pruned; fewer than one to prune keeps all alive.
@@ -311,9 +380,17 @@ def _keep_above_threshold(x: torch.Tensor, density: float, n: int, alive: torch.
     if prune < 1 or r > n_alive:  # the threshold falls among the pruned: nothing alive is <= it
         _keep_alive(out, alive)
         return
-    torch.gt(x, _kth_largest(x, r, alive, buffers), out=out)
+    t = _kth_largest(x, r, alive, buffers)
+    torch.gt(x, t, out=out)
     if alive is not None:
         out.logical_and_(alive)
+    if ties is not None:  # the threshold's own weight plus any tied with it, all pruned
+        tie = x == t
+        if alive is not None:
+            tie.logical_and_(alive)
+        tied = int(torch.count_nonzero(tie))
+        if tied > 1:
+            ties.append(TieRecord(where, tied, 0))
 
 
 def select_top(
@@ -324,6 +401,8 @@ def select_top(
     masks: Mapping[str, torch.Tensor] | None = None,
     count_rule: str = "exact",
     buffers: SelectionBuffers | None = None,
+    generator: torch.Generator | None = None,
+    ties: list[TieRecord] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Keep the highest-scoring weights at ``density`` (see the module docstring for the rules).
 
@@ -333,13 +412,17 @@ def select_top(
             (``scope="global"``) or over each parameter (``scope="layer"``).
         scope: ``"global"`` or ``"layer"``.
         masks: current masks; pruned weights stay pruned. ``None`` means all alive.
-        count_rule: ``"exact"`` (ticketlab's rule: exactly :func:`keep_count` weights, ties by
-            position), ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
+        count_rule: ``"exact"`` (ticketlab's rule: exactly :func:`keep_count` weights, ties by a
+            seeded draw), ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
             the ``int((1 - density) * N)``-th smallest score, pruned weights ranked lowest; see
             ``docs/selection.md``), ``"truncated"`` (exactly :func:`keep_count_truncated`
             weights, ties as ``"exact"``) or ``"positive"`` (every alive weight scoring ``> 0``;
             ``density`` is then only validated).
         buffers: work buffers to reuse across calls (:class:`SelectionBuffers`); speed only.
+        generator: the CPU ``torch.Generator`` that draws among tied scores (a run passes its
+            selection stream); ``None``: a generator seeded with 0, drawn afresh in every call.
+        ties: a list that gets one :class:`TieRecord` per ranking (the whole model, or each
+            parameter) whose threshold was tied.
 
     Returns:
         parameter name -> boolean mask, on each score's device.
@@ -354,6 +437,7 @@ def select_top(
         missing = sorted(set(scores) ^ set(masks))
         raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
     buffers = buffers if buffers is not None else SelectionBuffers()
+    generator = tie_generator(generator)
     names = list(scores)
     devices = {s.device for s in scores.values()}
     device = devices.pop() if len(devices) == 1 else torch.device("cpu")
@@ -369,12 +453,12 @@ def select_top(
                 "(masks only shrink; ask for a lower density)"
             )
 
-    def select(a: int, b: int, size: int, where: str) -> None:
+    def select(a: int, b: int, size: int, where: str, name: str | None) -> None:
         """Select among x[a:b], the scores of ``size`` weights (all of them, or the alive ones)."""
         seg_alive = None if alive is None else alive[a:b]
         live = (b - a) if seg_alive is None else int(torch.count_nonzero(seg_alive))
         if count_rule == "threshold":
-            _keep_above_threshold(x[a:b], density, size, seg_alive, live, kept[a:b], buffers)
+            _keep_above_threshold(x[a:b], density, size, seg_alive, live, kept[a:b], buffers, ties, name)
             return
         if count_rule == "positive":  # the scores decide the count; the density is a target only
             torch.gt(x[a:b], 0, out=kept[a:b])
@@ -383,7 +467,7 @@ def select_top(
             return
         k = keep_count_truncated(density, size) if count_rule == "truncated" else keep_count(density, size)
         check(k, live, where)
-        _keep_top(x[a:b], k, seg_alive, live, kept[a:b], buffers)
+        _keep_top(x[a:b], k, seg_alive, live, kept[a:b], buffers, generator=generator, ties=ties, where=name)
 
     bounds, offset = [], 0
     for t in tensors:
@@ -393,10 +477,10 @@ def select_top(
         start = 0
         for n, (a, b) in zip(names, bounds):  # x's segment of parameter n
             stop = b if idx is None else start + int(torch.count_nonzero((idx >= a) & (idx < b)))
-            select(a if idx is None else start, stop, b - a, f" of '{n}'")
+            select(a if idx is None else start, stop, b - a, f" of '{n}'", n)
             start = stop
-    else:  # alive weights in parameter order, each in flat order: ties go to the earlier position
-        select(0, x.numel(), offset, "")
+    else:  # alive weights in parameter order, each in flat order (the order the tie draw sees)
+        select(0, x.numel(), offset, "", None)
     keep = kept
     if idx is not None:  # late rounds: back from the alive ones to all positions
         keep = torch.zeros(offset, dtype=torch.bool, device=device)

@@ -78,7 +78,9 @@ class MaskTracker:
 
     def mask(self) -> dict[str, torch.Tensor]:
         """The mask magnitude pruning would give now (|w|, or ``scores()`` when given; exact
-        count, shared tie rule)."""
+        count, shared tie rule). Every tracked mask draws its ties from a fresh generator seeded
+        0 (``select_top``'s default), so ties that persist are drawn alike and do not inflate the
+        distance between consecutive masks."""
         if self.scores is not None:
             return select_top({n: s.detach() for n, s in self.scores().items()}, self.density, scope=self.scope)
         return select_top({n: p.detach().abs() for n, p in self.params.items()}, self.density, scope=self.scope)

@@ -119,7 +119,7 @@ class MineCommand(click.Command):
               help="Rank all prunable weights together, or each layer on its own [default: global; "
                    "edge_popup: layer, the only scope it supports (Ramanujan et al. 2020)].")
 @click.option("--count-rule", type=click.Choice(["exact", "threshold"]), default="exact", show_default=True,
-              help="Weights kept per round: exact (round(d*N), ties by position) or threshold (Synaptic-Flow's "
+              help="Weights kept per round: exact (round(d*N), ties by a seeded draw) or threshold (Synaptic-Flow's "
                    "rule: prune every score <= the int((1-d)*N)-th smallest, ties included; usually one more kept "
                    "than exact). See docs/selection.md.")
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")

@@ -265,6 +265,7 @@ class LearnedMaskMiner(Miner):
 
         density = self.final_density(ctx)
         config = self.score_train_config(ctx)
+        self.event_rows: list[dict[str, Any]] = []  # history rows the method's callbacks add (e.g. freezing)
         requires = {n: p.requires_grad for n, p in ctx.model.named_parameters()}
         for p in ctx.model.parameters():
             p.requires_grad_(False)
@@ -307,8 +308,9 @@ class LearnedMaskMiner(Miner):
                 _restore_order(module, orders[name])
             for n, p in ctx.model.named_parameters():
                 p.requires_grad_(requires.get(n, True))
-        for row in result.log:
-            ctx.records.append({"stage": "score_training", **row})
+        rows = [{"stage": "score_training", **row} for row in result.log] + self.event_rows
+        # the score-training evaluations and the method's events (Gem-Miner's freezing), in step order
+        ctx.records.extend(sorted(rows, key=lambda r: r.get("iteration", 0)))
         own_kept = sum(int(m.sum()) for m in own.values())
         from ticketlab.training import evaluate_masked
 

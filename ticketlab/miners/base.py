@@ -67,6 +67,9 @@ class MiningContext:
         device: where the model lives.
         seed: the run's seed.
         generator: a CPU ``torch.Generator`` seeded from ``seed`` for the miner's own draws.
+        tie_generator: the run's selection stream (a CPU ``torch.Generator`` of its own, seeded
+            from ``seed``): every ``select_top`` of the run draws among tied scores from it, so
+            ties never change the miner's own draws.
         train_config: how to train, for miners that train.
         progress: where to report progress.
         records: rows the miner adds; the runner merges them into the round's history row
@@ -103,6 +106,7 @@ class MiningContext:
     track_masks: int | None = None
     early_bird: float | None = None
     tracked: list[dict[str, Any]] = field(default_factory=list)
+    tie_generator: torch.Generator | None = None
 
     def mask_trackers(self, label: str, *, density: float | None = None,
                       scores: Callable[[], dict[str, torch.Tensor]] | None = None) -> list[Callable[[Any], None]]:

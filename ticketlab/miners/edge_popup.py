@@ -15,8 +15,9 @@ and in the ticket (``docs/learned_masks.md``).
 
 The density is reached in the forward pass from the first step and the selection is
 layer-wise only, as in the paper: ``--scope global`` is refused. The forward rule uses the shared
-selection's top-k (exact count, ties to the lower index), so the ticket is exactly the forward
-mask of the last step.
+selection's top-k (exact count, ties drawn from the run's selection stream), so the ticket is the
+forward mask of the last step (a tie at the last step could be drawn differently; continuous scores
+make that rare, and the history's round row records any).
 
 Example:
     >>> from ticketlab.mining import mine
@@ -40,9 +41,10 @@ from ticketlab.selection import _top_k_flat, keep_count, keep_count_truncated
 class TopKRule(MaskRule):
     """``m = 1[|s| among the top k of the layer]``, straight-through to ``|s|``."""
 
-    def __init__(self, scores: torch.Tensor, k: int) -> None:
+    def __init__(self, scores: torch.Tensor, k: int, generator: torch.Generator | None = None) -> None:
         super().__init__(scores)
         self.k = k
+        self.generator = generator  # the run's selection stream: ties at the k-th |s| are drawn
         self._last: torch.Tensor | None = None  # the previous forward's k-th largest |s|
         self._width = 0.0
 
@@ -77,12 +79,12 @@ class TopKRule(MaskRule):
         return value
 
     def hard(self) -> torch.Tensor:
-        # exactly k per layer with the shared tie rule (lower index first)
+        # exactly k per layer with the shared tie rule (a seeded draw among scores tied at the k-th)
         a = self.scores.detach().abs().flatten()
         if 0 < self.k < a.numel():
-            keep = _top_k_flat(a, self.k, thresh=self.kth_largest(a))
+            keep = _top_k_flat(a, self.k, thresh=self.kth_largest(a), generator=self.generator)
         else:
-            keep = _top_k_flat(a, self.k)
+            keep = _top_k_flat(a, self.k, generator=self.generator)
         return keep.view(self.scores.shape).to(self.scores.dtype)
 
 
@@ -113,7 +115,7 @@ class EdgePopupMiner(LearnedMaskMiner):
     def make_rule(self, ctx: MiningContext, name: str, scores: torch.Tensor, density: float) -> MaskRule:
         # protocol reference: N - int((1 - k) N) per layer (hidden-networks utils/conv_type.py l. 20-25)
         count = keep_count_truncated if self.reference else keep_count
-        return TopKRule(scores, count(density, scores.numel()))
+        return TopKRule(scores, count(density, scores.numel()), generator=ctx.tie_generator)
 
     def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
         return {n: r.scores.detach().abs() for n, r in rules.items()}

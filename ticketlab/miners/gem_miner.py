@@ -51,7 +51,9 @@ import torch
 from ticketlab.errors import ConfigError, MiningError
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
 from ticketlab.miners.base import MiningContext, register_miner
-from ticketlab.selection import prune_count_ceil, prune_lowest_strict, select_above, select_top
+from ticketlab.selection import (
+    TieRecord, prune_count_ceil, prune_lowest_strict, select_above, select_top, tie_columns, warn_ties,
+)
 
 class GemRule(MaskRule):
     """``m = 1[s > 0.5]``, straight-through to ``s``; times ``flag`` when one is given (protocol
@@ -209,7 +211,13 @@ class GemMiner(LearnedMaskMiner):
             # event j of `events`: the active scores keep density d^(j / events), exact counts
             with torch.no_grad():
                 current = {n: r.scores.detach() for n, r in rules.items()}
-                keep = select_top(current, density ** (j / events), scope=ctx.scope, masks=self.active)
+                ties: list[TieRecord] = []
+                keep = select_top(current, density ** (j / events), scope=ctx.scope, masks=self.active,
+                                  generator=ctx.tie_generator, ties=ties)
+                kept = sum(int(m.sum()) for m in keep.values())
+                row = {"stage": "freeze", "event": j, "iteration": info.iteration, "kept": kept, **tie_columns(ties)}
+                self.event_rows.append(row)  # a history row per event: kept, ties
+                warn_ties(row, f"gem_miner: freezing event {j}")
                 for n, m in keep.items():
                     self.frozen_at[n][self.active[n] & ~m] = j
                 self.active = keep
@@ -218,8 +226,6 @@ class GemMiner(LearnedMaskMiner):
         if not self.reference:
             return [clamp, freeze]
         rate = reference_rate(density, events) if events else 0.0
-        log: list[dict[str, Any]] = []
-        ctx.provenance["freeze_log"] = log  # per event: active before, asked (ceil), frozen (ties included)
 
         def freeze_reference(info: Any) -> None:
             j = at.get(info.iteration)
@@ -231,13 +237,17 @@ class GemMiner(LearnedMaskMiner):
                 # l. 494-495: threshold = sort(|active|)[asked - 1]; with asked 0 that index is -1, the largest
                 keep, threshold = prune_lowest_strict({n: r.scores.detach().abs() for n, r in rules.items()},
                                                       asked if asked >= 1 else active, masks=self.active)
+                tied = sum(int(((r.scores.detach().abs() == threshold) & self.active[n]).sum())
+                           for n, r in rules.items())
                 for n, m in keep.items():  # l. 510-511: flag = flag & gt(|s|, threshold), strict
                     self.frozen_at[n][self.active[n] & ~m] = j
                     rules[n].flag.copy_(m)
                 self.active = keep
                 kept = sum(int(m.sum()) for m in keep.values())
-                log.append({"event": j, "after_epoch": info.iteration // per_epoch, "active": active,
-                            "asked": asked, "frozen": active - kept, "threshold": threshold})
+                # a history row per event, as under exact; every tie at the threshold goes (tied_kept 0)
+                self.event_rows.append({"stage": "freeze", "event": j, "iteration": info.iteration, "kept": kept,
+                                        "tied": tied, "tied_kept": 0, "active": active, "asked": asked,
+                                        "frozen": active - kept, "threshold": threshold})
 
         def stop_when_empty(info: Any) -> None:
             # main.py l. 214-241: after every epoch the gem (rounded scores × flag) is counted; at 0
@@ -248,11 +258,13 @@ class GemMiner(LearnedMaskMiner):
                 if any(bool(m.any()) for m in self.own_mask(rules).values()):
                     return
             epoch = info.iteration // per_epoch
-            last = log[-1] if log and log[-1]["after_epoch"] == epoch else None
+            rows = self.event_rows
+            last = rows[-1] if rows and rows[-1]["iteration"] == info.iteration else None
             if last is not None:
                 why = (f"freezing event {last['event']} of {events} (after 0-based epoch {epoch - 1}) had to freeze "
                        f"ceil(p * {last['active']}) = {last['asked']} scores, and its strict > at the threshold "
-                       f"{last['threshold']:.6g} froze {last['frozen']}, leaving no score above 0.5")
+                       f"{last['threshold']:.6g} (shared by {last['tied']}) froze {last['frozen']}, leaving no "
+                       "score above 0.5")
             else:
                 why = f"after 0-based epoch {epoch - 1} no active score is above 0.5"
             raise MiningError(f"gem_miner (protocol reference): the network is empty: {why}; the reference code gives "

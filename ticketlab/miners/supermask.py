@@ -286,7 +286,12 @@ class SupermaskMiner(Miner):
                     masks = {n: s >= value for n, s in self.scores.items()}
                     target: RoundTarget = self._per_layer(masks)
                 else:
-                    masks = select_top(self.scores, value, scope=ctx.scope)
+                    # a copy of the run's selection stream: the round that keeps this density
+                    # draws the same ties, so the ticket is the mask evaluated here
+                    stream = torch.Generator()
+                    if ctx.tie_generator is not None:
+                        stream.set_state(ctx.tie_generator.get_state())
+                    masks = select_top(self.scores, value, scope=ctx.scope, generator=stream)
                     target = value
                 row = self._row(masks, self._evaluate(ctx, masks), threshold=value if thresholds is not None else None)
                 if thresholds is None:
