@@ -233,13 +233,13 @@ class GemMiner(LearnedMaskMiner):
                 return
             with torch.no_grad():
                 active = sum(int(m.sum()) for m in self.active.values())
-                asked = prune_count_ceil(rate, active)  # net_utils.py l. 485-486: np.ceil(prune_rate * active)
-                # l. 494-495: threshold = sort(|active|)[asked - 1]; with asked 0 that index is -1, the largest
+                asked = prune_count_ceil(rate, active)  # utils/net_utils.py l. 471-472: np.ceil(prune_rate * active)
+                # l. 481-482: threshold = sort(|active|)[asked - 1]; with asked 0 that index is -1, the largest
                 keep, threshold = prune_lowest_strict({n: r.scores.detach().abs() for n, r in rules.items()},
                                                       asked if asked >= 1 else active, masks=self.active)
                 tied = sum(int(((r.scores.detach().abs() == threshold) & self.active[n]).sum())
                            for n, r in rules.items())
-                for n, m in keep.items():  # l. 510-511: flag = flag & gt(|s|, threshold), strict
+                for n, m in keep.items():  # l. 502-503: flag = flag & gt(|s|, threshold), strict
                     self.frozen_at[n][self.active[n] & ~m] = j
                     rules[n].flag.copy_(m)
                 self.active = keep
