@@ -599,3 +599,13 @@ def test_cli_protocol_reference_and_its_empty_network_line(tmp_path, monkeypatch
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "freezing event 1 of 1 (after 0-based epoch 5)" in errors[0]
     assert not (tmp_path / "g.h5").exists()
+
+
+def test_gem_logs_the_share_of_active_scores_at_the_clamp_bounds():
+    miner = GemMiner()
+    rules = {"a": GemRule(torch.tensor([1.0, 0.0, 0.5, 1.0])), "b": GemRule(torch.tensor([[0.0, 0.999], [1.0, 0.3]]))}
+    miner.active = {"a": torch.tensor([True, True, True, False]), "b": torch.tensor([[True, True], [True, False]])}
+    row = miner.log_values(rules)
+    # active: a 1.0, 0.0, 0.5 and b 0.0, 0.999, 1.0; at 1: two of six, at 0: two of six (inactive ones ignored)
+    assert row["at_upper"] == 2 / 6 and row["at_lower"] == 2 / 6
+    assert math.isclose(row["l2"], 3e-4 * (1 + 0.25 + 1 + 0.999 ** 2 + 1 + 0.09), rel_tol=1e-6)  # every score
