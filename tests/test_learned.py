@@ -405,3 +405,209 @@ def test_edge_popup_incremental_kth_largest_is_exact():
         a = rule.scores.detach().abs()
         assert rule.kth_largest(a) == torch.kthvalue(a, 5000 - 1234 + 1).values
         assert int(rule.hard().sum()) == 1234
+
+
+# ---------------------------------------------------------------------------------------------
+# protocol="reference" (issue 21, item 2): each convention on tiny hand-computed tensors, by
+# driving GemMiner's callbacks directly, then a few real runs.
+
+
+def _drive(protocol, scores, density=0.25, epochs=11, every=5, per_epoch=1):
+    """Run GemMiner's score-training callbacks over fixed scores (no training): returns the miner,
+    its rules, its freezing rows and [(iteration, active count)] at every change."""
+    from types import SimpleNamespace
+
+    miner = GemMiner(protocol=protocol, freeze_every=every)
+    rules = {"w": miner.make_rule(None, "w", torch.tensor(scores), density)}
+    miner.score_masks(None, rules)
+    miner.score_names = {"w": "w"}
+    miner.event_rows = []
+    ctx = SimpleNamespace(provenance={}, scope="global", tie_generator=torch.Generator().manual_seed(0))
+    callbacks = miner.callbacks(ctx, rules, density, epochs * per_epoch, per_epoch)
+    optimizer = SimpleNamespace(shrink_masks_=lambda masks: None)
+    changes, active = [], len(scores)
+    for it in range(1, epochs * per_epoch + 1):
+        for cb in callbacks:
+            cb(SimpleNamespace(iteration=it, optimizer=optimizer))
+        now = int(miner.active["w"].sum())
+        if now != active:
+            changes.append((it, now))
+            active = now
+    return miner, rules, miner.event_rows, changes
+
+
+DISTINCT = [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99]
+
+
+def test_reference_freezing_times_and_compound_count():
+    from ticketlab.miners.gem_miner import freeze_epochs, reference_rate
+    from ticketlab.selection import prune_count_ceil
+
+    # 11 epochs, T = 5: exact after epochs 5 and 10; reference after 0-based epochs 5 and 10 (6 and 11 done)
+    assert freeze_epochs(11, 5) == [5, 10] and freeze_epochs(11, 5, "reference") == [6, 11]
+    assert freeze_epochs(10, 5, "reference") == [6] and freeze_epochs(5, 5, "reference") == []
+    # d = 0.25 in 2 events: rate 1 - 0.25^(1/2) = 0.5; ceil(0.5 * 10) = 5, then ceil(0.5 * 5) = 3 of 5
+    assert math.isclose(reference_rate(0.25, 2), 0.5)
+    assert [prune_count_ceil(0.5, 10), prune_count_ceil(0.5, 5), prune_count_ceil(0.07, 100)] == [5, 3, 8]
+    _, _, _, exact = _drive("exact", DISTINCT, per_epoch=2)
+    _, rules, rows, reference = _drive("reference", DISTINCT, per_epoch=2)
+    assert exact == [(10, 5), (20, 3)]  # exact counts: round(0.5 * 10), round(0.25 * 10)
+    assert reference == [(12, 5), (22, 2)]  # one epoch later each, and 10 -> 5 -> 2: the count compounds
+    assert [(e["iteration"], e["active"], e["asked"], e["frozen"], e["tied"]) for e in rows] == [
+        (12, 10, 5, 5, 1), (22, 5, 3, 3, 1)]
+    assert rules["w"].flag.tolist() == [0.0] * 8 + [1.0] * 2  # the two highest scores stay flagged
+
+
+def test_reference_strict_threshold_freezes_every_tie():
+    scores = [0.55, 0.6, 0.65, 0.7, 0.7, 0.7, 0.8, 0.9, 0.95, 0.99]
+    with pytest.warns(UserWarning, match="1 of 5 kept weights"):  # exact: the tie draw is reported
+        exact, _, exact_rows, _ = _drive("exact", scores, density=0.5, epochs=6)  # one event, rate 0.5
+    reference, _, rows, _ = _drive("reference", scores, density=0.5, epochs=6)
+    # 5 to go: the 5th smallest is 0.7. exact: exactly 5, one of the three tied 0.7s kept by the
+    # seeded draw; reference: every score <= 0.7 goes, so the three tied 0.7s all go (6 frozen)
+    kept = exact.active["w"].tolist()
+    assert kept[:3] == [False] * 3 and sum(kept[3:6]) == 1 and kept[6:] == [True] * 4
+    assert (exact_rows[0]["tied"], exact_rows[0]["tied_kept"]) == (3, 1)
+    assert reference.active["w"].tolist() == [False] * 6 + [True] * 4
+    assert (rows[0]["asked"], rows[0]["frozen"], rows[0]["tied"], rows[0]["tied_kept"]) == (5, 6, 3, 0)
+    assert math.isclose(rows[0]["threshold"], 0.7, rel_tol=1e-6)
+
+
+def test_reference_stops_when_a_tie_empties_the_network():
+    from ticketlab.errors import MiningError
+
+    # every score tied at the clamp bound 1.0: the first event asks for 5 and its strict > takes all 10
+    with pytest.raises(MiningError, match=r"network is empty: freezing event 1 of 2 \(after 0-based epoch 5\) "
+                                          r"had to freeze ceil\(p \* 10\) = 5 scores.*\(shared by 10\) froze 10"):
+        _drive("reference", [1.0] * 10)
+    with pytest.warns(UserWarning, match="drawn at random"):
+        _, _, _, changes = _drive("exact", [1.0] * 10)  # exact: 5, then 3, ties by the seeded draw
+    assert changes == [(5, 5), (10, 3)]
+    # no event needed: a gem with no score above 0.5 is empty after the first epoch
+    with pytest.raises(MiningError, match="after 0-based epoch 0 no active score is above 0.5"):
+        _drive("reference", [0.5, 0.2, 0.4])
+
+
+def test_reference_frozen_scores_drift_hidden_by_the_flag():
+    from ticketlab.miners.gem_miner import GemMiner as G
+
+    scores = torch.tensor([[0.8, 0.2, 0.9], [0.6, 0.7, 0.3]])
+    flag = torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])  # (0, 0) frozen although 0.8 > 0.5
+    rule = GemRule(scores.clone(), flag)
+    w_eff, g_s, g_w = _grads(rule)
+    m = torch.tensor([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    assert torch.equal(w_eff, W0 * m)
+    assert g_s[0, 0].item() == 0.0 and torch.allclose(g_s, W0 * g_w * flag)  # no loss gradient when frozen
+    # no optimizer mask: L2 (weight decay 2λ) and momentum keep moving the frozen score
+    s = torch.nn.Parameter(torch.tensor([0.8]))
+    opt = torch.optim.SGD([s], lr=0.1, momentum=0.9, weight_decay=0.5)
+    for _ in range(2):
+        s.grad = torch.zeros(1)  # what the flag lets through from the loss
+        opt.step()
+    # s1 = 0.8 - 0.1 * 0.4 = 0.76; buffer 0.9 * 0.4 + 0.38 = 0.74; s2 = 0.76 - 0.074 = 0.686
+    assert math.isclose(s.item(), 0.686, rel_tol=1e-6)
+    miner = G(protocol="reference")
+    assert miner.score_masks(None, {"w": GemRule(scores.clone(), flag)}) is None
+    assert G().score_masks(None, {"w": GemRule(scores.clone())}) is not None  # exact: zeroed by the optimizer
+
+
+def test_reference_per_epoch_cosine():
+    from ticketlab.errors import ConfigError as CE
+    from ticketlab.training import TrainConfig, lr_at
+
+    cfg = TrainConfig(lr=0.1, schedule="cosine_epoch", epochs=4)  # 3 steps an epoch, 12 in all
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
+    assert [lr_at(cfg, t, 12) for t in range(12)] == [lr for lr in expected for _ in range(3)]
+    per_step = TrainConfig(lr=0.1, schedule="cosine", epochs=4)
+    assert lr_at(per_step, 1, 12) < 0.1 == lr_at(cfg, 1, 12)
+    with pytest.raises(CE, match="cosine_epoch steps once per epoch"):
+        TrainConfig(schedule="cosine_epoch", iterations=10)
+    t = _mine("edge_popup", train_epochs=3, miner_config={"protocol": "reference"})
+    rows = [r for r in t.history if r.get("stage") == "score_training"]
+    assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.075, 0.025], rel=1e-12)  # each epoch's last step
+    assert t.provenance["score_train_config"]["schedule"] == "cosine_epoch"
+
+
+def test_reference_count_rules_in_the_shared_selection():
+    from ticketlab.selection import keep_count_truncated, prune_lowest_strict, select_above, select_top
+
+    # edge-popup: N - int((1 - k) N); 1 - 0.9 = 0.0999..98, so 10 weights at 0.9 keep all 10 (exact: 9)
+    assert [keep_count_truncated(0.9, 10), keep_count(0.9, 10)] == [10, 9]
+    assert [keep_count_truncated(0.1, 25), keep_count_truncated(0.5, 3), keep_count_truncated(0.3, 7)] == [3, 2, 3]
+    x = {"a": torch.tensor([0.3, 0.1, 0.2, 0.4]), "b": torch.arange(10.0)}
+    m = select_top(x, 0.9, scope="layer", count_rule="truncated")  # a: 4 - int(0.4) = 4; b: 10
+    assert m["a"].all() and m["b"].all()
+    m = select_top(x, 0.6, scope="layer", count_rule="truncated")  # a: 4 - int(1.6) = 3; b: 10 - 4 = 6
+    assert m["a"].tolist() == [True, False, True, True] and m["b"].tolist() == [False] * 4 + [True] * 6
+    # "positive": every alive score > 0, whatever the density
+    pos = {"a": torch.tensor([-0.5, 0.0, 0.25]), "b": torch.tensor([0.5, -1.0])}
+    m = select_top(pos, 0.5, count_rule="positive", masks={"a": torch.tensor([True, True, True]),
+                                                            "b": torch.tensor([False, True])})
+    assert m["a"].tolist() == [False, False, True] and m["b"].tolist() == [False, False]
+    assert select_above({"a": torch.tensor([0.5, 0.51, float("nan")])}, 0.5)["a"].tolist() == [False, True, False]
+    keep, t = prune_lowest_strict({"a": torch.tensor([0.3, 0.3, 0.1, 0.9])}, 2)  # 2nd smallest 0.3: both go
+    assert keep["a"].tolist() == [False, False, False, True] and math.isclose(t, 0.3, rel_tol=1e-6)
+    with pytest.raises(ConfigError, match="cannot prune 3 of 2"):
+        prune_lowest_strict({"a": torch.tensor([0.3, 0.2])}, 3)
+
+
+def test_reference_finetune_milestones():
+    from ticketlab.miners.gem_miner import reference_milestones
+
+    assert reference_milestones(100) == [50, 80] and reference_milestones(150) == [80, 120]
+    assert reference_milestones(200) == [100, 150] and reference_milestones(6) == [3]
+    assert reference_milestones(11) == [5, 7] and reference_milestones(20) == [10, 13]
+
+
+def test_gem_reference_run_saves_the_gem():
+    t = _mine("gem_miner", density=0.2, train_epochs=11, miner_config={"freeze_every": 5, "protocol": "reference"})
+    p = t.provenance
+    gem_row = next(r for r in t.history if r.get("stage") == "gem")
+    assert p["protocol"] == "reference" and p["count_rule"] == "positive"
+    assert t.kept == gem_row["kept"] and p["target_density"] == 0.2 and p["target_kept"] == keep_count(0.2, t.total)
+    assert p["achieved_density"] == t.kept / t.total and t.kept <= p["target_kept"]
+    assert [r["iteration"] for r in t.history if r.get("stage") == "freeze"] == [54, 99]  # after epochs 6, 11
+    # fine-tuning: the reference's table for 11 epochs, [5, 7], in iterations (9 batches of 128 an epoch)
+    assert p["train_config"]["milestones"] == [45, 63]
+    rows = [r for r in t.history if r.get("stage") == "score_training"]
+    assert all(0.0 <= r["at_upper"] <= 1.0 and 0.0 <= r["at_lower"] <= 1.0 for r in rows)
+    with pytest.raises(ConfigError, match="use scope global"):
+        _mine("gem_miner", scope="layer", train_epochs=1, miner_config={"protocol": "reference"})
+    with pytest.raises(ConfigError, match="leave the count rule at exact"):
+        _mine("gem_miner", count_rule="threshold", miner_config={"protocol": "reference"})
+    with pytest.raises(ConfigError, match="option protocol must be one of exact, reference"):
+        _mine("edge_popup", miner_config={"protocol": "paper"})
+
+
+def test_edge_popup_reference_keeps_the_truncated_count_per_layer():
+    from ticketlab.selection import keep_count_truncated
+
+    t = _mine("edge_popup", density=0.9, train_epochs=1, miner_config={"protocol": "reference"})
+    sizes = {n: m.size for n, m in t.masks.items()}
+    assert t.provenance["layer_kept"] == {n: keep_count_truncated(0.9, s) for n, s in sizes.items()}
+    assert t.provenance["layer_kept"] != {n: keep_count(0.9, s) for n, s in sizes.items()}  # 17281 vs 17280, ...
+    assert t.provenance["count_rule"] == "truncated" and t.kept == t.provenance["target_kept"]
+
+
+def test_cli_protocol_reference_and_its_empty_network_line(tmp_path, monkeypatch):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["mine", "--help"])
+    assert "--protocol [exact|reference]" in res.output
+    # scores all at 1.0, a learning rate too small to move them in float32: the first event empties the net
+    monkeypatch.setattr(GemMiner, "init_scores", lambda self, ctx, name, w0: torch.ones(w0.shape))
+    res = runner.invoke(cli, ["mine", "--method", "gem_miner", "--protocol", "reference", "--train-epochs", "6",
+                              "--score-lr", "1e-12", "--lmbda", "0", "-o", str(tmp_path / "g.h5"), "--quiet"])
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "freezing event 1 of 1 (after 0-based epoch 5)" in errors[0]
+    assert not (tmp_path / "g.h5").exists()
+
+
+def test_gem_logs_the_share_of_active_scores_at_the_clamp_bounds():
+    miner = GemMiner()
+    rules = {"a": GemRule(torch.tensor([1.0, 0.0, 0.5, 1.0])), "b": GemRule(torch.tensor([[0.0, 0.999], [1.0, 0.3]]))}
+    miner.active = {"a": torch.tensor([True, True, True, False]), "b": torch.tensor([[True, True], [True, False]])}
+    row = miner.log_values(rules)
+    # active: a 1.0, 0.0, 0.5 and b 0.0, 0.999, 1.0; at 1: two of six, at 0: two of six (inactive ones ignored)
+    assert row["at_upper"] == 2 / 6 and row["at_lower"] == 2 / 6
+    assert math.isclose(row["l2"], 3e-4 * (1 + 0.25 + 1 + 0.999 ** 2 + 1 + 0.09), rel_tol=1e-6)  # every score

@@ -49,3 +49,11 @@ class TicketFormatError(TicketlabError):
 
 class DataNotFoundError(TicketlabError):
     """A data set's files are not where they are expected; the message says how to get them."""
+
+
+class MiningError(TicketlabError):
+    """A mining run was set up correctly but cannot give a ticket, e.g. ``gem_miner`` under
+    ``protocol="reference"`` when the reference's strict freezing threshold empties the network.
+    Exit code 1: the run failed, the command line was fine."""
+
+    exit_code = 1

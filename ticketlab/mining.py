@@ -27,8 +27,8 @@ from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import (
-    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count, select_top,
-    tie_columns, warn_ties,
+    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
+    keep_count_truncated, select_top, tie_columns, warn_ties,
 )
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
@@ -157,6 +157,7 @@ def mine(
         miner: Miner = miner_cls(**(miner_config or {}))
     else:
         miner = miner_cls(miner_config)
+    count_rule = check_count_rule(miner.round_count_rule(count_rule))  # e.g. a reference protocol's own rule
     if scope is None:
         scope = miner_cls.scopes[0]
     elif scope not in miner_cls.scopes:
@@ -259,7 +260,7 @@ def mine(
             "schedule": "explicit" if schedule is not None else (
                 "per-layer" if per_layer else "exponential"),
             "target_density": goal,
-            "target_kept": _target_kept(goal, effective_scope, {n: m.size for n, m in np_masks.items()}),
+            "target_kept": _target_kept(goal, effective_scope, {n: m.size for n, m in np_masks.items()}, count_rule),
             "achieved_density": kept / total,
             "kept": kept,
             "total": total,
@@ -412,13 +413,15 @@ def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
 
 
 
-def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int]) -> int:
-    """Number of weights a round with ``target`` keeps (exact, see :func:`keep_count`)."""
+def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int], count_rule: str = "exact") -> int:
+    """Number of weights a round with ``target`` asks for: :func:`keep_count` (every rule but
+    ``"truncated"``, which keeps :func:`keep_count_truncated`)."""
+    count = keep_count_truncated if count_rule == "truncated" else keep_count
     if isinstance(target, dict):
-        return sum(keep_count(target[n], size) for n, size in sizes.items())
+        return sum(count(target[n], size) for n, size in sizes.items())
     if scope == "layer":
-        return sum(keep_count(target, size) for size in sizes.values())
-    return keep_count(target, sum(sizes.values()))
+        return sum(count(target, size) for size in sizes.values())
+    return count(target, sum(sizes.values()))
 
 
 def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor]) -> list[RoundTarget]:

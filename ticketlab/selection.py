@@ -20,6 +20,13 @@ Rules (the same for every miner):
   prune every weight scoring at or below the ``int((1 - d) * N)``-th smallest score (pruned
   weights ranked lowest; ties at the threshold all go, as in the reference: no draw).
   ``docs/selection.md`` compares the two.
+  Two rules serve the learned miners' ``protocol="reference"`` (``docs/learned_masks.md``):
+  ``"truncated"`` keeps edge-popup's count :func:`keep_count_truncated` (the exact rule's ties
+  otherwise), and ``"positive"`` keeps every alive weight whose score is ``> 0``, whatever the
+  density (:func:`select_above`; Gem-Miner's gem, with the miner ranking ``s - 1/2``).
+* **Strict thresholds.** :func:`select_above` keeps the alive weights strictly above a value;
+  :func:`prune_lowest_strict` prunes the ``c`` lowest alive scores *and every score tied with the
+  highest of them* (Gem-Miner's freezing, whose count is :func:`prune_count_ceil`).
 * **Speed.** A round needs the k-th largest score, not a sort: a histogram of the scores' top
   16 bits finds its bucket, ``kthvalue`` runs on that bucket only (:func:`_kth_largest`), and the
   flat buffers are reused across rounds (:class:`SelectionBuffers`). The result is the same as
@@ -54,8 +61,9 @@ if TYPE_CHECKING:  # torch is imported inside the functions that use it (see the
     import torch
 
 SCOPES = ("global", "layer")
-#: How many weights a round keeps: ticketlab's exact count, or Synaptic-Flow's threshold rule.
-COUNT_RULES = ("exact", "threshold")
+#: How many weights a round keeps: ticketlab's exact count, Synaptic-Flow's threshold rule,
+#: edge-popup's truncated count, or every positive score (Gem-Miner's gem; see the docstring).
+COUNT_RULES = ("exact", "threshold", "truncated", "positive")
 
 
 def keep_count(density: float, n: int) -> int:
@@ -66,6 +74,34 @@ def keep_count(density: float, n: int) -> int:
         (3, 2, 7)
     """
     return min(n, int(math.floor(density * n + 0.5)))
+
+
+def keep_count_truncated(density: float, n: int) -> int:
+    """edge-popup's per-layer count: ``n - int((1 - density) * n)``, the ``int`` truncating the
+    number *pruned* (allenai/hidden-networks, ``utils/conv_type.py``, ``GetSubnet.forward``:
+    ``j = int((1 - k) * scores.numel())`` lowest set to 0). Floating point shows through:
+    ``1 - 0.9`` is ``0.0999...98``, so at density 0.9 ten weights keep all ten.
+
+    Example:
+        >>> keep_count_truncated(0.1, 25), keep_count(0.1, 25)
+        (3, 3)
+        >>> keep_count_truncated(0.9, 10), keep_count(0.9, 10), keep_count_truncated(0.5, 3)
+        (10, 9, 2)
+    """
+    return n - int((1.0 - density) * n)
+
+
+def prune_count_ceil(rate: float, n: int) -> int:
+    """Gem-Miner's per-event count of weights to freeze out: ``ceil(rate * n)`` of the ``n``
+    active ones (ksreenivasan/pruning_is_enough, ``utils/net_utils.py``, ``prune``, BottomK:
+    ``np.ceil(parser_args.prune_rate * num_active_weights)``). At a constant rate the counts
+    compound, and floating point shows through: ``0.07 * 100`` is ``7.000000000000001``.
+
+    Example:
+        >>> prune_count_ceil(0.07, 100), prune_count_ceil(0.25, 10), prune_count_ceil(0.5, 7)
+        (8, 3, 4)
+    """
+    return int(math.ceil(rate * n))
 
 
 def check_density(density: float) -> float:
@@ -377,9 +413,11 @@ def select_top(
         scope: ``"global"`` or ``"layer"``.
         masks: current masks; pruned weights stay pruned. ``None`` means all alive.
         count_rule: ``"exact"`` (ticketlab's rule: exactly :func:`keep_count` weights, ties by a
-            seeded draw) or ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
+            seeded draw), ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
             the ``int((1 - density) * N)``-th smallest score, pruned weights ranked lowest; see
-            ``docs/selection.md``).
+            ``docs/selection.md``), ``"truncated"`` (exactly :func:`keep_count_truncated`
+            weights, ties as ``"exact"``) or ``"positive"`` (every alive weight scoring ``> 0``;
+            ``density`` is then only validated).
         buffers: work buffers to reuse across calls (:class:`SelectionBuffers`); speed only.
         generator: the CPU ``torch.Generator`` that draws among tied scores (a run passes its
             selection stream); ``None``: a generator seeded with 0, drawn afresh in every call.
@@ -422,7 +460,12 @@ def select_top(
         if count_rule == "threshold":
             _keep_above_threshold(x[a:b], density, size, seg_alive, live, kept[a:b], buffers, ties, name)
             return
-        k = keep_count(density, size)
+        if count_rule == "positive":  # the scores decide the count; the density is a target only
+            torch.gt(x[a:b], 0, out=kept[a:b])
+            if seg_alive is not None:
+                kept[a:b].logical_and_(seg_alive)
+            return
+        k = keep_count_truncated(density, size) if count_rule == "truncated" else keep_count(density, size)
         check(k, live, where)
         _keep_top(x[a:b], k, seg_alive, live, kept[a:b], buffers, generator=generator, ties=ties, where=name)
 
@@ -443,6 +486,79 @@ def select_top(
         keep = torch.zeros(offset, dtype=torch.bool, device=device)
         keep[idx] = kept
     return {n: keep[a:b].view(scores[n].shape).to(scores[n].device) for n, (a, b) in zip(names, bounds)}
+
+
+def select_above(
+    scores: Mapping[str, torch.Tensor], threshold: float | torch.Tensor, *,
+    masks: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Keep the alive weights whose score is *strictly* above ``threshold``: a score equal to it
+    goes, however many tie there (NaN never passes). No count is enforced: the mask may be empty.
+
+    Gem-Miner's gem is ``select_above(s, 0.5, masks=flags)`` (the reference's rounding
+    ``torch.gt(scores, 0.5)`` times the flag, ``utils/net_utils.py`` ``round_model`` and
+    ``get_layer_sparsity``).
+
+    Example:
+        >>> import torch
+        >>> m = select_above({"a": torch.tensor([0.5, 0.7, 1.0])}, 0.5,
+        ...                  masks={"a": torch.tensor([True, True, False])})
+        >>> m["a"].tolist()
+        [False, True, False]
+    """
+    if masks is not None and set(masks) != set(scores):
+        missing = sorted(set(scores) ^ set(masks))
+        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
+    out = {}
+    for n, s in scores.items():
+        keep = s.detach() > (threshold.to(s.device) if hasattr(threshold, "to") else threshold)
+        if masks is not None:
+            m = masks[n].to(s.device)
+            if m.shape != s.shape:
+                raise ConfigError(f"a mask of shape {tuple(m.shape)} does not fit scores of shape {tuple(s.shape)}")
+            keep &= m
+        out[n] = keep
+    return out
+
+
+def prune_lowest_strict(
+    scores: Mapping[str, torch.Tensor], prune: int, *, masks: Mapping[str, torch.Tensor] | None = None,
+    buffers: SelectionBuffers | None = None,
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Prune the ``prune`` lowest alive scores (all parameters ranked together) and every alive
+    score equal to the highest of them: the threshold ``t`` is the ``prune``-th smallest alive
+    score and the kept weights are the alive ones ``> t`` (:func:`select_above`). With ties at
+    ``t`` more than ``prune`` go, possibly all of them. Returns ``(masks, t)``.
+
+    This is Gem-Miner's freezing event (ksreenivasan/pruning_is_enough, ``utils/net_utils.py``,
+    ``prune``, BottomK: ``torch.sort(abs(active)).values[k - 1]``, then
+    ``flag & gt(abs(scores), threshold)``); its count is :func:`prune_count_ceil`.
+
+    Example:
+        >>> import torch
+        >>> m, t = prune_lowest_strict({"a": torch.tensor([0.2, 1.0, 0.1, 1.0]), "b": torch.tensor([1.0, 0.4])}, 3)
+        >>> t, m["a"].tolist(), m["b"].tolist()   # 3 asked, 0.1 0.2 0.4 go; no tie at 0.4
+        (0.4000000059604645, [False, True, False, True], [True, False])
+        >>> m, t = prune_lowest_strict({"a": torch.tensor([0.2, 1.0, 0.1, 1.0]), "b": torch.tensor([1.0, 0.4])}, 4)
+        >>> t, m["a"].tolist(), m["b"].tolist()   # the 4th smallest is 1.0: all three 1.0s go too
+        (1.0, [False, False, False, False], [False, False])
+    """
+    import torch
+
+    if masks is not None and set(masks) != set(scores):
+        missing = sorted(set(scores) ^ set(masks))
+        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
+    buffers = buffers if buffers is not None else SelectionBuffers()
+    names = list(scores)
+    devices = {s.device for s in scores.values()}
+    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    tensors = [scores[n].to(device) for n in names]
+    x, alive, _, n_alive = _gather(tensors, None if masks is None else [masks[n].to(device) for n in names],
+                                   device, buffers)
+    if isinstance(prune, bool) or not isinstance(prune, int) or not 1 <= prune <= n_alive:
+        raise ConfigError(f"cannot prune {prune!r} of {n_alive} unpruned weights (between 1 and all of them)")
+    thresh = _kth_largest(x, n_alive - prune + 1, alive, buffers)  # the prune-th smallest alive
+    return select_above(scores, thresh, masks=masks), float(thresh)
 
 
 def check_count_rule(count_rule: str) -> str:

@@ -60,7 +60,7 @@ from ticketlab.masking import MaskedOptimizer, check_masks
 from ticketlab.progress import NullProgress
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "cosine_epoch", "step")
 SPLITS = ("train", "val", "test")
 
 
@@ -86,7 +86,9 @@ class TrainConfig:
     momentum: float = _help("momentum of sgd (0 = none); only for optimizer sgd", 0.0)
     nesterov: bool = _help("use Nesterov momentum (sgd with momentum > 0 only)", False)
     weight_decay: float = _help("L2 weight decay added to the gradient by the optimizer", 0.0)
-    schedule: str = _help("learning-rate schedule: constant, cosine (to 0 at the last iteration) or step", "constant")
+    schedule: str = _help("learning-rate schedule: constant, cosine (to 0 at the last iteration), cosine_epoch "
+                          "(cosine stepped once per epoch, as Gem-Miner's and edge-popup's reference codes) or step",
+                          "constant")
     milestones: tuple[int, ...] = _help("iterations after which schedule step multiplies the rate by gamma", ())
     gamma: float = _help("factor applied to the rate at each milestone of schedule step", 0.1)
     warmup_iterations: int = _help("linear warm-up: iteration t uses lr * (t + 1) / warmup for t < warmup", 0)
@@ -122,6 +124,8 @@ class TrainConfig:
             raise ConfigError("training option nesterov needs optimizer sgd with momentum > 0")
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
             raise ConfigError(f"training option weight_decay must be >= 0, not {self.weight_decay}")
+        if self.schedule == "cosine_epoch" and self.iterations is not None:
+            raise ConfigError("training option schedule cosine_epoch steps once per epoch: give epochs, not iterations")
         if self.milestones and self.schedule != "step":
             raise ConfigError(f"training option milestones applies only to schedule step, not {self.schedule}")
         if any(m <= 0 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
@@ -171,13 +175,19 @@ def lr_at(config: TrainConfig, iteration: int, total_iterations: int) -> float:
 
     ``lr * warmup(t) * schedule(t)`` with ``warmup(t) = min(1, (t + 1) / W)`` and
     ``schedule(t)`` = 1 (constant), ``(1 + cos(pi * t / T)) / 2`` (cosine, Loshchilov & Hutter
-    2017, SGDR eq. 5 without restarts, eta_min = 0) or ``gamma ** #{m in milestones: m <= t}``
-    (step).
+    2017, SGDR eq. 5 without restarts, eta_min = 0), ``(1 + cos(pi * e / E)) / 2`` with ``e`` the
+    0-based epoch of step ``t`` and ``E`` the epochs (cosine_epoch: the reference codes' per-epoch
+    step, allenai/hidden-networks ``utils/schedulers.py`` ``cosine_lr`` and Gem-Miner's
+    ``CosineAnnealingLR(T_max=epochs)`` stepped after each epoch) or
+    ``gamma ** #{m in milestones: m <= t}`` (step).
 
     Example:
         >>> cfg = TrainConfig(lr=1.0, schedule="cosine")
         >>> lr_at(cfg, 5, 10)
         0.5
+        >>> per_epoch = TrainConfig(lr=1.0, schedule="cosine_epoch", epochs=2)  # 5 steps an epoch
+        >>> [lr_at(per_epoch, t, 10) for t in (0, 4, 5, 9)]
+        [1.0, 1.0, 0.5, 0.5]
     """
     t = iteration
     factor = 1.0
@@ -185,6 +195,9 @@ def lr_at(config: TrainConfig, iteration: int, total_iterations: int) -> float:
         factor = (t + 1) / config.warmup_iterations
     if config.schedule == "cosine":
         factor *= 0.5 * (1.0 + math.cos(math.pi * t / max(total_iterations, 1)))
+    elif config.schedule == "cosine_epoch":
+        epoch = t * config.epochs // max(total_iterations, 1)  # total is epochs * steps per epoch
+        factor *= 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
     elif config.schedule == "step":
         factor *= config.gamma ** bisect.bisect_right(config.milestones, t)
     return config.lr * factor

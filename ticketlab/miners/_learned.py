@@ -28,6 +28,12 @@ The straight-through estimator (Bengio et al. 2013): the forward value is the ha
 backward pass treats ``m`` as the identity of :meth:`MaskRule.soft`, so
 ``dL/d soft = w0 ⊙ dL/dw_eff``.
 
+**Protocols.** ``gem_miner`` and ``edge_popup`` take ``protocol``: ``"exact"`` (default, the
+above) or ``"reference"``, which reproduces the reference codes' conventions (per-epoch cosine,
+Gem-Miner's freezing times, compounding ``ceil`` counts, strict thresholds, drifting frozen
+scores, the gem as the ticket, the reference's fine-tuning milestones, edge-popup's truncated
+count); ``docs/learned_masks.md`` lists them side by side with the reference lines they follow.
+
 Scores are trained once, in :meth:`LearnedMaskMiner.prepare`, towards the run's final density
 (the last entry of the schedule). With ``--rounds`` > 1 every round ranks the same learned
 scores, which gives the same final mask as one round.
@@ -44,7 +50,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices
 from ticketlab.progress import NullProgress
 from ticketlab.weights import check_treatment
 
@@ -113,6 +119,19 @@ def _restore_order(module: nn.Module, order: list[str]) -> None:
     params.update(items)
 
 
+#: ``protocol`` values of the miners that have a reference code to follow (``docs/learned_masks.md``).
+PROTOCOLS = ("exact", "reference")
+
+
+def protocol_field() -> Any:
+    """The ``protocol`` config field (``--protocol``, one help text for every miner that has it)."""
+    return field(default="exact", metadata={
+        "help": "exact (default: ticketlab's conventions, a ticket at exactly the requested density) or reference "
+                "(the reference code's: ksreenivasan/pruning_is_enough for gem_miner, whose ticket is then the gem "
+                "at its own density; allenai/hidden-networks for edge_popup; see docs/learned_masks.md)",
+        "choices": PROTOCOLS})
+
+
 @dataclass(frozen=True)
 class LearnedMaskConfig(MinerConfig):
     """Options shared by the learned-mask miners (score training; SGD with a cosine schedule)."""
@@ -129,6 +148,7 @@ class LearnedMaskConfig(MinerConfig):
     score_batch_size: int = field(default=128, metadata={"help": "minibatch size of score training"})
 
     def __post_init__(self) -> None:
+        check_choices(self)
         check_treatment(self.weights)
         if self.score_epochs is not None and (isinstance(self.score_epochs, bool) or not isinstance(
                 self.score_epochs, int) or self.score_epochs < 1):
@@ -199,7 +219,16 @@ class LearnedMaskMiner(Miner):
         with torch.no_grad():
             return {n: r.hard().bool() for n, r in rules.items()}
 
+    #: The count rule of the final selection under ``protocol="reference"`` (edge-popup: the
+    #: truncated count; Gem-Miner: the gem, i.e. the positive ranks of :meth:`rank_scores`).
+    reference_count_rule: ClassVar[str] = "exact"
+
     # ------------------------------------------------------------------ shared engine
+    @property
+    def reference(self) -> bool:
+        """Whether the run follows the reference code's conventions (``protocol="reference"``)."""
+        return getattr(self.config, "protocol", "exact") == "reference"
+
     def weight_treatment(self) -> str:
         return self.config.weights
 
@@ -219,6 +248,14 @@ class LearnedMaskMiner(Miner):
 
         return self.final_density(ctx) if needs_density(self.config.weights) else None
 
+    def round_count_rule(self, count_rule: str) -> str:
+        if not self.reference:
+            return count_rule
+        if count_rule != "exact":
+            raise ConfigError(f"method '{self.name}' with protocol reference selects by the reference's own rule; "
+                              f"leave the count rule at exact (it becomes '{self.reference_count_rule}')")
+        return self.reference_count_rule
+
     def score_train_config(self, ctx: MiningContext) -> Any:
         """The :class:`~ticketlab.training.TrainConfig` of score training."""
         from ticketlab.training import TrainConfig
@@ -227,8 +264,10 @@ class LearnedMaskMiner(Miner):
         epochs = cfg.score_epochs or ctx.train_epochs
         if epochs is None:
             epochs = self.default_epochs if ctx.spec.name in _SMALL or ctx.spec.kind == "graph" else 20
+        # protocol reference: the cosine steps once per epoch (Gem-Miner main.py l. 171
+        # `scheduler.step()` after each epoch; hidden-networks main.py l. 123 `lr_policy(epoch)`)
         return TrainConfig(optimizer="sgd", lr=cfg.score_lr, momentum=cfg.score_momentum,
-                           weight_decay=cfg.score_weight_decay, schedule="cosine",
+                           weight_decay=cfg.score_weight_decay, schedule="cosine_epoch" if self.reference else "cosine",
                            batch_size=cfg.score_batch_size, epochs=epochs)
 
     def final_density(self, ctx: MiningContext) -> float:
@@ -296,6 +335,7 @@ class LearnedMaskMiner(Miner):
         self.info = {
             **ctx.provenance,  # what the method's hooks recorded (e.g. Gem-Miner's freeze_events)
             "weights": self.config.weights,
+            **({"protocol": self.config.protocol} if hasattr(self.config, "protocol") else {}),
             "batchnorm": "non-affine during score training (affine parameters frozen; running statistics updated)",
             "score_train_config": dataclasses.asdict(config),
             "own_rule_kept": own_kept,

@@ -188,6 +188,12 @@ class Miner:
         Gem-Miner's fine-tuning), or ``None``. The runner runs it as it runs ``--train-ticket``."""
         return None
 
+    def round_count_rule(self, count_rule: str) -> str:
+        """The count rule (:data:`ticketlab.selection.COUNT_RULES`) of the run's rounds, given the
+        one asked for; default: that one. A method whose protocol fixes it says which (e.g.
+        ``edge_popup`` under ``protocol="reference"``: ``"truncated"``), or refuses another."""
+        return count_rule
+
     def ticket_weights(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """The prunable weights the final ticket's network starts from (its ``init`` snapshot and
         the start of ``--train-ticket``), given the final masks; ``None`` (default): θ0 as treated

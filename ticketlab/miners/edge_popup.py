@@ -9,6 +9,10 @@ so ``dL/ds = sign(s) ⊙ w0 ⊙ dL/dw_eff``, which is the paper's update
 ``s_uv <- s_uv - α ∂L/∂I_v Z_u w_uv`` for positive scores. SGD lr 0.1, momentum 0.9, cosine,
 weight decay 1e-4 on the scores.
 
+``protocol="reference"`` follows allenai/hidden-networks: the cosine steps once per epoch and
+every layer keeps ``N - int((1 - d) N)`` weights (count rule ``"truncated"``), in the forward pass
+and in the ticket (``docs/learned_masks.md``).
+
 The density is reached in the forward pass from the first step and the selection is
 layer-wise only, as in the paper: ``--scope global`` is refused. The forward rule uses the shared
 selection's top-k (exact count, ties drawn from the run's selection stream), so the ticket is the
@@ -29,9 +33,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule
+from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
 from ticketlab.miners.base import MiningContext, register_miner
-from ticketlab.selection import _top_k_flat, keep_count
+from ticketlab.selection import _top_k_flat, keep_count, keep_count_truncated
 
 
 class TopKRule(MaskRule):
@@ -100,13 +104,19 @@ class EdgePopupMiner(LearnedMaskMiner):
             "help": "frozen weights: signed_constant (default, Ramanujan et al.), scaled_signed_constant "
                     "(sign(w0)*sqrt(2/(d*fan_in)), the reference's scale_fan), init or signed_std"})
         score_weight_decay: float = field(default=1e-4, metadata={"help": "weight decay on the scores"})
+        protocol: str = protocol_field()
+
+    #: protocol reference: the final selection keeps edge-popup's per-layer count
+    reference_count_rule = "truncated"
 
     def init_scores(self, ctx: MiningContext, name: str, w0: torch.Tensor) -> torch.Tensor:
         scores = torch.empty(w0.shape, dtype=torch.float32)
         return torch.nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=ctx.generator)
 
     def make_rule(self, ctx: MiningContext, name: str, scores: torch.Tensor, density: float) -> MaskRule:
-        return TopKRule(scores, keep_count(density, scores.numel()), generator=ctx.tie_generator)
+        # protocol reference: N - int((1 - k) N) per layer (hidden-networks utils/conv_type.py l. 20-25)
+        count = keep_count_truncated if self.reference else keep_count
+        return TopKRule(scores, count(density, scores.numel()), generator=ctx.tie_generator)
 
     def rank_scores(self, rules: dict[str, MaskRule]) -> dict[str, torch.Tensor]:
         return {n: r.scores.detach().abs() for n, r in rules.items()}
