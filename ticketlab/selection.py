@@ -266,6 +266,23 @@ def _gather(scores: list[torch.Tensor], masks: list[torch.Tensor] | None, device
     return buf, alive, idx, n_alive
 
 
+def _flatten(scores: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor] | None, buffers: SelectionBuffers
+             ) -> tuple[list[str], torch.device, list[torch.Tensor], tuple[Any, ...]]:
+    """Check that ``masks`` covers ``scores``, then ``(names, device, tensors, _gather(...))``: the
+    scores on one device (their own, or the CPU when they are spread) gathered into one buffer."""
+    import torch
+
+    if masks is not None and set(masks) != set(scores):
+        missing = sorted(set(scores) ^ set(masks))
+        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
+    names = list(scores)
+    devices = {s.device for s in scores.values()}
+    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    tensors = [scores[n].to(device) for n in names]
+    return names, device, tensors, _gather(tensors, None if masks is None else [masks[n].to(device) for n in names],
+                                           device, buffers)
+
+
 #: Below this many scores a plain ``kthvalue`` is as fast as the bucket pass.
 _RADIX_MIN = 1 << 16
 _BUCKET_ORDER: dict[str, torch.Tensor] = {}
@@ -433,17 +450,9 @@ def select_top(
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
     check_count_rule(count_rule)
-    if masks is not None and set(masks) != set(scores):
-        missing = sorted(set(scores) ^ set(masks))
-        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
     buffers = buffers if buffers is not None else SelectionBuffers()
     generator = tie_generator(generator)
-    names = list(scores)
-    devices = {s.device for s in scores.values()}
-    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
-    tensors = [scores[n].to(device) for n in names]
-    x, alive, idx, n_alive = _gather(tensors, None if masks is None else [masks[n].to(device) for n in names],
-                                     device, buffers)
+    names, device, tensors, (x, alive, idx, n_alive) = _flatten(scores, masks, buffers)
     kept = torch.empty(x.numel(), dtype=torch.bool, device=device)  # x's flags; fresh every call
 
     def check(k: int, available: int, where: str) -> None:
@@ -545,16 +554,8 @@ def prune_lowest_strict(
     """
     import torch
 
-    if masks is not None and set(masks) != set(scores):
-        missing = sorted(set(scores) ^ set(masks))
-        raise ConfigError(f"scores and masks cover different parameters (first difference: '{missing[0]}')")
     buffers = buffers if buffers is not None else SelectionBuffers()
-    names = list(scores)
-    devices = {s.device for s in scores.values()}
-    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
-    tensors = [scores[n].to(device) for n in names]
-    x, alive, _, n_alive = _gather(tensors, None if masks is None else [masks[n].to(device) for n in names],
-                                   device, buffers)
+    names, device, tensors, (x, alive, _, n_alive) = _flatten(scores, masks, buffers)
     if isinstance(prune, bool) or not isinstance(prune, int) or not 1 <= prune <= n_alive:
         raise ConfigError(f"cannot prune {prune!r} of {n_alive} unpruned weights (between 1 and all of them)")
     thresh = _kth_largest(x, n_alive - prune + 1, alive, buffers)  # the prune-th smallest alive
