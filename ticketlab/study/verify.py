@@ -67,6 +67,22 @@ def _canonical(value: Any) -> str | None:
         return None
 
 
+def _same(a: Any, b: Any, depth: int = 0) -> bool:
+    """Equal as values: numbers by value (``1 == 1.0``, a miner may make an option a float), never a
+    bool for a number, lists and tuples alike, mappings key by key; deeper than 64 levels: unequal."""
+    if depth > 64:
+        return False
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or (a != a and b != b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(_same(a[k], b[k], depth + 1) for k in a)
+    return type(a) is type(b) and a == b
+
+
 def _hash(config: Any) -> str | None:
     try:
         return config_hash(config)
@@ -126,14 +142,14 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     if _canonical(recorded) != _canonical(config):
         raise bad("records another configuration than the job's")
     for key in ("method", "model", "dataset", "seed"):
-        if _canonical(prov.get(key)) != _canonical(config.get(key)):
+        if not _same(prov.get(key), config.get(key)):
             raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(config.get(key))[:60]!r}")
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     method_config = prov.get("method_config") if isinstance(prov.get("method_config"), dict) else {}
     for key, value in options.items():
-        if key in RUNNER_OPTIONS:
+        if key in RUNNER_OPTIONS or (key == "rate" and config.get("schedule")):  # the rate made the schedule
             continue
-        if key not in method_config or _canonical(method_config[key]) != _canonical(value):
+        if key not in method_config or not _same(method_config[key], value):
             raise bad(f"was mined with option {key} {str(method_config.get(key))[:60]!r}, the job asks for "
                       f"{str(value)[:60]!r}")
     runner = {k: options[k] for k in ("scope", "count_rule", "prune_first_layer", "prune_last_layer", "rounds")
@@ -141,7 +157,7 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     if config.get("schedule"):
         runner["rounds"] = len(config["schedule"])
     for key, value in runner.items():
-        if _canonical(prov.get(key)) != _canonical(value):
+        if not _same(prov.get(key), value):
             raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(value)[:60]!r}")
     density = config.get("density")
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
