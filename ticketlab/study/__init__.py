@@ -66,19 +66,23 @@ class Study:
     def tickets(self, directory: str | Path | None = None) -> list[dict[str, Any]]:
         """One record per job (DataFrame-ready): grid coordinates, status, path, kept, accuracy."""
         from ticketlab.study.run import read_manifest
+        from ticketlab.study.safepath import StudyFolder
+        from ticketlab.study.verify import check_ticket
 
         folder = self._dir(directory)
+        safe = StudyFolder(folder)
         records = []
         for e in read_manifest(folder)["jobs"]:
-            path = folder / e["output"]
+            if not isinstance(e, dict):
+                continue
             rec = {k: e.get(k) for k in ("id", "method", "model", "dataset", "seed", "density", "status", "error",
                                          "wall_seconds")}
-            rec["path"] = str(path)
-            if e.get("status") in ("done", "skipped") and path.is_file():
-                from ticketlab.fileformat import read_info
-
-                prov = read_info(path)["provenance"]
-                rec.update(kept=prov.get("kept"), total=prov.get("total"), test_accuracy=prov.get("test_accuracy"))
+            rec["path"] = str(folder / f"tickets/{e.get('id')}.h5")
+            if e.get("status") in ("done", "skipped"):
+                facts = check_ticket(safe, e, missing_ok=True)  # every fact of a ticket is the ticket's, verified
+                if facts is not None:
+                    rec.update({k: facts[k] for k in ("method", "model", "dataset", "seed", "density", "kept", "total",
+                                                      "test_accuracy")})
             records.append(rec)
         return records
 

@@ -63,6 +63,8 @@ from ticketlab.atomic import atomic_write_text
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.progress import NullProgress
 from ticketlab.study.run import read_manifest
+from ticketlab.study.safepath import StudyFolder, StudyFolderError
+from ticketlab.study.verify import check_job_entry, check_provenance
 from ticketlab.ticket import Ticket
 
 #: A method pair "shares more than chance" when its mean Jaccard lift is at least this and every
@@ -77,6 +79,12 @@ PERMUTATION_SEED = 0
 BASELINE_SEED = 0
 #: Folder (in the study folder) of the report's PNGs.
 FIGURE_DIR = "report_figures"
+#: The list of the PNGs that ticketlab wrote in :data:`FIGURE_DIR` (the only ones it ever deletes).
+WRITTEN = f"{FIGURE_DIR}/written.json"
+#: Names of the report's figures (``NN-slug.png``); a listed name of another shape is ignored.
+_FIGURE_NAME = re.compile(r"[0-9]{2,4}-[A-Za-z0-9-]{1,40}\.png")
+#: Largest list of written figures read (bytes); a longer one is refused.
+_WRITTEN_BYTES = 1 << 20
 #: Columns of ``results.csv``.
 COLUMNS = (
     "section", "model", "dataset", "density", "method_a", "method_b", "seed_a", "seed_b", "label_a", "label_b",
@@ -134,25 +142,15 @@ def _text(x: Any) -> str:
     return "" if x is None else str(x)
 
 
-def _inside(study_dir: Path, rel: Any) -> Path | None:
-    """``study_dir / rel`` when ``rel`` is a relative path that stays inside the folder."""
-    if not isinstance(rel, str) or not rel:
-        return None
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        return None
-    full = study_dir / p
-    try:
-        full.resolve().relative_to(study_dir.resolve())
-    except (ValueError, OSError):
-        return None
-    return full
-
-
 def _load_study(study_dir: Path, progress: Any) -> _Study:
+    """Every finished job's ticket, verified against its job (:func:`ticketlab.study.verify.check_provenance`);
+    every fact (method, model, data set, seed, density) is the ticket's. A ticket that disagrees with its
+    job, or a path that is a link, stops the report (:class:`StudyFolderError`, one line naming the file);
+    a missing or unreadable ticket is listed among the failures."""
     from ticketlab.fileformat import load
     from ticketlab.metrics.health import health
 
+    folder = StudyFolder(study_dir)
     data = read_manifest(study_dir)
     jobs = [j for j in data["jobs"] if isinstance(j, dict)]
     groups: dict[tuple[str, str], dict[float, list[_Entry]]] = {}
@@ -164,24 +162,20 @@ def _load_study(study_dir: Path, progress: Any) -> _Study:
             jid = _text(job.get("id"))
             if job.get("status") not in _DONE:
                 continue
-            try:
-                method, model, dataset = (str(job[k]) for k in ("method", "model", "dataset"))
-                seed, density = int(job["seed"]), float(job["density"])
-            except (KeyError, TypeError, ValueError):
-                problems.append((jid, "the manifest entry lacks a method, model, dataset, seed or density"))
-                continue
-            path = _inside(study_dir, job.get("output"))
+            check_job_entry(job)
+            path = folder.file(f"tickets/{jid}.h5", missing_ok=True)
             if path is None:
-                problems.append((jid, f"output path {_text(job.get('output'))!r} is not inside the study folder"))
-                continue
-            if not path.exists():
-                problems.append((jid, f"output file {_text(job.get('output'))!r} does not exist"))
+                problems.append((jid, f"output file 'tickets/{jid}.h5' does not exist"))
                 continue
             try:
                 t = load(path, scores=False, history=False)
             except TicketlabError as exc:
                 problems.append((jid, str(exc)))
                 continue
+            layers = {n: (int(np.count_nonzero(m)), int(m.size)) for n, m in t.masks.items()}
+            facts = check_provenance(t.provenance, layers, job, path)
+            method, model, dataset = (str(facts[k]) for k in ("method", "model", "dataset"))
+            seed, density = int(facts["seed"]), float(facts["density"])
             if method not in methods:
                 methods.append(method)
             groups.setdefault((model, dataset), {}).setdefault(density, []).append(
@@ -429,11 +423,11 @@ def _clean(v: Any) -> Any:
 class _Doc:
     """Blocks of the report (rendered to Markdown and HTML), its figures and its CSV rows."""
 
-    def __init__(self, fig_dir: Path) -> None:
+    def __init__(self, folder: StudyFolder) -> None:
         self.blocks: list[tuple[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.figures: dict[str, Path] = {}
-        self.fig_dir = fig_dir
+        self.folder = folder
 
     def heading(self, level: int, text: str) -> None:
         self.blocks.append(("h", (level, text)))
@@ -449,8 +443,8 @@ class _Doc:
         from ticketlab.metrics._plot import save_figure
 
         name = f"{len(self.figures) + 1:02d}-{_slug(stem)}.png"
-        self.fig_dir.mkdir(parents=True, exist_ok=True)
-        path = save_figure(fig, self.fig_dir / name, dpi=100)
+        self.folder.folder(FIGURE_DIR, create=True)
+        path = save_figure(fig, self.folder.writable(f"{FIGURE_DIR}/{name}"), dpi=100)
         self.figures[name] = path
         self.blocks.append(("fig", (f"{FIGURE_DIR}/{name}", path, caption)))
 
@@ -1031,6 +1025,41 @@ def _section_health(doc: _Doc, study: _Study) -> None:
 
 
 # ------------------------------------------------------------------------------ entry point
+def _written(folder: StudyFolder) -> list[str]:
+    """The figures an earlier report wrote (:data:`WRITTEN`), each checked as a path ticketlab may
+    delete (a link there is refused now, before anything is written). Names of another shape than
+    the report's own are ignored; figures of reports older than the list are never deleted."""
+    import json
+
+    if folder.path(FIGURE_DIR).exists():
+        folder.folder(FIGURE_DIR)
+    path = folder.file(WRITTEN, missing_ok=True)
+    if path is None:
+        return []
+    if path.stat().st_size > _WRITTEN_BYTES:
+        raise StudyFolderError(f"'{path}' is larger than {_WRITTEN_BYTES} bytes: not a list ticketlab wrote")
+    try:
+        names = json.loads(path.read_text(encoding="utf-8")).get("written")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        raise StudyFolderError(f"'{path}' is not the list of figures ticketlab writes") from None
+    if not isinstance(names, list):
+        raise StudyFolderError(f"'{path}' is not the list of figures ticketlab writes")
+    out = []
+    for name in names:
+        if isinstance(name, str) and _FIGURE_NAME.fullmatch(name) and name not in out:
+            folder.path(f"{FIGURE_DIR}/{name}")
+            out.append(name)
+    return out
+
+
+def _write_written(folder: StudyFolder, names: list[str]) -> None:
+    import json
+
+    text = json.dumps({"written": names, "note": "PNGs ticketlab wrote here; the next report deletes those it "
+                       "does not write again, and nothing else"}, indent=1) + "\n"
+    atomic_write_text(folder.writable(WRITTEN), text)
+
+
 def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> dict[str, Path]:
     """Write ``report.md`` (PNGs in ``report_figures/``), ``report.html`` and ``results.csv`` for
     the study in ``study_dir``; returns ``{"markdown", "html", "csv", "figure:<name>": path}``.
@@ -1047,8 +1076,13 @@ def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> di
     """
     study_dir = Path(study_dir)
     progress = progress or NullProgress()
+    folder = StudyFolder(study_dir)
+    folder.path(FIGURE_DIR)  # links are refused before anything is written
+    for rel in ("report.md", "report.html", "results.csv"):
+        folder.writable(rel)
+    earlier = _written(folder)
     study = _load_study(study_dir, progress)
-    doc = _Doc(study_dir / FIGURE_DIR)
+    doc = _Doc(folder)
     title = f"Study report: {study.name or study_dir.name}"
     doc.heading(1, title)
     status = {}
@@ -1114,14 +1148,16 @@ def write_report(study_dir: Path, *, progress: NullProgress | None = None) -> di
              f"{pending} pending jobs." if rows or pending else "No job failed.")
     doc.table(["job", "method", "seed", "density", "error"], rows)
 
-    md = atomic_write_text(study_dir / "report.md", doc.markdown())
-    page = atomic_write_text(study_dir / "report.html", doc.html(title))
-    table = atomic_write_text(study_dir / "results.csv", doc.csv())
-    fig_dir = study_dir / FIGURE_DIR
-    if fig_dir.is_dir():  # figures of an earlier report that this one did not write
-        for old in fig_dir.glob("*.png"):
-            if old.name not in doc.figures:
-                old.unlink(missing_ok=True)
+    md = atomic_write_text(folder.writable("report.md"), doc.markdown())
+    page = atomic_write_text(folder.writable("report.html"), doc.html(title))
+    table = atomic_write_text(folder.writable("results.csv"), doc.csv())
+    stale = [name for name in earlier if name not in doc.figures]  # figures of an earlier report, not of this one
+    if doc.figures or earlier:
+        folder.folder(FIGURE_DIR, create=True)
+        _write_written(folder, list(doc.figures) + stale)  # a kill before the deletes leaves them listed
+        for name in stale:
+            folder.remove(f"{FIGURE_DIR}/{name}")
+        _write_written(folder, list(doc.figures))
     out = {"markdown": md, "html": page, "csv": table}
     out.update({f"figure:{name}": path for name, path in doc.figures.items()})
     return out

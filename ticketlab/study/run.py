@@ -1,7 +1,11 @@
 """Running a study: every job is one ``mine`` call; finished jobs are skipped; failures recorded.
 
-* **Idempotent and resumable.** A job whose ticket file exists and loads as a valid ticket of
-  that job (same method, model, data set, seed) is skipped. Tickets are written atomically, so a
+* **Idempotent and resumable.** A job whose ticket file exists and is verified as that job's
+  ticket (:func:`ticketlab.study.verify.check_ticket`: the whole configuration, its hash, the
+  density by count) is skipped; a ticket that disagrees gets one warning line naming the file,
+  and its job is re-run (the new ticket replaces the file, or a link there, never a link's
+  target). Every path in the study folder is checked (:mod:`ticketlab.study.safepath`): a
+  ``tickets/`` folder that is a link, or any other link ticketlab would use, stops the run. Tickets are written atomically, so a
   killed study leaves no partial ticket; jobs of methods that train write a checkpoint
   ``<ticket>.ckpt`` after every round and continue from it (``mine(..., resume=True)``).
 * **Shared work.** IMP jobs of one (model, data set, seed, options) that follow the study's
@@ -25,9 +29,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -35,7 +39,9 @@ from ticketlab.atomic import atomic_write_text
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.progress import NullProgress
 from ticketlab.study.jobs import Job, resolve_jobs
+from ticketlab.study.safepath import StudyFolder, StudyFolderError
 from ticketlab.study.spec import StudySpec
+from ticketlab.study.verify import check_ticket, job_record
 
 EXECUTORS = ("local", "ray")
 MANIFEST = "study.json"
@@ -48,17 +54,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def valid_ticket(path: Path, job: Job) -> bool:
-    """Whether ``path`` holds a readable ticket of ``job`` (so the job can be skipped)."""
-    if not path.is_file():
-        return False
+    """Whether ``path`` (``<study>/tickets/<id>.h5``) holds the verified ticket of ``job`` (so the
+    job can be skipped). A file that is there but disagrees gives one warning naming it."""
+    folder = StudyFolder(path.parent.parent)
     try:
-        from ticketlab.fileformat import read_info
-
-        prov = read_info(path)["provenance"]
-    except TicketlabError:
+        if folder.file(job.output, missing_ok=True) is None:
+            return False
+        check_ticket(folder, {**_job_fields(job), "output": job.output})
+    except StudyFolderError as exc:
+        warnings.warn(f"{exc}; re-running its job", stacklevel=2)
         return False
-    return (prov.get("method"), prov.get("model"), prov.get("dataset"), prov.get("seed")) == (
-        job.method, job.model, job.dataset, job.seed)
+    return True
 
 
 def run_job(job_config: dict[str, Any], study_dir: str, data_root: str | None, threads: int | None) -> dict[str, Any]:
@@ -80,12 +86,12 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
     jobs = [Job(**c) for c in job_configs]
     lead = max(jobs, key=lambda j: j.rounds or 0)
     started = time.perf_counter()
-    tickets = Path(study_dir) / "tickets"
-    out = Path(study_dir) / lead.output
-    ckpt = out.with_name(out.name + ".ckpt")
-    rounds_dir = tickets / f".rounds-{lead.share}" if len(jobs) > 1 else None
+    folder = StudyFolder(study_dir)
     results = []
     try:
+        folder.folder("tickets")
+        ckpt = folder.writable(lead.output + ".ckpt")  # a link there is refused: the job fails, nothing is read
+        rounds_rel = f"tickets/.rounds-{lead.share}" if len(jobs) > 1 else None
         import torch
 
         from ticketlab.fileformat import load, save
@@ -96,22 +102,21 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
             torch.set_num_threads(threads)
         kwargs = lead.mine_kwargs(data_root)
         checkpoint = ckpt if get_miner(lead.method).trains else None
-        if rounds_dir is not None:
-            rounds_dir.mkdir(exist_ok=True)
+        rounds_dir = folder.folder(rounds_rel, create=True) if rounds_rel is not None else None
         ticket = mine(lead.method, checkpoint=checkpoint, resume=checkpoint is not None, save_rounds=rounds_dir,
                       **kwargs)
         for job in jobs:
             if job is not lead:
-                ticket_j = load(rounds_dir / f"round_{job.rounds:02d}.h5")
+                ticket_j = load(folder.file(f"{rounds_rel}/round_{job.rounds:02d}.h5"))
                 ticket_j.provenance.pop("round", None)
                 ticket_j.provenance["shared_run"] = lead.id
             else:
                 ticket_j = ticket
-            ticket_j.provenance["study_job"] = job.id
-            save(ticket_j, Path(study_dir) / job.output)
-        ckpt.unlink(missing_ok=True)
-        if rounds_dir is not None:
-            shutil.rmtree(rounds_dir, ignore_errors=True)
+            ticket_j.provenance.update(job_record(job))
+            save(ticket_j, folder.writable(job.output, replace=True))
+        folder.remove(lead.output + ".ckpt")
+        if rounds_rel is not None:
+            _remove_rounds(folder, rounds_rel)
         wall = round(time.perf_counter() - started, 3)
         for job in jobs:
             shared = {} if job is lead else {"shared_run": lead.id}
@@ -124,6 +129,18 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
         wall = round(time.perf_counter() - started, 3)
         results = [{"id": job.id, "status": "failed", "error": error, "wall_seconds": wall} for job in jobs]
     return results
+
+
+def _remove_rounds(folder: StudyFolder, rel: str) -> None:
+    """Delete the round files a shared run wrote in ``rel``, then the folder if that empties it."""
+    names = [p.name for p in folder.folder(rel).iterdir()]
+    for name in names:
+        if name.startswith("round_") and name.endswith(".h5") and name[6:-3].isdigit():
+            folder.remove(f"{rel}/{name}")
+    try:
+        folder.path(rel).rmdir()
+    except OSError:
+        pass  # something ticketlab did not write is there: left as it is
 
 
 def _groups(jobs: list[Job]) -> list[list[Job]]:
@@ -152,7 +169,7 @@ def _write_manifest(study_dir: Path, spec: StudySpec, entries: dict[str, dict[st
     manifest = {"name": spec.name, "study_file": spec.source, "ticketlab_version": __version__,
                 "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "jobs": list(entries.values())}
-    atomic_write_text(study_dir / MANIFEST, json.dumps(manifest, indent=1, allow_nan=True) + "\n")
+    atomic_write_text(StudyFolder(study_dir).writable(MANIFEST), json.dumps(manifest, indent=1, allow_nan=True) + "\n")
 
 
 def read_manifest(study_dir: str | Path) -> dict[str, Any]:
@@ -166,6 +183,8 @@ def read_manifest(study_dir: str | Path) -> dict[str, Any]:
         ticketlab.errors.ConfigError: no study manifest at '...study.json'; run the study first
     """
     path = Path(study_dir) / MANIFEST
+    if StudyFolder(study_dir).file(MANIFEST, missing_ok=True) is None:  # a link or a FIFO there is refused
+        raise ConfigError(f"no study manifest at '{path}'; run the study first")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -237,10 +256,12 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
         raise ConfigError("--address is for the ray executor (add --executor ray)")
     progress = progress or NullProgress()
     study_dir = Path(study_dir)
-    (study_dir / "tickets").mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(study_dir)
+    folder.path(MANIFEST)  # refused before anything is made when it is a link
+    folder.folder("tickets", create=True)
     all_jobs = resolve_jobs(spec)
     previous = {}
-    if (study_dir / MANIFEST).exists():
+    if folder.file(MANIFEST, missing_ok=True) is not None:
         previous = {e.get("id"): e for e in read_manifest(study_dir)["jobs"] if isinstance(e, dict)}
     entries: dict[str, dict[str, Any]] = {}
     todo: list[Job] = []

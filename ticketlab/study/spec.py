@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.study.safepath import name_problem
 
 #: Top-level keys of a study file.
 KEYS = ("name", "model", "dataset", "seeds", "densities", "methods", "train_tickets", "method", "train",
@@ -97,8 +98,9 @@ class StudySpec:
             if key not in values:
                 raise fail(f"missing key '{key}'")
         name = values["name"]
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\\0"):
-            raise fail(f"name must be a non-empty string without slashes, not {name!r}")
+        why = name_problem(name)
+        if why is not None:  # the name is a folder name (runs/<name>): one plain name, nothing else
+            raise fail(f"name must be a plain folder name, not {name!r}: {why}")
         models = _names(values["model"], "model", fail)
         datasets = _names(values["dataset"], "dataset", fail)
         methods = _names(values["methods"], "methods", fail)
