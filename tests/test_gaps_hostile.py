@@ -93,3 +93,78 @@ def test_safetensors_names_are_checked_too(tmp_path: Path) -> None:
     pytest.importorskip("safetensors")  # (its reader refuses a lone surrogate in the header itself)
     path = _safetensors(tmp_path / "m.safetensors", "fc\\u0000.weight")
     _refused(_cli("import", path, "-o", tmp_path / "t.h5"), "NUL character")
+
+
+# ------------------------------------------------------------------------------- validation gaps
+_STUDY = 'name = "s"\nmodel = "lenet_300_100"\ndataset = "digits"\nseeds = [0]\ndensities = [0.5]\nmethods = ["random"]\n'
+
+
+@pytest.mark.parametrize("tail, needle", [
+    ("[train]\nlr = inf\n", "train.lr must be a finite number, not inf"),
+    ("[train]\nweight_decay = nan\n", "train.weight_decay must be a finite number, not nan"),
+    ("[train]\nmomentum = -inf\n", "train.momentum must be a finite number"),
+])
+def test_study_files_with_non_finite_numbers_are_refused(tmp_path: Path, tail: str, needle: str) -> None:
+    (tmp_path / "s.toml").write_text(_STUDY + tail)
+    _refused(_cli("study", "run", "s.toml", "-o", "out", cwd=tmp_path), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_study_seeds_beyond_the_seed_range_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(_STUDY.replace("seeds = [0]", "seeds = [18446744073709551615]"))
+    _refused(_cli("study", "run", "s.toml", "-o", "out", cwd=tmp_path), "seeds must be a non-empty list of integers")
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "gamma", "momentum"])
+def test_train_config_refuses_non_finite_numbers(field: str, value: float) -> None:
+    from ticketlab.training import TrainConfig
+
+    with pytest.raises(TicketlabError, match=f"training option {field} must be a finite number"):
+        TrainConfig(**{field: value})
+
+
+def test_train_option_infinity_on_the_command_line(tmp_path: Path) -> None:
+    _refused(_cli("mine", "--method", "random", "--model", "lenet_300_100", "--dataset", "digits", "--density", "0.5",
+                  "--train-option", "lr=Infinity", "-o", tmp_path / "t.h5"), "lr must be a finite number")
+
+
+def test_a_seed_beyond_the_seed_range_on_the_command_line(tmp_path: Path) -> None:
+    line = _refused(_cli("mine", "--method", "random", "--model", "lenet_300_100", "--dataset", "digits",
+                         "--density", "0.5", "--seed", str(10**30), "-o", tmp_path / "t.h5"), "--seed")
+    assert "4294967295" in line
+    with pytest.raises(TicketlabError, match="seed must be an integer from 0 to 4294967295"):
+        ticketlab.mine("random", model="lenet_300_100", dataset="digits", density=0.5, seed=10**30)
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mined") / "r.h5"
+    return ticketlab.save(ticketlab.mine("random", model="lenet_300_100", dataset="digits", density=0.5, seed=0), path)
+
+
+def _with_provenance(source: Path, target: Path, **changes: object) -> Path:
+    t = ticketlab.load(source)
+    t.provenance.update(changes)
+    return ticketlab.save(t, target)
+
+
+PROVENANCE_CASES = {
+    "seed_of_1e30": ({"seed": 10**30}, "its provenance seed must be an integer from 0 to 4294967295"),
+    "seed_of_2e64": ({"seed": 2**64}, "its provenance seed must be an integer"),
+    "transforms_as_a_string": ({"transforms": "reinit"}, "provenance transforms must be a list of records, not a str"),
+    "reinit_without_a_seed": ({"transforms": [{"name": "reinit", "kept": "reinit"}]},
+                              "transform 0 (reinit): its seed must be an integer"),
+    "transform_without_a_name": ({"transforms": [5]}, "transform 0 is not a record with a name"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROVENANCE_CASES))
+def test_provenance_that_lies_is_one_line(mined: Path, tmp_path: Path, case: str) -> None:
+    changes, needle = PROVENANCE_CASES[case]
+    bad = _with_provenance(mined, tmp_path / "bad.h5", **changes)
+    command = {"seed_of_1e30": ["evaluate", bad], "seed_of_2e64": ["barrier", mined, bad],
+               "transforms_as_a_string": ["evaluate", bad],
+               "reinit_without_a_seed": ["train", bad, "-o", tmp_path / "t.h5", "--train-epochs", "1"],
+               "transform_without_a_name": ["sanity", bad, "--seeds", "1"]}[case]
+    _refused(_cli(*command), needle)

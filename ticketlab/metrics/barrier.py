@@ -54,6 +54,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
+from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.ticket import Ticket
 
@@ -219,9 +220,7 @@ def _check_pair(a: Ticket, b: Ticket, la: str, lb: str) -> None:
         if pa.get(key) != pb.get(key):
             raise IncompatibleError(f"'{la}' and '{lb}' differ in {key} ({pa.get(key)!r} vs {pb.get(key)!r}): a "
                                     "barrier interpolates between two networks of one model on one data set")
-    seed = pb.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"cannot re-create the data split of '{lb}': its provenance seed is {seed!r}")
+    check_seed(pb.get("seed"), f"cannot re-create the data split of '{lb}': its provenance seed")
     if (pa.get("model_config") or {}) != (pb.get("model_config") or {}):
         raise IncompatibleError(f"'{la}' and '{lb}' were built with different model options "
                                 f"({pa.get('model_config')!r} vs {pb.get('model_config')!r})")
