@@ -168,3 +168,105 @@ def test_provenance_that_lies_is_one_line(mined: Path, tmp_path: Path, case: str
                "reinit_without_a_seed": ["train", bad, "-o", tmp_path / "t.h5", "--train-epochs", "1"],
                "transform_without_a_name": ["sanity", bad, "--seeds", "1"]}[case]
     _refused(_cli(*command), needle)
+
+
+# ------------------------------------------------------------------------------------- rendering
+DOLLARS = "ra$nd$om"  # an even number of $: matplotlib would parse "nd" as mathtext (and most text fails)
+HARD = r"x$\frac{$y"  # mathtext that does not parse
+
+
+def _ticket(names: tuple[str, ...] = ("fc1.weight", "fc2.weight"), seed: int = 0, **prov: object) -> ticketlab.Ticket:
+    rng = np.random.default_rng(seed)
+    return ticketlab.Ticket(masks={n: rng.random((6, 5)) < 0.5 for n in names}, provenance=dict(prov))
+
+
+def test_every_plot_shows_dollar_signs_as_text(tmp_path: Path) -> None:
+    from ticketlab.metrics.barrier import BarrierResult, plot_barrier
+    from ticketlab.metrics.many import pairwise_matrix
+    from ticketlab.metrics.over_time import plot_mask_distance
+    from ticketlab.metrics.sparsity import plot_profiles
+
+    names = (f"{HARD}.weight", "fc$2$.weight")
+    a, b = _ticket(names, 0), _ticket(names, 1)
+    figures = {
+        "profiles": plot_profiles([a, b], labels=[DOLLARS, HARD]),
+        "matrix": pairwise_matrix([a, b], labels=[DOLLARS, HARD], metric="jaccard").plot(),
+        "over_time": plot_mask_distance([{"stage": "mask_tracking", "run": run, "iteration": i, "mask_distance": 0.1 * i,
+                                          "mask_distance_chance": 0.5} for run in (DOLLARS, HARD) for i in (1, 2)],
+                                        title=HARD),
+        "barrier": plot_barrier([BarrierResult([0.0, 1.0], [0.1, 0.2], [1.0, 1.0], 0.0, 0.0, labels=(DOLLARS, HARD),
+                                               split=HARD)]),
+    }
+    for name, fig in figures.items():
+        fig.savefig(tmp_path / f"{name}.png")  # would raise ValueError from the mathtext parser
+        texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+        assert any(r"\$" in t for t in texts), name  # escaped, so shown literally
+
+
+def test_collapse_plot_escapes_its_names(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ticketlab.collapse import plot_layer_densities
+
+    probe = SimpleNamespace(layer_kept=[3, 2])
+    study = SimpleNamespace(model=HARD, dataset=DOLLARS, layers=[f"{HARD}.weight", "b$1$.weight"], layer_sizes=[6, 4],
+                            results=[SimpleNamespace(method=DOLLARS, critical_x=1.5, critical_probe=probe)])
+    assert plot_layer_densities(study, tmp_path / "c.png").is_file()
+
+
+def test_study_report_renders_hostile_names_as_text(tmp_path: Path) -> None:
+    """A method with $ (mathtext), a study name with ESC bytes, a method that is a spreadsheet
+    formula, in a folder whose name holds ESC: the report is written, and no byte escapes."""
+    import csv
+    import json
+
+    from test_study_report import synthetic_study
+
+    folder = tmp_path / "st\x1b[2J"
+    formula = '=HYPERLINK("evil.example","x")'  # (no slash: the method names a ticket file here)
+    synthetic_study(folder, copy=DOLLARS, noise=formula, seeds=3)
+    manifest = json.loads((folder / "study.json").read_text())
+    manifest["name"] = "evil\x1b[2J\x1b]0;pwned\x07"
+    (folder / "study.json").write_text(json.dumps(manifest))
+    proc = _cli("study", "report", folder)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\x1b" not in proc.stdout + proc.stderr and "st\\x1b[2J" in proc.stdout
+    for name, shown in (("report.md", r"evil\\x1b\[2J"), ("report.html", r"evil\x1b[2J")):
+        text = (folder / name).read_text()  # (Markdown escapes the backslash and the bracket)
+        assert "\x1b" not in text and "\x07" not in text, name
+        assert shown in text, name
+    with open(folder / "results.csv", newline="") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert any(c == "'" + formula for c in cells) and not any(c.startswith(("=", "+", "@")) for c in cells)
+    assert all(c[1:].replace(".", "", 1).replace("e-", "", 1).isdigit() for c in cells if c.startswith("-"))
+
+
+def test_csv_cell_neutralises_formulas_but_not_numbers() -> None:
+    from ticketlab.text import csv_cell
+
+    for formula in ("=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1", "-", "+"):
+        assert csv_cell(formula) == "'" + formula
+    for kept in ("-0.5", "+1e-3", "-12", "1.5", "random", "", 3, -2.5, None):
+        assert csv_cell(kept) == kept
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("density", float("nan"), "job 0 has density nan"),
+    ("seed", float("inf"), "job 0 has seed inf"),
+    ("id", ["x"], "job 0 has no text id"),
+    ("id", {"a": 1}, "job 0 has no text id"),
+])
+def test_a_damaged_manifest_is_one_line(tmp_path: Path, field: str, value: object, needle: str) -> None:
+    import json
+
+    from test_study_report import synthetic_study
+
+    synthetic_study(tmp_path / "st", copy="a", noise="b", seeds=2)
+    manifest = json.loads((tmp_path / "st" / "study.json").read_text())
+    manifest["jobs"][0][field] = value
+    (tmp_path / "st" / "study.json").write_text(json.dumps(manifest, allow_nan=True))
+    _refused(_cli("study", "report", tmp_path / "st"), "study manifest", "is damaged", needle)
+    with pytest.raises(TicketlabError, match="is damaged"):  # the one reader: resume reads it too
+        from ticketlab.study.run import read_manifest
+
+        read_manifest(tmp_path / "st")

@@ -65,20 +65,20 @@ def plot_mask_distance(history: Sequence[Mapping[str, Any]], path: str | os.Path
         >>> plot_mask_distance(rows).axes[0].get_ylabel()
         'mask distance (normalised Hamming)'
     """
-    from ticketlab.metrics._plot import new_figure, save_figure
+    from ticketlab.metrics._plot import new_figure, plain, save_figure
 
     curves = mask_distance_curves(history)
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     for run, c in curves.items():
-        (line,) = ax.plot(c["iteration"], c["distance"], marker=".", label=run)
+        (line,) = ax.plot(c["iteration"], c["distance"], marker=".", label=plain(run))
         ax.plot(c["iteration"], c["chance"], linestyle="--", color=line.get_color(), linewidth=0.8,
-                label=f"{run}: chance 2d(1-d)")
+                label=plain(f"{run}: chance 2d(1-d)"))
     ax.set_xlabel("iteration")
     ax.set_ylabel("mask distance (normalised Hamming)")
     ax.set_ylim(bottom=0)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=7)
     if path is not None:
         save_figure(fig, path)
