@@ -270,3 +270,32 @@ def test_a_damaged_manifest_is_one_line(tmp_path: Path, field: str, value: objec
         from ticketlab.study.run import read_manifest
 
         read_manifest(tmp_path / "st")
+
+
+# ------------------------------------------------------------------------------- compare --over-time
+def _tracked(**bad: object) -> list[dict]:
+    rows = [{"stage": "mask_tracking", "run": "dense", "iteration": i, "mask_distance": d, "mask_distance_chance": 0.5}
+            for i, d in ((2, float("nan")), (4, 0.25), (6, 0.125))]
+    rows[1].update(bad)
+    for key in [k for k, v in bad.items() if v is _MISSING]:
+        del rows[1][key]
+    return rows
+
+
+_MISSING = object()
+OVER_TIME_CASES = {
+    "iteration_as_text": ({"iteration": "four"}, "iteration 'four'"),
+    "iteration_infinite": ({"iteration": float("inf")}, "iteration inf"),
+    "iteration_missing": ({"iteration": _MISSING}, "iteration None"),
+    "distance_as_text": ({"mask_distance": "0.25"}, "mask_distance '0.25'"),
+    "chance_missing": ({"mask_distance_chance": _MISSING}, "mask_distance_chance None"),
+    "chance_as_list": ({"mask_distance_chance": [0.5]}, "mask_distance_chance [0.5]"),
+}
+
+
+@pytest.mark.parametrize("case", list(OVER_TIME_CASES))
+def test_tracked_history_rows_of_the_wrong_kind(tmp_path: Path, case: str) -> None:
+    bad, needle = OVER_TIME_CASES[case]
+    path = ticketlab.save(ticketlab.Ticket(masks={"w": np.array([1, 0, 1], bool)}, history=_tracked(**bad)),
+                          tmp_path / "t.h5")
+    _refused(_cli("compare", "--over-time", path), "history row 1 (mask_tracking)", needle)

@@ -32,16 +32,21 @@ def mask_distance_curves(history: Sequence[Mapping[str, Any]]) -> dict[str, dict
     predecessor). An error when the history has no ``mask_tracking`` rows.
     """
     out: dict[str, dict[str, list[float]]] = {}
-    for row in history:
-        if row.get("stage") != "mask_tracking":
+    for i, row in enumerate(history):
+        if not isinstance(row, Mapping) or row.get("stage") != "mask_tracking":
             continue
-        d = float(row.get("mask_distance", math.nan))
+        d = _number(row, "mask_distance", i, math.nan)
         if math.isnan(d):
             continue
+        iteration = row.get("iteration")
+        whole = isinstance(iteration, (int, np.integer)) or (isinstance(iteration, float) and iteration.is_integer())
+        if isinstance(iteration, bool) or not whole or not 0 <= iteration < 2**63:
+            raise ConfigError(f"history row {i} (mask_tracking) has iteration {iteration!r}, not a whole number >= 0")
+        chance = _number(row, "mask_distance_chance", i)
         c = out.setdefault(str(row.get("run", "train")), {"iteration": [], "distance": [], "chance": []})
-        c["iteration"].append(int(row["iteration"]))
+        c["iteration"].append(int(iteration))
         c["distance"].append(d)
-        c["chance"].append(float(row["mask_distance_chance"]))
+        c["chance"].append(chance)
     if not out:
         raise ConfigError("the ticket's history has no tracked mask distances (mine it with --track-masks EVERY)")
     curves: dict[str, dict[str, np.ndarray]] = {}
@@ -52,6 +57,15 @@ def mask_distance_curves(history: Sequence[Mapping[str, Any]]) -> dict[str, dict
         curves[run] = {"iteration": np.array(c["iteration"], dtype=np.int64), "distance": dist,
                        "chance": chance, "relative": rel}
     return curves
+
+
+def _number(row: Mapping[str, Any], key: str, i: int, default: float | None = None) -> float:
+    """``row[key]`` as a float: a number (NaN allowed, infinity not), or ``default`` when absent;
+    a one-sentence error naming the history row otherwise (a damaged or hand-made file)."""
+    value = row.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isinf(value):
+        raise ConfigError(f"history row {i} (mask_tracking) has {key} {value!r}, not a number")
+    return float(value)
 
 
 def plot_mask_distance(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str] | None = None,
