@@ -299,3 +299,15 @@ def test_tracked_history_rows_of_the_wrong_kind(tmp_path: Path, case: str) -> No
     path = ticketlab.save(ticketlab.Ticket(masks={"w": np.array([1, 0, 1], bool)}, history=_tracked(**bad)),
                           tmp_path / "t.h5")
     _refused(_cli("compare", "--over-time", path), "history row 1 (mask_tracking)", needle)
+
+
+# ----------------------------------------------------------------------------- deep nesting
+def test_deeply_nested_study_file_and_manifest_are_one_line(tmp_path: Path) -> None:
+    """Bounding the depth is the bounded reader's job; whatever reads first, a RecursionError
+    from parsing or validation must end as one line, never a traceback."""
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "s.toml").write_text(_STUDY + f"[train]\nx = {deep}\n")
+    _refused(_cli("study", "run", "s.toml", "-o", "out", cwd=tmp_path))
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "study.json").write_text('{"jobs": ' + deep + "}")
+    _refused(_cli("study", "report", tmp_path / "st"))
