@@ -311,3 +311,45 @@ def test_deeply_nested_study_file_and_manifest_are_one_line(tmp_path: Path) -> N
     (tmp_path / "st").mkdir()
     (tmp_path / "st" / "study.json").write_text('{"jobs": ' + deep + "}")
     _refused(_cli("study", "report", tmp_path / "st"))
+
+
+# ----------------------------------------------------------------------------------- Planetoid
+def _declares_2_tib() -> bytes:
+    import struct
+
+    return b"\x80\x04\x8e" + struct.pack("<Q", 2**41) + b"tiny" + b"."  # BINBYTES8 of 2 TiB, 4 bytes stored
+
+
+PLANETOID_CASES = {
+    "x_declares_2_TiB": ("x", _declares_2_tib(), "is not a valid Planetoid raw file"),
+    "test_index_of_1e12": ("test.index", None, "must list 1000 test nodes from 1708 to 2707"),
+    "test_index_too_short": ("test.index", b"1708\n1709\n", "must list 1000 test nodes"),
+    "test_index_not_numbers": ("test.index", b"one\ntwo\n", "is not a valid Planetoid raw file"),
+}
+
+
+@pytest.mark.parametrize("case", list(PLANETOID_CASES))
+def test_planetoid_raw_files_that_lie_are_one_error_and_allocate_little(tmp_path: Path, case: str) -> None:
+    import tracemalloc
+
+    from test_data import needs_planetoid, writable_copy
+    from ticketlab.data import load_dataset
+    from ticketlab.errors import DataNotFoundError
+
+    if needs_planetoid.args[0]:
+        pytest.skip(needs_planetoid.kwargs["reason"])
+    suffix, content, needle = PLANETOID_CASES[case]
+    raw = writable_copy("Cora", tmp_path) / "raw" / f"ind.cora.{suffix}"
+    if content is None:  # the real indices, one of them replaced by a huge one
+        lines = raw.read_text().split()
+        content = "\n".join([*lines[:-1], str(10**12)]).encode()
+    raw.write_bytes(content)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataNotFoundError, match=needle) as err:
+            load_dataset("cora", root=tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(err.value) and f"ind.cora.{suffix}" in str(err.value)
+    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MiB"
