@@ -60,7 +60,7 @@ def test_random_pixels_permute_each_sample_on_its_own():
 def test_unknown_corruption_and_bad_seed_are_one_line(digits):
     with pytest.raises(ConfigError, match="unknown data corruption 'gaussian'"):
         corrupt(digits, "gaussian", seed=0)
-    with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+    with pytest.raises(ConfigError, match="seed must be an integer from 0 to"):
         corrupt(digits, "random_labels", seed=-1)
 
 

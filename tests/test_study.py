@@ -57,7 +57,7 @@ epochs = 1
     (lambda s: s.replace("epochs = 1", "epoch = 1"), "[train]: unknown training option 'epoch'"),
     (lambda s: s.replace("epochs = 1", "lr = -1.0"), "[train]: training option lr must be > 0"),
     (lambda s: s.replace("[0.2, 0.05]", "[0.2, 1.5]"), "densities must be a non-empty list of numbers in (0, 1]"),
-    (lambda s: s.replace("[0, 1]", "[0, -1]"), "seeds must be a non-empty list of non-negative integers"),
+    (lambda s: s.replace("[0, 1]", "[0, -1]"), "seeds must be a non-empty list of integers from 0 to"),
     (lambda s: s.replace("[0, 1]", "[0, 0]"), "seeds lists a value twice"),
     (lambda s: s.replace("rounds = 2", "rounds = 0"), "[method.imp] option rounds must be a positive integer"),
     (lambda s: s.replace('name = "t"', 'name = "t'), "not valid TOML"),

@@ -427,7 +427,7 @@ def plot_layer_densities(study: CollapseStudy, path: str | Path) -> Path:
     A method whose critical point was not probed (``critical_x`` = 0: the first grid step
     already collapses) has no line.
     """
-    from ticketlab.metrics._plot import new_figure, save_figure
+    from ticketlab.metrics._plot import new_figure, plain, save_figure
 
     target = Path(path)
     if not target.parent.is_dir():
@@ -440,12 +440,12 @@ def plot_layer_densities(study: CollapseStudy, path: str | Path) -> Path:
         if probe is None or not probe.layer_kept:
             continue
         dens = [k / n for k, n in zip(probe.layer_kept, study.layer_sizes)]
-        ax.plot(xs, dens, marker="o", label=f"{res.method} (10^{res.critical_x:g})")
+        ax.plot(xs, dens, marker="o", label=plain(f"{res.method} (10^{res.critical_x:g})"))
     ax.set_yscale("log")
     ax.set_xticks(xs)
-    ax.set_xticklabels([n.removesuffix(".weight") for n in study.layers], rotation=60, ha="right", fontsize=8)
+    ax.set_xticklabels([plain(n.removesuffix(".weight")) for n in study.layers], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("layer density (kept / weights)")
-    ax.set_title(f"{study.model} / {study.dataset}: layer density at each method's critical compression",
+    ax.set_title(plain(f"{study.model} / {study.dataset}: layer density at each method's critical compression"),
                  fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)

@@ -23,6 +23,7 @@ import torch
 
 from ticketlab._version import __version__
 from ticketlab.device import resolve_device
+from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
@@ -148,6 +149,7 @@ def mine(
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
     miner_cls = get_miner(method)
+    seed = check_seed(seed)
     check_tracking(track_masks, early_bird)
     check_count_rule(count_rule)
     if track_masks is not None and not miner_cls.tracks_masks:

@@ -144,6 +144,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     from ticketlab.device import resolve_device
     from ticketlab.masking import from_numpy_masks
     from ticketlab.models import create_model
+    from ticketlab.checks import check_seed
     from ticketlab.transforms import reinit_model_seed
     from ticketlab.weights import apply_recorded_treatment_, kept_generator, kept_weights, reinit_draw_seed
 
@@ -153,9 +154,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         what = " (an imported ticket? import it with --model/--dataset and store init weights)" \
             if prov.get("method") == "imported" else ""
         raise ConfigError(f"cannot re-create the ticket's network: its provenance has no '{missing[0]}'{what}")
-    run_seed = prov["seed"]
-    if isinstance(run_seed, bool) or not isinstance(run_seed, int) or run_seed < 0:
-        raise ConfigError(f"cannot re-create the ticket's network: its provenance seed is {run_seed!r}")
+    run_seed = check_seed(prov["seed"], "cannot re-create the ticket's network: its provenance seed")
     model_config = prov.get("model_config") or {}
     if not isinstance(model_config, dict):
         raise ConfigError("cannot re-create the ticket's network: its provenance model_config is not a table")

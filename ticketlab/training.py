@@ -114,6 +114,10 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer '{self.optimizer}' (choose from: {', '.join(OPTIMIZERS)})")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule '{self.schedule}' (choose from: {', '.join(SCHEDULES)})")
+        for f in fields(self):  # inf and nan pass the range checks below (nan compares False)
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"training option {f.name} must be a finite number, not {value}")
         _positive("lr", self.lr)
         _positive("gamma", self.gamma)
         if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:

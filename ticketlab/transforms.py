@@ -34,10 +34,11 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.registry import Registry
 from ticketlab.selection import SCOPES, select_bottom
@@ -75,9 +76,31 @@ def list_transforms(pattern: str = "*") -> list[str]:
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"a transform's seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_seed(seed, "a transform's seed")
+
+
+def recorded_transforms(provenance: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The provenance's ``transforms`` records, checked: a list of tables, each with a ``name``, and
+    a seed (:func:`ticketlab.checks.check_seed`) in every ``reinit`` record. A provenance that breaks
+    this (a damaged or hand-made file) is a one-sentence :class:`~ticketlab.errors.ConfigError`.
+
+    Example:
+        >>> recorded_transforms({"transforms": [{"name": "reinit", "seed": 5, "kept": "reinit"}]})[0]["seed"]
+        5
+        >>> recorded_transforms({"transforms": "reinit"})
+        Traceback (most recent call last):
+        ...
+        ticketlab.errors.ConfigError: the ticket's provenance transforms must be a list of records, not a str
+    """
+    records = provenance.get("transforms", [])
+    if not isinstance(records, list):
+        raise ConfigError(f"the ticket's provenance transforms must be a list of records, not a {type(records).__name__}")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+            raise ConfigError(f"the ticket's provenance transform {i} is not a record with a name")
+        if r["name"] == "reinit":
+            check_seed(r.get("seed"), f"the ticket's provenance transform {i} (reinit): its seed")
+    return records
 
 
 def _derived(ticket: Ticket, masks: dict[str, np.ndarray], record: dict[str, Any], *,
@@ -86,7 +109,7 @@ def _derived(ticket: Ticket, masks: dict[str, np.ndarray], record: dict[str, Any
     prov = copy.deepcopy(ticket.provenance)
     if "test_accuracy" in prov:  # a result of the source's mask, not of this one
         record = {**record, "source_test_accuracy": prov.pop("test_accuracy")}
-    prov["transforms"] = [*prov.get("transforms", []), record]
+    prov["transforms"] = [*recorded_transforms(prov), record]
     kept = {n: int(np.count_nonzero(m)) for n, m in masks.items()}
     total = int(sum(m.size for m in masks.values()))
     for key, value in (("kept", sum(kept.values())), ("layer_kept", kept),
@@ -210,7 +233,7 @@ def reinit_model_seed(ticket: Ticket) -> int | None:
         >>> reinit_model_seed(t) is None, reinit_model_seed(reinit(t, seed=0)) == reinit_model_seed(reinit(t, seed=0))
         (True, True)
     """
-    records = [r for r in ticket.provenance.get("transforms", []) if r.get("name") == "reinit"]
+    records = [r for r in recorded_transforms(ticket.provenance) if r["name"] == "reinit"]
     if not records:
         return None
     from ticketlab.weights import reinit_draw_seed

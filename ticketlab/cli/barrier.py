@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, data_root_option, device_option
+from ticketlab.cli.common import SEED, common_options, data_root_option, device_option
 from ticketlab.cli.render import console, visible
 
 
@@ -43,7 +43,7 @@ def _alphas(text: str) -> Any:
 @click.option("--recalibrate", type=click.IntRange(0), default=None,
               help="Training batches (128 samples) that re-estimate batch-norm statistics at each alpha "
                    "[default: 10; 0 = interpolate the statistics]; ignored without batch norm.")
-@click.option("--seed", type=click.IntRange(0), default=None,
+@click.option("--seed", type=SEED, default=None,
               help="Seed of the recalibration batches and the alignment [default: A's seed].")
 @data_root_option()
 @device_option

@@ -6,9 +6,15 @@ from typing import Any
 
 import click
 
+from ticketlab.checks import MAX_SEED
+
 #: ``create_model``'s ``init`` choices (``ticketlab.models.INITS``; repeated here so that
 #: building the commands never imports torch; a test keeps the two equal).
 INIT_CHOICES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
+
+
+#: The type of every ``--seed`` option: an integer from 0 to ``ticketlab.checks.MAX_SEED``.
+SEED = click.IntRange(0, MAX_SEED)
 
 
 def init_options(f: Any) -> Any:

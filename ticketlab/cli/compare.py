@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, progress_for
+from ticketlab.cli.common import SEED, common_options, progress_for
 from ticketlab.cli.render import console, visible, warn_unhealthy
 
 _NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
@@ -199,7 +199,7 @@ class CompareCommand(click.Command):
 @click.option("--over-time", "over_time", is_flag=True, default=False,
               help="One ticket mined with --track-masks: its mask distance during training per run (Early-Bird), "
                    "against chance 2d(1-d); with --plot, the curve as a PNG.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the null samples (the same seed gives the same output).")
 @common_options
 @click.pass_context

@@ -47,6 +47,11 @@ class _Group(click.Group):
                 raise
             click.echo(f"error: {visible(exc.cli_text())}", err=True)  # CLI wording, one line, controls shown
             ctx.exit(exc.exit_code)
+        except RecursionError:  # an input nested deeper than Python's stack (JSON, TOML, provenance)
+            if flag(ctx, "debug"):
+                raise
+            click.echo("error: an input is nested too deeply to read (a damaged or hostile file?)", err=True)
+            ctx.exit(2)
         except click.UsageError as exc:  # a bad option or value: one line too, with where to look
             if flag(ctx, "debug"):
                 raise

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
 
 #: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
@@ -125,7 +125,7 @@ class MineCommand(click.Command):
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
 @click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
               help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
 @device_option
 @data_root_option()
 @click.option("--download", is_flag=True, default=False, help="Download the data set if it is missing.")

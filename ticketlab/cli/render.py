@@ -17,22 +17,10 @@ from typing import Any, Mapping, Sequence, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from ticketlab.text import escape_control as _escape
+from ticketlab.text import visible  # noqa: F401  (the one rule, shared with the study report)
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _escape(m: re.Match[str]) -> str:
-    return f"\\x{ord(m.group()):02x}"
-
-
-def visible(text: Any) -> str:
-    r"""``text`` on one line with every control character shown as ``\xNN``.
-
-    Example:
-        >>> print(visible("a\x1b[2Jb\nc"))
-        a\x1b[2Jb\x0ac
-    """
-    return _CONTROL_ALL.sub(_escape, str(text))
 
 
 class _VisibleWriter:

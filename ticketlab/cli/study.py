@@ -41,13 +41,13 @@ def run(ctx: click.Context, study_file: Path, output: Path | None, jobs: int, ex
         manifest = study.run(executor=executor, jobs=jobs, address=address, progress=progress)
     statuses = [j["status"] for j in manifest["jobs"]]
     failed = [j for j in manifest["jobs"] if j["status"] == "failed"]
-    click.echo(f"study {study.spec.name}: {len(statuses)} jobs, {statuses.count('done')} done, "
-               f"{statuses.count('skipped')} skipped (already there), {len(failed)} failed -> {study.directory}")
+    click.echo(f"study {visible(study.spec.name)}: {len(statuses)} jobs, {statuses.count('done')} done, "
+               f"{statuses.count('skipped')} skipped (already there), {len(failed)} failed -> {visible(study.directory)}")
     for j in failed:
         click.echo(f"  failed: {visible(j['id'])}: {visible(j['error'])}", err=True)
     if not no_report and len(failed) < len(statuses):
         paths = study.report()
-        click.echo(f"report: {paths.get('html', paths.get('md'))}")
+        click.echo(f"report: {visible(paths.get('html', paths.get('md')))}")
     if failed:
         ctx.exit(1)
 
@@ -66,4 +66,4 @@ def report(ctx: click.Context, study_dir: Path) -> None:
     with progress_for(ctx) as progress:
         paths = write_report(study_dir, progress=progress)
     for kind, path in paths.items():
-        click.echo(f"{kind}: {path}")
+        click.echo(f"{visible(kind)}: {visible(path)}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketlab.cli.common import common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
 from ticketlab.cli.render import console, visible, warn_unhealthy
 
 #: ``ticketlab.retraining.KEPT_CHOICES`` (repeated so that building the command never imports
@@ -23,7 +23,7 @@ KEPT_HELP = ("init, rewind:K (the dense network trained K iterations first, then
               help="Trained ticket to write (atomically; never the source).")
 @click.option("--kept", default="init", show_default=True, metavar="ACTION", help=f"Starting weights: {KEPT_HELP}.")
 @train_options("Epochs of training [default: the model and data set's, as mine].")
-@click.option("--seed", type=int, default=None, help="Training seed [default: the ticket's seed].")
+@click.option("--seed", type=SEED, default=None, help="Training seed [default: the ticket's seed].")
 @data_root_option()
 @device_option
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON.")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ticketlab.data.base import Dataset, TensorData
+from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 
 #: The corruptions ``mine --data-corruption`` takes.
@@ -62,8 +63,7 @@ def corrupt(data: Dataset, kind: str, *, seed: int) -> TensorData:
         ([True, True, True], True)
     """
     check_corruption(kind)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"a data corruption's seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(seed, "a data corruption's seed")
     if not isinstance(data, TensorData):
         raise ConfigError(f"data corruption {kind} is defined for tensor data sets (images, vectors), "
                           f"not for graph data set '{data.spec.name}'")

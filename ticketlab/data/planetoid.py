@@ -25,6 +25,7 @@ import contextlib
 import io
 import pickle
 import shutil
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -46,8 +47,13 @@ def _planetoid(root: Path, pyg_name: str) -> object:
         return Planetoid(str(root), pyg_name)[0]
 
 
-class _PlanetoidUnpickler(pickle.Unpickler):
-    """Admits only the globals the Planetoid raw files reference (checked on the real files)."""
+class _PlanetoidUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """Admits only the globals the Planetoid raw files reference (checked on the real files).
+
+    The pure-Python unpickler, reading from the file's bytes in memory: a declared length
+    (``BINBYTES8``, ``FRAME``, ...) is then read, never allocated first, so a length beyond the
+    file ends as "truncated" instead of a multi-gigabyte allocation (the C unpickler allocates it).
+    """
 
     _ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -64,18 +70,40 @@ class _PlanetoidUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
 
 
-def check_raw_file(path: Path, shown: Path | None = None) -> None:
-    """Load one raw pickle with :class:`_PlanetoidUnpickler`; a one-sentence error naming ``shown``
-    (default ``path``) if it holds anything else."""
-    if path.name.endswith(".test.index"):
-        return  # plain text
+def check_raw_file(path: Path, shown: Path | None = None) -> Any:
+    """Load one raw pickle with :class:`_PlanetoidUnpickler` and return what it holds; a
+    one-sentence error naming ``shown`` (default ``path``) if it holds anything else. The
+    ``test.index`` file is plain text: its list of integers is returned."""
     try:
-        with path.open("rb") as f:
-            _PlanetoidUnpickler(f, encoding="latin1").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError) as err:
-        raise DataNotFoundError(f"{shown or path} is not a valid Planetoid raw file ({err}); refusing to unpickle it: "
+        data = path.read_bytes()
+        if path.name.endswith(".test.index"):
+            return [int(line) for line in data.decode("ascii").split()]
+        return _PlanetoidUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
+            IndexError, KeyError, MemoryError, OverflowError, RecursionError, struct.error) as err:
+        why = _first_line(err)
+        raise DataNotFoundError(f"{shown or path} is not a valid Planetoid raw file ({why}); refusing to unpickle it: "
                                 "replace it or re-download with --download") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return text[:200] or type(err).__name__
+
+
+def _check_test_index(index: list[int], objects: dict[str, Any], pyg_name: str, shown: Path) -> None:
+    """The test indices must name the test rows (``tx``) among the nodes: one per row of ``tx``,
+    each at or after the training rows (``allx``) and within the graph's nodes, as PyG indexes
+    (and, for CiteSeer, allocates a ``max - min + 1`` row block) with them."""
+    try:
+        n_allx, n_tx = int(objects["allx"].shape[0]), int(objects["tx"].shape[0])
+        n_nodes = max(n_allx + n_tx, len(objects["graph"]))
+    except (AttributeError, TypeError, IndexError, KeyError) as err:
+        raise DataNotFoundError(f"the Planetoid raw files of {pyg_name} do not hold feature matrices and a graph "
+                                f"({_first_line(err)}): replace them or re-download with --download") from None
+    if len(index) != n_tx or (index and not (n_allx <= min(index) and max(index) < n_nodes)):
+        raise DataNotFoundError(f"{shown} is not a valid Planetoid raw file: it must list {n_tx} test nodes "
+                                f"from {n_allx} to {n_nodes - 1}; replace it or re-download with --download")
 
 
 def _load(key: str, pyg_name: str, root: Path, download: bool) -> GraphData:
@@ -97,8 +125,10 @@ def _load(key: str, pyg_name: str, root: Path, download: bool) -> GraphData:
             for p in raw_files:
                 copies.append(Path(tmp) / pyg_name / "raw" / p.name)
                 shutil.copyfile(p, copies[-1])
-            for copy_, original in zip(copies, raw_files):
-                check_raw_file(copy_, shown=original)  # the copy is what PyG reads: check that one
+            objects = {}
+            for suffix, copy_, original in zip(RAW_SUFFIXES, copies, raw_files):
+                objects[suffix] = check_raw_file(copy_, shown=original)  # the copy is what PyG reads
+            _check_test_index(objects.pop("test.index"), objects, pyg_name, raw_files[-1])
             graph = _planetoid(Path(tmp), pyg_name)
     graph.train_mask, graph.val_mask, graph.test_mask = (
         graph.train_mask.bool(), graph.val_mask.bool(), graph.test_mask.bool()

@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ def read_masks(path: str | os.PathLike[str], *, max_params: int | None = None) -
         masks, convention, ignored, order = reader(p, limit)
         if not masks:
             raise _Bad("it holds no arrays")
+        for name in masks:
+            _check_name(name)
         total = sum(m.size for m in masks.values())
         if total > limit:
             raise _Bad(f"its masks hold {total:,} values, more than max_params = {limit:,}")
@@ -160,6 +163,17 @@ def _detect(path: Path) -> str:
     if len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8:
         return "safetensors"
     raise _Bad("it is not a torch, safetensors or npz file")
+
+
+def _check_name(name: str) -> None:
+    """A mask name must be text a ticket file can store: UTF-8 without NUL characters (a lone
+    surrogate or an embedded NUL would only fail later, when the ticket is saved)."""
+    if "\0" in name:
+        raise _Bad(f"mask name {name!r} holds a NUL character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(f"mask name {name!r} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -334,13 +348,17 @@ def _read_torch(path: Path, limit: int) -> _Found:
 
     stored = all(i.compress_type == zipfile.ZIP_STORED for i in infos)  # mmap reads stored bytes only
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=stored)
+        with warnings.catch_warnings():  # torch's own warnings (TorchScript, sparse, quantized tensors):
+            warnings.simplefilter("ignore")  # what matters is said in the one line below, or nothing is wrong
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=stored)
     except Exception as exc:  # UnpicklingError for objects weights_only refuses; RuntimeError for damage
         import pickle
 
         if isinstance(exc, pickle.UnpicklingError):
             raise _Bad("it holds objects other than tensors and plain containers, which torch.load("
                        "weights_only=True) refuses and ticketlab never unpickles") from None
+        if "TorchScript" in str(exc):
+            raise _Bad("it is a TorchScript archive (a scripted model), not a state dict of masks") from None
         raise _Bad(f"torch cannot read it ({_first_line(exc)})") from None
     if not isinstance(obj, Mapping):
         raise _Bad(f"it holds a {type(obj).__name__}, not a mapping of names to tensors (a state dict)")

@@ -14,6 +14,18 @@ from typing import Any
 from ticketlab.atomic import atomic_path
 
 
+def plain(text: Any) -> str:
+    r"""``text`` as matplotlib shows it literally: every ``$`` escaped, so that a name (a method,
+    run, layer or file name, which may come from a file) never starts mathtext, whose parser
+    raises on most strings. Every label, title and legend entry that holds a name goes through it.
+
+    Example:
+        >>> plain("a$b$c")
+        'a\\$b\\$c'
+    """
+    return str(text).replace("$", r"\$")
+
+
 def new_figure(width: float, height: float) -> Any:
     """A matplotlib Figure attached to an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -54,6 +54,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
+from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.ticket import Ticket
 
@@ -219,9 +220,7 @@ def _check_pair(a: Ticket, b: Ticket, la: str, lb: str) -> None:
         if pa.get(key) != pb.get(key):
             raise IncompatibleError(f"'{la}' and '{lb}' differ in {key} ({pa.get(key)!r} vs {pb.get(key)!r}): a "
                                     "barrier interpolates between two networks of one model on one data set")
-    seed = pb.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"cannot re-create the data split of '{lb}': its provenance seed is {seed!r}")
+    check_seed(pb.get("seed"), f"cannot re-create the data split of '{lb}': its provenance seed")
     if (pa.get("model_config") or {}) != (pb.get("model_config") or {}):
         raise IncompatibleError(f"'{la}' and '{lb}' were built with different model options "
                                 f"({pa.get('model_config')!r} vs {pb.get('model_config')!r})")
@@ -353,7 +352,7 @@ def plot_barrier(results: Sequence[BarrierResult], path: str | os.PathLike[str] 
         >>> plot_barrier([r]).axes[0].get_xlabel()
         'α (0 = A, 1 = B)'
     """
-    from ticketlab.metrics._plot import new_figure, save_figure
+    from ticketlab.metrics._plot import new_figure, plain, save_figure
 
     results = list(results)
     if not results:
@@ -366,9 +365,9 @@ def plot_barrier(results: Sequence[BarrierResult], path: str | os.PathLike[str] 
     ax = fig.add_subplot(1, 1, 1)
     for i, r in enumerate(results):
         name = labels[i] if labels is not None else f"{r.labels[0]} – {r.labels[1]}" + (" (aligned)" if r.align else "")
-        ax.plot(r.alphas, r.error, marker=".", label=f"{name}: barrier {r.barrier:.3g}")
+        ax.plot(r.alphas, r.error, marker=".", label=plain(f"{name}: barrier {r.barrier:.3g}"))
     ax.set_xlabel("α (0 = A, 1 = B)")
-    ax.set_ylabel(f"{results[0].split} error")
+    ax.set_ylabel(plain(f"{results[0].split} error"))
     ax.set_xlim(0, 1)
     top = max((e for r in results for e in r.error if not math.isnan(e)), default=1.0)
     ax.set_ylim(0, min(1.0, top * 1.1) or 1.0)

@@ -120,11 +120,13 @@ class PairwiseMatrix:
         """The matrix as CSV text: a header of labels, then one row per ticket."""
         import csv
 
+        from ticketlab.text import csv_cell
+
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["", *self.labels])
+        w.writerow(["", *(csv_cell(label) for label in self.labels)])
         for label, row in zip(self.labels, self.values):
-            w.writerow([label, *("" if not math.isfinite(v) else repr(float(v)) for v in row)])
+            w.writerow([csv_cell(label), *("" if not math.isfinite(v) else repr(float(v)) for v in row)])
         return buf.getvalue()
 
     def plot(self, path: str | os.PathLike[str] | None = None, *, cluster: bool = True,
@@ -137,7 +139,7 @@ class PairwiseMatrix:
         up to 12 tickets) writes each value in its cell, in black or white, whichever contrasts
         more with the cell's colour.
         """
-        from ticketlab.metrics._plot import new_figure, save_figure
+        from ticketlab.metrics._plot import new_figure, plain, save_figure
 
         n = len(self.labels)
         tree = None
@@ -149,7 +151,7 @@ class PairwiseMatrix:
         else:
             order = list(range(n))
         vals = self.values[np.ix_(order, order)]
-        labels = [self.labels[i] for i in order]
+        labels = [plain(self.labels[i]) for i in order]
         size = min(16.0, 2.5 + 0.45 * n)
         den = 0.18 * size if tree is not None else 0.0
         fig = new_figure(size + 1.2 + den, size + den)
@@ -163,7 +165,7 @@ class PairwiseMatrix:
         if tree is not None:
             what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
             self._dendrograms(fig, grid, ax, tree)
-        fig.suptitle(what, fontsize=9)
+        fig.suptitle(plain(what), fontsize=9)
         fig.colorbar(im, cax=fig.add_subplot(grid[1, 2]))
         if annotate if annotate is not None else n <= 12:
             for i in range(n):

@@ -32,16 +32,21 @@ def mask_distance_curves(history: Sequence[Mapping[str, Any]]) -> dict[str, dict
     predecessor). An error when the history has no ``mask_tracking`` rows.
     """
     out: dict[str, dict[str, list[float]]] = {}
-    for row in history:
-        if row.get("stage") != "mask_tracking":
+    for i, row in enumerate(history):
+        if not isinstance(row, Mapping) or row.get("stage") != "mask_tracking":
             continue
-        d = float(row.get("mask_distance", math.nan))
+        d = _number(row, "mask_distance", i, math.nan)
         if math.isnan(d):
             continue
+        iteration = row.get("iteration")
+        whole = isinstance(iteration, (int, np.integer)) or (isinstance(iteration, float) and iteration.is_integer())
+        if isinstance(iteration, bool) or not whole or not 0 <= iteration < 2**63:
+            raise ConfigError(f"history row {i} (mask_tracking) has iteration {iteration!r}, not a whole number >= 0")
+        chance = _number(row, "mask_distance_chance", i)
         c = out.setdefault(str(row.get("run", "train")), {"iteration": [], "distance": [], "chance": []})
-        c["iteration"].append(int(row["iteration"]))
+        c["iteration"].append(int(iteration))
         c["distance"].append(d)
-        c["chance"].append(float(row["mask_distance_chance"]))
+        c["chance"].append(chance)
     if not out:
         raise ConfigError("the ticket's history has no tracked mask distances (mine it with --track-masks EVERY)")
     curves: dict[str, dict[str, np.ndarray]] = {}
@@ -52,6 +57,15 @@ def mask_distance_curves(history: Sequence[Mapping[str, Any]]) -> dict[str, dict
         curves[run] = {"iteration": np.array(c["iteration"], dtype=np.int64), "distance": dist,
                        "chance": chance, "relative": rel}
     return curves
+
+
+def _number(row: Mapping[str, Any], key: str, i: int, default: float | None = None) -> float:
+    """``row[key]`` as a float: a number (NaN allowed, infinity not), or ``default`` when absent;
+    a one-sentence error naming the history row otherwise (a damaged or hand-made file)."""
+    value = row.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or math.isinf(value):
+        raise ConfigError(f"history row {i} (mask_tracking) has {key} {value!r}, not a number")
+    return float(value)
 
 
 def plot_mask_distance(history: Sequence[Mapping[str, Any]], path: str | os.PathLike[str] | None = None,
@@ -65,20 +79,20 @@ def plot_mask_distance(history: Sequence[Mapping[str, Any]], path: str | os.Path
         >>> plot_mask_distance(rows).axes[0].get_ylabel()
         'mask distance (normalised Hamming)'
     """
-    from ticketlab.metrics._plot import new_figure, save_figure
+    from ticketlab.metrics._plot import new_figure, plain, save_figure
 
     curves = mask_distance_curves(history)
     fig = new_figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     for run, c in curves.items():
-        (line,) = ax.plot(c["iteration"], c["distance"], marker=".", label=run)
+        (line,) = ax.plot(c["iteration"], c["distance"], marker=".", label=plain(run))
         ax.plot(c["iteration"], c["chance"], linestyle="--", color=line.get_color(), linewidth=0.8,
-                label=f"{run}: chance 2d(1-d)")
+                label=plain(f"{run}: chance 2d(1-d)"))
     ax.set_xlabel("iteration")
     ax.set_ylabel("mask distance (normalised Hamming)")
     ax.set_ylim(bottom=0)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=7)
     if path is not None:
         save_figure(fig, path)

@@ -114,7 +114,7 @@ def plot_profiles(
         >>> fig.axes[0].get_ylabel()
         'density'
     """
-    from ticketlab.metrics._plot import new_figure, save_figure
+    from ticketlab.metrics._plot import new_figure, plain, save_figure
 
     if value not in ("density", "allocation"):
         raise ConfigError(f"plot_profiles: value must be 'density' or 'allocation', not '{value}'")
@@ -129,8 +129,8 @@ def plot_profiles(
     x = np.arange(len(names))
     for i, (t, lab) in enumerate(zip(tickets, labels)):
         prof = density_profile(t) if value == "density" else allocation_shares(t)
-        ax.bar(x + (i - (len(tickets) - 1) / 2) * width, [prof[n] for n in names], width, label=lab)
-    ax.set_xticks(x, names, rotation=90, fontsize=7)
+        ax.bar(x + (i - (len(tickets) - 1) / 2) * width, [prof[n] for n in names], width, label=plain(lab))
+    ax.set_xticks(x, [plain(n) for n in names], rotation=90, fontsize=7)
     ax.set_ylabel(value)
     if log:
         ax.set_yscale("log")

@@ -61,6 +61,8 @@ import numpy as np
 
 from ticketlab.atomic import atomic_write_text
 from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.metrics._plot import plain
+from ticketlab.text import csv_cell, visible
 from ticketlab.progress import NullProgress
 from ticketlab.study.run import read_manifest
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
@@ -454,7 +456,7 @@ class _Doc:
     # rendering
     def markdown(self) -> str:
         def esc(s: str) -> str:
-            s = html.escape(str(s), quote=False).replace("\n", " ")
+            s = html.escape(visible(str(s).replace("\n", " ")), quote=False)
             return re.sub(r"([\\`*_\[\]|])", r"\\\1", s)
 
         out = []
@@ -474,7 +476,8 @@ class _Doc:
         return "\n\n".join(out) + "\n"
 
     def html(self, title: str) -> str:
-        e = html.escape
+        def e(s: Any) -> str:  # control characters (ESC, ...) shown as \xNN, then HTML-escaped
+            return html.escape(visible(s))
         parts = [
             "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
             # no script, no external resource: only inline style and data: images
@@ -511,7 +514,7 @@ class _Doc:
         w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
         w.writeheader()
         for r in self.rows:
-            w.writerow({k: _clean(r.get(k)) for k in COLUMNS})
+            w.writerow({k: csv_cell(_clean(r.get(k))) for k in COLUMNS})
         return buf.getvalue()
 
 
@@ -528,7 +531,7 @@ def _plot_heatmaps(ov: _Overlap, title: str) -> Any:
 
     k = len(ov.entries)
     order = ov.order
-    labels = [_mark(ov.entries[i].label, ov.entries[i].unhealthy) for i in order] if k <= 40 else None  # more would not be legible
+    labels = [plain(_mark(ov.entries[i].label, ov.entries[i].unhealthy)) for i in order] if k <= 40 else None  # more would not be legible
     # fixed margins (inches) from the longest label: much faster than a layout engine's text passes
     margin = 0.4 + (0.06 * max(len(s) for s in labels) if labels else 0.0)
     size = min(8.0, 2.5 + 0.3 * k)
@@ -547,7 +550,7 @@ def _plot_heatmaps(ov: _Overlap, title: str) -> Any:
             ax.set_yticks(range(k), labels, fontsize=6)
         else:
             ax.set_xlabel("tickets in clustering order (labels in results.csv)", fontsize=7)
-        ax.set_title(f"{name}: {title}", fontsize=9)
+        ax.set_title(plain(f"{name}: {title}"), fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
@@ -568,10 +571,10 @@ def _plot_within_across(methods: list[str], data: dict[str, tuple[list[float], l
                        label=None if lab in labelled else lab)
             labelled.add(lab)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="chance (lift 1)")
-    ax.set_xticks(range(len(methods)), shown or methods, rotation=30, fontsize=8)
+    ax.set_xticks(range(len(methods)), [plain(m) for m in shown or methods], rotation=30, fontsize=8)
     ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.set_ylabel("Jaccard lift over chance")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
@@ -586,13 +589,13 @@ def _plot_lines(series: dict[str, list[tuple[float, float, float, float]]], ylab
             continue
         x, y, lo, hi = (np.array(v) for v in zip(*pts))
         err = [np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)]  # clip: the mean of equal values may round past them
-        ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=name)
+        ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=plain(name))
     if chance is not None and math.isfinite(chance):
-        ax.axhline(chance, color="grey", ls="--", lw=1, label=chance_label)
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=plain(chance_label))
     ax.set_xscale("log")
     ax.set_xlabel("density")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(plain(ylabel))
+    ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     return fig
 
@@ -606,13 +609,13 @@ def _plot_profiles(names: list[str], profiles: dict[str, np.ndarray], overall: f
         mean, lo, hi = dens.mean(axis=0), dens.min(axis=0), dens.max(axis=0)
         err = [np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)]
         ax.bar(x + (i - (len(profiles) - 1) / 2) * width, mean, width, yerr=err,
-               capsize=1, label=m)
+               capsize=1, label=plain(m))
     ax.axhline(overall, color="grey", ls="--", lw=1, label="uniform (random) density")
-    ax.set_xticks(x, names, rotation=90, fontsize=6)
+    ax.set_xticks(x, [plain(n) for n in names], rotation=90, fontsize=6)
     ax.set_ylabel("layer density")
     if (np.concatenate([d.ravel() for d in profiles.values()]) > 0).all():
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=7)
     return fig
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ticketlab.atomic import atomic_write_text
+from ticketlab.checks import MAX_SEED, is_seed
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.progress import NullProgress
 from ticketlab.study.jobs import Job, resolve_jobs
@@ -193,7 +194,30 @@ def read_manifest(study_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the study manifest '{path}': {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ConfigError(f"the study manifest '{path}' is not a JSON object with a 'jobs' list")
+    for i, entry in enumerate(data["jobs"]):
+        problem = _entry_problem(entry)
+        if problem:
+            raise ConfigError(f"the study manifest '{path}' is damaged: job {i} {problem}; "
+                              "restore it, or delete it to run the study afresh")
     return data
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one job entry of a manifest (types and ranges), or ``None``. Fields a
+    job may lack are not required here; those present must be of their kind."""
+    if not isinstance(entry, dict):
+        return f"is a {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("id"), str):
+        return "has no text id"
+    for key in ("hash", "method", "model", "dataset", "output", "status"):
+        if key in entry and not isinstance(entry[key], str):
+            return f"has a {key} that is not text"
+    if "seed" in entry and not is_seed(entry["seed"]):
+        return f"has seed {entry['seed']!r}, not an integer from 0 to {MAX_SEED}"
+    density = entry.get("density", 0.5)
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+        return f"has density {density!r}, not a number in (0, 1]"
+    return None
 
 
 def _local(groups: list[list[Job]], study_dir: Path, data_root: str | None, workers: int,

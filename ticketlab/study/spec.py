@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ticketlab.checks import MAX_SEED, is_seed, non_finite
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.study.safepath import name_problem
 
@@ -97,6 +98,9 @@ class StudySpec:
         for key in ("name", "model", "dataset", "seeds", "densities", "methods"):
             if key not in values:
                 raise fail(f"missing key '{key}'")
+        bad = non_finite(dict(values))  # TOML allows inf and nan; no option means anything with them
+        if bad is not None:
+            raise fail(f"{bad[0]} must be a finite number, not {bad[1]}")
         name = values["name"]
         why = name_problem(name)
         if why is not None:  # the name is a folder name (runs/<name>): one plain name, nothing else
@@ -105,9 +109,8 @@ class StudySpec:
         datasets = _names(values["dataset"], "dataset", fail)
         methods = _names(values["methods"], "methods", fail)
         seeds = values["seeds"]
-        if not isinstance(seeds, list) or not seeds or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-            raise fail(f"seeds must be a non-empty list of non-negative integers, not {seeds!r}")
+        if not isinstance(seeds, list) or not seeds or not all(is_seed(s) for s in seeds):
+            raise fail(f"seeds must be a non-empty list of integers from 0 to {MAX_SEED}, not {seeds!r}")
         densities = values["densities"]
         if not isinstance(densities, list) or not densities or not all(
                 isinstance(d, (int, float)) and not isinstance(d, bool) and not math.isnan(d) and 0 < d <= 1
