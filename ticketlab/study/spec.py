@@ -64,21 +64,17 @@ class StudySpec:
     @classmethod
     def from_toml(cls, path: str | Path) -> "StudySpec":
         """Read and validate a study file (one-sentence :class:`ConfigError` naming the file)."""
-        import tomllib
+        from ticketlab.bounded import Refused, read_toml
 
         path = Path(path)
-        try:
-            raw = path.read_bytes()
+        try:  # bounded: a regular file of limited size and depth (a FIFO or /dev/zero is refused)
+            values = read_toml(path)
         except FileNotFoundError:
             raise ConfigError(f"study file '{path}' does not exist") from None
+        except Refused as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read study file '{path}': {exc.strerror or exc}") from None
-        try:
-            values = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a UTF-8 text file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         root = values.get("data_root")
         if isinstance(root, str) and not Path(root).is_absolute():
             values["data_root"] = str((path.parent / root).resolve())
