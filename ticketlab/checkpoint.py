@@ -4,7 +4,9 @@ A checkpoint is one file written with ``torch.save`` through :func:`ticketlab.at
 (temporary file, fsync, rename), so a kill at any moment leaves either the previous round's
 checkpoint or the new one, never a torn file. It holds plain data only (tensors, numbers,
 strings, lists, dicts) and is read back with ``torch.load(weights_only=True)``, which never runs
-code from the file. Keys:
+code from the file, through :func:`ticketlab.bounded.load_torch`: a checkpoint in a study folder
+is untrusted input, so its zip members and tensors are bounded as an imported torch file's are
+(at most :data:`BYTES_PER_PARAM` bytes per allowed parameter, and the ``inflated_bytes`` limit). Keys:
 
 * ``format`` (``"ticketlab.checkpoint"``), ``version`` (1);
 * ``fingerprint``: the run's configuration (JSON-like dict); a checkpoint is only resumed by a
@@ -43,6 +45,10 @@ from ticketlab.errors import ConfigError, TicketFormatError
 
 FORMAT = "ticketlab.checkpoint"
 VERSION = 1
+#: Bytes a checkpoint may declare per allowed parameter (``TICKETLAB_MAX_PARAMS``): the model's
+#: float32 weights, a bool mask and float32 scores, with room for float64 models and buffers.
+BYTES_PER_PARAM = 24
+_SLACK = 64 * 2**20  # the pickle, the history, the miner's state
 
 
 def write_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
@@ -67,14 +73,19 @@ def read_checkpoint(path: str | os.PathLike[str], fingerprint: Mapping[str, Any]
     Raises :class:`TicketFormatError` for a file that is not a readable checkpoint and
     :class:`ConfigError` (one sentence naming the first difference) for a different configuration.
     """
+    from ticketlab.bounded import Refused, load_torch
+    from ticketlab.fileformat import MAX_PARAMS_ENV, default_max_params
+
     source = Path(path)
     try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        state = load_torch(source, BYTES_PER_PARAM * default_max_params() + _SLACK,
+                           what=f"{MAX_PARAMS_ENV} at {BYTES_PER_PARAM} bytes a parameter")
     except FileNotFoundError:
         raise ConfigError(f"checkpoint '{source}' does not exist") from None
-    except Exception as exc:  # noqa: BLE001  (torch raises many types for a bad file)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TicketFormatError(f"checkpoint '{source}' cannot be read ({reason[:200]})") from None
+    except Refused as exc:
+        raise TicketFormatError(f"checkpoint '{source}' cannot be read: {exc}") from None
+    except OSError as exc:
+        raise TicketFormatError(f"checkpoint '{source}' cannot be read ({exc.strerror or exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise TicketFormatError(f"'{source}' is not a ticketlab checkpoint")
     if state.get("version") != VERSION:

@@ -372,12 +372,14 @@ def _provenance(f: h5py.File) -> dict[str, Any]:
     if len(text) > MAX_PROVENANCE_BYTES // 4 and len(text.encode("utf-8")) > MAX_PROVENANCE_BYTES:
         raise _Bad(f"the provenance is {len(text.encode('utf-8')):,} bytes of JSON, more than the "
                    f"{MAX_PROVENANCE_BYTES:,} a ticket's provenance may hold")
+    from ticketlab.bounded import Malformed, Refused, parse_json
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Bad(f"the provenance is malformed JSON ({exc})") from None
-    except RecursionError:
-        raise _Bad("the provenance is JSON nested too deeply to read") from None
+        value = parse_json(text)
+    except Malformed as exc:
+        raise _Bad(f"the provenance is malformed JSON: {exc}") from None
+    except Refused as exc:
+        raise _Bad(f"the provenance is JSON nested too deeply: {exc}") from None
     if not isinstance(value, dict):
         raise _Bad(f"the provenance is a JSON {type(value).__name__}, not an object")
     return value
@@ -566,10 +568,14 @@ def _read_history(n_rows: int, columns: list[_Column], build: bool = True) -> li
 
 
 def _json_cell(name: str, text: str) -> Any:
+    from ticketlab.bounded import Malformed, Refused, parse_json
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return parse_json(text)
+    except Malformed:
         raise _Bad(f"history column '{name}' holds malformed JSON") from None
+    except Refused as exc:
+        raise _Bad(f"history column '{name}' holds JSON nested too deeply: {exc}") from None
 
 
 @dataclass

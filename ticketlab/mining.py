@@ -25,6 +25,7 @@ from ticketlab._version import __version__
 from ticketlab.device import resolve_device
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
+from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import (
@@ -148,6 +149,10 @@ def mine(
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
         raise ConfigError(f"rounds must be at least 1, got {rounds}")
+    if rounds is not None:  # before a schedule of that many rounds is made
+        check_limit("rounds", rounds, f"rounds is {rounds:,}")
+    if schedule is not None:
+        check_limit("rounds", len(schedule), f"the schedule has {len(schedule):,} rounds")
     miner_cls = get_miner(method)
     seed = check_seed(seed)
     check_tracking(track_masks, early_bird)
@@ -430,6 +435,7 @@ def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor
     """Validate a miner's schedule: non-empty, densities in (0, 1], never increasing."""
     if not densities:
         raise ConfigError("a schedule needs at least one round")
+    check_limit("rounds", len(densities), f"the schedule has {len(densities):,} rounds")
     out: list[RoundTarget] = []
     for d in densities:
         if isinstance(d, dict):

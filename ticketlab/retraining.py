@@ -145,6 +145,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     from ticketlab.masking import from_numpy_masks
     from ticketlab.models import create_model
     from ticketlab.checks import check_seed
+    from ticketlab.models.registry import validate_model_config
     from ticketlab.transforms import reinit_model_seed
     from ticketlab.weights import apply_recorded_treatment_, kept_generator, kept_weights, reinit_draw_seed
 
@@ -160,6 +161,10 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         raise ConfigError("cannot re-create the ticket's network: its provenance model_config is not a table")
     dev = resolve_device(device)
     data = load_dataset(str(prov["dataset"]), root=data_root, seed=run_seed)
+    try:  # keys, types, ranges and the parameter count, before anything is allocated
+        validate_model_config(str(prov["model"]), data.spec, model_config)
+    except ConfigError as exc:
+        raise type(exc)(f"cannot re-create the ticket's network from its provenance: {exc}") from None
     net = create_model(str(prov["model"]), data.spec, seed=run_seed, **model_config).to(dev)
     named = dict(net.named_parameters())
     absent = [n for n in ticket.masks if n not in named]

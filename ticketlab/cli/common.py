@@ -45,8 +45,7 @@ def parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
         >>> parse_train_options(("lr=0.1", "optimizer=sgd", "milestones=[5]"))
         {'lr': 0.1, 'optimizer': 'sgd', 'milestones': [5]}
     """
-    import json
-
+    from ticketlab.bounded import Malformed, Refused, parse_json
     from ticketlab.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -55,9 +54,11 @@ def parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"option --train-option needs KEY=VALUE, got '{item}'")
         try:
-            out[key.strip().replace("-", "_")] = json.loads(text)
-        except ValueError:
+            out[key.strip().replace("-", "_")] = parse_json(text)
+        except Malformed:
             out[key.strip().replace("-", "_")] = text
+        except Refused as exc:
+            raise ConfigError(f"option --train-option {key.strip()}: {exc}") from None
     return out
 
 

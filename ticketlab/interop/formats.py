@@ -10,9 +10,12 @@ A mask holds booleans, or integers or floats that are all exactly 0 or 1.
 Nothing is unpickled and every size a file declares is checked before it is allocated
 (``docs/interop.md``, "Untrusted files"):
 
-* torch (``.pt`` / ``.pth``, torch's zip format): the zip members' declared sizes are bounded
-  first, then ``torch.load(weights_only=True)`` reads it (memory-mapped when its members are
-  stored, as ``torch.save`` writes them); a bare pickle (or torch's pre-1.6 format) is refused.
+* torch (``.pt`` / ``.pth``, torch's zip format): read by :func:`ticketlab.bounded.load_torch`,
+  the one bounded torch reader (checkpoints use it too): the zip's declared sizes, compression
+  ratios and inflated total are bounded first, then ``torch.load(weights_only=True)`` reads it
+  (memory-mapped when its members are stored, as ``torch.save`` writes them), and every tensor's
+  strides and storage are checked (no stride-0 or overlapping views declaring more values than
+  are stored); a bare pickle (or torch's pre-1.6 format) is refused.
 * npz: each member's ``.npy`` header is read and checked (dtype, no Python objects, shape
   against the member's declared size) before ``numpy.lib.format.read_array(allow_pickle=False)``.
 * safetensors: the header length, every dtype, shape and data offset is checked against the
@@ -36,7 +39,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -52,8 +54,6 @@ from ticketlab.errors import ConfigError, TicketFormatError
 FORMATS = ("torch-prune", "safetensors", "npz")
 #: The suffix of ``torch.nn.utils.prune``'s mask buffers.
 MASK_SUFFIX = "_mask"
-#: Most entries (arrays, zip members) a mask file may declare.
-MAX_ENTRIES = 100_000
 #: Largest safetensors header accepted (the safetensors package's own limit).
 MAX_SAFETENSORS_HEADER = 100 * 2**20
 #: Bytes a zip may declare beyond 8 per allowed parameter (torch's pickle, small members).
@@ -148,7 +148,7 @@ def _detect(path: Path) -> str:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, OverflowError) as exc:
             raise _Bad(f"it is a damaged zip file ({_first_line(exc)})") from None
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return "torch"
@@ -212,19 +212,20 @@ def as_bool(name: str, arr: np.ndarray) -> np.ndarray:
     return arr != 0
 
 
-def _check_zip(zf: zipfile.ZipFile, limit: int) -> list[zipfile.ZipInfo]:
-    """The members, once their number and declared uncompressed sizes are within bounds."""
-    infos = zf.infolist()
-    if len(infos) > MAX_ENTRIES:
-        raise _Bad(f"it declares {len(infos):,} members, more than {MAX_ENTRIES:,}")
-    names = [i.filename for i in infos]
-    if len(set(names)) != len(names):
-        raise _Bad("it declares the same member twice")
-    declared = sum(i.file_size for i in infos)
-    if declared > 8 * limit + _ZIP_SLACK:
-        raise _Bad(f"its members declare {declared:,} bytes, more than max_params = {limit:,} allows "
-                   f"(8 bytes a value)")
-    return infos
+def _zip_bound(limit: int) -> tuple[int, str]:
+    """The bytes a mask file's zip may declare, and how a message names that bound."""
+    return 8 * limit + _ZIP_SLACK, f"max_params = {limit:,} (8 bytes a value)"
+
+
+def _check_zip(path: Path, zf: zipfile.ZipFile, limit: int) -> list[zipfile.ZipInfo]:
+    """The members, once :func:`ticketlab.bounded.check_zip` finds their declarations within bounds."""
+    from ticketlab.bounded import Refused, check_zip
+
+    bound, what = _zip_bound(limit)
+    try:
+        return check_zip(zf, path.stat().st_size, bound, what=what)
+    except Refused as exc:
+        raise _Bad(str(exc)) from None
 
 
 #: What a reader returns: masks, convention, entries ignored, and the stored order (or []).
@@ -234,7 +235,7 @@ _Found = tuple[dict[str, np.ndarray], str, int, list[str]]
 def _read_npz(path: Path, limit: int) -> _Found:
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = {i.filename[: -len(".npy")]: i for i in _check_zip(zf, limit)}
+            infos = {i.filename[: -len(".npy")]: i for i in _check_zip(path, zf, limit)}
             selected, convention = _select(list(infos))
             headers = {key: _npy_header(zf, infos[key]) for key in selected}  # all checked first
             count = sum(math.prod(shape) for shape, _ in headers.values())
@@ -284,8 +285,11 @@ def _read_safetensors(path: Path, limit: int) -> _Found:
             header = json.loads(fh.read(n).decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise _Bad("its header is not JSON") from None
-    if not isinstance(header, dict) or len(header) > MAX_ENTRIES + 1:
-        raise _Bad(f"its header is not an object of at most {MAX_ENTRIES:,} entries")
+    from ticketlab.limits import LIMITS
+
+    entries = LIMITS["zip_entries"].value()
+    if not isinstance(header, dict) or len(header) > entries + 1:
+        raise _Bad(f"its header is not an object of at most {entries:,} entries")
     meta = header.pop("__metadata__", None) or {}
     data_bytes = size - 8 - n
     shapes = {str(k): _safetensors_entry(str(k), v, data_bytes) for k, v in header.items()}
@@ -342,28 +346,21 @@ def _stored_order(meta: Any, names: list[str]) -> list[str]:
 
 
 def _read_torch(path: Path, limit: int) -> _Found:
-    with zipfile.ZipFile(path) as zf:
-        infos = _check_zip(zf, limit)
     import torch
 
-    stored = all(i.compress_type == zipfile.ZIP_STORED for i in infos)  # mmap reads stored bytes only
-    try:
-        with warnings.catch_warnings():  # torch's own warnings (TorchScript, sparse, quantized tensors):
-            warnings.simplefilter("ignore")  # what matters is said in the one line below, or nothing is wrong
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=stored)
-    except Exception as exc:  # UnpicklingError for objects weights_only refuses; RuntimeError for damage
-        import pickle
+    from ticketlab.bounded import Refused, load_torch
+    from ticketlab.limits import LIMITS
 
-        if isinstance(exc, pickle.UnpicklingError):
-            raise _Bad("it holds objects other than tensors and plain containers, which torch.load("
-                       "weights_only=True) refuses and ticketlab never unpickles") from None
-        if "TorchScript" in str(exc):
-            raise _Bad("it is a TorchScript archive (a scripted model), not a state dict of masks") from None
-        raise _Bad(f"torch cannot read it ({_first_line(exc)})") from None
+    try:
+        bound, what = _zip_bound(limit)
+        obj = load_torch(path, bound, what=what)
+    except Refused as exc:
+        raise _Bad(str(exc)) from None
     if not isinstance(obj, Mapping):
         raise _Bad(f"it holds a {type(obj).__name__}, not a mapping of names to tensors (a state dict)")
-    if len(obj) > MAX_ENTRIES:
-        raise _Bad(f"it holds {len(obj):,} entries, more than {MAX_ENTRIES:,}")
+    entries = LIMITS["zip_entries"].value()
+    if len(obj) > entries:
+        raise _Bad(f"it holds {len(obj):,} entries, more than {entries:,}")
     bad_key = next((k for k in obj if not isinstance(k, str)), None)
     if bad_key is not None:
         raise _Bad(f"it has a key of type {type(bad_key).__name__}, not a parameter name")

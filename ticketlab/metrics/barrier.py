@@ -137,12 +137,16 @@ def alpha_grid(alphas: int | Sequence[float]) -> list[float]:
         >>> alpha_grid(5), alpha_grid([0.5, 0.25])
         ([0.0, 0.25, 0.5, 0.75, 1.0], [0.0, 0.25, 0.5, 1.0])
     """
+    from ticketlab.limits import check
+
     if isinstance(alphas, (int, np.integer)) and not isinstance(alphas, bool):
         if alphas < 2:
             raise ConfigError(f"alphas must be at least 2 points (0 and 1), got {alphas}")
+        check("alphas", int(alphas), f"alphas asks for {int(alphas):,} points")  # before linspace allocates them
         return [round(float(a), 12) for a in np.linspace(0.0, 1.0, int(alphas))]  # 0.3, not 0.30000000000000004
     if isinstance(alphas, (str, bytes, bool)) or not isinstance(alphas, Sequence):
         raise ConfigError(f"alphas must be a number of points or a list of values in [0, 1], not {alphas!r}")
+    check("alphas", len(alphas), f"alphas lists {len(alphas):,} values")
     values = set()
     for a in alphas:
         if isinstance(a, bool) or not isinstance(a, (int, float, np.integer, np.floating)) \

@@ -160,19 +160,104 @@ def create_model(
     _check_compatible(entry, spec)
     if init is not None and init not in INITS:
         raise ConfigError(f"init '{init}' is not one of {', '.join(INITS)}")
-    try:
-        inspect.signature(entry.factory).bind(spec, **kwargs)
-    except TypeError:
-        params = list(inspect.signature(entry.factory).parameters)[1:]
-        bad = ", ".join(sorted(set(kwargs) - set(params))) or "?"
-        raise ConfigError(
-            f"model '{name}' has no option {bad} (options: {', '.join(params) or 'none'})"
-        ) from None
+    validate_model_config(name, spec, {**kwargs, **({"zero_bias": zero_bias} if zero_bias else {})})
     if seed is None:
         return _build(entry, spec, init, zero_bias, kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _build(entry, spec, init, zero_bias, kwargs)
+
+
+#: Largest width, channel count or hidden size one option of a model may ask for.
+MAX_WIDTH = 2**20
+#: Most layers a sequence option of a model (hidden widths, fc widths) may list.
+MAX_LAYERS = 64
+
+
+def validate_model_config(name: str, spec: DataSpec, config: dict[str, Any]) -> int:
+    """Check a model configuration against the registry before anything is allocated; return the
+    number of parameters (and buffer values) the model would hold.
+
+    ``config`` is what :func:`create_model` takes besides ``spec`` and ``seed`` (a ticket's
+    provenance ``model_config``): every key must be an option of the model's factory (or ``init``,
+    ``zero_bias``), of the type of its default (a whole number, a list of at most
+    :data:`MAX_LAYERS` whole numbers in ``1..MAX_WIDTH``, a flag, a finite number; ``dropout`` in
+    [0, 1)). The model is then built on the ``meta`` device, which allocates no storage, and its
+    size is checked against limit ``model_params`` (``TICKETLAB_LIMIT_MODEL_PARAMS``). Every
+    :func:`create_model` call goes through this, so every command that rebuilds a model from a
+    ticket (``train``, ``evaluate``, ``barrier``, ``sanity``, ``import --model``, a study) does.
+
+    Example:
+        >>> spec = DataSpec("digits", "tensor", (1, 8, 8), 10)
+        >>> validate_model_config("lenet_300_100", spec, {})
+        50610
+        >>> validate_model_config("lenet_300_100", spec, {"hidden": [10**6, 10**6]})
+        Traceback (most recent call last):
+        ...
+        ticketlab.limits.LimitError: model 'lenet_300_100' with {'hidden': [1000000, 1000000]} would hold 1,000,076,000,010 parameters, more than the limit of 50,000,000 (raise it with TICKETLAB_LIMIT_MODEL_PARAMS=N)
+    """
+    from ticketlab import limits
+
+    entry = _MODELS.get(name)
+    _check_compatible(entry, spec)
+    if not isinstance(config, dict):
+        raise ConfigError(f"model '{name}': its configuration is a {type(config).__name__}, not a table of options")
+    signature = inspect.signature(entry.factory)
+    options = {k: p.default for k, p in list(signature.parameters.items())[1:]}
+    shown = _short(config)
+    for key, value in config.items():
+        if key == "init":
+            if value is not None and value not in INITS:
+                raise ConfigError(f"model '{name}': init {_short(value)} is not one of {', '.join(INITS)}")
+            continue
+        if key not in options and key != "zero_bias":
+            known = ", ".join([*options, "init", "zero_bias"])
+            shown_key = key if isinstance(key, str) and key.isidentifier() else _short(key)
+            raise ConfigError(f"model '{name}' has no option {shown_key} (options: {known})")
+        problem = _option_problem(key, value, False if key == "zero_bias" else options[key])
+        if problem:
+            raise ConfigError(f"model '{name}' option {key} {problem}, not {_short(value)}")
+    kwargs = {k: v for k, v in config.items() if k not in ("init", "zero_bias")}
+    try:
+        with torch.device("meta"):
+            model = entry.factory(spec, **kwargs)
+        count = sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a factory's own complaint about a shape, say)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"model '{name}' cannot be built with {shown}: {reason}") from None
+    limits.check("model_params", count, f"model '{name}' with {shown} would hold {count:,} parameters")
+    return count
+
+
+def _option_problem(key: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` does not fit an option whose default is ``default`` (``None`` when it fits)."""
+    import math
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH
+
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        return None if whole(value) else f"must be a whole number in 1..{MAX_WIDTH:,}"
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "must be a finite number"
+        if key == "dropout" and not 0 <= value < 1:
+            return "must be in [0, 1)"
+        return None
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_LAYERS or not all(map(whole, value)):
+            return f"must be a list of 1 to {MAX_LAYERS} whole numbers in 1..{MAX_WIDTH:,}"
+        return None
+    return None if value is None or isinstance(value, (str, int, float, bool)) else "must be a plain value"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _build(entry: _Entry, spec: DataSpec, init: str | None, zero_bias: bool, kwargs: dict[str, Any]) -> nn.Module:

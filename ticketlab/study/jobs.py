@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,18 @@ def shared_schedule(densities: list[float] | tuple[float, ...], rate: float = IM
         >>> len(shared_schedule([0.2, 0.05, 0.01])), len(shared_schedule([0.01]))  # 20 % per round to 0.01
         (21, 21)
     """
+    from ticketlab.errors import ConfigError
+    from ticketlab.limits import LIMITS, LimitError
+
     low = min(densities)
+    if not 0.0 < rate < 1.0:
+        raise ConfigError(f"the IMP rate must be in (0, 1), not {rate!r}")
+    # the rounds it takes, counted before a list of them is made: (1 - rate)^n <= low
+    needed = math.log(low) / math.log1p(-rate) if low > 0 else math.inf
+    if needed > LIMITS["rounds"].value():
+        shown = f"{needed:,.0f}" if math.isfinite(needed) else "unboundedly many"
+        raise LimitError(f"an IMP schedule from density 1 to {low:g} at rate {rate:g} a round takes {shown} "
+                         f"rounds, {LIMITS['rounds'].hint()}")
     steps, d = [], 1.0 - rate
     while d > low * (1 + 1e-9):
         steps.append(d)

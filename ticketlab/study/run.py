@@ -183,15 +183,19 @@ def read_manifest(study_dir: str | Path) -> dict[str, Any]:
         ...
         ticketlab.errors.ConfigError: no study manifest at '...study.json'; run the study first
     """
+    from ticketlab.bounded import Refused, read_json
+
     path = Path(study_dir) / MANIFEST
     if StudyFolder(study_dir).file(MANIFEST, missing_ok=True) is None:  # a link or a FIFO there is refused
         raise ConfigError(f"no study manifest at '{path}'; run the study first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # bounded: a regular file of limited size and depth (a FIFO or /dev/zero is refused)
+        data = read_json(path)
     except FileNotFoundError:
         raise ConfigError(f"no study manifest at '{path}'; run the study first") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except Refused as exc:
         raise ConfigError(f"cannot read the study manifest '{path}': {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the study manifest '{path}': {exc.strerror or exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise ConfigError(f"the study manifest '{path}' is not a JSON object with a 'jobs' list")
     for i, entry in enumerate(data["jobs"]):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ticketlab import limits
 from ticketlab.checks import MAX_SEED, is_seed, non_finite
 from ticketlab.errors import ConfigError, TicketlabError
 from ticketlab.study.safepath import name_problem
@@ -66,21 +67,17 @@ class StudySpec:
     @classmethod
     def from_toml(cls, path: str | Path) -> "StudySpec":
         """Read and validate a study file (one-sentence :class:`ConfigError` naming the file)."""
-        import tomllib
+        from ticketlab.bounded import Refused, read_toml
 
         path = Path(path)
-        try:
-            raw = path.read_bytes()
+        try:  # bounded: a regular file of limited size and depth (a FIFO or /dev/zero is refused)
+            values = read_toml(path)
         except FileNotFoundError:
             raise ConfigError(f"study file '{path}' does not exist") from None
+        except Refused as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read study file '{path}': {exc.strerror or exc}") from None
-        try:
-            values = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a UTF-8 text file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         root = values.get("data_root")
         if isinstance(root, str) and not Path(root).is_absolute():
             values["data_root"] = str((path.parent / root).resolve())
@@ -116,6 +113,10 @@ class StudySpec:
                 isinstance(d, (int, float)) and not isinstance(d, bool) and not math.isnan(d) and 0 < d <= 1
                 for d in densities):
             raise fail(f"densities must be a non-empty list of numbers in (0, 1], not {densities!r}")
+        grid = len(models) * len(datasets) * len(methods) * len(seeds) * len(densities)
+        limits.check("jobs", grid, f"{source}: the study's grid has {grid:,} jobs ({len(models)} models x "
+                     f"{len(datasets)} data sets x {len(methods)} methods x {len(seeds):,} seeds x "
+                     f"{len(densities):,} densities)")
         for key, values_ in (("seeds", seeds), ("densities", densities), ("methods", methods),
                              ("model", models), ("dataset", datasets)):
             if len(set(values_)) != len(values_):
@@ -183,6 +184,15 @@ class StudySpec:
             for key in RUNNER_OPTIONS:
                 if key in opts:
                     _check_runner_option(key, opts[key], lambda m: fail(f"[method.{method}] {m}"))
+        imp = self.method_options.get("imp", {})
+        if "imp" in self.methods and isinstance(imp, dict):  # the shared schedule's rounds, before any job runs
+            from ticketlab.study.jobs import _OWN_SCHEDULE, IMP_RATE, shared_schedule
+
+            try:
+                if not any(k in imp for k in _OWN_SCHEDULE):
+                    shared_schedule(self.densities, float(imp.get("rate") or IMP_RATE))
+            except TicketlabError as exc:
+                raise fail(f"[method.imp]: {exc}") from None
         for model in self.models:
             for dataset in self.datasets:
                 try:
@@ -204,6 +214,8 @@ def _check_runner_option(key: str, value: Any, fail: Any) -> None:
     if key in ("rounds", "train_epochs"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise fail(f"option {key} must be a positive integer, not {value!r}")
+        if key == "rounds" and value > limits.value("rounds"):
+            raise fail(f"option rounds is {value:,}, {limits.LIMITS['rounds'].hint()}")
     elif key == "scope":
         if value not in ("global", "layer"):
             raise fail(f"option scope must be global or layer, not {value!r}")
