@@ -36,12 +36,36 @@ def _rows(folder: str) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.exists() else []
 
 
+def _unhealthy(rows) -> dict[tuple[float, str], int]:
+    """(density, method) -> number of its tickets that ``ticketlab.health`` calls unhealthy (the
+    report's ``health`` rows)."""
+    out: dict[tuple[float, str], int] = {}
+    for r in rows:
+        if r["section"] == "health" and r["value"] not in ("", "0", "0.0"):
+            key = (float(r["density"]), r["method_a"])
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def _pick(rows, section, a, b, key="lift"):
+    """Values of the pair (a, b) per density, densities where a ticket of a or b is unhealthy left out."""
+    bad = _unhealthy(rows)
     out = {}
     for r in rows:
         if r["section"] == section and {r["method_a"], r["method_b"]} == {a, b} and (a != b or r["method_a"] == a):
-            out[float(r["density"])] = (float(r[key]), r.get("spread_lo"), r.get("spread_hi"), r.get("p"))
+            d = float(r["density"])
+            if not bad.get((d, a)) and not bad.get((d, b)):
+                out[d] = (float(r[key]), r.get("spread_lo"), r.get("spread_hi"), r.get("p"))
     return dict(sorted(out.items(), reverse=True))
+
+
+def _left_out(rows, *methods) -> str:
+    """A sentence naming the densities left out because tickets of ``methods`` are unhealthy."""
+    bad = _unhealthy(rows)
+    parts = [f"{n} {m} ticket{'s' if n > 1 else ''} at density {d:g}" for (d, m), n in sorted(bad.items(), reverse=True)
+             if m in methods]
+    return (" Left out (unhealthy, `ticketlab.health`; see the report's Ticket health section): "
+            + "; ".join(parts) + ".") if parts else ""
 
 
 def _fmt(values: dict, p: bool = False) -> str:
@@ -60,12 +84,12 @@ def claims(label: str, rows: list[dict[str, str]]) -> list[str]:
         imp = _pick(rows, "overlap_method_pair", "imp", "imp")
         ok = all(v[0] < CLOSE_LIFT for v in imp.values())
         out.append(f"1. **IMP across seeds** — mean Jaccard lift of IMP tickets of different seeds: {_fmt(imp, True)}. "
-                   + ("Below " if ok else "Not below ") + f"{CLOSE_LIFT} at every density: the claim "
-                   + ("reproduces" if ok else "does not reproduce") + ".")
+                   + ("Below " if ok else "Not below ") + f"{CLOSE_LIFT} at every density assessed: the claim "
+                   + ("reproduces" if ok else "does not reproduce") + "." + _left_out(rows, "imp"))
     if {"snip", "magnitude_init"} <= methods:
         lift = _pick(rows, "overlap_method_pair", "snip", "magnitude_init")
         js = _pick(rows, "profile_js", "snip", "magnitude_init", key="value")
-        ok = all(v[0] > CLOSE_LIFT for v in lift.values())
+        ok = bool(lift) and all(v[0] > CLOSE_LIFT for v in lift.values())
         empty = sorted({(float(r["density"]), r["layer"]) for r in rows if r["section"] == "profile"
                         and r["method_a"] == "magnitude_init" and float(r["spread_hi"] or r["value"]) == 0.0},
                        reverse=True)
@@ -77,10 +101,16 @@ def claims(label: str, rows: list[dict[str, str]]) -> list[str]:
         if acc:
             collapse += " Its trained tickets' test accuracy: " + "; ".join(
                 f"{v:.3g} at density {d:g} (chance {e:.3g})" for d, v, e in sorted(acc, reverse=True)) + "."
-        out.append(f"2. **SNIP vs magnitude at init** — same-seed Jaccard lift {_fmt(lift, True)}; profile JS "
-                   f"distance {_fmt(js)}. They share " + ("more" if ok else "not clearly more")
-                   + f" than chance (lift above {CLOSE_LIFT} at every density): the claim "
-                   + ("reproduces" if ok else "does not reproduce") + " for overlap." + collapse)
+        if lift:
+            out.append(f"2. **SNIP vs magnitude at init** — same-seed Jaccard lift {_fmt(lift, True)}; profile JS "
+                       f"distance {_fmt(js)}. They share " + ("more" if ok else "not clearly more")
+                       + f" than chance (lift above {CLOSE_LIFT} at every density assessed): the claim "
+                       + ("reproduces" if ok else "does not reproduce") + " for overlap."
+                       + _left_out(rows, "snip", "magnitude_init") + collapse)
+        else:  # every density holds a dead ticket: an overlap with a dead network is no evidence either way
+            out.append("2. **SNIP vs magnitude at init** — not assessed: at every density some of these tickets are "
+                       "unhealthy, so their overlap says nothing about the claim." + _left_out(rows, "snip", "magnitude_init")
+                       + collapse)
     else:
         out.append("2. **SNIP vs magnitude at init** — not in this study (no magnitude_init tickets).")
     if "synflow" in methods:
@@ -89,16 +119,20 @@ def claims(label: str, rows: list[dict[str, str]]) -> list[str]:
         for other in ("snip", "grasp", "imp"):
             if other in methods:
                 js = _pick(rows, "profile_js", "synflow", other, key="value")
+                if not js:
+                    lines.append(f"{other}: not assessed (unhealthy tickets at every density)")
+                    continue
                 n_far = sum(v[0] >= FAR_JS for v in js.values())
                 far = n_far == len(js)
-                verdicts.append(far)
+                verdicts.append((other, far))
                 how = ("differs at every density" if far else "differs at no density" if n_far == 0
                        else f"differs at {n_far} of {len(js)} densities")
                 lines.append(f"{other}: {_fmt(js)} ({how})")
-        verdict = ("reproduces" if all(verdicts) else "is refuted for " + ", ".join(
-            o for o, v in zip(("snip", "grasp", "imp"), verdicts) if not v) if verdicts else "n/a")
+        verdict = ("reproduces" if all(v for _, v in verdicts) else "is refuted for " + ", ".join(
+            o for o, v in verdicts if not v)) if verdicts else "cannot be assessed"
         out.append("3. **SynFlow's per-layer profile** — Jensen-Shannon distance to " + "; ".join(lines)
-                   + f". With 'differs' meaning a distance of at least {FAR_JS}, the claim {verdict}.")
+                   + f". With 'differs' meaning a distance of at least {FAR_JS}, the claim {verdict}."
+                   + _left_out(rows, "synflow", "snip", "grasp", "imp"))
     return out + [""]
 
 
@@ -106,7 +140,9 @@ def main() -> None:
     text = ["# What the study reports say about three claims", "",
             "Generated by `python benchmarks/study_claims.py` from the `results.csv` of each study report "
             "(regenerate those first with the commands in each report). Lift = Jaccard / expected Jaccard of "
-            "random masks with the same per-layer kept counts; spreads are min-max over seed pairs.", ""]
+            "random masks with the same per-layer kept counts; spreads are min-max over seed pairs. A density where "
+            "a ticket of a claim's methods is unhealthy (`ticketlab.health`: a collapsed layer, an unreachable "
+            "class, or an accuracy at chance) is left out of that claim, and the claim says so.", ""]
     for label, folder in STUDIES.items():
         rows = _rows(folder)
         if rows:
