@@ -157,31 +157,27 @@ def parse_json(data: bytes | str) -> Any:
         ...
         ticketlab.bounded.Refused: it nests values deeper than Python can parse, more than the limit of 64 (raise it with TICKETLAB_LIMIT_DEPTH=N)
     """
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text)
-    except UnicodeDecodeError:
-        raise Malformed("it is not UTF-8 text") from None
-    except RecursionError:
-        raise _too_deep() from None
-    except ValueError as exc:
-        raise Malformed(f"it is not valid JSON ({str(exc).splitlines()[0][:200]})") from None
-    return check_depth(value)
+    return _parse(data, json.loads, ValueError, "JSON")
 
 
 def parse_toml(data: bytes | str) -> dict[str, Any]:
     """Parse TOML text (bytes must be UTF-8) and check its depth (as :func:`parse_json`)."""
     import tomllib
 
+    return _parse(data, tomllib.loads, tomllib.TOMLDecodeError, "TOML")
+
+
+def _parse(data: bytes | str, loads: Any, error: type[Exception], kind: str) -> Any:
+    """``loads`` of UTF-8 text, its errors as one line each, then :func:`check_depth`."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = tomllib.loads(text)
-    except UnicodeDecodeError:
+        value = loads(text)
+    except UnicodeDecodeError:  # a ValueError too: before the parser's own error
         raise Malformed("it is not UTF-8 text") from None
     except RecursionError:
         raise _too_deep() from None
-    except tomllib.TOMLDecodeError as exc:
-        raise Malformed(f"it is not valid TOML ({str(exc).splitlines()[0][:200]})") from None
+    except error as exc:
+        raise Malformed(f"it is not valid {kind} ({str(exc).splitlines()[0][:200]})") from None
     return check_depth(value)
 
 
