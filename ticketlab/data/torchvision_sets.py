@@ -127,8 +127,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as err:
         raise _corrupt(path, "idx", str(err)) from err
     if len(buf) != declared:
-        raise _corrupt(path, "idx", f"{'more than ' if len(buf) > declared else ''}{len(buf)} data "
-                       f"bytes for shape {dims}")
+        got = f"more than {declared}" if len(buf) > declared else str(len(buf))
+        raise _corrupt(path, "idx", f"{got} data bytes for shape {dims}")
     return np.frombuffer(buf, dtype=np.uint8).reshape(dims)
 
 
