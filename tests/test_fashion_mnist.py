@@ -209,3 +209,27 @@ def test_real_mine_a_ticket(tmp_path):
         assert t.provenance["dataset"] == "fashion_mnist"
         assert t.provenance["data_read"] is (method == "snip")
         assert t.kept == round(0.1 * t.total)
+
+
+# ------------------------------------------------------------------------------ the benchmark
+
+
+def test_benchmark_compares_like_with_like(system, capsys):
+    """bench_real_data's bare loop sees the batches, optimizer and initial weights that train
+    does: after one epoch the weights agree bit for bit (on a fake 200-image system copy)."""
+    from benchscripts import load_script
+
+    bench = load_script("bench_real_data")
+    write_fake_fashion_mnist_system(system, n_train=200, n_test=20)
+    data = load_dataset("fashion_mnist")
+    r = bench.bench_model("lenet_300_100", data, repeats=2, seed=0)
+    assert r["identical"] is True
+    assert (r["steps"], r["cadence"], r["evaluations"]) == (3, 100, 1)  # 180 images / 60; the end
+    assert len(r["ratios"]) == len(r["shares"]) == 2
+
+
+def test_benchmark_without_the_package_says_how_to_install_it(system, capsys):
+    from benchscripts import load_script
+
+    assert load_script("bench_real_data").main(["--repeats", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "skipped: Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist"
