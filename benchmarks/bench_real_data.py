@@ -33,7 +33,10 @@ the evaluation every 100 iterations is 41 % (lenet_300_100) and 67 % (lenet5) of
 25 % target. Evaluating only the validation split at each point would leave about 22 % and 44 %:
 the issue's remedy (test only at new early-stop points) would meet the target for
 lenet_300_100 only; it is not implemented (it would leave NaN test accuracies in the rows that
-every trained ticket's history stores).
+every trained ticket's history stores). A paper-length dense run of lenet_300_100 (50,000
+iterations, 500 evaluations) took 129 s there; its validation loss reached a new minimum at 20 of
+the 500 points (the last, the early stop, at iteration 6,100), so the remedy would evaluate the
+test split 21 times instead of 500 (about 32 s less, evaluation about 22 % of the run).
 
 Usage:
     python benchmarks/bench_real_data.py [--repeats 5] [--models lenet_300_100,lenet5] [--seed 0]
