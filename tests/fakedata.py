@@ -182,3 +182,21 @@ def write_fake_cifar100(
         _s("coarse_label_names"): [_s(f"superclass_{c}") for c in range(20)],
     })
     return out
+
+
+def write_fake_fashion_mnist_system(folder: Path, n_train: int = 20, n_test: int = 10, seed: int = 0
+                                    ) -> FakeArrays:
+    """Fashion-MNIST as Debian's ``dataset-fashion-mnist`` installs it: the four gzip idx files
+    flat in ``folder`` (``/usr/share/datasets/fashion-mnist/`` on a real system).
+
+    Example:
+        >>> arrays = write_fake_fashion_mnist_system(tmp_path / "fashion-mnist")  # doctest: +SKIP
+    """
+    rng = np.random.default_rng(seed)
+    out: FakeArrays = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x, y = _fake_split(rng, n, (28, 28), 10)
+        write_idx(Path(folder) / f"{prefix}-images-idx3-ubyte", x, compress=True)
+        write_idx(Path(folder) / f"{prefix}-labels-idx1-ubyte", y.astype(np.uint8), compress=True)
+        out[f"x_{split}"], out[f"y_{split}"] = x[:, None], y
+    return out

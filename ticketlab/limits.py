@@ -70,7 +70,8 @@ _ALL = (
     Limit("zip_entries", 100_000, "members", "members of a zip archive (torch files, npz)"),
     Limit("inflated_bytes", 256 * 2**20, "bytes",
           "what the compressed members of a zip archive (torch file, npz, checkpoint) inflate to; "
-          "stored members (as torch.save writes them) are bounded by the file's own size"),
+          "stored members (as torch.save writes them) are bounded by the file's own size; also a "
+          "gzip idx file (MNIST, Fashion-MNIST)"),
     Limit("model_params", 50_000_000, "parameters",
           "parameters of a model built from a configuration (a ticket's provenance, a study, an option)"),
     Limit("jobs", 10_000, "jobs", "jobs of a study's grid (models x datasets x methods x seeds x densities)"),

@@ -5,7 +5,9 @@ Built in (no files needed): ``digits`` (scikit-learn, the default), ``mnist1d`` 
 package), ``karate`` (PyG). Read from a data root (``root=`` /
 ``$TICKETLAB_DATA_ROOT`` / ``~/.cache/ticketlab/data``; downloaded only with
 ``download=True``): ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` (torchvision layout),
-``cora``, ``citeseer`` (PyG Planetoid layout). Every split is fixed by ``seed``.
+``cora``, ``citeseer`` (PyG Planetoid layout). ``fashion_mnist`` is read first from Debian's
+``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``) when no ``root`` is passed.
+Every split is fixed by ``seed``.
 
 One module per source registers its loaders with :func:`register_dataset`; importing this
 package imports them all (heavy libraries such as torch_geometric, torchvision, scikit-learn and

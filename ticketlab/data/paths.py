@@ -3,6 +3,11 @@
 * Data root: the ``root`` argument of :func:`ticketlab.data.load_dataset`, else the environment
   variable ``TICKETLAB_DATA_ROOT``, else ``<cache>/data``. It holds torchvision's and PyG's
   on-disk layouts (``MNIST/raw/...``, ``cifar-10-batches-py/...``, ``Cora/raw/...``).
+* System data: :data:`SYSTEM_DATA_DIR` (``/usr/share/datasets``), where Debian's ``dataset-*``
+  packages install data sets (``dataset-fashion-mnist`` puts Fashion-MNIST's four gzip idx files
+  in ``/usr/share/datasets/fashion-mnist/``). When no ``root`` is passed, a data set that has a
+  system copy reads it, when complete, before any other default (``TICKETLAB_DATA_ROOT``, the
+  cache); ``TICKETLAB_SYSTEM_DATA_DIR`` moves this folder (tests point it at a fake one).
 * Cache: ``TICKETLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/ticketlab``, else
   ``~/.cache/ticketlab``. Only files ticketlab can regenerate itself go there (MNIST-1D arrays).
 
@@ -24,6 +29,21 @@ from ticketlab.errors import DataNotFoundError
 
 DATA_ROOT_ENV = "TICKETLAB_DATA_ROOT"
 CACHE_DIR_ENV = "TICKETLAB_CACHE_DIR"
+#: Where Debian's ``dataset-*`` packages install data sets (one folder per data set).
+SYSTEM_DATA_DIR = Path("/usr/share/datasets")
+SYSTEM_DATA_DIR_ENV = "TICKETLAB_SYSTEM_DATA_DIR"
+
+
+def system_data_dir() -> Path:
+    """``$TICKETLAB_SYSTEM_DATA_DIR`` if set, else :data:`SYSTEM_DATA_DIR`.
+
+    Example:
+        >>> str(system_data_dir()) == "/usr/share/datasets" or SYSTEM_DATA_DIR_ENV in os.environ
+        True
+    """
+    if os.environ.get(SYSTEM_DATA_DIR_ENV):
+        return Path(os.environ[SYSTEM_DATA_DIR_ENV]).expanduser()
+    return SYSTEM_DATA_DIR
 
 
 def cache_dir() -> Path:
@@ -80,18 +100,32 @@ def is_writable_dir(path: Path) -> bool:
     return stat.S_ISDIR(mode) and bool(mode & write_bits) and os.access(path, os.W_OK)
 
 
-def missing_files_error(what: str, expected: Path, layout: str) -> DataNotFoundError:
+def missing_files_error(
+    what: str, expected: Path, layout: str, package: str = "", system: Path | None = None
+) -> DataNotFoundError:
     """The one-sentence error for data files that are not on disk.
+
+    ``package`` names the distribution package that installs the files into the folder
+    ``system`` (read when no data root is passed).
 
     Example:
         >>> err = missing_files_error("Cora", Path("/d/Cora/raw/ind.cora.x"), "Cora/raw/ind.cora.*")
         >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
         Cora files not found: expected /d/Cora/raw/ind.cora.x; pass --data-root DIR holding
         Cora/raw/ind.cora.* (or set TICKETLAB_DATA_ROOT), or add --download
+        >>> err = missing_files_error("F", Path("/d/F/x"), "F/*", "dataset-f", Path("/usr/share/f"))
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        F files not found: expected /d/F/x; install them with 'apt-get install dataset-f' (read from
+        /usr/share/f when no --data-root is given), pass --data-root DIR holding F/* (or set
+        TICKETLAB_DATA_ROOT), or add --download
     """
+    install = ""
+    if package:
+        where = f" (read from {system} when no --data-root is given)" if system is not None else ""
+        install = f" install them with 'apt-get install {package}'{where},"
     return DataNotFoundError(
-        f"{what} files not found: expected {expected}; pass --data-root DIR holding {layout} "
-        f"(or set {DATA_ROOT_ENV}), or add --download"
+        f"{what} files not found: expected {expected};{install} pass --data-root DIR holding "
+        f"{layout} (or set {DATA_ROOT_ENV}), or add --download"
     )
 
 

@@ -4,6 +4,10 @@
 A loader is a plain function ``fn(root, download, seed) -> TensorData | GraphData``. For data
 sets read from disk (``needs_root=True``) it receives the resolved data root (see
 :mod:`ticketlab.data.paths`), otherwise ``root`` exactly as the caller passed it (usually None).
+A data set that a distribution package can install (Fashion-MNIST: Debian's
+``dataset-fashion-mnist``) registers ``system=``, a function returning that package's folder when
+its files are all there; with no ``root`` passed, the loader then receives that folder instead of
+the default data root.
 
 Example:
     >>> from ticketlab.data import load_dataset, list_datasets
@@ -56,6 +60,7 @@ class DatasetInfo:
 class _Entry:
     info: DatasetInfo
     loader: Loader
+    system: Callable[[], Union[Path, None]] | None = None
 
 
 _DATASETS: Registry[_Entry] = Registry("data set")
@@ -70,13 +75,15 @@ def register_dataset(
     root_hint: str = "",
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
+    system: Callable[[], Path | None] | None = None,
 ) -> Callable[[Loader], Loader]:
     """Decorator registering ``fn(root, download, seed)`` as the loader of data set ``name``.
 
     ``description`` defaults to the first line of the loader's docstring. ``input_shape`` and
     ``num_classes``, when given, make the data set's :class:`DataSpec` known without loading it
-    (:func:`shape_only`). A duplicate name
-    raises :class:`~ticketlab.errors.ConfigError`.
+    (:func:`shape_only`). ``system`` (``needs_root`` only) returns the folder of a complete
+    system-wide copy, or None; it is asked when no root is passed, before any other default. A
+    duplicate name raises :class:`~ticketlab.errors.ConfigError`.
 
     Example (not run as a doctest, since it would add a name to the global registry)::
 
@@ -99,7 +106,7 @@ def register_dataset(
             spec=DataSpec(name, kind, tuple(input_shape), int(num_classes))
             if input_shape is not None and num_classes is not None else None,
         )
-        _DATASETS.add(name, _Entry(info, fn))
+        _DATASETS.add(name, _Entry(info, fn, system if needs_root else None))
         return fn
 
     return deco
@@ -116,7 +123,8 @@ def load_dataset(
 
     Args:
         name: a name from :func:`list_datasets`.
-        root: data root for on-disk data sets (default ``$TICKETLAB_DATA_ROOT``, else
+        root: data root for on-disk data sets (default: a complete system copy such as
+            ``/usr/share/datasets/fashion-mnist``, else ``$TICKETLAB_DATA_ROOT``, else
             ``~/.cache/ticketlab/data``); ignored by data sets that need none.
         download: allow downloading missing files into ``root`` (never done otherwise).
         seed: seed of the train/val split (non-negative integer); same seed, same tensors.
@@ -134,7 +142,8 @@ def load_dataset(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"data seed must be a non-negative integer (got {seed!r})")
     if entry.info.needs_root:
-        path: Path | None = resolve_root(root)
+        system = entry.system() if root is None and entry.system is not None else None
+        path: Path | None = system if system is not None else resolve_root(root)
     else:
         path = Path(root) if root is not None else None
     return entry.loader(path, bool(download), seed)

@@ -10,6 +10,11 @@ Layout under the data root (what ``torchvision.datasets.X(root, download=True)``
 * ``cifar-100-python/train``, ``test`` (pickled dicts with ``data``, ``fine_labels``; the 100
   fine classes are used).
 
+Fashion-MNIST also has a system copy: Debian's ``dataset-fashion-mnist`` installs the four
+``.gz`` files flat into ``/usr/share/datasets/fashion-mnist/``
+(:data:`ticketlab.data.paths.SYSTEM_DATA_DIR` / :data:`FASHION_MNIST_SYSTEM_NAME`); with no data
+root passed it is read, when complete, before any other default.
+
 The files are parsed here, not by torchvision's dataset classes: those insist on extracted idx
 files and on the official MD5 checksums, so they reject a read-only folder holding only the
 ``.gz`` files, and any test file. Pickles are read with an unpickler that only admits numpy
@@ -33,7 +38,9 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import math
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +48,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ticketlab import limits
+from ticketlab.bounded import DEFLATE_MAX_RATIO, Refused, check_regular
 from ticketlab.data.base import DataSpec, TensorData
-from ticketlab.data.paths import download_failed_error, missing_files_error
+from ticketlab.data.paths import download_failed_error, missing_files_error, system_data_dir
 from ticketlab.data.registry import register_dataset
 from ticketlab.data.splits import train_val_split
 from ticketlab.errors import DataNotFoundError
@@ -54,6 +63,11 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+
+# Debian's dataset-fashion-mnist installs the four gzip idx files into
+# /usr/share/datasets/fashion-mnist/ (paths.SYSTEM_DATA_DIR / this name).
+FASHION_MNIST_SYSTEM_NAME = "fashion-mnist"
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -80,28 +94,54 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     """Read an idx file of unsigned bytes (LeCun's MNIST format), plain or gzip-compressed.
 
     Header: 4-byte big-endian magic (``0x0803`` images, ``0x0801`` labels), then one 4-byte
-    big-endian size per dimension, then the bytes.
+    big-endian size per dimension, then the bytes. The declared size is checked before the data
+    is read: a plain file must hold exactly that many bytes; a ``.gz`` file may declare at most
+    deflate's largest ratio (:data:`ticketlab.bounded.DEFLATE_MAX_RATIO`) times its compressed
+    size and at most the ``inflated_bytes`` limit (``TICKETLAB_LIMIT_INFLATED_BYTES``), and is
+    then inflated to that size plus one byte, never further.
 
     Example:
         >>> labels = Path("MNIST/raw/t10k-labels-idx1-ubyte")
         >>> read_idx(labels, IDX_LABELS_MAGIC).shape  # doctest: +SKIP
         (10000,)
     """
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            buf = f.read()
-    except (OSError, EOFError) as err:
-        raise _corrupt(path, "idx", str(err)) from err
+    compressed = path.suffix == ".gz"
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
-    if len(buf) < header or int.from_bytes(buf[:4], "big") != magic:
-        got = int.from_bytes(buf[:4], "big") if len(buf) >= 4 else None
-        raise _corrupt(path, "idx", f"magic number {got}, expected {magic}")
-    dims = tuple(int.from_bytes(buf[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(buf) - header != int(np.prod(dims)):
-        raise _corrupt(path, "idx", f"{len(buf) - header} data bytes for shape {dims}")
-    return np.frombuffer(buf, dtype=np.uint8, offset=header).reshape(dims)
+    try:
+        size = check_regular(path)
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            head = f.read(header)
+            if len(head) < header or int.from_bytes(head[:4], "big") != magic:
+                got = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
+                raise _corrupt(path, "idx", f"magic number {got}, expected {magic}")
+            dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+            declared = math.prod(dims)  # exact: 4-byte sizes cannot overflow a Python int
+            if compressed:
+                _check_inflated(path, declared, size)
+            elif size - header != declared:
+                raise _corrupt(path, "idx", f"{size - header} data bytes for shape {dims}")
+            buf = f.read(declared + 1)
+    except Refused as err:
+        raise _corrupt(path, "idx", str(err)) from err
+    except (OSError, EOFError, zlib.error) as err:
+        raise _corrupt(path, "idx", str(err)) from err
+    if len(buf) != declared:
+        got = f"more than {declared}" if len(buf) > declared else str(len(buf))
+        raise _corrupt(path, "idx", f"{got} data bytes for shape {dims}")
+    return np.frombuffer(buf, dtype=np.uint8).reshape(dims)
+
+
+def _check_inflated(path: Path, declared: int, compressed_size: int) -> None:
+    """Refuse a gzip idx file whose declared data cannot fit in its compressed bytes, or that
+    exceeds the ``inflated_bytes`` limit, before anything is inflated."""
+    most = compressed_size * DEFLATE_MAX_RATIO + 1024
+    if declared > most:
+        raise _corrupt(path, "idx", f"it declares {declared:,} data bytes, more than its "
+                       f"{compressed_size:,} compressed bytes can hold")
+    limit = limits.LIMITS["inflated_bytes"]
+    if declared > limit.value():
+        raise _corrupt(path, "idx", f"it declares {declared:,} data bytes, {limit.hint()}")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -170,6 +210,8 @@ class _ImageSet:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    system_name: str = ""  # its folder under paths.system_data_dir(), when a package installs it
+    package: str = ""  # the Debian package that installs it there
 
     @property
     def is_idx(self) -> bool:
@@ -182,9 +224,22 @@ class _ImageSet:
         names = ",".join(n for names in self.files.values() for n in names)
         return f"{self.folder}/{{{names}}}"
 
+    def system_dir(self) -> Path | None:
+        """The folder a distribution package installs the files into (flat, no ``raw/``)."""
+        return system_data_dir() / self.system_name if self.system_name else None
+
+    def find_system(self) -> Path | None:
+        """:meth:`system_dir` when all of its files are there, else None."""
+        folder = self.system_dir()
+        return folder if folder is not None and self.first_missing(folder) is None else None
+
+    def files_dir(self, root: Path) -> Path:
+        """The folder holding the files: ``root/<folder>``, or the system folder itself."""
+        return root if root == self.system_dir() else root / self.folder
+
     def locate(self, root: Path, name: str) -> Path | None:
         """The file ``name`` under ``root`` (idx files may also be ``.gz``), None if absent."""
-        plain = root / self.folder / name
+        plain = self.files_dir(root) / name
         for candidate in (plain, plain.with_name(name + ".gz")) if self.is_idx else (plain,):
             if candidate.is_file():
                 return candidate
@@ -194,7 +249,7 @@ class _ImageSet:
         for names in self.files.values():
             for name in names:
                 if self.locate(root, name) is None:
-                    return root / self.folder / name
+                    return self.files_dir(root) / name
         return None
 
     def read(self, root: Path) -> Arrays:
@@ -220,7 +275,7 @@ MNIST = _ImageSet(
 )
 FASHION_MNIST = _ImageSet(
     "fashion_mnist", "Fashion-MNIST", "FashionMNIST", "FashionMNIST/raw", MNIST_FILES, "", 10,
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD,
+    FASHION_MNIST_MEAN, FASHION_MNIST_STD, FASHION_MNIST_SYSTEM_NAME, FASHION_MNIST_PACKAGE,
 )
 CIFAR10 = _ImageSet(
     "cifar10", "CIFAR-10", "CIFAR10", CIFAR10_FOLDER, CIFAR10_FILES, "labels", 10,
@@ -280,7 +335,8 @@ def _load(image_set: _ImageSet, root: Path | None, download: bool, seed: int) ->
         _download(image_set, root)
         missing = image_set.first_missing(root)
     if missing is not None:
-        raise missing_files_error(image_set.title, missing, image_set.layout)
+        raise missing_files_error(image_set.title, missing, image_set.layout, image_set.package,
+                                  image_set.system_dir())
     return _to_tensor_data(image_set, image_set.read(root), seed)
 
 
@@ -292,9 +348,9 @@ def load_mnist(root: Path | None, download: bool, seed: int) -> TensorData:
 
 
 @register_dataset("fashion_mnist", kind="tensor", needs_root=True, root_hint=FASHION_MNIST.layout,
-                  input_shape=(1, 28, 28), num_classes=10)
+                  input_shape=(1, 28, 28), num_classes=10, system=FASHION_MNIST.find_system)
 def load_fashion_mnist(root: Path | None, download: bool, seed: int) -> TensorData:
-    """Fashion-MNIST: 70000 28x28 grey clothing images, 10 classes, from the data root."""
+    """Fashion-MNIST: 70000 28x28 grey clothing images, 10 classes (apt-get install dataset-fashion-mnist)."""
     return _load(FASHION_MNIST, root, download, seed)
 
 
