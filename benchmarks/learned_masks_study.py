@@ -798,9 +798,9 @@ def _conv_lines(cache: Path, panel: Panel, res: dict[str, Any]) -> list[str]:
             vals = v(f"{lab}:ticket_untrained", d)
             if vals:
                 lo = min(vals.values())
-                above.append(f"{name} at {d:g}: {'above' if lo > CHANCE + 0.1 else 'at or near'} chance "
+                above.append(f"{name} at {d:g}: {'above' if lo > CHANCE + 0.1 else 'not clearly above'} chance "
                              f"(lowest seed {lo:.3f})")
-    out += ["", "Untrained tickets against chance (0.10): " + "; ".join(above) + ".", ""]
+    out += ["", "Untrained tickets against chance (0.10; *above* when every seed is more than 0.1 above it): " + "; ".join(above) + ".", ""]
     out += ["### Why conv4 needed scaled weights", ""]
     sig = _signal_path(cache, panel)
     if sig.exists():
