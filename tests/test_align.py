@@ -92,14 +92,29 @@ def test_inputs_and_outputs_are_never_permuted_and_residuals_share_one(case):
 
 
 def test_mask_alignment_never_lowers_the_overlap_and_stops():
+    """Aligning by masks is coordinate ascent on |A and B'|: never lower than before, strictly higher
+    on independent tickets (their hidden units' masks are not in their best order by chance), and
+    B' is B relabelled: each hidden unit keeps its own row and column counts, only moved."""
     shapes, topo = CASES["mlp"]
     for seed in range(5):
         a, b = make_ticket(shapes, topo, seed), make_ticket(shapes, topo, 50 + seed)
         res = align(a, b, "masks", seed=seed)
         before = sum(int((a.masks[n] & b.masks[n]).sum()) for n in shapes)
         after = sum(int((a.masks[n] & res.ticket.masks[n]).sum()) for n in shapes)
-        assert after >= before and res.sweeps < align_module.MAX_SWEEPS
-        assert sorted(res.ticket.masks["fc2.weight"].sum().reshape(-1)) == sorted(b.masks["fc2.weight"].sum().reshape(-1))
+        assert after > before and res.sweeps < align_module.MAX_SWEEPS
+        h1, h2 = res.perms["t1"], res.perms["t2"]  # the two hidden tensors' permutations
+        assert sorted(h1.tolist()) == list(range(24)) and not np.array_equal(h1, np.arange(24))
+        fc1, fc2, fc3 = (res.ticket.masks[f"fc{i}.weight"] for i in (1, 2, 3))
+        bm = b.masks
+        # per-row and per-column sums move with their unit: fc1's rows and fc2's columns by h1,
+        # fc2's rows and fc3's columns by h2, fc1's columns (the input) and fc3's rows (the output) not at all
+        assert np.array_equal(fc1.sum(axis=1), bm["fc1.weight"].sum(axis=1)[h1])
+        assert np.array_equal(fc1.sum(axis=0), bm["fc1.weight"].sum(axis=0))
+        assert np.array_equal(fc2.sum(axis=1), bm["fc2.weight"].sum(axis=1)[h2])
+        assert np.array_equal(fc2.sum(axis=0), bm["fc2.weight"].sum(axis=0)[h1])
+        assert np.array_equal(fc3.sum(axis=1), bm["fc3.weight"].sum(axis=1))
+        assert np.array_equal(fc3.sum(axis=0), bm["fc3.weight"].sum(axis=0)[h2])
+        assert np.array_equal(fc2, bm["fc2.weight"][h2][:, h1])
 
 
 def test_match_units_hand_case():
@@ -232,6 +247,64 @@ def test_compare_align_records_and_aligned_null():
     assert recs == compare([a, b, c], "overlap", per_layer=True, align="masks", null_samples=6, seed=1)
     plain = compare([a, b], ["jaccard"])
     assert not any(k.endswith("_aligned") for r in plain for k in r)
+
+
+def _null_counts_by_hand(a, b, by, samples, seed, topo):
+    """The aligned null re-derived from its parts: the seed stream (seed, 14), A's then B's random
+    masks per sample (``random_masks``), aligned with :func:`align` as real tickets (with A's and
+    B's own snapshots when ``by="weights"``), counted. Also the counts of the same masks unaligned."""
+    from ticketlab.metrics.align import random_masks
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    aligned, plain = [], []
+    for _ in range(samples):
+        ma, mb = random_masks(a, rng), random_masks(b, rng)
+        ta = Ticket(masks=ma, provenance={"topology": topo}, weights={"final": a.weights["final"]})
+        tb = Ticket(masks=mb, provenance={"topology": topo}, weights={"final": b.weights["final"]})
+        moved = align(ta, tb, by, seed=seed).ticket.masks
+        aligned.append([int((ma[n] & moved[n]).sum()) for n in a.masks])
+        plain.append([int((ma[n] & mb[n]).sum()) for n in a.masks])
+    return np.array(aligned), np.array(plain)
+
+
+@pytest.mark.parametrize("by", ["masks", "weights"])
+def test_aligned_null_equals_its_counts_re_derived_by_hand(by):
+    """The aligned null's counts are those of random masks with the tickets' layer counts *after
+    alignment*: equal, sample by sample, to the counts re-derived from random_masks and align();
+    above the same masks' unaligned counts in total and in most samples (aligning random masks
+    finds overlap: the null is not the hypergeometric one); and the records' expected_aligned,
+    sd_aligned and p_aligned are the mean, sd and add-one p of those counts."""
+    shapes, topo = CASES["residual"]
+    a = make_ticket(shapes, topo, 5)
+    b = make_ticket(shapes, topo, 6)
+    samples, seed = 12, 3
+    want, plain = _null_counts_by_hand(a, b, by, samples, seed, topo)
+    got = align_module.aligned_null_counts(a, b, by, samples, seed)
+    assert got.shape == (samples, len(shapes)) and np.array_equal(got, want)
+    # (not sample by sample: the descent starts from the forward pass, not from the identity, so a
+    # sample can end a little below its unaligned overlap; on 12 samples, most end well above it)
+    assert want.sum() > plain.sum() and (want.sum(axis=1) > plain.sum(axis=1)).sum() >= samples // 2
+    recs = compare([a, b], ["jaccard", "intersection"], per_layer=True, align=by, null_samples=samples, seed=seed)
+    n = np.array([a.masks[k].size for k in shapes])
+    ka, kb = (np.array([t.masks[k].sum() for k in shapes]) for t in (a, b))
+    for layer, i in (*((k, [j]) for j, k in enumerate(shapes)), ("__total__", list(range(len(shapes))))):
+        x = want[:, i].sum(axis=1)
+        jac = x / (ka[i].sum() + kb[i].sum() - x)
+        rj = next(r for r in recs if r["metric"] == "jaccard" and r["layer"] == layer)
+        ri = next(r for r in recs if r["metric"] == "intersection" and r["layer"] == layer)
+        assert rj["expected_aligned"] == pytest.approx(jac.mean(), rel=1e-12)
+        assert rj["sd_aligned"] == pytest.approx(jac.std(ddof=1), rel=1e-12)
+        assert ri["expected_aligned"] == pytest.approx(x.mean(), rel=1e-12)
+        assert rj["p_aligned"] == ri["p_aligned"] == pytest.approx((1 + (x >= ri["value"]).sum()) / (samples + 1))
+    if by == "weights":  # matching weights gains less overlap: the bound below is for masks
+        return
+    # with 40 samples the aligned null's Jaccard lies clearly above the unaligned chance value
+    # (hypergeometric: E[X] = ka kb / n per layer), by more than 4 of its standard errors
+    total = next(r for r in compare([a, b], ["jaccard"], align=by, null_samples=40, seed=seed)
+                 if r["layer"] == "__total__")
+    chance_x = float((ka * kb / n).sum())
+    chance = chance_x / (ka.sum() + kb.sum() - chance_x)
+    assert total["expected_aligned"] > chance + 4 * total["sd_aligned"] / np.sqrt(40)
 
 
 def test_align_errors():

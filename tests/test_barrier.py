@@ -145,6 +145,38 @@ def test_union_mask_on_a_hand_made_pair(snip):
         assert err == 1 - evaluate(_net(t, t.weights["final"]), _data(snip), "test")[1]
 
 
+def test_barrier_is_the_maximum_over_alpha_at_an_interior_alpha_other_than_one_half(snip):
+    """A hand-made pair whose error peaks at α = 1/4, not at 1/2 nor at an end. Every weight is 0,
+    so the network ignores its input and always predicts the argmax of the interpolated last bias
+    ``b(α) = (1 − α)·bA + α·bB``: class ``a`` scores ``2 − 8α``, class ``r`` 1, class ``b``
+    ``−2 + 8α``, the others −10. On the grid 0, 1/4, 1/2, 3/4, 1 it predicts a, r, b, b, b, and the
+    error of always predicting class c is ``1 − p_c`` (p_c: the share of c in the test labels). With
+    r the rarest class, the barrier is ``(1 − p_r) − ((1 − p_a) + (1 − p_b)) / 2``, at α = 1/4."""
+    y = _data(snip).test[1].numpy()
+    p = np.bincount(y, minlength=10) / len(y)
+    r = int(np.argmin(p))
+    a, b = (int(c) for c in np.argsort(-p, kind="stable")[:2])  # the two most frequent classes
+    assert p[r] < p[b] <= p[a]
+    zeros = {k: np.zeros_like(v) for k, v in snip.weights["final"].items()}
+    bias_a, bias_b = np.full(10, -10, np.float32), np.full(10, -10, np.float32)
+    bias_a[[a, r, b]], bias_b[[a, r, b]] = (2, 1, -2), (-6, 1, 6)
+    ta = Ticket(masks=snip.masks, provenance=snip.provenance, weights={"final": {**zeros, "fc3.bias": bias_a}})
+    tb = Ticket(masks=snip.masks, provenance=snip.provenance, weights={"final": {**zeros, "fc3.bias": bias_b}})
+    res = barrier(ta, tb, alphas=5, device="cpu")
+    assert res.alphas == [0.0, 0.25, 0.5, 0.75, 1.0]
+    predicted = [a, r, b, b, b]
+    assert res.error == pytest.approx([1 - p[c] for c in predicted], abs=1e-12)
+    assert int(np.argmax(res.error)) == 1 and res.error[1] > res.error[2]  # the maximum is not the midpoint
+    assert res.barrier == pytest.approx((1 - p[r]) - ((1 - p[a]) + (1 - p[b])) / 2, abs=1e-12)
+    assert res.barrier > res.error[2] - (res.error[0] + res.error[-1]) / 2
+    # the loss: the cross-entropy of the same logits for every input (convex in α: its maximum is an end)
+    for alpha, loss in zip(res.alphas, res.loss):
+        logits = (1 - alpha) * bias_a.astype(np.float64) + alpha * bias_b
+        log_softmax = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+        assert loss == pytest.approx(-log_softmax[y].mean(), rel=1e-5)
+    assert res.loss_barrier == pytest.approx(max(res.loss[0], res.loss[-1]) - (res.loss[0] + res.loss[-1]) / 2)
+
+
 def test_batchnorm_statistics_are_reestimated_at_each_alpha(bn):
     other = ticketlab.train(bn, seed=1, train_epochs=1, device="cpu")
     res = barrier(bn, other, alphas=3, recalibrate=3, device="cpu")

@@ -51,14 +51,15 @@ def test_every_degree_is_kept_over_many_seeds(shape):
         rng = np.random.default_rng(seed)
         density = [0.0, 0.1, 0.5, 0.9, 1.0][seed % 5]
         m = rng.random(shape) < density
+        before = m.copy()
         for rounds in (1, 3):
             out = curveball(m, rounds, np.random.default_rng(1000 + seed))
+            assert np.array_equal(m, before), (shape, seed)  # the input is never changed in place
             assert out.shape == m.shape and out.dtype == np.bool_
             assert degrees(out) == degrees(m), (shape, seed)
             # conv: the input channels' degrees (sum over the taps) are kept too
             if m.ndim == 4:
                 assert (out.sum(axis=(0, 2, 3)) == m.sum(axis=(0, 2, 3))).all()
-    assert not m.flags.writeable or m is not out  # the input is never changed in place
 
 
 def test_samples_keep_degrees_and_the_input_is_untouched():
@@ -148,9 +149,7 @@ def test_margins_with_one_realization_give_the_observed_overlap():
 def test_samples_are_uniform_over_all_matrices_with_the_margins():
     """Enumerate every 4 x 4 binary matrix with row sums (2, 1, 2, 1) and column sums (1, 2, 1, 2):
     the sampler must hit each about equally often (curveball's stationary law is uniform)."""
-    rows, cols = (2, 1, 2, 1), (1, 2, 1, 2)
-    every = np.array(list(itertools.product([0, 1], repeat=16)), dtype=np.int8).reshape(-1, 4, 4)
-    ok = every[(every.sum(axis=2) == rows).all(axis=1) & (every.sum(axis=1) == cols).all(axis=1)]
+    ok = _margin_4x4()
     keys = {m.astype(bool).tobytes(): i for i, m in enumerate(ok)}
     start = ok[0].astype(bool)
     states = layer_samples(start, DegreeNull(samples=3000, seed=0, rounds=6))
@@ -158,6 +157,53 @@ def test_samples_are_uniform_over_all_matrices_with_the_margins():
     assert len(ok) > 10
     expected = 1 / len(ok)
     assert np.abs(freq - expected).max() < 5 * np.sqrt(expected * (1 - expected) / len(states))
+
+
+def _margin_4x4():
+    """Every 4 x 4 binary matrix with row sums (2, 1, 2, 1) and column sums (1, 2, 1, 2)."""
+    rows, cols = (2, 1, 2, 1), (1, 2, 1, 2)
+    every = np.array(list(itertools.product([0, 1], repeat=16)), dtype=np.int8).reshape(-1, 4, 4)
+    return every[(every.sum(axis=2) == rows).all(axis=1) & (every.sum(axis=1) == cols).all(axis=1)].astype(bool)
+
+
+def test_samples_run_from_a_hub_besag_clifford():
+    """Besag & Clifford's parallel scheme, chained by hand: ``rounds`` rounds from the mask with the
+    generator of (seed, stream, layer, 0) give the hub; sample s is ``rounds`` more rounds from the
+    hub with the generator of (seed, stream, layer, s). Not from the mask itself."""
+    rng = np.random.default_rng(11)
+    m = rng.random((9, 14)) < 0.4
+    seed, stream, layer, rounds = 4, 2, 3, 2
+    states = layer_samples(m, DegreeNull(samples=4, seed=seed, rounds=rounds), stream, layer)
+
+    def gen(sample):
+        return np.random.default_rng(np.random.SeedSequence([seed, stream, layer, sample]))
+
+    hub = curveball(m, rounds, gen(0))
+    assert not np.array_equal(hub, m)
+    by_hand = [curveball(hub, rounds, gen(s)) for s in (1, 2, 3, 4)]
+    assert all(np.array_equal(x, y) for x, y in zip(states, by_hand))
+    from_mask = [curveball(m, rounds, gen(s)) for s in (1, 2, 3, 4)]
+    assert not any(np.array_equal(x, y) for x, y in zip(states, from_mask))
+
+
+def test_observed_mask_and_samples_are_exchangeable():
+    """What the hub buys: with the observed mask uniform over its margins (every one of the 4 x 4
+    matrices of the test above, in turn), the observed mask and its samples are exchangeable, so
+    ``P(sample 1 == observed) == P(sample 1 == sample 2)``, even with 1 round (poor mixing). Both are
+    ``tr(K^2) / M`` for the one-round kernel K, as each pair is two rounds apart through the hub;
+    without the hub sample 1 is one round from the observed mask: ``tr(K) / M``, about 0.26 here
+    against 0.13."""
+    ok = _margin_4x4()
+    same_observed = same_samples = 0
+    for seed in range(100):
+        for i, m in enumerate(ok):
+            x1, x2 = layer_samples(m, DegreeNull(samples=2, seed=seed, rounds=1), stream=i)
+            same_observed += np.array_equal(x1, m)
+            same_samples += np.array_equal(x1, x2)
+    n = 100 * len(ok)
+    p_observed, p_samples = same_observed / n, same_samples / n
+    se = np.sqrt(2 * p_samples * (1 - p_samples) / n)
+    assert 0.08 < p_samples < 0.2 and abs(p_observed - p_samples) < 5 * se, (p_observed, p_samples, se)
 
 
 # ------------------------------------------------------------------------------- mixing

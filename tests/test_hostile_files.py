@@ -310,51 +310,95 @@ def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", **extra}
 
 
-# name -> (class, builder, extra environment)
-CASES: dict[str, tuple[int, Callable[[Path], Path], dict[str, str]]] = {
-    "mask_declares_1e12_weights": (1, _edit(_huge_mask(10**12)), {}),
-    "mask_declares_3e10_weights": (1, _edit(_huge_mask(3 * 10**10)), {}),
-    "history_of_1e12_rows": (1, _edit(_huge_history), {}),
-    "history_of_1e12_empty_rows": (1, _edit(_empty_history_rows), {}),
-    "weights_of_40_GB": (1, _edit(_huge_unmasked_weight), {}),
-    "scores_of_16_GB_chunked": (1, _edit(_huge_scores), {}),
-    "gzip_of_gzip_bomb": (1, _edit(_gzip_of_gzip), {}),
-    "mask_chunk_inflates_beyond_its_size": (1, _edit(_inflating_chunk("masks/0", h5py.h5t.NATIVE_UINT8)), {}),
+# name -> (class, builder, extra environment, the reason the refusal must give). The reason is what
+# makes a case able to fail: with a guard removed, a file is often still refused, by coincidence
+# and for another reason (a link case then fails on a missing 'name' attribute, say).
+CASES: dict[str, tuple[int, Callable[[Path], Path], dict[str, str], str]] = {
+    "mask_declares_1e12_weights": (1, _edit(_huge_mask(10**12)), {},
+        "mask 'fc1.weight' declares 125000000000 bytes but the file stores 0 of them"),
+    "mask_declares_3e10_weights": (1, _edit(_huge_mask(3 * 10**10)), {},
+        "mask 'fc1.weight' declares 3750000000 bytes but the file stores 0 of them"),
+    "history_of_1e12_rows": (1, _edit(_huge_history), {},
+        "history column 'round' declares 8000000000000 bytes but the file stores 0 of them"),
+    "history_of_1e12_empty_rows": (1, _edit(_empty_history_rows), {},
+        'the history declares 1,000,000,000,000 rows without any column'),
+    "weights_of_40_GB": (1, _edit(_huge_unmasked_weight), {},
+        "weight snapshot 'init' 'fc1.bias' declares 40000000000 bytes but the file stores 0 of them"),
+    "scores_of_16_GB_chunked": (1, _edit(_huge_scores), {},
+        "scores 'fc1.bias' stores 0 of its 15259 chunks"),
+    "gzip_of_gzip_bomb": (1, _edit(_gzip_of_gzip), {},
+        "mask 'fc1.weight' has the filter pipeline [gzip, gzip]"),
+    "mask_chunk_inflates_beyond_its_size": (1, _edit(_inflating_chunk("masks/0", h5py.h5t.NATIVE_UINT8)), {},
+        "mask 'fc1.weight' has a compressed chunk that inflates beyond its declared 6 bytes"),
     "weight_chunk_inflates_beyond_its_size": (
-        1, _edit(_inflating_chunk("weights/init/0", h5py.h5t.NATIVE_FLOAT)), {}),
-    "lzf_filter": (1, _edit(_filter("lzf")), {}),
-    "mask_never_written": (1, _edit(_unwritten_mask), {}),
-    "chunks_missing": (1, _edit(_missing_chunks), {}),
-    "tiny_chunks": (1, _edit(_tiny_chunks), {}),
-    "shape_of_1e6_dimensions": (1, _edit(_many_dims), {}),
-    "weight_shape_differs_from_mask": (1, _edit(_shape_mismatch), {}),
-    "packed_length_differs_from_shape": (1, _edit(_packed_length), {}),
-    "kept_exceeds_size": (1, _edit(_kept_too_many), {}),
-    "history_columns_of_unequal_length": (1, _edit(_uneven_history), {}),
-    "names_list_of_1e9_unwritten": (1, _edit(_names_unwritten), {}),
-    "masks_count_1e12": (1, _edit(_masks_count), {}),
-    "over_max_params": (1, _good, {"TICKETLAB_MAX_PARAMS": "10"}),
-    "external_link": (2, _edit(_external_link), {}),
-    "soft_link": (2, _edit(_soft_link), {}),
-    "external_storage": (2, _edit(_external_storage), {}),
-    "virtual_dataset": (2, _edit(_virtual), {}),
-    "bit_flip_in_mask": (3, _flip("masks/0"), {}),
-    "bit_flip_in_weights": (3, _flip("weights/init/0"), {}),
-    "bit_flip_in_compressed_weights": (3, _flip("weights/final/0", compressed=True), {}),
-    "bit_flip_in_scores": (3, _flip("scores/0"), {}),
-    "bit_flip_in_history_column": (3, _flip("history/1"), {}),
-    "string_history_column_changed": (3, _edit(_string_column_damage), {}),
-    "truncated_to_half": (3, _truncated(0.5), {}),
-    "truncated_to_one_tenth": (3, _truncated(0.1), {}),
-    "name_with_markup_ansi_newline": (4, _edit(_evil_name), {}),
-    "path_with_markup_ansi_newline": (4, _evil_path, {}),
-    "provenance_of_20_MB": (5, _edit(_big_provenance), {}),
-    "provenance_nested_100000_deep": (5, _edit(_nested_provenance), {}),
-    "provenance_is_an_array": (5, _edit(_provenance_array), {}),
-    "provenance_is_not_a_string": (5, _edit(_provenance_not_string), {}),
-    "history_cell_of_the_wrong_type": (5, _edit(_history_wrong_type), {}),
-    "history_cell_of_bad_json": (5, _edit(_history_bad_json), {}),
-    "format_version_is_a_string": (5, _edit(_version_string), {}),
+        1, _edit(_inflating_chunk("weights/init/0", h5py.h5t.NATIVE_FLOAT)), {},
+        "weight snapshot 'init' 'fc1.weight' has a compressed chunk that inflates beyond its declared 192 bytes"),
+    "lzf_filter": (1, _edit(_filter("lzf")), {},
+        "weight snapshot 'init' 'fc1.weight' uses the HDF5 filter lzf"),
+    "mask_never_written": (1, _edit(_unwritten_mask), {},
+        "mask 'fc1.weight' declares 6 bytes but the file stores 0 of them"),
+    "chunks_missing": (1, _edit(_missing_chunks), {},
+        "weight snapshot 'final' 'fc1.bias' stores 1 of its 4 chunks"),
+    "tiny_chunks": (1, _edit(_tiny_chunks), {},
+        "weight snapshot 'init' 'fc1.bias' is cut into chunks of 4 bytes"),
+    "shape_of_1e6_dimensions": (1, _edit(_many_dims), {},
+        "mask 'fc1.weight' has a 'shape' attribute of more than 32 dimensions"),
+    "weight_shape_differs_from_mask": (1, _edit(_shape_mismatch), {},
+        "weight snapshot 'final' 'fc1.weight' has shape (8, 6) but its mask has shape (6, 8)"),
+    "packed_length_differs_from_shape": (1, _edit(_packed_length), {},
+        "mask 'fc1.weight' holds (6,) uint8 packed data but its shape (600, 8) needs (600,) uint8"),
+    "kept_exceeds_size": (1, _edit(_kept_too_many), {},
+        "mask 'fc2.weight' records 19 kept weights out of 18"),
+    "history_columns_of_unequal_length": (1, _edit(_uneven_history), {},
+        'history column 0 is missing or does not have 3 rows'),
+    "names_list_of_1e9_unwritten": (1, _edit(_names_unwritten), {},
+        "the 'names' list has shape (1000000000,), not one name for each of the 2 masks"),
+    "masks_count_1e12": (1, _edit(_masks_count), {},
+        "dataset '/masks/2' is missing"),
+    "over_max_params": (1, _good, {"TICKETLAB_MAX_PARAMS": "10"},
+        'its masks declare 66 parameters, more than max_params = 10'),
+    "external_link": (2, _edit(_external_link), {},
+        "'/masks/0' is an external link to '"),
+    "soft_link": (2, _edit(_soft_link), {},
+        "'/masks/1' is a soft link to '/masks/0': a ticket file holds no links"),
+    "external_storage": (2, _edit(_external_storage), {},
+        "dataset '/masks/0' stores its bytes in another file ("),
+    "virtual_dataset": (2, _edit(_virtual), {},
+        "dataset '/masks/0' is virtual (its data lives in other files)"),
+    "bit_flip_in_mask": (3, _flip("masks/0"), {},
+        "mask 'fc1.weight' is damaged ("),
+    "bit_flip_in_weights": (3, _flip("weights/init/0"), {},
+        "weight snapshot 'init' 'fc1.weight' is damaged ("),
+    "bit_flip_in_compressed_weights": (3, _flip("weights/final/0", compressed=True), {},
+        "weight snapshot 'final' 'fc1.weight' is damaged ("),
+    "bit_flip_in_scores": (3, _flip("scores/0"), {},
+        "scores 'fc1.weight' is damaged ("),
+    "bit_flip_in_history_column": (3, _flip("history/1"), {},
+        "history column 'test_accuracy' is damaged ("),
+    "string_history_column_changed": (3, _edit(_string_column_damage), {},
+        "history column 'note' is damaged (checksum mismatch)"),
+    "truncated_to_half": (3, _truncated(0.5), {},
+        'the HDF5 file is truncated or damaged ('),
+    "truncated_to_one_tenth": (3, _truncated(0.1), {},
+        'the HDF5 file is truncated or damaged ('),
+    "name_with_markup_ansi_newline": (4, _edit(_evil_name), {},
+        'records 49 kept weights out of 48'),
+    "path_with_markup_ansi_newline": (4, _evil_path, {},
+        'the HDF5 file is truncated or damaged ('),
+    "provenance_of_20_MB": (5, _edit(_big_provenance), {},
+        'the provenance is 26,888,890 bytes of JSON, more than the 16,777,216'),
+    "provenance_nested_100000_deep": (5, _edit(_nested_provenance), {},
+        'the provenance is JSON nested too deeply'),
+    "provenance_is_an_array": (5, _edit(_provenance_array), {},
+        'the provenance is a JSON list, not an object'),
+    "provenance_is_not_a_string": (5, _edit(_provenance_not_string), {},
+        'the provenance attribute is not one string'),
+    "history_cell_of_the_wrong_type": (5, _edit(_history_wrong_type), {},
+        "history column 'round' of kind 'int' holds object data"),
+    "history_cell_of_bad_json": (5, _edit(_history_bad_json), {},
+        "history column 'extra' holds malformed JSON"),
+    "format_version_is_a_string": (5, _edit(_version_string), {},
+        "the format_version attribute is '1', not an integer"),
 }
 
 COMMANDS = {
@@ -367,12 +411,17 @@ COMMANDS = {
 
 def test_there_are_at_least_30_cases_over_classes_1_to_5() -> None:
     assert len(CASES) >= 30
-    assert {cls for cls, _, _ in CASES.values()} == {1, 2, 3, 4, 5}
+    assert {cls for cls, _, _, _ in CASES.values()} == {1, 2, 3, 4, 5}
+    # the four cases of class 2 are refused by the self-contained-file guard, each for its own reason
+    assert [r for cls, _, _, r in CASES.values() if cls == 2] == [
+        "'/masks/0' is an external link to '", "'/masks/1' is a soft link to '/masks/0': a ticket file holds no links",
+        "dataset '/masks/0' stores its bytes in another file (",
+        "dataset '/masks/0' is virtual (its data lives in other files)"]
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_load_raises_only_ticketlab_errors_and_allocates_little(tmp_path: Path, case: str) -> None:
-    _, build, env = CASES[case]
+    _, build, env, reason = CASES[case]
     path = build(tmp_path)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -386,7 +435,8 @@ def test_load_raises_only_ticketlab_errors_and_allocates_little(tmp_path: Path, 
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     message = str(info.value)
-    assert message.startswith("cannot read '"), message
+    assert message.startswith(f"cannot read '{path}': "), message
+    assert reason in message, f"{case}: refused for another reason than {reason!r}: {message}"
     assert peak < 100 * 2**20, f"{case}: load allocated {peak / 2**20:.0f} MiB before refusing"
 
 
@@ -412,7 +462,7 @@ _MEASURED = ("import atexit, resource, sys\n"
 def test_every_cli_command_gives_one_line_and_exit_2(tmp_path: Path) -> None:
     good = _good(tmp_path)
     failures, peaks = [], {}
-    for case, (_, build, env) in CASES.items():
+    for case, (_, build, env, reason) in CASES.items():
         folder = tmp_path / case
         folder.mkdir()
         bad = build(folder)
@@ -427,6 +477,7 @@ def test_every_cli_command_gives_one_line_and_exit_2(tmp_path: Path) -> None:
             peaks[f"{case} / {command}"] = int(rss.read_text()) / 1024 if rss.exists() else float("inf")
             lines = proc.stderr.splitlines()
             ok = (proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: cannot read '")
+                  and reason in lines[0]
                   and "Traceback" not in proc.stderr and "\x1b" not in proc.stderr + proc.stdout
                   and "\x07" not in proc.stderr + proc.stdout)
             if not ok:

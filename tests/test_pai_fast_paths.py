@@ -1,4 +1,5 @@
-"""The speed work on the pruning-at-initialization miners (issue 15) changes no result.
+"""The fast paths of the pruning-at-initialization miners (the speed work of issue 15) change no
+result. Nothing here is timed: the timing is ``benchmarks/bench_pai_reference.py``.
 
 * SynFlow's ``rescale``: on a bias-free ReLU chain every score is the unscaled one times one
   power of two, bit for bit, and the ranking is float64's; it keeps R finite where float32 overflows.
