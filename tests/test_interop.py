@@ -510,3 +510,28 @@ def test_deeply_nested_safetensors_header_is_one_line(tmp_path):
     (tmp_path / "deep.safetensors").write_bytes(struct.pack("<Q", len(text)) + text)
     with pytest.raises(TicketFormatError, match="its header is not JSON"):
         read_masks(tmp_path / "deep.safetensors")
+
+
+# ------------------------------------------------------------------------------- mine --help: --scope
+def test_scope_help_names_each_miners_own_default():
+    from ticketlab.cli.mine import scope_help
+    from ticketlab.miners import get_miner, list_miners
+
+    res = CliRunner().invoke(cli, ["mine", "--help"], terminal_width=1000)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if "--scope" in ln)
+    assert scope_help() in " ".join(line.split()), line
+    default_part = line.split("[default: ", 1)[1]
+    common, _, rest = default_part.partition(";")
+    listed, only = {}, set()
+    for group in filter(None, (g.strip(" ].") for g in rest.split(";"))):
+        scope, _, names = group.partition(" for ")
+        for n in names.split(", "):
+            listed[n.replace(" (its only scope)", "")] = scope
+            if n.endswith(" (its only scope)"):
+                only.add(n.replace(" (its only scope)", ""))
+    for name in list_miners():
+        scopes = get_miner(name).scopes
+        assert listed.get(name, common.strip()) == scopes[0], (name, line)
+        assert (name in only) == (len(scopes) == 1), (name, line)
+    assert listed.get("supermask") == "layer" and listed.get("edge_popup") == "layer"

@@ -89,6 +89,25 @@ def _defaults_text(defaults: list[tuple[str, Any]]) -> str:
     return "  [default: " + ", ".join(f"{m} {d}" for m, d in shown) + "]"
 
 
+def scope_help() -> str:
+    """``--scope``'s help, from each registered miner's ``scopes`` (its default first).
+
+    Example:
+        >>> "supermask" in scope_help()
+        True
+    """
+    from ticketlab.miners import get_miner, list_miners
+
+    by_default: dict[str, list[str]] = {}
+    for name in list_miners():
+        scopes = get_miner(name).scopes
+        by_default.setdefault(scopes[0], []).append(name + (" (its only scope)" if len(scopes) == 1 else ""))
+    common = max(by_default, key=lambda s: len(by_default[s]))
+    others = "; ".join(f"{s} for {', '.join(by_default[s])}" for s in sorted(by_default) if s != common)
+    return ("Rank all prunable weights together (global), or each layer on its own (layer) "
+            f"[default: {common}{'; ' + others if others else ''}].")
+
+
 class MineCommand(click.Command):
     """A command whose miner-specific options are added on first use."""
 
@@ -102,6 +121,9 @@ class MineCommand(click.Command):
             if clash:
                 raise RuntimeError(f"miner option '{clash[0]}' clashes with a mine option")
             MineCommand._extra = extra
+            scope = next((p for p in self.params if p.name == "scope"), None)
+            if isinstance(scope, click.Option):
+                scope.help = scope_help()
         return self._extra  # type: ignore[return-value]
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
@@ -116,8 +138,8 @@ class MineCommand(click.Command):
 @click.option("--sparsity", type=float, default=None, help="Fraction of weights removed, in [0, 1).")
 @click.option("--density", type=float, default=None, help="Fraction of weights kept, in (0, 1]. Default when neither is given: 0.1 (imp: (1 - rate)^rounds).")
 @click.option("--scope", type=click.Choice(["global", "layer"]), default=None,
-              help="Rank all prunable weights together, or each layer on its own [default: global; "
-                   "edge_popup: layer, the only scope it supports (Ramanujan et al. 2020)].")
+              help="Rank all prunable weights together, or each layer on its own [default: each method's "
+                   "own; filled in from the miners when the command is used].")
 @click.option("--count-rule", type=click.Choice(["exact", "threshold"]), default="exact", show_default=True,
               help="Weights kept per round: exact (round(d*N), ties by a seeded draw) or threshold (Synaptic-Flow's "
                    "rule: prune every score <= the int((1-d)*N)-th smallest, ties included; usually one more kept "
