@@ -535,3 +535,88 @@ def test_scope_help_names_each_miners_own_default():
         assert listed.get(name, common.strip()) == scopes[0], (name, line)
         assert (name in only) == (len(scopes) == 1), (name, line)
     assert listed.get("supermask") == "layer" and listed.get("edge_popup") == "layer"
+
+
+# ------------------------------------------------------------------------------- open_lth's files
+def open_lth_lenet_masks(plan=(300, 100), inputs=784, outputs=10, seed=0):
+    """Masks named as open_lth's mnist_lenet_<plan> names its prunable weights, in its order.
+
+    open_lth's ``models/mnist_lenet.py``: ``fc_layers`` (a ModuleList of Linear layers, the first
+    taking 784 inputs) then ``fc``; ``prunable_layer_names`` (``models/base.py``) are the Linear
+    weights. ``Mask.save`` (``pruning/mask.py``) writes them as int tensors.
+    """
+    rng = np.random.default_rng(seed)
+    widths = [inputs, *plan, outputs]
+    names = [f"fc_layers.{i}.weight" for i in range(len(plan))] + ["fc.weight"]
+    return {n: rng.random((widths[i + 1], widths[i])) < 0.4 for i, n in enumerate(names)}
+
+
+def pruned_model_state_dict(masks, seed=0):
+    """What ``PrunedModel(model, mask).state_dict()`` holds (open_lth's ``pruning/pruned_model.py``):
+    its own buffers first, ``mask_`` + the name with ``.`` as ``___`` (float), then the wrapped
+    model's entries under ``model.``."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {"mask_" + n.replace(".", "___"): torch.from_numpy(m).float() for n, m in masks.items()}
+    for n, m in masks.items():
+        sd["model." + n] = torch.randn(m.shape, generator=g) * torch.from_numpy(m)
+        sd["model." + n[: -len("weight")] + "bias"] = torch.randn(m.shape[0], generator=g)
+    return sd
+
+
+def open_lth_checkpoint(masks):
+    """open_lth's ``checkpoint.pth`` (``training/checkpointing.py``): ep, it, the PrunedModel's state
+    dict, the optimizer's state dict and the logger as a string."""
+    return {"ep": 3, "it": 0, "model_state_dict": pruned_model_state_dict(masks),
+            "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
+            "logger": "train_loss,0,2.3"}
+
+
+def test_pruned_model_state_dict_gives_its_mask_buffers_under_the_parameter_names(tmp_path):
+    masks = open_lth_lenet_masks(seed=3)
+    torch.save(pruned_model_state_dict(masks), tmp_path / "model_ep40_it0.pth")
+    found = read_masks(tmp_path / "model_ep40_it0.pth")
+    assert found.convention == "open_lth PrunedModel" and found.ignored == 6  # 3 weights, 3 biases
+    assert list(found.masks) == ["fc_layers.0.weight", "fc_layers.1.weight", "fc.weight"]
+    for n, m in masks.items():
+        assert np.array_equal(found.masks[n], m), n
+    res = run("import", tmp_path / "model_ep40_it0.pth", "-o", tmp_path / "t.h5")
+    assert res.exit_code == 0, res.output
+    assert "open_lth PrunedModel mask_* buffers, 6 other entries ignored" in " ".join(res.output.split())
+
+
+def test_mask_prefix_without_a_wrapped_model_stays_plain(tmp_path):
+    # a module really called "mask_..." in a plain mask file: no model.* entries, so no renaming
+    torch.save({"mask_head___weight": torch.ones(2, 2), "fc.weight": torch.zeros(2, 2)}, tmp_path / "m.pt")
+    assert list(read_masks(tmp_path / "m.pt").masks) == ["mask_head___weight", "fc.weight"]
+
+
+def test_a_training_checkpoint_says_where_its_masks_are(tmp_path):
+    masks = open_lth_lenet_masks(seed=1)
+    torch.save(open_lth_checkpoint(masks), tmp_path / "checkpoint.pth")
+    err = one_line_error(run("import", tmp_path / "checkpoint.pth", "-o", tmp_path / "x.h5"))
+    assert err == (f"error: cannot read masks from '{tmp_path / 'checkpoint.pth'}': it is a checkpoint, not a mask "
+                   "file (entries 'ep', 'it', 'model_state_dict', 'optimizer_state_dict', 'logger'; entry 'ep' is "
+                   "an int, not a tensor); entry 'model_state_dict' is an open_lth PrunedModel state dict with "
+                   "mask_* buffers: import open_lth's mask.pth from the same folder, or save that entry alone "
+                   "(torch.save(checkpoint['model_state_dict'], 'sd.pth')) and import sd.pth")
+    # and the advice works: the saved entry imports to the same masks
+    torch.save(torch.load(tmp_path / "checkpoint.pth", weights_only=True)["model_state_dict"], tmp_path / "sd.pth")
+    assert all(np.array_equal(read_masks(tmp_path / "sd.pth").masks[n], m) for n, m in masks.items())
+
+
+def test_a_checkpoint_without_masks_points_at_the_mask_file(tmp_path):
+    plain = {"ep": 0, "it": 0, "model_state_dict": {"fc.weight": torch.ones(2, 2)}}
+    torch.save(plain, tmp_path / "checkpoint.pth")
+    one_line_error(run("import", tmp_path / "checkpoint.pth", "-o", tmp_path / "x.h5"),
+                   "it is a checkpoint, not a mask file", "entry 'model_state_dict' holds no masks",
+                   "open_lth writes mask.pth")
+    torch.save({"state_dict": {"fc.weight_mask": torch.ones(2, 2)}, "epoch": 1}, tmp_path / "lightning.pt")
+    one_line_error(run("import", tmp_path / "lightning.pt", "-o", tmp_path / "x.h5"),
+                   "entry 'state_dict' holds *_mask buffers: save that entry alone")
+
+
+def test_a_state_dict_of_weights_is_refused_with_a_hint(tmp_path):
+    torch.save({"fc.weight": torch.tensor([[0.5, -1.0]])}, tmp_path / "weights.pt")
+    one_line_error(run("import", tmp_path / "weights.pt", "-o", tmp_path / "x.h5"),
+                   "mask 'fc.weight' holds values other than 0 and 1 (weights rather than a mask?",
+                   "open_lth's mask_* buffers")

@@ -11,6 +11,9 @@ from ticketlab.cli.common import common_options, data_root_option
 from ticketlab.cli.render import console, density_table, visible
 
 
+_CONVENTIONS = {"*_mask": "*_mask names", "plain": "plain names", "open_lth PrunedModel": "open_lth PrunedModel mask_* buffers"}
+
+
 @click.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -40,7 +43,7 @@ def command(source: Path, output: Path, model: str | None, dataset: str | None, 
     ignored = src.get("ignored_entries", 0)
     out = console()
     out.print(f"{visible(output)}: {len(t.masks)} masks from {visible(source)} ({src['format']}, "
-              f"{'*_mask names' if src['convention'] == '*_mask' else 'plain names'}"
+              f"{_CONVENTIONS.get(src['convention'], src['convention'])}"
               f"{f', {ignored} other entries ignored' if ignored else ''}"
               f"{f', checked against {visible(model)} for {visible(dataset)}' if model else ''})")
     out.print(density_table(t.layer_kept(), {n: m.size for n, m in t.masks.items()}))

@@ -5,6 +5,11 @@ some names end in ``_mask`` (``torch.nn.utils.prune``'s buffers, as in a pruned 
 ``state_dict()``), exactly those are the masks, named without the suffix (``fc.weight_mask`` ->
 ``fc.weight``) and every other entry (``fc.weight_orig``, biases) is ignored; otherwise every
 entry is a mask under its own name (open_lth's ``mask.pth``: parameter name -> 0/1 int tensor).
+An open_lth ``PrunedModel`` state dict (the wrapped model's entries as ``model.NAME``, a buffer
+``mask_`` + NAME with ``.`` written ``___`` per pruned parameter) gives those buffers as masks
+under the parameter's name (``mask_fc_layers___0___weight`` -> ``fc_layers.0.weight``).
+A dict holding something else than tensors (a training checkpoint) is refused saying which
+entry holds its state dict and whether that has masks.
 A mask holds booleans, or integers or floats that are all exactly 0 or 1.
 
 Nothing is unpickled and every size a file declares is checked before it is allocated
@@ -62,6 +67,8 @@ _NPY_MAX_HEADER = 10_000  # numpy's own default bound on a .npy header
 _KINDS = "biuf"  # bool, signed and unsigned integers, floats
 _SAFETENSORS_DTYPES = {"BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "U32": "<u4",
                        "I32": "<i4", "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
+_WEIGHTS_HINT = (" (weights rather than a mask? a state dict's masks are torch.nn.utils.prune's *_mask buffers "
+                 "or open_lth's mask_* buffers)")
 _INSTALL = ("reading or writing safetensors files needs the optional safetensors package: "
             "pip install safetensors (or pip install 'ticketlab[safetensors]')")
 
@@ -73,7 +80,8 @@ class MaskFile:
     Attributes:
         masks: mask name -> boolean array, in the file's order.
         format: ``"torch"``, ``"safetensors"`` or ``"npz"``.
-        convention: ``"*_mask"`` (names with the suffix, others ignored) or ``"plain"``.
+        convention: ``"*_mask"`` (names with the suffix, others ignored), ``"open_lth PrunedModel"``
+            (``mask_fc___weight`` -> ``fc.weight``, others ignored) or ``"plain"``.
         sha256: hex digest of the file's bytes.
         ignored: how many entries were not masks (under the ``*_mask`` convention).
     """
@@ -185,6 +193,9 @@ def _first_line(exc: BaseException, limit: int = 200) -> str:
 def _select(names: list[str]) -> tuple[dict[str, str], str]:
     """File key -> mask name, and the convention (see the module docstring)."""
     suffixed = [n for n in names if n.endswith(MASK_SUFFIX)]
+    pruned_model = _pruned_model_masks(names)
+    if pruned_model and not suffixed:
+        return pruned_model, "open_lth PrunedModel"
     if not suffixed:
         return {n: n for n in names}, "plain"
     selected = {n: n[: -len(MASK_SUFFIX)] for n in suffixed}
@@ -208,7 +219,7 @@ def as_bool(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind not in _KINDS:
         raise _Bad(f"mask '{name}' holds {arr.dtype} values, not booleans or numbers")
     if arr.size and not ((arr == 0) | (arr == 1)).all():
-        raise _Bad(f"mask '{name}' holds values other than 0 and 1")
+        raise _Bad(f"mask '{name}' holds values other than 0 and 1{_WEIGHTS_HINT}")
     return arr != 0
 
 
@@ -364,15 +375,74 @@ def _read_torch(path: Path, limit: int) -> _Found:
     bad_key = next((k for k in obj if not isinstance(k, str)), None)
     if bad_key is not None:
         raise _Bad(f"it has a key of type {type(bad_key).__name__}, not a parameter name")
+    odd = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if odd is not None:
+        raise _Bad(_not_a_mask_file(obj, odd))
     selected, convention = _select(list(obj))
     for key in selected:
-        if not isinstance(obj[key], torch.Tensor) or obj[key].layout != torch.strided:
-            raise _Bad(f"entry '{key}' is a {type(obj[key]).__name__}, not a dense tensor")
+        if obj[key].layout != torch.strided:
+            raise _Bad(f"entry '{key}' is a {obj[key].layout} tensor, not a dense tensor")
     count = sum(obj[k].numel() for k in selected)
     if count > limit:
         raise _Bad(f"its masks declare {count:,} values, more than max_params = {limit:,}")
     masks = {name: _torch_bool(name, obj[key]) for key, name in selected.items()}
     return masks, convention, len(obj) - len(selected), []
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
+
+
+def _not_a_mask_file(obj: Mapping[str, Any], odd: str) -> str:
+    """Why a dict holding something other than tensors is no mask file, and what to pass instead.
+
+    A training checkpoint (open_lth's ``checkpoint.pth``: ``ep``, ``it``, ``model_state_dict``,
+    ``optimizer_state_dict``, ``logger``; read from open_lth's ``training/checkpointing.py``)
+    holds its state dict as an entry: say which entry, and whether it has masks.
+    """
+    keys = list(obj)
+    shown = ", ".join(f"'{k}'" for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+    what = f"entry '{odd}' is {_a(type(obj[odd]).__name__)}, not a tensor"
+    inner = next((k for k, v in obj.items() if isinstance(v, Mapping) and v and all(isinstance(n, str) for n in v)), None)
+    if inner is None:
+        return f"{what}: a mask file is a dict of parameter names to 0/1 tensors (its entries: {shown})"
+    names = list(obj[inner])
+    head = f"it is a checkpoint, not a mask file (entries {shown}; {what})"
+    save = f"save that entry alone (torch.save(checkpoint['{inner}'], 'sd.pth')) and import sd.pth"
+    if _pruned_model_masks(names):
+        return (f"{head}; entry '{inner}' is an open_lth PrunedModel state dict with mask_* buffers: "
+                f"import open_lth's mask.pth from the same folder, or {save}")
+    if any(n.endswith(MASK_SUFFIX) for n in names):
+        return f"{head}; entry '{inner}' holds *_mask buffers: {save}"
+    return (f"{head}; entry '{inner}' holds no masks (no *_mask or mask_* buffers): import the mask file "
+            "instead (open_lth writes mask.pth next to each level's checkpoint)")
+
+
+#: The prefix of open_lth's ``PrunedModel`` mask buffers, and the stand-in for each ``.`` of the
+#: parameter name (``PrunedModel.to_mask_name`` in open_lth's ``pruning/pruned_model.py``).
+OPEN_LTH_MASK_PREFIX = "mask_"
+OPEN_LTH_DOT = "___"
+#: The prefix of the wrapped model's own entries in a ``PrunedModel`` state dict (``self.model``).
+OPEN_LTH_MODEL_PREFIX = "model."
+
+
+def _pruned_model_masks(names: list[str]) -> dict[str, str]:
+    """File key -> parameter name when ``names`` are an open_lth ``PrunedModel`` state dict, else ``{}``.
+
+    Such a dict holds the wrapped model's entries as ``model.NAME`` and one buffer
+    ``mask_`` + NAME with every ``.`` written ``___`` per pruned parameter.
+
+    Example:
+        >>> _pruned_model_masks(["model.fc.weight", "model.fc.bias", "mask_fc___weight"])
+        {'mask_fc___weight': 'fc.weight'}
+    """
+    masks = {n: n[len(OPEN_LTH_MASK_PREFIX):].replace(OPEN_LTH_DOT, ".") for n in names
+             if n.startswith(OPEN_LTH_MASK_PREFIX)}
+    if not masks or not any(n.startswith(OPEN_LTH_MODEL_PREFIX) for n in names):
+        return {}
+    if any(not name or OPEN_LTH_MODEL_PREFIX + name not in names for name in masks.values()):
+        return {}  # every buffer masks one of the wrapped model's entries
+    return masks
 
 
 def _torch_bool(name: str, t: Any) -> np.ndarray:
@@ -388,7 +458,7 @@ def _torch_bool(name: str, t: Any) -> np.ndarray:
         raise _Bad(f"mask '{name}' holds {t.dtype} values, not booleans or numbers")
     try:
         if t.numel() and not bool(((t == 0) | (t == 1)).all()):
-            raise _Bad(f"mask '{name}' holds values other than 0 and 1")
+            raise _Bad(f"mask '{name}' holds values other than 0 and 1{_WEIGHTS_HINT}")
         return (t != 0).numpy()
     except RuntimeError as exc:  # a dtype torch cannot compare on the CPU (float8 variants)
         raise _Bad(f"mask '{name}' holds {t.dtype} values that cannot be read ({_first_line(exc)})") from None
