@@ -620,3 +620,126 @@ def test_a_state_dict_of_weights_is_refused_with_a_hint(tmp_path):
     one_line_error(run("import", tmp_path / "weights.pt", "-o", tmp_path / "x.h5"),
                    "mask 'fc.weight' holds values other than 0 and 1 (weights rather than a mask?",
                    "open_lth's mask_* buffers")
+
+
+# ------------------------------------------------------------------------------- renames, name maps
+def save_open_lth_mask(masks, path):
+    torch.save({n: torch.from_numpy(m).int() for n, m in masks.items()}, path)  # Mask.save: {k: v.int()}
+    return path
+
+
+@pytest.mark.parametrize("plan, model, dataset", [((300, 100), "lenet_300_100", "mnist"),
+                                                  ((200, 30), "mlp_200_30", "mnist5k"),
+                                                  ((300, 100), "lenet_300_100", "fashion_mnist")])
+def test_open_lth_lenet_mask_imports_onto_the_matching_ticketlab_model(tmp_path, plan, model, dataset):
+    masks = open_lth_lenet_masks(plan, seed=5)
+    path = save_open_lth_mask(masks, tmp_path / "mask.pth")
+    res = run("import", path, "-o", tmp_path / "t.h5", "--names", "open_lth", "--model", model, "--dataset", dataset)
+    assert res.exit_code == 0, res.output
+    t = load(tmp_path / "t.h5")
+    expected = {"fc1.weight": "fc_layers.0.weight", "fc2.weight": "fc_layers.1.weight", "fc3.weight": "fc.weight"}
+    assert t.names == list(expected)
+    for new, old in expected.items():
+        assert np.array_equal(t.masks[new], masks[old]), new
+    src = t.provenance["imported_from"]
+    assert src["name_map"] == "open_lth"
+    assert src["renamed"] == {"fc_layers.0": "fc1", "fc_layers.1": "fc2", "fc": "fc3"}
+    assert t.provenance["model"] == model and t.provenance["dataset"] == dataset
+
+
+def test_a_pruned_model_state_dict_takes_the_open_lth_map_too(tmp_path):
+    masks = open_lth_lenet_masks(seed=8)
+    torch.save(pruned_model_state_dict(masks), tmp_path / "sd.pth")
+    t = import_masks(tmp_path / "sd.pth", names="open_lth", model="lenet_300_100", dataset="mnist")
+    assert np.array_equal(t.masks["fc3.weight"], masks["fc.weight"])
+
+
+def test_open_lth_names_without_the_map_say_which_option_maps_them(tmp_path):
+    path = save_open_lth_mask(open_lth_lenet_masks(), tmp_path / "mask.pth")
+    err = one_line_error(run("import", path, "-o", tmp_path / "t.h5", "--model", "lenet_300_100", "--dataset", "mnist"),
+                         "mask 'fc_layers.0.weight' names no parameter")
+    assert err.endswith("these are open_lth's mnist_lenet names: --names open_lth maps them to ticketlab's "
+                        "fc1, fc2, ... (lenet_300_100, mlp_200_30)"), err
+    with pytest.raises(IncompatibleError, match=r"names='open_lth' maps them"):
+        import_masks(path, model="lenet_300_100", dataset="mnist")
+
+
+def test_open_lth_lenet_against_digits_is_one_line_on_the_inputs(tmp_path):
+    path = save_open_lth_mask(open_lth_lenet_masks(), tmp_path / "mask.pth")
+    err = one_line_error(run("import", path, "-o", tmp_path / "t.h5", "--names", "open_lth", "--model",
+                             "lenet_300_100", "--dataset", "digits"))
+    assert err == (f"error: 'mask.pth' does not fit model 'lenet_300_100' for 'digits': mask 'fc1.weight' has shape "
+                   "(300, 784) but the parameter has shape (300, 64); the masks take 784 inputs (open_lth's "
+                   "mnist_lenet: 28x28 images) and this data set 64: use a 28x28 data set (mnist, fashion_mnist, "
+                   "mnist5k)")
+
+
+def test_the_open_lth_map_refuses_other_names(tmp_path):
+    write_masks({"conv.weight": np.ones((2, 2), bool)}, tmp_path / "m.npz", "npz")
+    one_line_error(run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--names", "open_lth"),
+                   "the open_lth name map is for mnist_lenet models", "mask 'conv.weight'")
+    write_masks({"fc_layers.1.weight": np.ones((2, 2), bool)}, tmp_path / "gap.npz", "npz")
+    one_line_error(run("import", tmp_path / "gap.npz", "-o", tmp_path / "t.h5", "--names", "open_lth"),
+                   "needs fc_layers.0 .. fc_layers.0; the file has layers 1")
+
+
+def test_rename_exact_names_and_module_prefixes(tmp_path):
+    masks = {"a.weight": np.array([True, False]), "a.bias": np.array([True]), "ab.weight": np.array([False]),
+             "b": np.array([True, True])}
+    write_masks(masks, tmp_path / "m.npz", "npz")
+    res = run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--rename", "a=x", "--rename", "b = y.z")
+    assert res.exit_code == 0, res.output
+    t = load(tmp_path / "t.h5")
+    assert t.names == ["x.weight", "x.bias", "ab.weight", "y.z"]  # 'a' is a module prefix, never a text prefix
+    assert np.array_equal(t.masks["x.weight"], masks["a.weight"]) and np.array_equal(t.masks["y.z"], masks["b"])
+    # the longest FROM wins
+    t2 = import_masks(tmp_path / "m.npz", rename={"a": "x", "a.bias": "c.bias"})
+    assert t2.names == ["x.weight", "c.bias", "ab.weight", "b"]
+
+
+def test_rename_file_and_rename_options_together(tmp_path):
+    masks = open_lth_lenet_masks(seed=2)
+    path = save_open_lth_mask(masks, tmp_path / "mask.pth")
+    (tmp_path / "map.json").write_text(json.dumps({"fc_layers.0": "fc1", "fc_layers.1": "fc2", "fc": "out"}))
+    res = run("import", path, "-o", tmp_path / "t.h5", "--rename-file", tmp_path / "map.json", "--rename", "fc=fc3",
+              "--model", "lenet_300_100", "--dataset", "mnist")
+    assert res.exit_code == 0, res.output
+    t = load(tmp_path / "t.h5")
+    assert t.names == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    assert np.array_equal(t.masks["fc3.weight"], masks["fc.weight"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--rename", "fc1"], "--rename 'fc1' is not FROM=TO"),
+    (["--rename", "=fc1"], "--rename '=fc1' is not FROM=TO"),
+    (["--rename", "a="], "--rename 'a=' is not FROM=TO"),
+    (["--rename", "a=x", "--rename", "a=y"], "rename 'a=y': 'a' is already renamed to 'x'"),
+    (["--rename", "nothing=x"], "rename 'nothing' matches no mask in the file (its masks: a.weight, b.weight)"),
+    (["--rename", "a=b"], "renaming gives two masks the name 'b.weight' ('a.weight' and 'b.weight')"),
+    (["--names", "other"], "Invalid value for '--names'"),
+])
+def test_bad_renames_are_one_line(tmp_path, args, needle):
+    write_masks({"a.weight": np.ones(2, bool), "b.weight": np.ones(2, bool)}, tmp_path / "m.npz", "npz")
+    res = run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", *args)
+    if "Invalid value" in needle:  # click's own usage error
+        assert res.exit_code == 2 and needle in res.output
+    else:
+        one_line_error(res, needle)
+    assert not (tmp_path / "t.h5").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[1, 2]", "holds list, not a JSON object of names"),
+    ("{}", "holds nothing, not a JSON object of names"),
+    ('{"a": 3}', "entry 'a' must map a name to a non-empty name (it maps to 3)"),
+    ('{"a": ""}', "entry 'a' must map a name to a non-empty name"),
+    ("{not json", "cannot read rename file"),
+    (None, "cannot read rename file"),
+])
+def test_bad_rename_files_are_one_line(tmp_path, content, needle):
+    write_masks({"a.weight": np.ones(2, bool)}, tmp_path / "m.npz", "npz")
+    if content is not None:
+        (tmp_path / "map.json").write_text(content)
+    one_line_error(run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--rename-file", tmp_path / "map.json"),
+                   needle, "map.json")
+    assert not (tmp_path / "t.h5").exists()

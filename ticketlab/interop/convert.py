@@ -76,7 +76,8 @@ def export_ticket(ticket: Ticket | str | os.PathLike[str], path: str | os.PathLi
 
 def import_masks(path: str | os.PathLike[str], *, model: str | None = None, dataset: str | None = None,
                  data_root: str | os.PathLike[str] | None = None, model_config: Mapping[str, Any] | None = None,
-                 max_params: int | None = None) -> Ticket:
+                 max_params: int | None = None, rename: Mapping[str, str] | None = None,
+                 names: str | None = None) -> Ticket:
     """A ticket of the masks in a torch, safetensors or npz file (see :mod:`ticketlab.interop.formats`).
 
     With ``model`` and ``dataset`` (registry names; ``model_config`` are the model's options)
@@ -85,6 +86,10 @@ def import_masks(path: str | os.PathLike[str], *, model: str | None = None, data
     :class:`~ticketlab.errors.IncompatibleError`. The ticket's masks then follow the model's
     parameter order and its provenance records the model, data set and topology. A data set
     whose shape is not known without its files is read from ``data_root``.
+
+    ``names`` (a key of :data:`ticketlab.interop.names.NAME_MAPS`, e.g. ``"open_lth"``) and
+    ``rename`` (``{FROM: TO}``, a name or a module prefix; it overrides the built-in map) rename
+    the masks first (:func:`ticketlab.interop.names.rename`); the provenance records the renames.
 
     Example:
         >>> import tempfile, pathlib
@@ -99,20 +104,30 @@ def import_masks(path: str | os.PathLike[str], *, model: str | None = None, data
                           cli="--model and --dataset go together: give both or neither")
     if model is None and model_config:
         raise ConfigError("model_config needs a model")
+    from ticketlab.interop.names import NAME_MAPS, rename as _rename
+
+    if names is not None and names not in NAME_MAPS:
+        raise ConfigError(f"unknown name map '{names}' (choose from: {', '.join(NAME_MAPS)})")
     found = read_masks(path, max_params=max_params)
-    masks = found.masks
+    mapping = {**(NAME_MAPS[names](found.masks) if names else {}), **dict(rename or {})}
+    masks = _rename(found.masks, mapping) if mapping else found.masks
     extra: dict[str, Any] = {}
     if model is not None:
-        masks, extra = _on_model(Path(path), masks, model, str(dataset), data_root, dict(model_config or {}))
-    source = {"file": Path(path).name, "sha256": found.sha256, "format": found.format,
-              "convention": found.convention}
+        masks, extra = _on_model(Path(path), masks, model, str(dataset), data_root, dict(model_config or {}),
+                                 renamed=bool(mapping))
+    source: dict[str, Any] = {"file": Path(path).name, "sha256": found.sha256, "format": found.format,
+                              "convention": found.convention}
+    if names:
+        source["name_map"] = names
+    if mapping:
+        source["renamed"] = mapping
     if found.ignored:
         source["ignored_entries"] = found.ignored
     return Ticket(masks=masks, provenance={**base_provenance(masks, source), **extra})
 
 
 def _on_model(path: Path, masks: dict[str, np.ndarray], model: str, dataset: str,
-              data_root: str | os.PathLike[str] | None, model_config: dict[str, Any]
+              data_root: str | os.PathLike[str] | None, model_config: dict[str, Any], *, renamed: bool = False
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """``masks`` in the model's parameter order once their names and shapes fit it, and the
     provenance entries of the model."""
@@ -128,8 +143,32 @@ def _on_model(path: Path, masks: dict[str, np.ndarray], model: str, dataset: str
     try:
         check_masks({n: torch.from_numpy(m) for n, m in masks.items()}, params)
     except IncompatibleError as exc:
-        raise IncompatibleError(f"'{path.name}' does not fit model '{model}' for '{dataset}': {exc}") from None
+        hint = _open_lth_hint(masks, spec, renamed)
+        text = f"'{path.name}' does not fit model '{model}' for '{dataset}': {exc}"
+        raise IncompatibleError(text + hint.format(api="names='open_lth'"),
+                                cli=text + hint.format(api="--names open_lth")) from None
     ordered = {n: masks[n] for n in params if n in masks}
     extra = {"model": model, "model_config": model_config, "dataset": dataset,
              "data_spec": dataclasses.asdict(spec), "topology": model_topology(net, spec)}
     return ordered, extra
+
+
+def _open_lth_hint(masks: Mapping[str, np.ndarray], spec: Any, renamed: bool) -> str:
+    """Advice when open_lth's LeNet masks do not fit: the name map, or a 784-input data set."""
+    import math
+
+    from ticketlab.interop.names import open_lth_map
+
+    try:
+        open_lth_map(masks)
+        if not renamed:
+            return ("; these are open_lth's mnist_lenet names: {api} maps them to ticketlab's "
+                    "fc1, fc2, ... (lenet_300_100, mlp_200_30)")
+    except ConfigError:
+        pass
+    first = masks.get("fc1.weight", masks.get("fc_layers.0.weight"))
+    inputs = math.prod(spec.input_shape)
+    if first is not None and first.ndim == 2 and first.shape[1] == 784 and inputs != 784:
+        return (f"; the masks take 784 inputs (open_lth's mnist_lenet: 28x28 images) and this data set "
+                f"{inputs}: use a 28x28 data set (mnist, fashion_mnist, mnist5k)")
+    return ""
