@@ -743,3 +743,51 @@ def test_bad_rename_files_are_one_line(tmp_path, content, needle):
     one_line_error(run("import", tmp_path / "m.npz", "-o", tmp_path / "t.h5", "--rename-file", tmp_path / "map.json"),
                    needle, "map.json")
     assert not (tmp_path / "t.h5").exists()
+
+
+# ------------------------------------------------------------------------------- docs/interop.md's torch-prune recipe
+def documented_recipe():
+    """The python block after ``<!-- recipe: torch-prune -->`` in docs/interop.md, as written there."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    after = text.split("<!-- recipe: torch-prune -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_torch_prune_recipe_masks_the_weights_at_once(tmp_path, monkeypatch):
+    ticket = random_ticket("lenet_300_100", seed=9)
+    monkeypatch.chdir(tmp_path)
+    export_ticket(ticket, "t_masks.pt", "torch-prune")
+    net = create_model("lenet_300_100", spec_of("digits"), seed=0)
+    dense = {n: p.detach().clone() for n, p in net.named_parameters()}
+    exec(compile(documented_recipe(), "docs/interop.md", "exec"), {"net": net})
+    for name, mask in ticket.masks.items():
+        module_name, attr = name.rsplit(".", 1)
+        module = net.get_submodule(module_name)
+        expected = dense[name] * torch.from_numpy(mask)
+        assert torch.equal(getattr(module, attr), expected), name  # no forward pass yet
+        assert torch.equal(getattr(module, attr + "_orig"), dense[name])
+    assert_same_masks(ticket, Ticket.from_module(net))
+
+
+def test_the_pitfall_the_docs_describe_is_torchs_behaviour(tmp_path):
+    # prune.identity + load_state_dict: the buffers are right, module.weight is not until forward
+    ticket = random_ticket("lenet_300_100", seed=9)
+    path = export_ticket(ticket, tmp_path / "t_masks.pt", "torch-prune")
+    net = create_model("lenet_300_100", spec_of("digits"), seed=0)
+    for name in ticket.masks:
+        module_name, attr = name.rsplit(".", 1)
+        prune.identity(net.get_submodule(module_name), attr)
+    net.load_state_dict(torch.load(path, weights_only=True), strict=False)
+    assert_same_masks(ticket, Ticket.from_module(net))
+    assert bool((net.fc1.weight != 0).all()) and not ticket.masks["fc1.weight"].all()  # still dense
+    net(torch.zeros(1, 64))
+    assert torch.equal(net.fc1.weight, net.fc1.weight_orig * torch.from_numpy(ticket.masks["fc1.weight"]))
+
+
+def test_other_open_lth_lenets_fit_lenet_300_100_with_their_hidden_widths(tmp_path):
+    masks = open_lth_lenet_masks(plan=(100,), seed=4)
+    path = save_open_lth_mask(masks, tmp_path / "mask.pth")
+    t = import_masks(path, names="open_lth", model="lenet_300_100", dataset="mnist", model_config={"hidden": (100,)})
+    assert t.names == ["fc1.weight", "fc2.weight"] and np.array_equal(t.masks["fc2.weight"], masks["fc.weight"])

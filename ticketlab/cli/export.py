@@ -25,8 +25,9 @@ FORMAT_CHOICES = ("torch-prune", "safetensors", "npz")
 def command(ticket: Path, fmt: str, output: Path) -> None:
     """Write a ticket's masks for other tools.
 
-    Masks only: no weights, no provenance. The torch-prune file loads into a model pruned with
-    torch.nn.utils.prune (prune.identity, then load_state_dict(sd, strict=False)).
+    Masks only: no weights, no provenance. Apply the torch-prune file's entries with
+    torch.nn.utils.prune.custom_from_mask (docs/interop.md has the recipe; prune.identity then
+    load_state_dict leaves the weights unmasked until the first forward pass).
 
     \b
     ticketlab export t.h5 --to torch-prune -o t_masks.pt

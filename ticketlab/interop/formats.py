@@ -470,8 +470,9 @@ def write_masks(masks: Mapping[str, np.ndarray], path: str | os.PathLike[str], f
     """Write boolean ``masks`` to ``path`` atomically as ``fmt`` (one of :data:`FORMATS`).
 
     ``torch-prune``: a ``torch.save`` state dict of ``NAME_mask`` float32 0/1 tensors, the buffers
-    ``torch.nn.utils.prune`` keeps (``model.load_state_dict(sd, strict=False)`` on a model pruned
-    with ``prune.identity`` fills them). ``safetensors``: boolean tensors under the plain names,
+    ``torch.nn.utils.prune`` keeps (apply each with ``prune.custom_from_mask``: ``docs/interop.md``
+    has the recipe, and why ``prune.identity`` then ``load_state_dict`` leaves the weights unmasked
+    until a forward pass). ``safetensors``: boolean tensors under the plain names,
     with their order and ``metadata`` in the header's metadata. ``npz``: one boolean ``NAME.npy``
     member per mask (what ``numpy.savez_compressed`` writes; ``numpy.load`` reads it).
 
