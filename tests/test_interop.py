@@ -791,3 +791,10 @@ def test_other_open_lth_lenets_fit_lenet_300_100_with_their_hidden_widths(tmp_pa
     path = save_open_lth_mask(masks, tmp_path / "mask.pth")
     t = import_masks(path, names="open_lth", model="lenet_300_100", dataset="mnist", model_config={"hidden": (100,)})
     assert t.names == ["fc1.weight", "fc2.weight"] and np.array_equal(t.masks["fc2.weight"], masks["fc.weight"])
+
+
+def test_mask_buffers_that_mask_no_wrapped_entry_stay_plain(tmp_path):
+    # a mask_* buffer with no model.<name> beside it is not PrunedModel's: every entry is read as it is
+    torch.save({"mask_fc___weight": torch.ones(2), "model.other.weight": torch.ones(2)}, tmp_path / "m.pt")
+    found = read_masks(tmp_path / "m.pt")
+    assert found.convention == "plain" and list(found.masks) == ["mask_fc___weight", "model.other.weight"]

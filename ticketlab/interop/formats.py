@@ -440,7 +440,8 @@ def _pruned_model_masks(names: list[str]) -> dict[str, str]:
              if n.startswith(OPEN_LTH_MASK_PREFIX)}
     if not masks or not any(n.startswith(OPEN_LTH_MODEL_PREFIX) for n in names):
         return {}
-    if any(not name or OPEN_LTH_MODEL_PREFIX + name not in names for name in masks.values()):
+    present = set(names)
+    if any(not name or OPEN_LTH_MODEL_PREFIX + name not in present for name in masks.values()):
         return {}  # every buffer masks one of the wrapped model's entries
     return masks
 
