@@ -6,7 +6,10 @@
 * :func:`export_ticket` / :func:`import_masks` (``convert.py``): ticket files to and from mask
   files (``ticketlab export`` / ``ticketlab import``).
 * :func:`read_masks` / :func:`write_masks` (``formats.py``): the file formats (torch state dicts
-  with ``*_mask`` tensors and open_lth's ``mask.pth``, safetensors, npz), read as untrusted input.
+  with ``*_mask`` tensors, open_lth's ``mask.pth`` and ``PrunedModel`` state dicts, safetensors,
+  npz), read as untrusted input.
+* :func:`~ticketlab.interop.names.rename` (``names.py``): other tools' parameter names to
+  ticketlab's (``ticketlab import --rename``, ``--rename-file``, ``--names open_lth``).
 
 Importing this package does not import torch; ``docs/interop.md`` describes the formats.
 
