@@ -161,3 +161,18 @@ def test_real_ticket_graph_matches_masks_and_topology(model, shape):
         assert sum(p is None for _, p in got.values()) == sum(units[e["src"]] for e in topo["edges"] if e.get("identity")) > 0
     eff = t.to_networkx(effective_only=True)
     assert eff.number_of_nodes() == compare([t], ["effective_nodes"])[0]["value"]
+
+
+# ----------------------------------------------------------------------------- the docs page
+def test_ticket_graphs_page_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ticket_graphs.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", doc, flags=re.S):
+        exec(compile(block, "ticket_graphs.md", "exec"), scope)
+    assert (tmp_path / "ticket_graphs.png").read_bytes()[:4] == b"\x89PNG"
+    printed = re.findall(r"```text\n(.*?)```", doc, flags=re.S)[0]
+    assert capsys.readouterr().out == printed  # the page shows what its code prints
