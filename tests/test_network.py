@@ -176,3 +176,19 @@ def test_ticket_graphs_page_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "ticket_graphs.png").read_bytes()[:4] == b"\x89PNG"
     printed = re.findall(r"```text\n(.*?)```", doc, flags=re.S)[0]
     assert capsys.readouterr().out == printed  # the page shows what its code prints
+
+
+def test_null_tickets_keep_unit_degrees_and_are_compares_samples():
+    from ticketlab.metrics import DegreeNull, null_tickets
+    from ticketlab.metrics.degree import layer_samples
+
+    rng = np.random.default_rng(3)
+    t = Ticket(masks={"fc1": rng.random((6, 5)) < 0.4, "fc2": rng.random((4, 6)) < 0.5})
+    null = DegreeNull(samples=4, seed=2)
+    samples = null_tickets(t, null)
+    g = t.to_networkx()
+    assert len(samples) == 4 and any(not np.array_equal(s.masks["fc1"], t.masks["fc1"]) for s in samples)
+    for s in samples:
+        h = s.to_networkx()  # linear layers: every unit keeps its in- and out-degree
+        assert dict(h.in_degree()) == dict(g.in_degree()) and dict(h.out_degree()) == dict(g.out_degree())
+    assert np.array_equal(samples[1].masks["fc2"], layer_samples(t.masks["fc2"], null, 0, 1)[1])
