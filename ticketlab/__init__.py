@@ -23,6 +23,8 @@ _LAZY = {
     "compare": "ticketlab.metrics",
     "health": "ticketlab.metrics.health",
     "Health": "ticketlab.metrics.health",
+    "unit_graph": "ticketlab.network",
+    "UnitGraph": "ticketlab.network",
     "mine": "ticketlab.mining",
     "evaluate": "ticketlab.evaluation",
     "train": "ticketlab.retraining",

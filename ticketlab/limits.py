@@ -77,6 +77,7 @@ _ALL = (
     Limit("jobs", 10_000, "jobs", "jobs of a study's grid (models x datasets x methods x seeds x densities)"),
     Limit("rounds", 1_000, "rounds", "pruning rounds of one run (a schedule, --rounds, an IMP rate's schedule)"),
     Limit("alphas", 1_001, "points", "points of a barrier's interpolation grid (--alphas)"),
+    Limit("graph_edges", 2_000_000, "edges", "edges of a ticket's networkx graph (Ticket.to_networkx)"),
 )
 #: Every limit by name.
 LIMITS: dict[str, Limit] = {limit.name: limit for limit in _ALL}

@@ -180,6 +180,28 @@ class Ticket:
 
         return from_module(model, zeros_as_pruned=zeros_as_pruned)
 
+    # ------------------------------------------------------------------ graphs
+    def to_networkx(self, effective_only: bool = False, undirected: bool = False,
+                    max_edges: int | None = None) -> Any:
+        """The unit-level network as a ``networkx.DiGraph`` (networkx is imported here, not before).
+
+        Node ``i`` is unit ``i`` of :func:`ticketlab.network.unit_graph` (rows of its adjacency),
+        with attributes ``tensor``, ``unit`` (index in the tensor) and ``depth``; an edge carries
+        ``multiplicity`` (kept weights between the two units: a conv kernel is one edge) and
+        ``parameter`` (its weight's name; ``None`` for a residual shortcut). ``effective_only``
+        keeps the units on some input-to-output path; ``undirected`` gives an undirected view.
+        More than ``max_edges`` edges (default ``TICKETLAB_LIMIT_GRAPH_EDGES``, 2,000,000) is a
+        one-line :class:`ticketlab.limits.LimitError`.
+
+        Example:
+            >>> g = Ticket(masks={"fc1": np.array([[1, 1], [0, 1]], bool)}).to_networkx()
+            >>> sorted(g.edges(data="multiplicity")), g.nodes[2]
+            ([(0, 2, 1), (1, 2, 1), (1, 3, 1)], {'tensor': 't1', 'unit': 0, 'depth': 1})
+        """
+        from ticketlab.network import to_networkx
+
+        return to_networkx(self, effective_only=effective_only, undirected=undirected, max_edges=max_edges)
+
     def __repr__(self) -> str:
         method = self.provenance.get("method", "?")
         extras = [k for k, v in (("weights", self.weights), ("scores", self.scores), ("history", self.history)) if v]

@@ -172,6 +172,29 @@ def layer_samples(mask: np.ndarray, null: DegreeNull, stream: int = 0, layer: in
     return [curveball(hub, null.rounds, sample_rng(null.seed, stream, layer, s)) for s in range(1, null.samples + 1)]
 
 
+def null_tickets(t: Any, null: DegreeNull | None = None, stream: int = 0) -> list[Any]:
+    """``null.samples`` degree-preserving random tickets of ``t``, for any study of its graph.
+
+    Each is ``t`` with every mask replaced by the same curveball sample that ``compare``'s degree
+    null draws (:func:`layer_samples`, same seeds), and ``t``'s provenance (so its topology): in
+    every layer each unit keeps its number of kept weights. On ``Ticket.to_networkx`` graphs that
+    fixes every unit's weighted degree (the sum of its edges' multiplicities) per layer; for a
+    linear layer read unit by unit (``group`` 1) it fixes the binary degrees too.
+
+    Example:
+        >>> from ticketlab.ticket import Ticket
+        >>> t = Ticket(masks={"w": np.array([[1, 1, 0], [0, 1, 0]], bool)})
+        >>> [n.masks["w"].sum(axis=1).tolist() for n in null_tickets(t, DegreeNull(samples=2))]
+        [[2, 1], [2, 1]]
+    """
+    from ticketlab.ticket import Ticket
+
+    null = null or DegreeNull()
+    per_layer = [layer_samples(m, null, stream, i) for i, m in enumerate(t.masks.values())]
+    return [Ticket(masks={n: per_layer[i][s] for i, n in enumerate(t.masks)}, provenance=t.provenance)
+            for s in range(null.samples)]
+
+
 def degree_samples(masks: Mapping[str, np.ndarray], null: DegreeNull, stream: int = 0) -> list[np.ndarray]:
     """The null samples of a ticket's masks, bit-packed: one ``uint8`` array per layer, of shape
     ``(samples, ceil(size / 8))`` (layer order as in ``masks``).

@@ -7,7 +7,9 @@ its source tensor to unit ``j`` of its destination with multiplicity = the numbe
 between them (linear / GCN weight ``(out, in)``: ``mask[j, i]``; conv ``(out, in, k, k)``: the kept
 count of kernel ``(j, i)``; ``group`` > 1: ``group`` consecutive input columns per source unit).
 A ticket without a topology is read as a sequential chain of its masks, in order (the records
-say so in their ``note``); a parameter of the topology without a mask counts as dense.
+say so in their ``note``); a parameter of the topology without a mask counts as dense. That
+network is built by :func:`ticketlab.network.unit_graph`, the same builder behind
+``Ticket.to_networkx``; this module only propagates over its per-parameter blocks.
 
 Computed with scipy sparse matrix-vector products on unit level (networkx would be far slower):
 
@@ -45,126 +47,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ticketlab.errors import IncompatibleError
 from ticketlab.metrics.base import TOTAL, Cache, as_cache, check_pair, clean, counts_of
 from ticketlab.metrics.overlap import f_jaccard
 from ticketlab.metrics.registry import register
+from ticketlab.network import CHAIN_NOTE, Block, UnitGraph, build, chain_topology, tensor_order, topology_of, unit_graph  # noqa: F401
 from ticketlab.ticket import Ticket
 
-CHAIN_NOTE = "no topology in the ticket's provenance, so its masks were read as a sequential chain"
-
-
-# ------------------------------------------------------------------------------ topology
-def chain_topology(masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """A sequential-chain topology for masks in order (conv weights have >= 3 dims; a linear
-    weight after a conv reads the flattened map, ``group`` = in_features / channels).
-
-    Example:
-        >>> chain_topology({"c": np.ones((4, 3, 3, 3), bool), "fc": np.ones((2, 16), bool)})["edges"][1]
-        {'param': 'fc', 'src': 't1', 'dst': 't2', 'kind': 'linear', 'group': 4}
-    """
-    tensors: dict[str, int] = {}
-    edges: list[dict[str, Any]] = []
-    src, src_conv = "input", False
-    for i, (name, m) in enumerate(masks.items(), start=1):
-        if m.ndim < 2:
-            raise IncompatibleError(f"cannot read the masks as a chain: '{name}' has {m.ndim} dimension(s)")
-        conv = m.ndim >= 3
-        if i == 1:
-            tensors[src] = int(m.shape[1])
-        group = 1
-        if not conv and src_conv and tensors[src] and m.shape[1] % tensors[src] == 0:
-            group = m.shape[1] // tensors[src]
-        if group * tensors[src] != m.shape[1]:
-            raise IncompatibleError(
-                f"cannot read the masks as a chain: '{name}' has {m.shape[1]} inputs but the previous "
-                f"layer has {tensors[src]} units"
-            )
-        dst = f"t{i}"
-        tensors[dst] = int(m.shape[0])
-        edges.append({"param": name, "src": src, "dst": dst, "kind": "conv" if conv else "linear", "group": group})
-        src, src_conv = dst, conv
-    return {"tensors": tensors, "edges": edges, "input": "input", "output": src}
-
-
-def topology_of(t: Ticket) -> tuple[dict[str, Any], str | None]:
-    """The ticket's topology and ``None``, or the chain fallback and a note saying so."""
-    topo = t.provenance.get("topology")
-    if topo:
-        return topo, None
-    return chain_topology(t.masks), CHAIN_NOTE
-
-
-def _order(topo: Mapping[str, Any]) -> list[str]:
-    """Tensors in topological order (Kahn); a cycle is an error."""
-    units = topo["tensors"]
-    indeg = {n: 0 for n in units}
-    out: dict[str, list[str]] = {n: [] for n in units}
-    for e in topo["edges"]:
-        if e["src"] not in units or e["dst"] not in units:
-            raise IncompatibleError(f"the topology's edge {e['src']} -> {e['dst']} names an unknown tensor")
-        indeg[e["dst"]] += 1
-        out[e["src"]].append(e["dst"])
-    todo = [n for n in units if indeg[n] == 0]
-    order = []
-    while todo:
-        n = todo.pop(0)
-        order.append(n)
-        for m in out[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                todo.append(m)
-    if len(order) != len(units):
-        raise IncompatibleError("the topology has a cycle, so it is not a layered network")
-    return order
-
-
-def _unit_matrix(e: Mapping[str, Any], mask: np.ndarray | None, n_src: int, n_dst: int) -> Any:
-    """Unit-level multiplicities ``C[dst unit, src unit]`` of a parameter edge (scipy CSR)."""
-    from scipy import sparse
-
-    group = int(e.get("group", 1))
-    if mask is None:  # not masked: dense; multiplicity from the edge's shape when it has one
-        shape = e.get("shape")
-        per = int(np.prod(shape[2:])) if shape and len(shape) > 2 else 1
-        return sparse.csr_matrix(np.full((n_dst, n_src), float(group * per)))
-    if mask.ndim < 2 or mask.ndim >= 3 and group != 1:
-        raise IncompatibleError(f"mask '{e['param']}' of shape {mask.shape} cannot be a topology edge with group {group}")
-    if mask.shape[0] != n_dst or mask.shape[1] != n_src * group:
-        raise IncompatibleError(
-            f"mask '{e['param']}' has shape {mask.shape} but the topology wires {n_src} x {group} "
-            f"inputs to {n_dst} units"
-        )
-    if mask.ndim >= 3:
-        counts = np.count_nonzero(mask.reshape(mask.shape[0], mask.shape[1], -1), axis=2)
-    elif group > 1:
-        counts = np.count_nonzero(mask.reshape(n_dst, n_src, group), axis=2)
-    else:
-        counts = mask
-    return sparse.csr_matrix(counts, dtype=np.float64)
-
-
-@dataclass
-class _Edge:
-    src: str
-    dst: str
-    param: str | None  # None for an identity edge
-    matrix: Any = None  # CSR, dst x src
-    group: int = 1
-
-
-def _edges(masks: Mapping[str, np.ndarray], topo: Mapping[str, Any]) -> list[_Edge]:
-    units = topo["tensors"]
-    out = []
-    for e in topo["edges"]:
-        if e.get("identity"):
-            if units[e["src"]] != units[e["dst"]]:
-                raise IncompatibleError(f"identity edge {e['src']} -> {e['dst']} joins tensors of different widths")
-            out.append(_Edge(e["src"], e["dst"], None))
-        else:
-            m = _unit_matrix(e, masks.get(e["param"]), units[e["src"]], units[e["dst"]])
-            out.append(_Edge(e["src"], e["dst"], e["param"], m, int(e.get("group", 1))))
-    return out
+# The unit-level network is built in one place, ticketlab.network; these names stay importable here.
+_order = tensor_order
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -196,10 +86,10 @@ class GraphAnalysis:
 
 
 def _propagate(
-    order: list[str], edges: list[_Edge], units: Mapping[str, int], inp: str
+    order: list[str], edges: list[Block], units: Mapping[str, int], inp: str
 ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]]:
     """Forward reachability, and path counts into every unit as ``vec[t] * 10 ** exp10[t]``."""
-    incoming: dict[str, list[_Edge]] = {n: [] for n in units}
+    incoming: dict[str, list[Block]] = {n: [] for n in units}
     for e in edges:
         incoming[e.dst].append(e)
     reach = {inp: np.ones(units[inp], bool)}
@@ -230,16 +120,18 @@ def _propagate(
 
 
 def _analyze(masks: Mapping[str, np.ndarray], topo: Mapping[str, Any], note: str | None) -> GraphAnalysis:
-    units = {k: int(v) for k, v in topo["tensors"].items()}
+    return analyze_graph(build(masks, topo, note), masks)
+
+
+def analyze_graph(g: UnitGraph, masks: Mapping[str, np.ndarray] | None = None) -> GraphAnalysis:
+    """Reachability, effective masks (of ``masks``, when given) and path count of a unit graph."""
+    units, topo, note = g.units, g.topology, g.note
     inp, outp = topo["input"], topo["output"]
-    if inp not in units or outp not in units:
-        raise IncompatibleError("the topology's input or output names an unknown tensor")
-    order = _order(topo)
-    edges = _edges(masks, topo)
+    order, edges = g.order, g.blocks
     forward, exp10, vec = _propagate(order, edges, units, inp)
     total = float(vec[outp].sum())
     log10_paths = exp10[outp] + math.log10(total) if total > 0 else -math.inf
-    outgoing: dict[str, list[_Edge]] = {n: [] for n in units}
+    outgoing: dict[str, list[Block]] = {n: [] for n in units}
     for e in edges:
         outgoing[e.src].append(e)
     backward = {outp: np.ones(units[outp], bool)}
@@ -255,7 +147,7 @@ def _analyze(masks: Mapping[str, np.ndarray], topo: Mapping[str, Any], note: str
         backward[n] = r
     effective = {}
     for e in edges:
-        if e.param is None or e.param not in masks:
+        if masks is None or e.param is None or e.param not in masks:
             continue
         m = masks[e.param]
         ok = backward[e.dst][:, None] & np.repeat(forward[e.src], e.group)[None, :]
@@ -268,8 +160,7 @@ def analyze(t: Ticket, cache: Cache | None = None) -> GraphAnalysis:
     """The :class:`GraphAnalysis` of a ticket (memoised in ``cache``)."""
 
     def make() -> GraphAnalysis:
-        topo, note = topology_of(t)
-        return _analyze(t.masks, topo, note)
+        return analyze_graph(unit_graph(t), t.masks)
 
     return as_cache(cache).get(("graph", id(t)), make)
 
