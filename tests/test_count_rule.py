@@ -184,3 +184,27 @@ def test_study_spec_passes_count_rule():
     assert job.mine_kwargs(None)["count_rule"] == "threshold"
     with pytest.raises(ConfigError, match="count_rule"):
         StudySpec.from_dict({**base, "method": {"synflow": {"count_rule": "ceil"}}})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["ties", "signed_zeros"])
+def test_threshold_rule_counts_its_ties_exactly_above_the_bucket_size(dtype, kind):
+    # the tied count comes from the k-th value's histogram bucket; -0.0 and +0.0 are equal but sit
+    # in two buckets, so a zero threshold is counted over all scores: both must equal a plain count
+    from ticketlab.selection import TieRecord
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-3, 4, (200_000,), generator=g).to(dtype)
+    if kind == "signed_zeros":
+        x[x > 0] = 0.0
+        x[torch.rand(200_000, generator=g) < 0.5] = -0.0
+    alive = torch.rand(200_000, generator=g) < 0.7
+    for d in (0.9, 0.5, 0.3, 0.05):
+        ties: list = []
+        select_top({"a": x}, d, masks={"a": alive}, count_rule="threshold", ties=ties)
+        r = x.numel() - int((1 - d) * x.numel()) + 1  # the threshold is the r-th largest, pruned ones lowest
+        if r > int(alive.sum()):  # it falls among the pruned: every alive weight is kept, no tie
+            assert ties == [], (d, ties)
+            continue
+        t = torch.sort(x[alive], descending=True).values[r - 1]
+        assert ties == [TieRecord(None, int((x[alive] == t).sum()), 0)], (d, ties)

@@ -301,19 +301,29 @@ def _bucket_order(device: torch.device) -> torch.Tensor:
 
 
 def _kth_largest(x: torch.Tensor, r: int, alive: torch.Tensor | None, buffers: SelectionBuffers) -> torch.Tensor:
+    """The ``r``-th largest alive value of ``x`` (see :func:`_kth_search`)."""
+    return _kth_search(x, r, alive, buffers)[0]
+
+
+def _kth_search(x: torch.Tensor, r: int, alive: torch.Tensor | None, buffers: SelectionBuffers,
+                count_equal: bool = False) -> tuple[torch.Tensor, int | None]:
     """The ``r``-th largest value (1-based) of ``x`` among the alive entries; ``x`` has no NaN and
     ``1 <= r <= #alive``. O(n): one histogram of the values' top 16 bits finds the bucket that holds
     the answer, then an exact ``kthvalue`` runs over that bucket's few values only.
 
     The bucket order refines the order of values (-0.0 and +0.0 fall in neighbouring buckets), so
-    the ``r``-th element in it has the ``r``-th largest value; ties are the caller's business."""
+    the ``r``-th element in it has the ``r``-th largest value; ties are the caller's business.
+    With ``count_equal`` the second item is the number of alive entries equal to that value,
+    counted where it costs nothing extra (the bucket, or the small direct case); ``None`` when the
+    value is zero in the bucket pass (-0.0 and +0.0 are equal but in two buckets) or not asked."""
     import torch
 
     n = x.numel()
     if n < _RADIX_MIN or x.dtype not in (torch.float32, torch.float64) or x.device.type not in ("cpu", "cuda"):
         v = x if alive is None else x[alive]
         v = v.cpu() if v.device.type == "mps" else v
-        return torch.kthvalue(v, v.numel() - r + 1).values.to(x.device)
+        value = torch.kthvalue(v, v.numel() - r + 1).values
+        return value.to(x.device), (int(torch.count_nonzero(v == value)) if count_equal else None)
     step = x.element_size() // 2  # int16 words per value; the top word holds sign, exponent, top mantissa
     top = x.view(torch.int16)[(step - 1 if sys.byteorder == "little" else 0)::step]
     bucket = buffers.get("bucket", n, torch.int32, x.device)
@@ -326,7 +336,9 @@ def _kth_largest(x: torch.Tensor, r: int, alive: torch.Tensor | None, buffers: S
     j = int(torch.searchsorted(cum, r))  # the first bucket, from the top, that reaches rank r
     above = int(cum[j - 1]) if j > 0 else 0
     candidates = x[bucket == order[j]]
-    return torch.kthvalue(candidates, candidates.numel() - (r - above) + 1).values
+    value = torch.kthvalue(candidates, candidates.numel() - (r - above) + 1).values
+    known = count_equal and bool(value != 0)
+    return value, (int(torch.count_nonzero(candidates == value)) if known else None)
 
 
 def _keep_alive(out: torch.Tensor, alive: torch.Tensor | None) -> None:
@@ -397,15 +409,16 @@ def _keep_above_threshold(x: torch.Tensor, density: float, n: int, alive: torch.
     if prune < 1 or r > n_alive:  # the threshold falls among the pruned: nothing alive is <= it
         _keep_alive(out, alive)
         return
-    t = _kth_largest(x, r, alive, buffers)
+    t, tied = _kth_search(x, r, alive, buffers, count_equal=ties is not None)
     torch.gt(x, t, out=out)
     if alive is not None:
         out.logical_and_(alive)
     if ties is not None:  # the threshold's own weight plus any tied with it, all pruned
-        tie = x == t
-        if alive is not None:
-            tie.logical_and_(alive)
-        tied = int(torch.count_nonzero(tie))
+        if tied is None:  # a zero threshold: count over all (its -0.0 and +0.0 sit in two buckets)
+            tie = x == t
+            if alive is not None:
+                tie.logical_and_(alive)
+            tied = int(torch.count_nonzero(tie))
         if tied > 1:
             ties.append(TieRecord(where, tied, 0))
 
