@@ -16,7 +16,7 @@ import datetime as _dt
 import platform
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
+from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.selection import (
     SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
     keep_count_truncated, select_top, tie_columns, warn_ties,
@@ -56,7 +57,8 @@ def mine(
     sparsity: float | None = None,
     scope: str | None = None,
     rounds: int | None = None,
-    schedule: Sequence[float] | None = None,
+    schedule: Sequence[float | Mapping[str, float]] | None = None,
+    rate_multipliers: Mapping[str, float] | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     data_root: str | Path | None = None,
@@ -90,7 +92,15 @@ def mine(
             method's first supported scope (``"global"``, except ``edge_popup``: ``"layer"``).
         rounds: rounds of the schedule; default: the miner's (100 for SynFlow, 5 for IMP, 1
             otherwise). The default schedule is exponential, ``density**(k/rounds)``.
-        schedule: explicit per-round densities instead (decreasing, the last is the target).
+        schedule: explicit per-round densities instead (decreasing, the last is the target). A
+            round may give per-layer densities instead of one, as a mapping whose keys are
+            parameter names, glob patterns, ``"output"`` (the output layer) and ``"*"`` (every
+            layer not named), e.g. ``[{"*": 0.8, "output": 0.9}]``: each layer then keeps exactly
+            ``keep_count`` of its density (:mod:`ticketlab.schedules`).
+        rate_multipliers: per-layer factors of each round's pruning rate (same keys), e.g.
+            ``{"output": 0.5}``: the output layer pruned at half the rate, as Frankle & Carbin
+            (2019) and Zhou et al. (2019) prune it. The rounds become per-layer; the overall
+            density is what the layers add up to. Recorded in the provenance.
         seed: seeds the model's initialisation, the miner's draws and training.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         data_root, download: where data sets that need files live; download only when asked.
@@ -204,7 +214,15 @@ def mine(
         train_epochs=train_epochs, track_masks=track_masks, early_bird=early_bird,
         tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
     )
-    densities = _check_schedule(miner.schedule(ctx, target, rounds, schedule), params)
+    every = list(prunable_parameters(net))  # the output layer is the model's last, pruned or not
+    names, output = list(params), (every[-1] if every else None)
+    explicit = resolve_rounds(schedule, names, output) if schedule is not None else None
+    densities = miner.schedule(ctx, target, rounds, explicit)
+    multipliers: dict[str, float] | None = None
+    if rate_multipliers is not None:
+        multipliers = check_multipliers(rate_multipliers, names, output)
+        densities = scale_rates(densities, rate_multipliers, names, output)
+    densities = _check_schedule(densities, params)
     ctx.schedule = list(densities)
     # the treatment after the schedule (a treatment may need the layers' density, which the
     # miner derives from it) and before anything reads the weights: the ticket's init is treated
@@ -243,6 +261,8 @@ def mine(
         fingerprint["track_masks"], fingerprint["early_bird"] = track_masks, early_bird
     if count_rule != "exact":  # likewise: checkpoints of exact-count runs still resume
         fingerprint["count_rule"] = count_rule
+    if multipliers is not None:
+        fingerprint["rate_multipliers"] = multipliers
     topology = model_topology(net, data.spec)
 
     def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
@@ -266,6 +286,7 @@ def mine(
             "rounds": len(densities),
             "schedule": "explicit" if schedule is not None else (
                 "per-layer" if per_layer else "exponential"),
+            **({"rate_multipliers": multipliers} if multipliers is not None else {}),
             "target_density": goal,
             "target_kept": _target_kept(goal, effective_scope, {n: m.size for n, m in np_masks.items()}, count_rule),
             "achieved_density": kept / total,
@@ -327,6 +348,9 @@ def mine(
         """A miner may fix its targets only once it has looked (the supermask sweep's choice)."""
         nonlocal densities, per_layer, effective_scope
         if ctx.schedule != densities:
+            if multipliers is not None:
+                raise ConfigError(f"method '{method}' chooses its own density after looking: rate multipliers do not "
+                                  "apply (give a density, or drop them)")
             densities = _check_schedule(ctx.schedule, params)
             ctx.schedule = list(densities)
             per_layer = any(isinstance(d, dict) for d in densities)
@@ -450,5 +474,6 @@ def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor
             da = a[n] if isinstance(a, dict) else a
             db = b[n] if isinstance(b, dict) else b
             if db > da:
-                raise ConfigError("schedule densities must not increase (masks only shrink)")
+                where = f" for {n}" if isinstance(a, dict) or isinstance(b, dict) else ""
+                raise ConfigError(f"schedule densities must not increase{where} (masks only shrink)")
     return out

@@ -147,6 +147,10 @@ class MineCommand(click.Command):
 @click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
 @click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
               help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
+@click.option("--rate-multiplier", "rate_multiplier_text", multiple=True, metavar="LAYER=FACTOR",
+              help="Scale one layer's pruning rate per round (repeatable; LAYER: a parameter name, a pattern like "
+                   "conv*, or output). output=0.5 prunes the output layer at half the rate, as Frankle & Carbin and "
+                   "Zhou et al. do. The overall density is then what the layers add up to.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
 @device_option
 @data_root_option()
@@ -180,7 +184,7 @@ class MineCommand(click.Command):
 @common_options
 @click.pass_context
 def command(ctx: click.Context, method: str, output: Path | None, no_weights: bool, as_json: bool,
-            schedule_text: str | None, save_rounds: Path | None, resume: bool, train_option_text: tuple[str, ...],
+            schedule_text: str | None, rate_multiplier_text: tuple[str, ...], save_rounds: Path | None, resume: bool, train_option_text: tuple[str, ...],
             init: str | None, zero_bias: bool, **kwargs: Any) -> None:
     """Find a ticket with one method and write it to an HDF5 file.
 
@@ -205,6 +209,10 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
             raise ConfigError(f"option {opt.opts[0]} belongs to {', '.join(owners)}, not to method '{method}'")
         miner_config[name] = value
     schedule = _parse_schedule(schedule_text) if schedule_text is not None else None
+    if rate_multiplier_text:
+        from ticketlab.schedules import parse_multipliers
+
+        kwargs["rate_multipliers"] = parse_multipliers(rate_multiplier_text)
     kwargs["train_options"] = parse_train_options(train_option_text)
     model_kwargs = {"init": init} if init is not None else {}
     if zero_bias:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import torch
 
 from ticketlab.errors import ConfigError
 from ticketlab.registry import Registry, summary
+from ticketlab.schedules import RoundTarget  # one round's target(s); miners import it from here
 from ticketlab.selection import check_density, exponential_schedule
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 #: Density of a one-shot miner when neither a density nor a sparsity is given.
 DEFAULT_DENSITY = 0.1
 
-#: What one round of a schedule asks for: one density (over the run's scope), or a density per
-#: parameter name (each parameter is then pruned on its own, i.e. layer-wise).
-RoundTarget = Union[float, dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -218,7 +216,7 @@ class Miner:
 
     def schedule(
         self, ctx: MiningContext, target: float | None, rounds: int | None,
-        explicit: Sequence[float] | None = None,
+        explicit: Sequence[RoundTarget] | None = None,
     ) -> list[RoundTarget]:
         """The densities (fraction kept, cumulative) of every round, last = the final ticket's.
 
@@ -226,7 +224,9 @@ class Miner:
             ctx: the mining context (parameter names and shapes, for per-layer targets).
             target: the density asked for, or ``None`` (default :data:`DEFAULT_DENSITY`).
             rounds: number of rounds, or ``None`` for :attr:`default_rounds`.
-            explicit: per-round densities given by the user (decreasing, non-empty).
+            explicit: per-round densities given by the user (decreasing, non-empty); a round may
+                be a per-layer mapping, already resolved to every parameter's name by the runner
+                (:func:`ticketlab.schedules.resolve_rounds`).
 
         The default is the exponential schedule ``target ** (k / rounds)`` (Tanaka et al. 2020,
         Sec. 5) or ``explicit`` as given. Miners with their own schedules (IMP's per-round
@@ -237,16 +237,16 @@ class Miner:
             [0.1, 0.01]
         """
         if explicit is not None:
-            densities = [check_density(float(d)) for d in explicit]
+            densities: list[RoundTarget] = [
+                {n: check_density(float(v)) for n, v in d.items()} if isinstance(d, dict) else check_density(float(d))
+                for d in explicit]
             if not densities:
                 raise ConfigError("an explicit schedule needs at least one density")
-            if any(b > a for a, b in zip(densities, densities[1:])):
-                raise ConfigError("schedule densities must not increase (masks only shrink)")
             if rounds is not None and rounds != len(densities):
                 raise ConfigError(f"the schedule has {len(densities)} rounds but rounds is {rounds}")
-            if target is not None and abs(densities[-1] - target) > 1e-12:
+            if target is not None and (isinstance(densities[-1], dict) or abs(densities[-1] - target) > 1e-12):
                 raise ConfigError(f"the schedule ends at density {densities[-1]} but the target is {target}")
-            return densities
+            return densities  # never increasing: checked per layer by the runner
         return exponential_schedule(DEFAULT_DENSITY if target is None else target,
                                     self.default_rounds if rounds is None else rounds)
 

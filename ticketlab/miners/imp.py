@@ -62,6 +62,7 @@ import torch
 
 from ticketlab.errors import ConfigError
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
+from ticketlab.schedules import rate_schedule
 from ticketlab.selection import exponential_schedule
 
 #: Rate per round when neither a rate nor a target density is given (Frankle & Carbin 2019).
@@ -137,7 +138,7 @@ class IMPMiner(Miner):
 
     # ------------------------------------------------------------------ schedule
     def schedule(self, ctx: MiningContext, target: float | None, rounds: int | None,
-                 explicit: Sequence[float] | None = None) -> list[RoundTarget]:
+                 explicit: Sequence[RoundTarget] | None = None) -> list[RoundTarget]:
         """Per-round densities: ``(1 - rate) ** k``, per-kind rates, exponential to a target, or explicit.
 
         Example (LeNet-300-100 on digits: fc1, fc2 at 20 %, the output layer fc3 at 10 %):
@@ -164,8 +165,7 @@ class IMPMiner(Miner):
         if per_kind:
             if target is not None:
                 raise ConfigError("per-kind rates fix every layer's density: drop --density and --sparsity")
-            rates = self.layer_rates(ctx)
-            return [{name: (1.0 - r) ** k for name, r in rates.items()} for k in range(1, n + 1)]
+            return rate_schedule(self.layer_rates(ctx), n)
         if target is None:
             p = DEFAULT_RATE if cfg.rate is None else cfg.rate
             return [(1.0 - p) ** k for k in range(1, n + 1)]  # Frankle & Carbin 2019: p % per round

@@ -64,7 +64,7 @@ class RandomMiner(Miner):
             raise ConfigError(f"unknown distribution '{dist}' (choose from: {', '.join(_NAMED)}, like:FILE)")
 
     def schedule(self, ctx: MiningContext, target: float | None, rounds: int | None,
-                 explicit: Sequence[float] | None = None) -> list[RoundTarget]:
+                 explicit: Sequence[RoundTarget] | None = None) -> list[RoundTarget]:
         """The base schedule for ``global``; otherwise, every round's global density made exact
         per-layer counts by the distribution, each round capped by the one before (masks only
         shrink), as per-layer densities ``count / n_l`` (:func:`selection_density`)."""
@@ -73,6 +73,9 @@ class RandomMiner(Miner):
             return super().schedule(ctx, target, rounds, explicit)
         if ctx.scope == "layer":
             raise ConfigError(f"distribution {dist} sets every layer's count itself: leave out scope layer")
+        if explicit is not None and any(isinstance(d, dict) for d in explicit):
+            raise ConfigError(f"distribution {dist} sets every layer's count itself: per-layer schedule rounds "
+                              "need distribution global")
         shapes = {n: tuple(p.shape) for n, p in ctx.params.items()}
         sizes = {n: math.prod(s) for n, s in shapes.items()}
         if dist.startswith("like:"):
