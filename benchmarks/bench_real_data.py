@@ -75,27 +75,29 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def bare_epoch(model: torch.nn.Module, data: TensorData, lr: float, batch: int, seed: int) -> float:
-    """One epoch of a plain PyTorch loop over ``train``'s batches; returns seconds."""
+def bare_epoch(model: torch.nn.Module, data: TensorData, lr: float, batch: int, seed: int, epochs: int = 1) -> float:
+    """``epochs`` epochs of a plain PyTorch loop over ``train``'s batches; returns seconds."""
     x, y = data.train
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(_derive_seed(seed, 1, 0)))
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     model.train()
     start = time.perf_counter()
-    for b in range(0, len(y), batch):
-        idx = perm[b : b + batch]
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    for e in range(epochs):
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(_derive_seed(seed, 1, e)))
+        for b in range(0, len(y), batch):
+            idx = perm[b : b + batch]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return time.perf_counter() - start
 
 
-def bench_model(name: str, data: TensorData, repeats: int, seed: int) -> dict:
+def bench_model(name: str, data: TensorData, repeats: int, seed: int, epochs: int = 1) -> dict:
     base = default_train_config(name, "fashion_mnist")
-    steps = -(-len(data.train[1]) // base.batch_size)
+    steps = -(-len(data.train[1]) // base.batch_size) * epochs
     one_epoch = dataclasses.replace(base, iterations=steps, epochs=1, eval_every=None)
-    with_eval = dataclasses.replace(base, iterations=steps, epochs=1)
+    with_eval = dataclasses.replace(base, iterations=steps, epochs=1)  # the default test_eval="stops"
+    every = dataclasses.replace(with_eval, test_eval="every")
     cadence = eval_cadence(with_eval, data)
     evaluations = len([i for i in range(1, steps + 1) if i % cadence == 0 or i == steps])
     tiny = TensorData(data.spec, data.train, tuple(t[:1] for t in data.val), tuple(t[:1] for t in data.test))
@@ -103,17 +105,18 @@ def bench_model(name: str, data: TensorData, repeats: int, seed: int) -> dict:
     def fresh() -> torch.nn.Module:
         return create_model(name, data.spec, seed=seed)
 
-    times: dict[str, list[float]] = {"bare": [], "train": [], "train+eval": []}
+    times: dict[str, list[float]] = {"bare": [], "train": [], "train+eval": [], "train+eval every": []}
     identical = True
     for r in range(repeats):
-        order = ["bare", "train", "train+eval"]
+        order = list(times)
         for kind in order if r % 2 == 0 else order[::-1]:
             model = fresh()
             if kind == "bare":
-                times[kind].append(bare_epoch(model, data, base.lr, base.batch_size, seed))
+                times[kind].append(bare_epoch(model, data, base.lr, base.batch_size, seed, epochs))
                 bare_state = model.state_dict()
                 continue
-            cfg, d = (one_epoch, tiny) if kind == "train" else (with_eval, data)
+            cfg, d = {"train": (one_epoch, tiny), "train+eval": (with_eval, data),
+                      "train+eval every": (every, data)}[kind]
             start = time.perf_counter()
             train(model, d, cfg, seed=seed, device="cpu")
             times[kind].append(time.perf_counter() - start)
@@ -125,10 +128,11 @@ def bench_model(name: str, data: TensorData, repeats: int, seed: int) -> dict:
     test_s = min(_timed(lambda: evaluate(model, data, "test", batch_size=base.eval_batch_size)) for _ in range(3))
     ratios = [t / b for t, b in zip(times["train"], times["bare"])]
     shares = [(e - t) / e for t, e in zip(times["train"], times["train+eval"])]
+    every_shares = [(e - t) / e for t, e in zip(times["train"], times["train+eval every"])]
     train_med = statistics.median(times["train"])
     return {
         "model": name, "steps": steps, "cadence": cadence, "evaluations": evaluations, "times": times,
-        "ratios": ratios, "shares": shares, "identical": identical, "val_s": val_s, "test_s": test_s,
+        "ratios": ratios, "shares": shares, "every_shares": every_shares, "identical": identical, "val_s": val_s, "test_s": test_s,
         "val_only_share": evaluations * val_s / (train_med + evaluations * val_s),
     }
 
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="lenet_300_100,lenet5")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed run (default 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     folder = FASHION_MNIST.find_system()
@@ -166,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fashion-MNIST from {folder}: train / val / test {sizes}, loaded in {load_s:.2f} s")
     print(f"torch {torch.__version__}, torch.set_num_threads(1) pinned; {args.repeats} repeats, alternating; "
           f"load average (1, 5, 15 min) before: {load_before}")
-    results = [bench_model(m, data, args.repeats, args.seed) for m in args.models.split(",")]
+    results = [bench_model(m, data, args.repeats, args.seed, args.epochs) for m in args.models.split(",")]
     print()
     head = (f"{'model':<14} {'steps':>5} {'bare s':>13} {'train s':>13} {'train/bare':>11} {'same w':>6} "
-            f"{'evals':>5} {'train+eval s':>13} {'eval share':>13} {'val s':>6} {'test s':>6} {'val-only':>8}")
+            f"{'evals':>5} {'train+eval s':>13} {'eval share':>13} {'every: share':>13} {'val s':>6} {'test s':>6} "
+            f"{'val-only':>8}")
     print(head)
     print("-" * len(head))
     for r in results:
@@ -177,13 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model']:<14} {r['steps']:>5} {_mm(t['bare'], '.2f'):>13} {_mm(t['train'], '.2f'):>13} "
               f"{_mm(r['ratios'], '.2f'):>11} {'yes' if r['identical'] else 'no':>6} "
               f"{r['evaluations']:>5} {_mm(t['train+eval'], '.2f'):>13} "
-              f"{_mm([100 * s for s in r['shares']], '.0f') + ' %':>13} {r['val_s']:>6.3f} {r['test_s']:>6.3f} "
+              f"{_mm([100 * s for s in r['shares']], '.0f') + ' %':>13} "
+              f"{_mm([100 * s for s in r['every_shares']], '.0f') + ' %':>13} {r['val_s']:>6.3f} {r['test_s']:>6.3f} "
               f"{100 * r['val_only_share']:>6.0f} %")
     print()
     print("columns: min / median over repeats; train/bare and eval share are paired per repeat. evals: evaluations "
           "in the epoch at the default cadence (every "
           + ", ".join(f"{r['cadence']} for {r['model']}" for r in results)
-          + "); val s / test s: one pass over the 6,000 / 10,000 images; val-only: the eval share if only the "
+          + f"; {args.epochs} epoch(s) per run). eval share: the default test_eval=stops (the test split only at new "
+          "validation minima and at the end); every: test_eval=every (both splits at every point, the paper's "
+          "curves); val s / test s: one pass over the 6,000 / 10,000 images; val-only: the eval share if only the "
           "validation split were evaluated at each point (projected from val s).")
     for r in results:
         ratio, share = statistics.median(r["ratios"]), statistics.median(r["shares"])

@@ -470,3 +470,51 @@ def test_keep_early_stop_equals_retraining_to_that_iteration():
     assert 0 < res.early_stop_iteration < res.final_iteration  # a real early stop, not the last weights
     for k, v in b.state_dict().items():
         assert torch.equal(res.early_stop_state[k], v), k
+
+
+# ------------------------------------------------------------------ test_eval (issue 23 item 4)
+def test_test_eval_stops_gives_the_exact_early_stop_and_final_accuracies():
+    """The default scores the test split only at new validation minima and at the end: the
+    early-stop and final test accuracies equal those of scoring it every time; other rows are NaN."""
+    import math
+
+    from ticketlab.data import load_dataset
+    from ticketlab.models import create_model
+    from ticketlab.training import TrainConfig, train
+
+    data = load_dataset("digits", seed=0)
+    out = {}
+    for mode in ("every", "stops"):
+        net = create_model("lenet_300_100", data.spec, seed=0)
+        cfg = TrainConfig(optimizer="adam", lr=1.2e-3, epochs=6, eval_every=5, test_eval=mode)
+        out[mode] = train(net, data, cfg, seed=0, device="cpu")
+    every, stops = out["every"], out["stops"]
+    assert [r["val_loss"] for r in every.log] == [r["val_loss"] for r in stops.log]
+    assert stops.early_stop_iteration == every.early_stop_iteration
+    assert stops.early_stop_test_accuracy == every.early_stop_test_accuracy
+    assert stops.final_test_accuracy == every.final_test_accuracy
+    best = math.inf
+    for e, s in zip(every.log, stops.log):
+        scored = s["val_loss"] < best or s is stops.log[-1]
+        best = min(best, s["val_loss"])
+        assert (s["test_accuracy"] == e["test_accuracy"]) if scored else math.isnan(s["test_accuracy"])
+    assert any(math.isnan(r["test_accuracy"]) for r in stops.log)  # the saving is real here
+    assert not any(math.isnan(r["test_accuracy"]) for r in every.log)
+
+
+def test_test_eval_is_validated_and_graph_data_scores_every_split():
+    import math
+
+    import pytest
+
+    from ticketlab.data import load_dataset
+    from ticketlab.errors import ConfigError
+    from ticketlab.models import create_model
+    from ticketlab.training import TrainConfig, train
+
+    with pytest.raises(ConfigError, match="test_eval must be one of stops, every"):
+        TrainConfig(test_eval="sometimes")
+    data = load_dataset("karate", seed=0)
+    net = create_model("gcn", data.spec, seed=0)
+    res = train(net, data, TrainConfig(optimizer="adam", lr=0.01, iterations=30), seed=0, device="cpu")
+    assert not any(math.isnan(r["test_accuracy"]) for r in res.log)  # one forward pass scores them all

@@ -18,6 +18,10 @@ iterations and after the last one; by default once per epoch, but every
 :data:`GRAPH_EVAL_EVERY` iterations on graph data, where an epoch is a single step and a
 full-graph evaluation costs a third of one (:func:`eval_cadence` resolves it, and the mining
 provenance records the resolved value). Early stopping picks among the evaluated iterations.
+The validation split is scored at every evaluation; the test split, by default
+(``test_eval="stops"``), only where the validation loss reaches a new minimum and at the end,
+which gives the early-stop and final test accuracies exactly (the other rows' ``test_accuracy``
+is NaN); ``test_eval="every"`` scores it every time (Frankle & Carbin's test curves).
 
 Randomness (STYLE 6): the batch order of epoch ``e`` comes from a ``torch.Generator`` seeded
 with a value derived from ``(seed, e)`` only, so a run restarted at ``start_iteration`` sees the
@@ -61,6 +65,8 @@ from ticketlab.progress import NullProgress
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("constant", "cosine", "cosine_epoch", "step")
+#: When an evaluation scores the test split too (``TrainConfig.test_eval``).
+TEST_EVAL = ("stops", "every")
 SPLITS = ("train", "val", "test")
 
 
@@ -99,6 +105,10 @@ class TrainConfig:
         "evaluate every this many iterations and at the end (default: once per epoch; graph data, where an "
         "epoch is one iteration: every 10)", None)
     eval_batch_size: int = _help("batch size of evaluation passes", 1000)
+    test_eval: str = _help(
+        "when an evaluation also scores the test split: stops (only where the validation loss reaches a new "
+        "minimum, and at the end: every test accuracy that early stopping and the final result report, exactly, "
+        "at a fraction of the cost; other rows get NaN) or every (each evaluation, for whole test curves)", "stops")
     drop_last: bool = _help("drop each epoch's last, smaller minibatch", False)
 
     def __post_init__(self) -> None:
@@ -112,6 +122,8 @@ class TrainConfig:
         object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{self.optimizer}' (choose from: {', '.join(OPTIMIZERS)})")
+        if self.test_eval not in TEST_EVAL:
+            raise ConfigError(f"training option test_eval must be one of {', '.join(TEST_EVAL)}, not {self.test_eval!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule '{self.schedule}' (choose from: {', '.join(SCHEDULES)})")
         for f in fields(self):  # inf and nan pass the range checks below (nan compares False)
@@ -700,6 +712,7 @@ class _Log:
         self.keep_early_stop = keep_early_stop
         self.best_state: dict[str, torch.Tensor] | None = None
         self._best_loss = math.inf
+        self._stop_loss = math.inf  # the lowest validation loss so far (test_eval="stops")
         self._loss_sum: torch.Tensor | float = 0.0
         self._n = 0
 
@@ -707,8 +720,19 @@ class _Log:
         self._loss_sum = self._loss_sum + loss  # stays on the device: no sync per step
         self._n += 1
 
-    def record(self, iteration: int, lr: float) -> None:
-        ev = _evaluate_splits(self.model, self.data, ("val", "test"), self.config.eval_batch_size)
+    def record(self, iteration: int, lr: float, *, last: bool = False) -> None:
+        """One row. With ``test_eval="stops"`` (tensor data) the test split is scored only where the
+        validation loss is a new minimum (strictly lower: the first on ties, as :func:`_result`
+        picks the early stop) and at the ``last`` row, so the early-stop and final test accuracies
+        are exactly those of ``"every"``; graph data scores every split in one forward pass anyway."""
+        every = self.config.test_eval == "every" or isinstance(self.data, GraphData)
+        ev = _evaluate_splits(self.model, self.data, ("val", "test") if every else ("val",), self.config.eval_batch_size)
+        new_best = not math.isnan(ev["val"][0]) and ev["val"][0] < self._stop_loss
+        if new_best:
+            self._stop_loss = ev["val"][0]
+        if "test" not in ev:
+            ev["test"] = (_evaluate_splits(self.model, self.data, ("test",), self.config.eval_batch_size)["test"]
+                          if new_best or last else (math.nan, math.nan))
         train_loss = float(self._loss_sum) / self._n if self._n else math.nan
         row = {"iteration": iteration, "lr": lr, "train_loss": train_loss, "val_loss": ev["val"][0],
                "val_accuracy": ev["val"][1], "test_accuracy": ev["test"][1]}
@@ -858,11 +882,11 @@ def train(
             if snapshot_at == it:
                 snapshot = state_copy(model)
             if it % eval_every == 0 or it == total or info.stop:
-                log.record(it, lr)
+                log.record(it, lr, last=it == total or info.stop)
             task.advance(1)
             if info.stop:  # a callback ended the run here (e.g. the Early-Bird rule, ticketlab.tracking)
                 total = it
                 break
         if not log.rows:
-            log.record(total, lr)
+            log.record(total, lr, last=True)
     return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot, log.best_state)
