@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import inspect
 import platform
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
+from ticketlab.spec import RUN_OPTIONS, MineSpec
 from ticketlab.selection import (
     SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
     keep_count_truncated, select_top, tie_columns, warn_ties,
@@ -49,7 +51,7 @@ def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 
 def mine(
-    method: str,
+    method: "str | MineSpec",
     *,
     model: str = "lenet_300_100",
     dataset: str = "digits",
@@ -83,8 +85,14 @@ def mine(
 ) -> Ticket:
     """Find a ticket with ``method`` and return it (masks, provenance, weights, scores, history).
 
+    ``mine(spec, **run_options)`` runs a :class:`ticketlab.spec.MineSpec` (then only the run-time
+    options may be given: ``device``, ``data_root``, ``download``, ``keep_weights``, ``keep_scores``,
+    ``checkpoint``, ``resume``, ``save_rounds``, ``progress``); ``mine("method", **keywords)`` runs
+    ``MineSpec.from_flat("method", **keywords)``, the same ticket bit for bit. The provenance
+    records the spec (``spec``, and its ``spec_hash``, :meth:`MineSpec.hashname`).
+
     Args:
-        method: a registered miner (``list_miners()``).
+        method: a registered miner (``list_miners()``), or a :class:`~ticketlab.spec.MineSpec`.
         model, dataset: registered names (``list_models()``, ``list_datasets()``).
         density, sparsity: at most one (fraction kept / fraction removed); with neither, the
             miner's schedule decides (density 0.1 for most miners; IMP: its rate per round).
@@ -152,6 +160,21 @@ def mine(
     from ticketlab.retraining import final_snapshot, resolve_train_config, train_sparse
     from ticketlab.training import TrainConfig, resolved_config
 
+    if isinstance(method, MineSpec):
+        given = locals()
+        extra = [n for n, p in inspect.signature(mine).parameters.items()
+                 if n != "method" and n not in RUN_OPTIONS and given[n] is not p.default and given[n] != p.default]
+        if extra:
+            raise ConfigError(f"mine(spec) takes the run's settings from the spec: '{extra[0]}' belongs in it "
+                              f"(only run-time options may be given: {', '.join(RUN_OPTIONS)})")
+        flat = method.to_flat()
+        return mine(flat.pop("method"), **flat, **{n: given[n] for n in RUN_OPTIONS})
+    spec = MineSpec.from_flat(
+        method, model=model, dataset=dataset, density=density, sparsity=sparsity, scope=scope, rounds=rounds,
+        schedule=schedule, rate_multipliers=rate_multipliers, seed=seed, train_epochs=train_epochs,
+        train_options=train_options, train_ticket=train_ticket, data_corruption=data_corruption,
+        miner_config=miner_config, model_kwargs=model_kwargs, prune_first_layer=prune_first_layer,
+        prune_last_layer=prune_last_layer, track_masks=track_masks, early_bird=early_bird, count_rule=count_rule)
     started = time.perf_counter()
     progress = progress or NullProgress()
     target = density_from(density, sparsity) if density is not None or sparsity is not None else None
@@ -264,6 +287,7 @@ def mine(
     if multipliers is not None:
         fingerprint["rate_multipliers"] = multipliers
     topology = model_topology(net, data.spec)
+    spec_dict, spec_hash = spec.to_dict(), spec.hashname()
 
     def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
                     last_scores: dict[str, torch.Tensor], round_index: int, **extra: Any) -> Ticket:
@@ -302,6 +326,8 @@ def mine(
             **({"weights_density": weights_density} if weights_density is not None else {}),
             "trained": trained,
             "device": str(dev),
+            "spec": spec_dict,
+            "spec_hash": spec_hash,
             "ticketlab_version": __version__,
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
@@ -333,6 +359,11 @@ def mine(
             # the ticket a run whose schedule ended at round k would give (its rounds, its accuracy)
             last = history[-1] if history else {}
             acc = {"test_accuracy": last["test_accuracy"]} if k >= 1 and "test_accuracy" in last else {}
+            if spec.prune.schedule is not None and k >= 1:  # the spec of the run that stops here
+                cut = spec.prune.schedule[:k]
+                goal = cut[-1] if spec.prune.density is not None and not isinstance(cut[-1], dict) else spec.prune.density
+                stop = dataclasses.replace(spec, prune=dataclasses.replace(spec.prune, schedule=cut, density=goal))
+                acc.update(spec=stop.to_dict(), spec_hash=stop.hashname())
             save(make_ticket(masks, history, scores, k, round=k, rounds=k, **acc), rounds_dir / f"round_{k:02d}.h5")
         if ckpt_path is not None:
             write_checkpoint(ckpt_path, {
