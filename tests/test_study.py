@@ -243,3 +243,74 @@ def test_imp_jobs_share_one_run_and_each_equals_its_own_run(tmp_path):
         k: v for k, v in own.provenance.items() if k not in volatile}
     assert shared.provenance["rounds"] == 3 and shared.kept == own.kept
     assert shared.provenance["test_accuracy"] == own.provenance["test_accuracy"]
+
+
+def test_a_study_sets_any_spec_field(tmp_path):
+    """Every MineSpec field that the grid does not fix can be set per method (issue 24): data
+    corruption, mask tracking, the model's init options, a weight treatment, an explicit schedule,
+    rate multipliers; each job's ticket equals mine() with the same settings."""
+    from ticketlab.mining import mine
+    from ticketlab.spec import MineSpec
+
+    text = """
+name = "fields"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0]
+densities = [0.25]
+methods = ["magnitude", "synflow", "edge_popup"]
+device = "cpu"
+[method.magnitude]
+data_corruption = "random_labels"
+track_masks = 20
+zero_bias = true
+train_epochs = 1
+[method.synflow]
+schedule = [0.5, 0.25]
+rate_multipliers = { output = 0.5 }
+[method.edge_popup]
+weights = "scaled_signed_constant"
+init = "kaiming_normal"
+train_epochs = 1
+"""
+    spec = StudySpec.from_toml(_toml(tmp_path / "f.toml", text))
+    manifest = Study(spec, tmp_path / "run").run()
+    jobs = {j.method: j for j in resolve_jobs(spec)}
+    assert {j["status"] for j in manifest["jobs"]} == {"done"}
+    for rec in manifest["jobs"]:
+        t = ticketlab.load(tmp_path / "run" / rec["output"])
+        own = mine(rec["method"], **jobs[rec["method"]].mine_kwargs(None))
+        _same_ticket(t, own)
+        assert MineSpec.from_provenance(t.provenance) == MineSpec.from_provenance(own.provenance)
+    mag = ticketlab.load(tmp_path / "run" / next(r["output"] for r in manifest["jobs"] if r["method"] == "magnitude"))
+    assert mag.provenance["data_corruption"]["kind"] == "random_labels" and mag.provenance["track_masks"] == 20
+    assert mag.provenance["model_config"] == {"zero_bias": True}
+    syn = ticketlab.load(tmp_path / "run" / next(r["output"] for r in manifest["jobs"] if r["method"] == "synflow"))
+    assert syn.provenance["rate_multipliers"]["fc3.weight"] == 0.5 and syn.provenance["rounds"] == 2
+    ep = ticketlab.load(tmp_path / "run" / next(r["output"] for r in manifest["jobs"] if r["method"] == "edge_popup"))
+    assert ep.provenance["weights"] == "scaled_signed_constant"
+    assert ep.provenance["model_config"] == {"init": "kaiming_normal"}
+    again = Study(spec, tmp_path / "run").run()  # every ticket verified against its job, then reused
+    assert [j["status"] for j in again["jobs"]] == ["skipped"] * 3
+
+
+@pytest.mark.parametrize("option, message", [
+    ("data_corruption = \"random_words\"", "random_words"),
+    ("schedule = [0.5, 0.1]", "schedule ends at density 0.1: the study's densities must then be \\[0.1\\]"),
+    ("schedule = [{\"*\" = 0.5}]", "rate_multipliers, not per-layer schedule rounds"),
+    ("rate_multipliers = { output = -1 }", "rate multiplier 'output' must be a number > 0"),
+    ("early_bird = 0.1", "early_bird needs track_masks|needs --track-masks|track"),
+])
+def test_study_spec_fields_are_validated_before_anything_runs(tmp_path, option, message):
+    text = f"""
+name = "bad"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0]
+densities = [0.25]
+methods = ["magnitude"]
+[method.magnitude]
+{option}
+"""
+    with pytest.raises(ConfigError, match=message):
+        StudySpec.from_toml(_toml(tmp_path / "b.toml", text))

@@ -30,6 +30,14 @@ from typing import Any, Mapping
 from ticketlab.errors import ConfigError
 from ticketlab.selection import COUNT_RULES, SCOPES, check_count_rule, density_from  # torch-free
 
+#: ``mine()`` keywords that a study's ``[method.NAME]`` table may set besides the method's own
+#: options (``init`` and ``zero_bias`` go to the model's constructor): every spec field that the
+#: study grid itself does not fix (model, data set, seed, density, training table).
+STUDY_OPTIONS = ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer",
+                 "schedule", "rate_multipliers", "data_corruption", "track_masks", "early_bird", "init", "zero_bias")
+#: Of those, the model constructor's options.
+MODEL_OPTIONS = ("init", "zero_bias")
+
 #: ``mine()`` keywords that never change the result: outside the spec and its hash.
 RUN_OPTIONS = ("device", "data_root", "download", "keep_weights", "keep_scores", "checkpoint", "resume",
                "save_rounds", "progress")
@@ -208,6 +216,25 @@ class MineSpec:
             raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{p.scope}'")
         if p.rounds is not None and (isinstance(p.rounds, bool) or not isinstance(p.rounds, int) or p.rounds < 1):
             raise ConfigError(f"rounds must be at least 1, got {p.rounds}")
+        if p.schedule is not None:
+            _check_schedule_values(p.schedule)
+        if p.rate_multipliers is not None:
+            if not isinstance(p.rate_multipliers, Mapping):
+                raise ConfigError("rate multipliers map layer names to factors, like {'output': 0.5}")
+            for key, v in p.rate_multipliers.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    raise ConfigError(f"rate multiplier '{key}' must be a number > 0, not {v!r}")
+        n, t = self.net, self.train
+        if n.data_corruption is not None:
+            from ticketlab.data.corruption import check_corruption
+
+            check_corruption(n.data_corruption)
+        if t.track_masks is not None or t.early_bird is not None:
+            from ticketlab.tracking import check_tracking
+
+            check_tracking(t.track_masks, t.early_bird)
+        if t.epochs is not None and (isinstance(t.epochs, bool) or not isinstance(t.epochs, int) or t.epochs < 1):
+            raise ConfigError(f"train_epochs must be a positive integer, not {t.epochs!r}")
         check_count_rule(p.count_rule)
         from ticketlab.miners import get_miner
 
@@ -227,6 +254,24 @@ class MineSpec:
             values.pop("miner", None)
         text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_schedule_values(schedule: Any) -> None:
+    """A schedule's shape without the network: a list of densities in (0, 1], or of mappings of
+    layer keys to such densities (resolved against the layers when the run starts)."""
+    if isinstance(schedule, (str, bytes, Mapping)) or not hasattr(schedule, "__iter__"):
+        raise ConfigError("a schedule is a list of rounds: densities, or per-layer densities like [{'*': 0.8}]")
+    rounds = list(schedule)
+    if not rounds:
+        raise ConfigError("a schedule needs at least one round")
+    for k, r in enumerate(rounds, 1):
+        values = list(r.values()) if isinstance(r, Mapping) else [r]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0 or math.isnan(v):
+                raise ConfigError(f"round {k} of the schedule: densities must be in (0, 1], not {v!r}")
+    flat = [float(r) for r in rounds if not isinstance(r, Mapping)]
+    if len(flat) == len(rounds) and any(b > a for a, b in zip(flat, flat[1:])):
+        raise ConfigError("schedule densities must not increase (masks only shrink)")
 
 
 def _miner_defaults(method: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ticketlab.spec import MODEL_OPTIONS
 from ticketlab.study.spec import RUNNER_OPTIONS, StudySpec
 
 #: Hex digits of the config hash in a job's name.
@@ -33,7 +34,7 @@ HASH_LENGTH = 10
 #: IMP's rate per round when a study gives none (Frankle & Carbin 2019).
 IMP_RATE = 0.2
 #: IMP options that fix the schedule themselves: with one of them, IMP jobs share nothing.
-_OWN_SCHEDULE = ("rounds", "rate_conv", "rate_fc")
+_OWN_SCHEDULE = ("rounds", "rate_conv", "rate_fc", "schedule", "rate_multipliers")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Job:
         """Keyword arguments of :func:`ticketlab.mining.mine` for this job."""
         opts = dict(self.config["options"])
         kwargs: dict[str, Any] = {k: opts.pop(k) for k in RUNNER_OPTIONS if k in opts}
+        model_kwargs = {k: kwargs.pop(k) for k in MODEL_OPTIONS if k in kwargs}
+        if model_kwargs:
+            kwargs["model_kwargs"] = model_kwargs
         if self.config.get("schedule"):
             kwargs["schedule"] = list(self.config["schedule"])
             opts.pop("rate", None)  # the rate made the schedule

@@ -14,8 +14,10 @@ Keys (``tomllib``; every other key is an error naming the key and the file)::
     gpus_per_job = 0.25              # optional, the Ray executor's GPU share per job
     [method.imp]                     # per-method options, as `mine` takes them
     reset = "rewind:50"
-    rounds = 5                       # the runner's own options too: rounds, scope, count_rule,
-                                     # train_epochs, prune_first_layer, prune_last_layer
+    rounds = 5                       # the runner's own options too (every MineSpec field the grid
+                                     # does not fix): rounds, scope, count_rule, train_epochs,
+                                     # prune_first_layer, prune_last_layer, schedule, rate_multipliers,
+                                     # data_corruption, track_masks, early_bird, init, zero_bias
     [train]                          # training options (TrainConfig fields)
     epochs = 10
 
@@ -37,13 +39,15 @@ from typing import Any, Mapping
 from ticketlab import limits
 from ticketlab.checks import MAX_SEED, is_seed, non_finite
 from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.spec import MODEL_OPTIONS, STUDY_OPTIONS, MineSpec
 from ticketlab.study.safepath import name_problem
 
 #: Top-level keys of a study file.
 KEYS = ("name", "model", "dataset", "seeds", "densities", "methods", "train_tickets", "method", "train",
         "device", "data_root", "gpus_per_job")
-#: Options of ``[method.NAME]`` that are the runner's (``mine``'s keywords), not the miner's config.
-RUNNER_OPTIONS = ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer")
+#: Options of ``[method.NAME]`` that are the runner's (``mine``'s keywords), not the miner's config:
+#: every field of the run's :class:`ticketlab.spec.MineSpec` that the grid does not fix.
+RUNNER_OPTIONS = STUDY_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -181,9 +185,23 @@ class StudySpec:
                 raise fail(f"[method.{method}]: {exc}") from None
             except TypeError as exc:
                 raise fail(f"[method.{method}]: {exc}") from None
-            for key in RUNNER_OPTIONS:
+            for key in ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer"):
                 if key in opts:
                     _check_runner_option(key, opts[key], lambda m: fail(f"[method.{method}] {m}"))
+            flat = {k: v for k, v in opts.items() if k in RUNNER_OPTIONS and k not in MODEL_OPTIONS}
+            model_kwargs = {k: opts[k] for k in MODEL_OPTIONS if k in opts}
+            try:  # the other spec fields, as the run's spec checks them
+                MineSpec.from_flat(method, model_kwargs=model_kwargs, **flat).validate()
+            except TicketlabError as exc:
+                raise fail(f"[method.{method}]: {exc}") from None
+            schedule = opts.get("schedule")
+            if schedule and any(isinstance(r, dict) for r in schedule):
+                raise fail(f"[method.{method}] a study job keeps one density: give per-layer rates with "
+                           "rate_multipliers, not per-layer schedule rounds")
+            if schedule and any(
+                    abs(d - float(schedule[-1])) > 1e-12 for d in self.densities):
+                raise fail(f"[method.{method}] schedule ends at density {schedule[-1]}: the study's densities must "
+                           f"then be [{schedule[-1]}]")
         imp = self.method_options.get("imp", {})
         if "imp" in self.methods and isinstance(imp, dict):  # the shared schedule's rounds, before any job runs
             from ticketlab.study.jobs import _OWN_SCHEDULE, IMP_RATE, shared_schedule

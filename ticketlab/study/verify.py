@@ -168,6 +168,13 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     kept = sum(k for k, _ in layers.values())
     total = sum(n for _, n in layers.values())
     want = expected_kept(float(density), [n for _, n in layers.values()], scope, rule)
+    if "rate_multipliers" in options:  # per-layer targets: the layers' exact counts, recorded per layer
+        spec = prov.get("spec") if isinstance(prov.get("spec"), dict) else {}
+        asked = (spec.get("prune") or {}).get("rate_multipliers") if isinstance(spec.get("prune"), dict) else None
+        if not _same(asked, options["rate_multipliers"]):
+            raise bad(f"was mined with rate multipliers {str(asked)[:60]!r}, the job asks for "
+                      f"{str(options['rate_multipliers'])[:60]!r}")
+        want = prov.get("target_kept")
     wrong = kept != want if rule in ("exact", "truncated") else (kept > want if rule == "threshold" else False)
     if wrong:
         raise bad(f"keeps {kept} weights where density {density:g} asks for "
