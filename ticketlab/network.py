@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from ticketlab.errors import IncompatibleError
+from ticketlab.topology import kahn_order
 
 if TYPE_CHECKING:  # networkx and the Ticket are only needed when called
     import networkx as nx
@@ -90,22 +91,10 @@ def topology_of(t: Ticket) -> tuple[dict[str, Any], str | None]:
 def tensor_order(topo: Mapping[str, Any]) -> list[str]:
     """Tensors in topological order (Kahn); a cycle is an error."""
     units = topo["tensors"]
-    indeg = {n: 0 for n in units}
-    out: dict[str, list[str]] = {n: [] for n in units}
     for e in topo["edges"]:
         if e["src"] not in units or e["dst"] not in units:
             raise IncompatibleError(f"the topology's edge {e['src']} -> {e['dst']} names an unknown tensor")
-        indeg[e["dst"]] += 1
-        out[e["src"]].append(e["dst"])
-    todo = [n for n in units if indeg[n] == 0]
-    order = []
-    while todo:
-        n = todo.pop(0)
-        order.append(n)
-        for m in out[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                todo.append(m)
+    order = kahn_order(units, topo["edges"])
     if len(order) != len(units):
         raise IncompatibleError("the topology has a cycle, so it is not a layered network")
     return order

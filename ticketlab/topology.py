@@ -105,20 +105,32 @@ def _edge_problem(i: int, e: Any, tensors: Mapping[str, int], shapes: Mapping[st
     return None
 
 
-def _cycle_problem(tensors: Mapping[str, int], edges: list[dict[str, Any]]) -> str | None:
-    """Kahn's algorithm: a layered network has no cycle."""
+def kahn_order(tensors: Mapping[str, Any], edges: list[dict[str, Any]]) -> list[str]:
+    """The tensors in topological order (Kahn 1962; first in, first out, so tensors keep the
+    order they are listed in where the edges allow it). Shorter than ``tensors`` when the edges
+    have a cycle. Every edge must name known tensors (the caller checks).
+
+    Example:
+        >>> kahn_order({"in": 4, "h": 3, "out": 2}, [{"src": "h", "dst": "out"}, {"src": "in", "dst": "h"}])
+        ['in', 'h', 'out']
+    """
     indeg = dict.fromkeys(tensors, 0)
     out: dict[str, list[str]] = {n: [] for n in tensors}
     for e in edges:
         indeg[e["dst"]] += 1
         out[e["src"]].append(e["dst"])
     todo = [n for n, d in indeg.items() if d == 0]
-    seen = 0
+    order: list[str] = []
     while todo:
-        n = todo.pop()
-        seen += 1
+        n = todo.pop(0)
+        order.append(n)
         for m in out[n]:
             indeg[m] -= 1
             if indeg[m] == 0:
                 todo.append(m)
-    return None if seen == len(tensors) else "it has a cycle, so it is not a layered network"
+    return order
+
+
+def _cycle_problem(tensors: Mapping[str, int], edges: list[dict[str, Any]]) -> str | None:
+    """A layered network has no cycle."""
+    return None if len(kahn_order(tensors, edges)) == len(tensors) else "it has a cycle, so it is not a layered network"

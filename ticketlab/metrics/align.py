@@ -45,7 +45,8 @@ give the null mean and sd of every overlap metric and the add-one empirical
 
 Example:
     >>> import numpy as np
-    >>> from ticketlab.ticket import Ticket
+    >>> from ticketlab.network import tensor_order, topology_of
+from ticketlab.ticket import Ticket
     >>> rng = np.random.default_rng(0)
     >>> a = Ticket(masks={"fc1.weight": rng.random((6, 4)) < .5, "fc2.weight": rng.random((3, 6)) < .5})
     >>> perm = rng.permutation(6)                    # B = A with its hidden units shuffled
@@ -153,9 +154,7 @@ def permute_array(x: np.ndarray, dst: np.ndarray | None, src: np.ndarray | None,
 
 # ---------------------------------------------------------------------------- matching
 def _topological(topo: Mapping[str, Any]) -> list[str]:
-    from ticketlab.metrics.graph import _order
-
-    return _order(topo)
+    return tensor_order(topo)
 
 
 def _param_edges(topo: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -405,8 +404,6 @@ def weight_snapshot(a: Ticket, b: Ticket) -> str:
 
 
 def _topology(a: Ticket) -> dict[str, Any]:
-    from ticketlab.metrics.graph import topology_of
-
     return topology_of(a)[0]
 
 
@@ -458,3 +455,10 @@ def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int =
                 mb[e["param"]] = permute_array(mb[e["param"]], perms[e["dst"]], perms[e["src"]], int(e.get("group", 1)))
         out[s] = [np.count_nonzero(ma[n] & mb[n]) for n in a.masks]
     return out
+
+
+def aligned_null(a: Ticket, b_aligned: Ticket, cache: Any) -> np.ndarray:
+    """The aligned null's overlap counts ``X[s, layer]`` of a pair aligned by
+    :func:`ticketlab.metrics.compare.compare` (``cache.aligned`` holds how it was aligned)."""
+    a0, b0, by, samples, seed = cache.aligned[id(b_aligned)]
+    return cache.get(("aligned_null", id(a0), id(b0)), lambda: aligned_null_counts(a0, b0, by, samples, seed))

@@ -300,14 +300,6 @@ def _aligned(loaded: list[Ticket], names: list[str], idx: tuple[int, ...], by: s
     return cache.get(("aligned", id(loaded[i]), id(loaded[j])), make)
 
 
-def aligned_null(a: Ticket, b_aligned: Ticket, cache: Cache) -> np.ndarray:
-    """The aligned null's overlap counts ``X[s, layer]`` of a pair aligned by :func:`compare`."""
-    from ticketlab.metrics.align import aligned_null_counts
-
-    a0, b0, by, samples, seed = cache.aligned[id(b_aligned)]
-    return cache.get(("aligned_null", id(a0), id(b0)), lambda: aligned_null_counts(a0, b0, by, samples, seed))
-
-
 #: Values of ``compare(null=...)``: None (the hypergeometric nulls only) or a sampled null.
 NULLS = ("degree",)
 

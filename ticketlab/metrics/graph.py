@@ -48,7 +48,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ticketlab.metrics.base import TOTAL, Cache, as_cache, check_pair, clean, counts_of
-from ticketlab.metrics.overlap import f_jaccard
+from ticketlab.metrics.formulas import f_jaccard
 from ticketlab.metrics.registry import register
 from ticketlab.network import CHAIN_NOTE, Block, UnitGraph, build, chain_topology, tensor_order, topology_of, unit_graph  # noqa: F401
 from ticketlab.ticket import Ticket

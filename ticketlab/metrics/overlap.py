@@ -34,57 +34,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ticketlab.metrics.align import aligned_null
 from ticketlab.metrics.base import Cache, as_cache, pair_counts
 from ticketlab.metrics.chance import chance_result, null_stats
 from ticketlab.metrics.degree import add_degree_fields, add_sampled_fields
+from ticketlab.metrics.formulas import (  # noqa: F401  (re-exported: metrics.overlap.f_* are public)
+    f_dice, f_hamming, f_intersection, f_jaccard, f_kappa, f_overlap_coef, f_rel_intersection,
+)
 from ticketlab.metrics.registry import register
 from ticketlab.ticket import Ticket
-
-
-def _f(x: Any) -> Any:
-    return np.asarray(x, dtype=np.float64)
-
-
-def f_intersection(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """``|A and B|``."""
-    return _f(ab)
-
-
-def f_jaccard(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Jaccard index ``|A and B| / |A or B|`` (Jaccard 1901); NaN when both are empty."""
-    return _f(ab) / (_f(a) + _f(b) - _f(ab))
-
-
-def f_dice(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Dice (Sorensen) coefficient ``2 |A and B| / (|A| + |B|)``."""
-    return 2.0 * _f(ab) / (_f(a) + _f(b))
-
-
-def f_overlap_coef(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Overlap (Szymkiewicz-Simpson) coefficient ``|A and B| / min(|A|, |B|)``."""
-    return _f(ab) / np.minimum(_f(a), _f(b))
-
-
-def f_rel_intersection(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Relative intersection ``|A and B| / |A|``: the share of A's weights that B keeps too."""
-    return _f(ab) / _f(a)
-
-
-def f_hamming(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Normalised Hamming distance ``|A xor B| / n`` = ``(a + b - 2 ab) / n``."""
-    return (_f(a) + _f(b) - 2.0 * _f(ab)) / _f(n)
-
-
-def f_kappa(n: Any, a: Any, b: Any, ab: Any) -> Any:
-    """Cohen's kappa (Cohen 1960) of the two masks seen as raters of keep / prune.
-
-    ``p_o = (n - a - b + 2 ab) / n`` (agreement), ``p_e = (ab_chance + (n-a)(n-b)/n) / n`` with
-    ``ab_chance = a b / n``; ``kappa = (p_o - p_e) / (1 - p_e)``.
-    """
-    n, a, b, ab = _f(n), _f(a), _f(b), _f(ab)
-    po = (n - a - b + 2.0 * ab) / n
-    pe = (a * b + (n - a) * (n - b)) / (n * n)
-    return (po - pe) / (1.0 - pe)
 
 
 def overlap_metric(a: Ticket, b: Ticket, formula: Callable[..., Any], *, increasing: bool = True,
@@ -104,8 +62,6 @@ def overlap_metric(a: Ticket, b: Ticket, formula: Callable[..., Any], *, increas
     if cache.degree_null is not None:  # the degree-preserving null's fields too (degree.py)
         add_degree_fields(out, a, b, counts, formula, cache, lift=lift)
     if id(b) in cache.aligned:  # b is an aligned ticket: the aligned null's fields (align.py)
-        from ticketlab.metrics.compare import aligned_null
-
         xs = aligned_null(a, b, cache)
         add_sampled_fields(out, counts, xs, formula, lift=lift, suffix="aligned", sd=True)
     return out

@@ -26,7 +26,7 @@ import numpy as np
 from ticketlab.errors import ConfigError
 from ticketlab.metrics.base import MEAN, TOTAL, WMEAN, Cache, Counts, as_cache, check_pair, clean, counts_of
 from ticketlab.metrics.chance import chance_result, null_stats
-from ticketlab.metrics.overlap import f_jaccard
+from ticketlab.metrics.formulas import f_jaccard
 from ticketlab.metrics.registry import register
 from ticketlab.ticket import Ticket
 
