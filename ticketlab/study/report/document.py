@@ -66,8 +66,9 @@ def num(x: Any, digits: int = 3) -> str:
 
 
 def pnum(p: Any) -> str:
-    """A p-value for the text: two digits; an underflow to 0 as "under 1e-300"."""
-    if isinstance(p, (float, np.floating)) and p == 0.0:
+    """A p-value for the text: two digits; below 1e-300 (where the normal tail underflows, or has
+    lost its precision) as "under 1e-300"."""
+    if isinstance(p, (float, np.floating)) and 0.0 <= p < 1e-300:
         return "under 1e-300"
     return num(p, 2)
 

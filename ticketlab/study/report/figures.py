@@ -28,14 +28,14 @@ def styles(methods: Sequence[str]) -> dict[str, tuple[Any, str]]:
     return {m: (cmap(i % cmap.N), _MARKERS[i % len(_MARKERS)]) for i, m in enumerate(methods)}
 
 
-def _log_axis(ax: Any, axis: str) -> None:
-    """Log scale with plain numbers (0.01, 0.2, 2) as tick labels."""
+def _log_axis(ax: Any, axis: str, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
+    """Log scale with plain numbers (0.01, 0.2, 2) as tick labels, at ``subs`` times powers of 10."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fmt = FuncFormatter(lambda v, _: f"{v:g}")
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(LogLocator(base=10, subs=subs))
     target.set_major_formatter(fmt)
     target.set_minor_formatter(NullFormatter())
 
@@ -74,7 +74,7 @@ def within_across(methods: list[str], shown: list[str], data: dict[str, tuple[li
                 ax.scatter([xi], [v], s=24, color=c, marker=mk, zorder=3, edgecolors="none")
             ax.plot([i + 0.08, i + 0.32], [np.mean([v for _, v in across])] * 2, color="0.35", lw=2)
     ax.axhline(1.0, color="grey", ls="--", lw=1)
-    ax.set_xticks(range(len(methods)), [plain(m) for m in shown], rotation=20 if len(methods) > 6 else 0)
+    ax.set_xticks(range(len(methods)), [plain(m) for m in shown], rotation=20, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.6, len(methods) - 0.4)
     ax.set_ylabel("Jaccard lift over chance")
     ax.set_title(plain(title), fontsize=11)
@@ -121,7 +121,7 @@ def lift_panels(panels: dict[str, dict[str, list[tuple[float, float, float, floa
         ax.set_title(plain(titles[m]), fontsize=11)
         _log_axis(ax, "x")
         if ys and max(ys) / min(ys) > 3:
-            _log_axis(ax, "y")
+            _log_axis(ax, "y", (1.0, 2.0, 3.0, 5.0) if max(ys) / min(ys) < 30 else (1.0, 2.0, 5.0))
         ax.grid(True, which="major", color="0.92", lw=0.6)
         if k % cols == 0:
             ax.set_ylabel("mean Jaccard lift")

@@ -247,7 +247,9 @@ def section_within(doc: Document, ctx: Context, d: float, ov: Overlap, res: Grou
                 note=f"two-sided permutation test of the difference of means, {N_PERMUTATIONS} permutations, "
                      f"seed {PERMUTATION_SEED}; {st['verdict']}")
         diff = "n/a" if not math.isfinite(st["diff"]) else f"{num(st['diff'])} [{num(st['lo'])} to {num(st['hi'])}]"
-        rows.append([shown[m], spread(*st["w"]), spread(*st["a"]), diff, pnum(st["p"]), st["verdict"]])
+        side = " (within lower)" if st["diff"] < 0 else " (within higher)"
+        rows.append([shown[m], spread(*st["w"]), spread(*st["a"]), diff, pnum(st["p"]),
+                     st["verdict"] + (side if st["verdict"] == "not resolved" else "")])
     res.within[d] = out
     res.within_claims[d] = within_across(ov, healthy_pairs(ov), present)[1] if sick else out
     res.anchors[f"within:{d}"] = doc.heading(4, f"Within- vs across-method at density {num(d)}")

@@ -44,7 +44,9 @@ def section_summary(doc: Document, ctx: Context, res: GroupResult) -> None:
         claims = res.claims.get(d, res.pair_stats[d])  # pairs of tickets that are not unhealthy
         groups: dict[str, list[str]] = {"more": [], "chance": [], "less": [], "n/a": []}
         for (a, b), st in claims.items():
-            bound = ("every p " + ("" if st["p_max"] == 0 else "≤ ")) if st["verdict"] == "more" else "largest p "
+            bound = "largest p "
+            if st["verdict"] == "more":
+                bound = "every p " + ("" if st["p_max"] < 1e-300 else "≤ ")
             groups[st["verdict"]].append(f"{pair_name(a, b)} (lift {num(st['lift'])}, {bound}{pnum(st['p_max'])})")
             doc.row(section="summary", **ctx.key, density=d, method_a=a, method_b=b, metric="verdict", lift=st["lift"],
                     p=st["p_max"], n=st["n"], note=st["verdict"])
@@ -124,7 +126,7 @@ def group_findings(ctx: Context, res: GroupResult, named: bool) -> list[list[Spa
         if unresolved:
             n_w = sorted({st["n_within"] for st in unresolved})
             text += (f"; {len(unresolved)} differences of {num(EFFECT)} or more it cannot resolve with "
-                     f"{' or '.join(str(n) for n in n_w)} within pairs")
+                     f"{' or '.join(str(n) for n in n_w)} within pair{'' if n_w == [1] else 's'}")
         if equal:
             text += f"; {len(equal)} under {num(EFFECT)}"
         out.append([text + " (tests at density "] + _links(res, "within", sorted(within, reverse=True)) + [")."])
