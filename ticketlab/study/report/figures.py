@@ -47,6 +47,8 @@ def heatmap(values: np.ndarray, labels: list[str], linkage: np.ndarray | None, t
 
     n = len(labels)
     fontsize = 10.0 if n <= 24 else 8.0 if n <= 40 else 6.0
+    if n > 60:  # more would not be legible: the rows of results.csv name them
+        labels, title = [""] * n, f"{title} (tickets in clustering order; labels in results.csv)"
     return plot_heatmap(values, labels, linkage=linkage, title=title, cmap="RdBu_r", ratio=True, diagonal=False,
                         colorbar_label="Jaccard lift over chance (1 = chance)", fontsize=fontsize, max_size=8.0,
                         annotate=n <= 12)
