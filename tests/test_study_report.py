@@ -14,7 +14,9 @@ import pytest
 import ticketlab
 from ticketlab.errors import ConfigError
 from ticketlab.metrics import compare
-from ticketlab.metrics.sparsity import profile_js
+from ticketlab.metrics.chance import expected_jaccard_matrix
+from ticketlab.metrics.sparsity import js_matrix, profile_js
+from ticketlab.metrics.stats import permutation_test
 from ticketlab.selection import keep_count
 from ticketlab.study import report as rep
 from ticketlab.study.jobs import config_hash
@@ -61,9 +63,9 @@ def rows(folder: Path, **match: str) -> list[dict]:
 
 
 def summary_parts(folder: Path) -> tuple[str, str]:
-    """The 'share more than chance' and 'do not' lists of the generated paragraph (first density)."""
+    """The 'share more than chance' and 'do not' lists of "What this says" (first density)."""
     md = (folder / "report.md").read_text().replace("\\", "")
-    m = re.search(r"share more than chance: (.*?)\. do not share more than chance: (.*?)\.( |\n)", md)
+    m = re.search(r"\n- Share more than chance: (.*?)\.\n- Do not share more than chance: (.*?)\.\n", md)
     assert m, md
     return m.group(1), m.group(2)
 
@@ -156,7 +158,8 @@ def test_vectorised_expected_jaccard_equals_compare(mined):
     b = ticketlab.load(next((folder / "tickets").glob("magnitude_init-s1-d0.05-*.h5")))
     assert a.layer_kept() != b.layer_kept()  # different per-layer densities: a real test of the null
     want = next(r for r in compare([a, b], ["jaccard"]) if r["layer"] == "__total__")
-    mean, var, expected = rep.expected_jaccard_matrix([a, b])
+    kept = [list(t.layer_kept().values()) for t in (a, b)]
+    mean, var, expected = expected_jaccard_matrix(np.array(kept), np.array([m.size for m in a.masks.values()]))
     assert expected[0, 1] == pytest.approx(want["expected"], rel=1e-12)
     assert expected[1, 0] == pytest.approx(want["expected"], rel=1e-12)
     row = next(r for r in rows(folder, section="overlap_pair", density="0.05")
@@ -207,15 +210,15 @@ def test_helpers_match_the_metrics():
     ts = [Ticket(masks={n: rng.random(s) < d for n, s in SHAPES.items()}) for d in (0.1, 0.3, 0.6)]
     k = np.array([[np.count_nonzero(m) for m in t.masks.values()] for t in ts], float)
     shares = k / k.sum(axis=1, keepdims=True)
-    js = rep.js_matrix(shares, shares)
+    js = js_matrix(shares, shares)
     for i in range(3):
         for j in range(3):
             assert js[i, j] == pytest.approx(profile_js(ts[i], ts[j]), abs=1e-12)
     x, y = [3.0, 3.2, 2.9, 3.1, 3.3], [1.0, 1.1, 0.9, 1.2, 1.0]
-    p = rep.permutation_test(x, y, 2000, seed=1)
-    assert p == rep.permutation_test(x, y, 2000, seed=1)  # seeded
+    p = permutation_test(x, y, 2000, seed=1)
+    assert p == permutation_test(x, y, 2000, seed=1)  # seeded
     assert p == pytest.approx(2 / 252, abs=0.01)  # only the 2 extreme of C(10, 5) splits reach |d|
-    assert rep.permutation_test([1.0, 2.0], [1.0, 2.0], 500) == 1.0
+    assert permutation_test([1.0, 2.0], [1.0, 2.0], 500) == 1.0
 
 
 def test_bad_manifest_is_one_sentence(tmp_path):
@@ -271,4 +274,141 @@ def test_unhealthy_tickets_are_marked_listed_and_left_out_of_the_claims(tmp_path
     # column headers of the overlap matrix and the profile distances; the pair table's names
     assert md.count("| dead † |") == 6 and "| copy–dead † |" in md and "| dead †–dead † (seeds) |" in md
     assert "| copy † |" not in md
-    assert "9 tickets read, 3 of them unhealthy (marked †; see Ticket health)" in md
+    assert "9 of 9 tickets ready, 3 of them unhealthy (marked †; see Ticket health)" in md
+
+
+# ------------------------------------------------------------------------------ the page a reader opens
+def _png_width(path: Path) -> int:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big")
+
+
+def test_opens_with_findings_contents_configuration_and_run_times(mined):
+    folder, paths = mined
+    md = paths["markdown"].read_text()
+    page = paths["html"].read_text()
+    plain = md.replace("\\", "")
+    order = [plain.index(h) for h in ("## Key findings", "## Contents", "## Study configuration",
+                                      "## Tickets and run times", "## lenet_300_100 / digits", "## Ticket health")]
+    assert order == sorted(order)
+    # every link of the page goes to an anchor of the page (Markdown and HTML alike)
+    links = set(re.findall(r"\]\(#([a-z0-9-]+)\)", md))
+    assert len(links) > 10 and links <= set(re.findall(r'<a id="([a-z0-9-]+)"></a>', md))
+    assert set(re.findall(r'href="#([a-z0-9-]+)"', page)) <= set(re.findall(r' id="([a-z0-9-]+)"', page))
+    # the configuration and what the tickets are: 6 ready (mined by that run), 1 failed, 1 without its file
+    for needle in ("| seeds | 0, 1 |", "| densities | 0.2, 0.05 |", f"| ticketlab | {ticketlab.__version__} |",
+                   "| methods | random, magnitude_init, synflow, snip, grasp |",
+                   "| synflow | none | batchnorm=eval, precision=float64, rescale=false | global | exact | 2 |"):
+        assert needle in plain, needle
+    assert ("6 of 8 tickets are ready: their files exist, load and are verified as their jobs' (6 mined by the last "
+            "study run, 0 made by an earlier run and reused). 1 failed, 0 pending, 1 finished without a usable "
+            "ticket") in plain
+    assert "| random | 2 | 2 | 0 | 0.2 s | 0.1 s |" in plain  # the runner's wall times, per method
+    # the findings carry the numbers of the sections they link to
+    more = sum(1 for r in rows(folder, section="summary") if r["note"] == "more")
+    assert f"{more} of 3 at density [0.05](#overlap-at-density-0-05)" in plain
+    # commands are code, never literal backticks in the page
+    assert "`" not in page and "<code>ticketlab study report " in page
+    # figures are made to be shown at their own size on a page 1,260 px wide
+    for key, path in paths.items():
+        if key.startswith("figure:"):
+            assert 400 < _png_width(path) <= 1260, key
+
+
+def test_a_rerun_reports_what_the_tickets_are(tmp_path):
+    synthetic_study(tmp_path, "copy", "noise", seeds=2)
+    manifest = json.loads((tmp_path / "study.json").read_text())
+    for j in manifest["jobs"]:
+        j["status"] = "skipped"  # what `study run` writes for tickets it finds verified
+    manifest["jobs"][0]["status"] = "failed"
+    manifest["jobs"][1]["status"] = "pending"
+    (tmp_path / "study.json").write_text(json.dumps(manifest))
+    rep.write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    assert ("2 of 4 tickets are ready: their files exist, load and are verified as their jobs' (0 mined by the last "
+            "study run, 2 made by an earlier run and reused). 1 failed, 1 pending") in md
+    assert "skipped" not in md
+
+
+def test_a_large_difference_the_test_cannot_resolve_is_never_called_no_difference(tmp_path):
+    """3 seeds: 'copy' keeps one mask (within lift ~9), 'noise' draws a new one (across lift ~1); with 3
+    within and 3 across pairs, no split of 6 lifts gives p < 0.01, and the report says so."""
+    synthetic_study(tmp_path, "copy", "noise", seeds=3)
+    rep.write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    test = {r["method_a"]: r for r in rows(tmp_path, section="within_vs_across", metric="within_minus_across")}
+    copy = test["copy"]
+    assert float(copy["value"]) > 2.0 and float(copy["p"]) >= rep.ALPHA
+    assert 0.0 < float(copy["spread_lo"]) < float(copy["value"]) < float(copy["spread_hi"])  # the effect's interval
+    assert copy["spread"] == "95% bootstrap" and copy["note"].endswith("not resolved")
+    assert "with 3 within and 3 across pairs there are only 20 ways to split the lifts, so p cannot go below 0.01" in md
+    assert ("copy: more overlap with its own tickets at other seeds than with other methods' at the same seed, a "
+            "difference the test cannot confirm with 3 within and 3 across pairs") in md
+    assert "no clear difference" not in md and "no difference" not in md
+
+
+def test_graph_section_shows_every_metric_of_the_graph_groups(tmp_path):
+    """A metric registered in the graph group appears with no change to the report; the random
+    baseline keeps the per-layer counts, so a kept count equals its chance exactly."""
+    from ticketlab.metrics import register, unregister
+
+    @register("kept_demo", kind="single", group="graph", description="weights kept (a test metric)")
+    def kept_demo(t):
+        return {"__total__": float(t.kept)}
+
+    try:
+        synthetic_study(tmp_path, "copy", "noise", seeds=2)
+        rep.write_report(tmp_path)
+    finally:
+        unregister("kept_demo")
+    found = rows(tmp_path, section="graph", metric="kept_demo")
+    assert {r["method_a"] for r in found} == {"copy", "noise"}
+    assert all(float(r["value"]) == float(r["expected"]) == 348.0 for r in found)  # 20 % of 1,740 weights
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    assert "- kept_demo: weights kept (a test metric)" in md and "| kept_demo | 348 [348–348] | 348 [348–348] |" in md
+    assert "| chance | 348 | 348 |" in md
+
+
+def test_accuracy_beside_the_dense_network_and_chance(tmp_path):
+    synthetic_study(tmp_path, "copy", "noise", seeds=3)
+    for path in sorted((tmp_path / "tickets").glob("copy-*.h5")):
+        t = ticketlab.load(path)
+        seed = t.provenance["seed"]
+        t.history = [{"stage": "dense", "round": 0, "test_accuracy": 0.9 + 0.01 * seed}]
+        ticketlab.save(t, path)
+    rep.write_report(tmp_path)
+    dense = rows(tmp_path, section="accuracy", method_a="dense")
+    assert len(dense) == 1 and float(dense[0]["value"]) == pytest.approx(0.91)
+    assert (float(dense[0]["spread_lo"]), float(dense[0]["spread_hi"]), dense[0]["n"]) == (0.9, 0.92, "3")
+    md = (tmp_path / "report.md").read_text().replace("\\", "")
+    assert "The dense network, trained with the same recipe (round 0 of copy, one per seed), reaches 0.91 [0.9–0.92]" in md
+    assert "the dense network 0.91 [0.9–0.92]; chance 0.1" in md  # and in the key findings
+
+
+def test_figures_readers_asked_for():
+    """Per-layer densities on a log axis even with an empty layer; lift in one panel per method
+    with the chance line; the lift heatmap with dendrograms, coloured symmetrically around 1."""
+    from matplotlib.colors import LogNorm
+
+    from ticketlab.study.report import figures
+
+    style = figures.styles(["a", "b", "c"])
+    assert len({c for c, _ in style.values()}) == len({m for _, m in style.values()}) == 3
+    dens = {"a": np.array([[0.3, 0.0], [0.2, 0.0]]), "b": np.array([[0.01, 0.1], [0.02, 0.1]])}
+    fig = figures.profiles(["l1", "l2"], dens, 0.05, style, {"a": "a", "b": "b"}, "t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 0
+    assert "no weight kept (density 0)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    panels = {m: {o: [(0.1, 2.0, 1.5, 2.5), (0.01, 3.0, 2.0, 4.0)] for o in style} for m in style}
+    fig = figures.lift_panels(panels, {m: m for m in style}, style, "t")
+    shown = [a for a in fig.axes if a.get_visible() and a.axison]
+    assert [a.get_title() for a in shown] == ["a", "b", "c"]
+    assert all(any(list(line.get_ydata()) == [1.0, 1.0] for line in a.get_lines()) for a in shown)
+    lift = np.array([[np.nan, 4.0, 0.5], [4.0, np.nan, 1.0], [0.5, 1.0, np.nan]])
+    from scipy.cluster.hierarchy import linkage
+
+    fig = figures.heatmap(lift, ["x", "y", "z"], linkage(np.array([0.2, 0.9, 0.9])), "t")
+    assert len(fig.axes) == 4  # matrix, two dendrograms, colour bar
+    norm = fig.axes[0].images[0].norm
+    assert isinstance(norm, LogNorm) and norm.vmin * norm.vmax == pytest.approx(1.0) and norm.vmax == 4.0

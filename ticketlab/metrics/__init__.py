@@ -10,7 +10,8 @@ One file per family; importing this package registers every built-in metric:
 * ``signs.py`` -- sign preservation within a ticket, sign agreement between tickets;
 * ``graph.py`` -- effective masks, path counts, dead units, degrees, Ramanujan spectral gap;
 * ``align.py`` -- permutation alignment of two tickets (weight matching), ``compare(..., align=...)``;
-* ``many.py`` -- pairwise matrices, clustering, MDS embedding, heatmaps;
+* ``many.py`` -- pairwise matrices, clustering, MDS embedding, heatmaps (:func:`plot_heatmap`);
+* ``stats.py`` -- a permutation test, what it can resolve, a bootstrap interval of a difference;
 * ``compare.py`` -- :func:`compare`, the tidy-record front end the CLI calls;
 * ``registry.py`` -- :func:`register` for your own metrics; ``schema.py`` -- the output schema.
 
@@ -43,7 +44,7 @@ from ticketlab.metrics.chance import null_stats  # noqa: E402
 from ticketlab.metrics.compare import compare, prepare, result_records  # noqa: E402
 from ticketlab.metrics.degree import DegreeNull, null_tickets  # noqa: E402
 from ticketlab.metrics.graph import analyze, effective_mask, layer_graph_stats, log10_paths  # noqa: E402
-from ticketlab.metrics.many import PairwiseMatrix, pairwise_matrix  # noqa: E402
+from ticketlab.metrics.many import PairwiseMatrix, pairwise_matrix, plot_heatmap  # noqa: E402
 from ticketlab.metrics.schema import COMPARE_SCHEMA, validate_records  # noqa: E402
 from ticketlab.metrics.sparsity import plot_profiles  # noqa: E402
 
@@ -51,5 +52,5 @@ __all__ = [
     "COMPARE_SCHEMA", "GROUPS", "MEAN", "TOTAL", "WMEAN", "Cache", "Counts", "DegreeNull", "Metric", "PairwiseMatrix",
     "analyze", "compare", "default_metrics", "effective_mask", "get_metric", "layer_graph_stats",
     "list_groups", "list_metrics", "load_plugins", "log10_paths", "null_stats", "null_tickets", "pair_counts", "pairwise_matrix",
-    "plot_profiles", "prepare", "register", "resolve_metrics", "result_records", "unregister", "validate_records",
+    "plot_heatmap", "plot_profiles", "prepare", "register", "resolve_metrics", "result_records", "unregister", "validate_records",
 ]

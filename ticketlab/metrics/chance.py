@@ -101,11 +101,64 @@ def hypergeom_summary(x: int, n: int, a: int, b: int) -> tuple[float, float, flo
     return min(1.0, up), min(1.0, lo), ej
 
 
-def expected_jaccard_delta(mean: float, var: float, s: float) -> float:
-    """Second-order delta approximation of ``E[X / (s - X)]`` given the mean and variance of X."""
-    if s <= 0 or s - mean <= 0:
-        return math.nan
-    return mean / (s - mean) + s * var / (s - mean) ** 3
+def expected_jaccard_delta(mean: Any, var: Any, s: Any) -> Any:
+    """Second-order delta approximation of ``E[X / (s - X)]`` given the mean and variance of X
+    (NaN where ``s <= 0`` or ``s <= mean``); floats give a float, arrays an array.
+
+    Example:
+        >>> round(expected_jaccard_delta(1.0, 0.4, 4.0), 4)
+        0.3926
+    """
+    mean, var, s = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (mean, var, s)))
+    ok = (s > 0) & (s - mean > 0)
+    gap = np.where(ok, s - mean, 1.0)
+    out = np.where(ok, mean / gap + s * var / gap ** 3, np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def _normal_tails(x: float, mean: float, var: float) -> tuple[float, float]:
+    if var > 0:
+        sd = math.sqrt(var)
+        return _dist.norm_sf((x - 0.5 - mean) / sd), _dist.norm_sf((mean - x - 0.5) / sd)
+    return float(x >= mean), float(x <= mean)
+
+
+def normal_tails(x: Any, mean: Any, var: Any) -> tuple[Any, Any]:
+    """``(P(X >= x), P(X <= x))`` by the normal approximation with continuity correction (a step
+    where ``var`` is 0): the whole-network p of the per-layer null, for one pair or elementwise.
+
+    Example:
+        >>> [round(float(p), 4) for p in normal_tails(3, 1.0, 0.4)]
+        [0.0089, 1.0]
+    """
+    up, lo = np.vectorize(_normal_tails, otypes=[np.float64, np.float64])(x, mean, var)
+    return (float(up), float(lo)) if np.ndim(up) == 0 else (up, lo)
+
+
+def expected_jaccard_matrix(kept: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(E X, Var X, E J)`` of every pair of tickets under the per-layer null, from their kept
+    counts ``kept`` (tickets x layers) and the layer sizes ``sizes``.
+
+    ``X`` is the whole-network intersection of two random masks with the tickets' per-layer kept
+    counts, a sum of independent hypergeometric laws: ``E X_ij = sum_l K_il K_jl / n_l`` and
+    ``Var X_ij = sum_l U_il U_jl / (n_l^2 (n_l - 1))`` with ``U = K (n - K)`` (two matrix
+    products); ``E J`` is :func:`expected_jaccard_delta`, so that each entry is what
+    ``compare`` gives that pair as the whole network's expected Jaccard.
+
+    Example:
+        >>> e_x, var_x, e_j = expected_jaccard_matrix(np.array([[1], [1]]), np.array([4]))
+        >>> float(e_x[0, 1]), float(var_x[0, 1]), round(float(e_j[0, 1]), 4)  # exact E J: 0.25
+        (0.25, 0.1875, 0.2128)
+    """
+    k = np.asarray(kept, dtype=np.float64)
+    n = np.asarray(sizes, dtype=np.float64)
+    k = k.reshape(len(k), len(n))
+    mean = (k / n) @ k.T
+    u = k * (n - k)
+    denom = n * n * (n - 1.0)
+    var = (u / np.where(denom > 0, denom, np.inf)) @ u.T
+    tot = k.sum(axis=1)
+    return mean, var, expected_jaccard_delta(mean, var, tot[:, None] + tot[None, :])
 
 
 def null_stats(counts: Counts, cache: Cache | None = None, key: Any = None) -> NullStats:
@@ -122,11 +175,7 @@ def null_stats(counts: Counts, cache: Cache | None = None, key: Any = None) -> N
         p_up[i], p_lo[i], ej[i] = hypergeom_summary(x_i, n_i, a_i, b_i)
     n, a, b, x = counts.total()
     t_mean, t_var = float(mean.sum()), float(var.sum())
-    if t_var > 0:
-        sd = math.sqrt(t_var)
-        t_up, t_lo = _dist.norm_sf((x - 0.5 - t_mean) / sd), _dist.norm_sf((t_mean - x - 0.5) / sd)
-    else:
-        t_up, t_lo = float(x >= t_mean), float(x <= t_mean)
+    t_up, t_lo = _normal_tails(x, t_mean, t_var)
     g_mean, g_var = (float(v) for v in _dist.hypergeom_moments(n, a, b))
     g_up, g_lo, g_ej = hypergeom_summary(x, n, a, b)
     return NullStats(

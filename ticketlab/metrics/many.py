@@ -131,72 +131,127 @@ class PairwiseMatrix:
 
     def plot(self, path: str | os.PathLike[str] | None = None, *, cluster: bool = True,
              method: str = "average", annotate: bool | None = None) -> Any:
-        """Heatmap of the matrix; written to ``path`` (PNG) when given. Returns the matplotlib Figure.
+        """Heatmap of the matrix (:func:`plot_heatmap`); written to ``path`` (PNG) when given.
+        Returns the matplotlib Figure.
 
         With ``cluster`` (and a metric that is a similarity or a distance) rows and columns are in
         the leaf order of :meth:`linkage` ``(method)``, and that tree is drawn as a dendrogram above
         the columns and left of the rows (leaf ``i`` over column ``i``). ``annotate`` (default:
-        up to 12 tickets) writes each value in its cell, in black or white, whichever contrasts
-        more with the cell's colour.
+        up to 12 tickets) writes each value in its cell.
         """
-        from ticketlab.metrics._plot import new_figure, plain, save_figure
+        from ticketlab.metrics._plot import save_figure
 
-        n = len(self.labels)
         tree = None
-        if cluster and self.orientation is not None and n >= 2:
-            from scipy.cluster.hierarchy import dendrogram
-
-            tree = dendrogram(self.linkage(method), no_plot=True)
-            order = [int(i) for i in tree["leaves"]]  # = self.order(method): the same linkage
-        else:
-            order = list(range(n))
-        vals = self.values[np.ix_(order, order)]
-        labels = [plain(self.labels[i]) for i in order]
-        size = min(16.0, 2.5 + 0.45 * n)
-        den = 0.18 * size if tree is not None else 0.0
-        fig = new_figure(size + 1.2 + den, size + den)
-        grid = fig.add_gridspec(2, 3, width_ratios=[den or 1e-6, size, 0.35], height_ratios=[den or 1e-6, size])
-        ax = fig.add_subplot(grid[1, 1])
-        im = ax.imshow(vals, cmap="viridis" if self.orientation != "distance" else "viridis_r", aspect="auto")
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), labels, fontsize=7)
-        ax.yaxis.tick_right()
+        if cluster and self.orientation is not None and len(self.labels) >= 2:
+            tree = self.linkage(method)
         what = self.metric + ("" if self.layer == TOTAL else f" ({self.layer})")
         if tree is not None:
             what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
-            self._dendrograms(fig, grid, ax, tree)
-        fig.suptitle(plain(what), fontsize=9)
-        fig.colorbar(im, cax=fig.add_subplot(grid[1, 2]))
-        if annotate if annotate is not None else n <= 12:
-            for i in range(n):
-                for j in range(n):
-                    if math.isfinite(vals[i, j]):
-                        r, g, b, _ = im.cmap(im.norm(vals[i, j]))
-                        light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # relative luminance (ITU-R BT.601)
-                        ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                                color="black" if light else "white")
+        fig = plot_heatmap(self.values, self.labels, linkage=tree, title=what, annotate=annotate,
+                           cmap="viridis" if self.orientation != "distance" else "viridis_r")
         if path is not None:
             save_figure(fig, path)
         return fig
 
-    @staticmethod
-    def _dendrograms(fig: Any, grid: Any, ax: Any, tree: dict[str, Any]) -> None:
-        """Draw scipy's dendrogram ``tree`` above the columns and left of the rows of ``ax``.
 
-        scipy puts leaf ``k`` at ``5 + 10 k``; mapped to ``k`` it sits over the heatmap's cell ``k``
-        (the axes share that coordinate).
-        """
-        top = fig.add_subplot(grid[0, 1], sharex=ax)
-        left = fig.add_subplot(grid[1, 0], sharey=ax)
-        for xs, hs in zip(tree["icoord"], tree["dcoord"]):
-            pos = [(x - 5.0) / 10.0 for x in xs]
-            top.plot(pos, hs, color="0.3", linewidth=0.8)
-            left.plot(hs, pos, color="0.3", linewidth=0.8)
-        for a in (top, left):
-            a.set_axis_off()
-        height = max(max(h) for h in tree["dcoord"]) * 1.02 or 1.0
-        top.set_ylim(0.0, height)
-        left.set_xlim(height, 0.0)  # the root on the far left, the leaves next to the rows
+def plot_heatmap(values: np.ndarray, labels: Sequence[str], *, linkage: np.ndarray | None = None, title: str = "",
+                 colorbar_label: str | None = None, cmap: str = "viridis", ratio: bool = False,
+                 diagonal: bool = True, annotate: bool | None = None, fontsize: float = 7.0,
+                 max_size: float = 16.0) -> Any:
+    """The heatmap of a square matrix of tickets (``compare --matrix`` and the study report draw
+    theirs with it). Returns the matplotlib Figure.
+
+    With a scipy ``linkage`` of the tickets, rows and columns are in its leaf order and the tree is
+    drawn as a dendrogram above the columns and left of the rows (leaf ``i`` over column ``i``).
+    ``ratio`` (for a lift over chance) colours on a log scale symmetric around 1, so that half and
+    twice chance are equally far from its middle (a diverging ``cmap`` suits it; values <= 0 take the
+    lowest colour); ``diagonal=False`` leaves the diagonal grey. ``annotate`` (default: up to 12
+    tickets) writes each value in its cell, in black or white, whichever contrasts more with the
+    cell's colour.
+    Labels, title and colour bar use ``fontsize`` (points); the matrix is at most ``max_size``
+    inches wide.
+
+    Example:
+        >>> fig = plot_heatmap(np.array([[1.0, 0.2], [0.2, 1.0]]), ["a", "b"], colorbar_label="Jaccard")
+        >>> fig.axes[-1].get_ylabel()
+        'Jaccard'
+    """
+    from ticketlab.metrics._plot import new_figure, plain
+
+    n = len(labels)
+    tree = None
+    if linkage is not None:
+        from scipy.cluster.hierarchy import dendrogram
+
+        tree = dendrogram(linkage, no_plot=True)
+        order = [int(i) for i in tree["leaves"]]
+    else:
+        order = list(range(n))
+    vals = np.array(values, dtype=np.float64)[np.ix_(order, order)]
+    if not diagonal:
+        np.fill_diagonal(vals, np.nan)
+    shown = [plain(labels[i]) for i in order]
+    size = min(max_size, 2.5 + 0.45 * n * fontsize / 7.0)
+    den = 0.18 * size if tree is not None else 0.0
+    fig = new_figure(size + 1.2 + den, size + den)
+    grid = fig.add_gridspec(2, 3, width_ratios=[den or 1e-6, size, 0.35], height_ratios=[den or 1e-6, size])
+    ax = fig.add_subplot(grid[1, 1])
+    norm, shown_vals = None, vals
+    if ratio:
+        from matplotlib.colors import LogNorm
+
+        pos = vals[np.isfinite(vals) & (vals > 0)]
+        top = max(1.05, float(np.max(np.maximum(pos, 1.0 / pos)))) if pos.size else 2.0
+        norm = LogNorm(vmin=1.0 / top, vmax=top)
+        shown_vals = np.where(np.isfinite(vals), np.clip(vals, 1.0 / top, top), np.nan)
+    from matplotlib import colormaps
+
+    colours = colormaps[cmap].with_extremes(bad="0.72")  # undefined cells (and a hidden diagonal) grey
+    im = ax.imshow(shown_vals, cmap=colours, norm=norm, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(n), shown, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), shown, fontsize=fontsize)
+    ax.yaxis.tick_right()
+    if tree is not None:
+        _dendrograms(fig, grid, ax, tree)
+    fig.suptitle(plain(title), fontsize=fontsize + 2)
+    bar = fig.colorbar(im, cax=fig.add_subplot(grid[1, 2]))
+    bar.ax.tick_params(labelsize=fontsize + 2)
+    if ratio:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        bar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    if colorbar_label:
+        bar.set_label(plain(colorbar_label), fontsize=fontsize)
+    if annotate if annotate is not None else n <= 12:
+        for i in range(n):
+            for j in range(n):
+                if math.isfinite(vals[i, j]):
+                    r, g, b, _ = im.cmap(im.norm(shown_vals[i, j]))
+                    light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # relative luminance (ITU-R BT.601)
+                    ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", fontsize=fontsize - 1,
+                            color="black" if light else "white")
+    return fig
+
+
+def _dendrograms(fig: Any, grid: Any, ax: Any, tree: dict[str, Any]) -> None:
+    """Draw scipy's dendrogram ``tree`` above the columns and left of the rows of ``ax``.
+
+    scipy puts leaf ``k`` at ``5 + 10 k``; mapped to ``k`` it sits over the heatmap's cell ``k``
+    (the axes share that coordinate).
+    """
+    top = fig.add_subplot(grid[0, 1], sharex=ax)
+    left = fig.add_subplot(grid[1, 0], sharey=ax)
+    for xs, hs in zip(tree["icoord"], tree["dcoord"]):
+        pos = [(x - 5.0) / 10.0 for x in xs]
+        top.plot(pos, hs, color="0.3", linewidth=0.8)
+        left.plot(hs, pos, color="0.3", linewidth=0.8)
+    for a in (top, left):
+        a.set_axis_off()
+    height = max(max(h) for h in tree["dcoord"]) * 1.02 or 1.0
+    top.set_ylim(0.0, height)
+    left.set_xlim(height, 0.0)  # the root on the far left, the leaves next to the rows
 
 
 # ------------------------------------------------------------------------------ fast path

@@ -40,6 +40,22 @@ def allocation_shares(t: Ticket, cache: Cache | None = None) -> dict[str, float]
     return dict(zip(t.masks, shares.tolist()))
 
 
+def js_matrix(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distances (base 2) between every row of ``p`` and every row of ``q``.
+
+    Example:
+        >>> js_matrix(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])).tolist()
+        [[1.0, 0.0]]
+    """
+    a = np.asarray(p, dtype=np.float64)[:, None, :]
+    b = np.asarray(q, dtype=np.float64)[None, :, :]
+    mid = 0.5 * (a + b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ka = np.where(a > 0, a * np.log2(a / mid), 0.0).sum(axis=-1)
+        kb = np.where(b > 0, b * np.log2(b / mid), 0.0).sum(axis=-1)
+    return np.sqrt(np.clip(0.5 * ka + 0.5 * kb, 0.0, None))
+
+
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance of two probability vectors, base 2 (0 = equal, 1 = disjoint).
 
@@ -47,14 +63,7 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
         >>> js_distance(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
         1.0
     """
-    p, q = np.asarray(p, float), np.asarray(q, float)
-    m = 0.5 * (p + q)
-
-    def kl(x: np.ndarray) -> float:
-        nz = x > 0
-        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
-
-    return math.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q)))
+    return float(js_matrix(np.asarray(p)[None, :], np.asarray(q)[None, :])[0, 0])
 
 
 @register("density", kind="single", default=True, group="sparsity",
