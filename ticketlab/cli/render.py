@@ -96,7 +96,7 @@ def stack_widths(keys: Sequence[int], columns: Sequence[int], width: int, *, gap
     block of its own, else inside the group. A column wider than any block gets a block of its own.
 
     Example:
-        >>> stack_widths([10], [8, 8, 8, 8], 40)
+        >>> stack_widths([10], [8, 8, 8, 8], 39)   # 10 + 2 + 8 + 2 + 8 = 30 fits, 40 does not
         [[0, 1], [2, 3]]
         >>> stack_widths([10], [6, 6, 6, 6], 40, groups=["x", "y", "y", "y"])
         [[0], [1, 2, 3]]
