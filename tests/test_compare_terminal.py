@@ -337,3 +337,12 @@ def test_inspect_at_40_columns_cuts_nothing(tmp_path):
     for i in heads:  # the name, folded over lines in its column, is whole
         end = next(j for j in range(i, len(lines)) if lines[j].startswith("total"))
         assert "".join(x.split()[0] for x in lines[i + 1:end]) == next(iter(masks))
+
+
+def test_free_text_columns_wrap_into_the_width_that_is_left():
+    from ticketlab.metrics import list_metrics
+
+    out = run("list", "metrics", env={"COLUMNS": "50"}).stdout
+    assert max(map(len, out.splitlines())) <= 50
+    names = [x.split()[0] for x in out.splitlines() if x.startswith("  ") and not x.startswith("   ")]
+    assert names == list_metrics()  # each name whole, on its own row; the descriptions wrap

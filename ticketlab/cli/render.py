@@ -142,9 +142,10 @@ def _content_width(console: Console, column: Any, show_header: bool, show_footer
     return widest, word
 
 
-def _block(table: RichTable, idx: Sequence[int], widths: Mapping[int, int], rigid: Sequence[bool],
+def _block(table: RichTable, idx: Sequence[int], widths: Mapping[int, int | None], rigid: Sequence[bool],
            first: bool, last: bool) -> RichTable:
-    """A copy of ``table`` with the columns ``idx`` at fixed ``widths`` (rigid ones never wrap)."""
+    """A copy of ``table`` with the columns ``idx`` at fixed ``widths`` (None: rich's choice; rigid
+    columns never wrap), without the rows that have nothing in its non-key columns."""
     part = copy.copy(table)
     keys = min(getattr(table, "keys", 1), len(table.columns) - 1)
     data = [list(table.columns[i].cells) for i in idx if i >= keys]
@@ -196,12 +197,18 @@ def stacked(console: Console, table: RichTable, width: int | None = None) -> lis
     for n, block in enumerate(plan):
         idx = keys + [rest[j] for j in block]
         first, last = n == 0, n == len(plan) - 1
-        for widths in ({i: natural[i] for i in idx},  # everything at its natural width
-                       {**{i: natural[i] for i in idx}, **key_cap},  # names wrap
-                       {**{i: least[i] for i in idx}, **key_cap}):  # names and free text wrap
+        full = {i: natural[i] for i in idx}
+        for widths in (full, {**full, **key_cap}):  # everything at its natural width; names wrap
             part = _block(table, idx, widths, rigid, first, last)
             if _fits(console, part) <= width:
                 break
+        else:  # free text wraps too: rich shares out what the others leave (at least ``least`` each)
+            least_block = _block(table, idx, {i: least[i] for i in idx}, rigid, first, last)
+            keys_fit = _fits(console, _block(table, idx, {**{i: least[i] for i in idx}, **{i: natural[i] for i in keys}},
+                                             rigid, first, last)) <= width
+            widths = {i: (natural[i] if keys_fit else key_cap[i]) if i in key_cap else
+                      natural[i] if rigid[i] else None for i in idx}
+            part = _block(table, idx, widths, rigid, first, last) if _fits(console, least_block) <= width else least_block
         blocks.append(part)
     return blocks
 
@@ -224,7 +231,7 @@ class _Console(Console):
             for n, part in enumerate(stacked(self, o)):
                 if n:
                     super().print()
-                need = _fits(self, part)
+                need = Measurement.get(self, self.options.update_width(WIDE), part).minimum
                 if need <= self.width:
                     super().print(part, **kw)
                     continue
