@@ -26,7 +26,7 @@ def _labels(paths: list[Path]) -> list[str]:
 
 def _warn(tickets: list[Any], names: list[str]) -> None:
     """One ``warning:`` line (stderr) per reason the comparison may mislead: densities, models or
-    data sets that differ (:func:`ticketlab.metrics.comparison_warnings`), and unhealthy tickets."""
+    data sets that differ (:func:`ticketlab.metrics.comparison_warnings`)."""
     from ticketlab.metrics.compare import comparison_warnings
 
     for line in comparison_warnings(tickets, names):

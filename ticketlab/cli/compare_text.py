@@ -16,7 +16,6 @@ import math
 from typing import Any, Sequence
 
 from ticketlab.cli.render import Table, visible
-from ticketlab.metrics.registry import CHANCE_MATRICES
 
 #: More tickets than this: the matrix and a per-pair summary instead of one table per pair.
 MANY = 3
@@ -243,6 +242,7 @@ def matrix_table(m: Any) -> tuple[Table, list[str]]:
     headed by its ticket's number, and each row shows that number and the whole label, so no label
     is ever cut to look like another."""
     from ticketlab.errors import ConfigError
+    from ticketlab.metrics.registry import CHANCE_MATRICES
 
     try:
         order = m.order() if m.orientation is not None else list(range(len(m.labels)))
