@@ -14,8 +14,8 @@ import pytest
 from ticketlab import fileformat
 from ticketlab.errors import ConfigError, IncompatibleError, UnknownNameError
 from ticketlab.metrics import (
-    COMPARE_SCHEMA, GROUPS, compare, default_metrics, get_metric, list_metrics, register, unregister,
-    validate_records,
+    COMPARE_SCHEMA, GROUPS, compare, comparison_warnings, default_metrics, get_metric, list_metrics, pairwise_matrix,
+    register, ticket_label, unregister, validate_records,
 )
 from ticketlab.ticket import Ticket
 from topologies import residual_topology
@@ -126,6 +126,40 @@ def test_labels():
         compare([a], ["dice"])
 
 
+def test_default_labels_come_from_provenance_and_labels_still_win():
+    def t(method, seed, kept, **prov):
+        return Ticket(masks={"w": np.arange(8) < kept}, provenance={"method": method, "seed": seed, **prov})
+
+    ts = [t("synflow", 0, 2), t("snip", 1, 4), t("synflow", 0, 2), Ticket(masks={"w": np.arange(8) < 3})]
+    recs = compare(ts, ["jaccard"])
+    assert list(dict.fromkeys(r["a"] for r in recs)) == ["synflow s0 d0.25", "snip s1 d0.5", "synflow s0 d0.25#2"]
+    assert recs[-1]["b"] == "ticket3"  # no method named: the position
+    assert ticket_label(t("imp", True, 1)) == "imp d0.125"  # a seed that is not an integer is left out
+    assert compare(ts[:2], ["jaccard"], labels=["x", "y"])[0]["a"] == "x"
+    assert pairwise_matrix(ts[:2], "jaccard").labels == ["synflow s0 d0.25", "snip s1 d0.5"]
+
+
+def test_comparison_warnings_for_densities_models_and_data_sets():
+    def t(kept, **prov):
+        return Ticket(masks={"w": np.arange(20) < kept, "v": np.zeros(5, bool)}, provenance=prov)
+
+    same = [t(4, model="m", dataset="d"), t(6, model="m", dataset="d")]  # 0.16 and 0.24: a factor of 1.5
+    assert comparison_warnings(same, ["a", "b"]) == []
+    (line,) = comparison_warnings([t(4), t(7)], ["a", "b"])  # 0.16 and 0.28: above 1.5
+    assert line.startswith("the tickets' densities differ by a factor of 1.75 (0.16 for 'a' to 0.28 for 'b')")
+    assert "read the lift, z or kappa" in line
+    (line,) = comparison_warnings([t(0), t(2)], ["a", "b"])
+    assert "more than any factor" in line
+    assert comparison_warnings([t(0), t(0)], ["a", "b"]) == []
+    lines = comparison_warnings([t(4, dataset="digits"), t(4, dataset="mnist5k", model="m"), t(4)],
+                                ["a", "b", "c"])  # a ticket that names no data set is left out
+    assert lines == ["the tickets differ in data set (digits: 'a'; mnist5k: 'b'): the same parameter names need "
+                     "not select comparable weights (compared: w, v)"]
+    five = [t(4, model=f"m{i % 2}") for i in range(5)]
+    (line,) = comparison_warnings(five, list("abcde"))
+    assert "model (m0: 'a', 'c', 'e'; m1: 'b', 'd')" in line
+
+
 def test_file_paths_load_masks_only_unless_weights_are_needed(tmp_path, monkeypatch):
     pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
     fileformat.save(full_ticket(1), pa)
@@ -180,6 +214,8 @@ def test_user_metric_works_in_compare():
 def test_registration_errors():
     with pytest.raises(ConfigError, match="is a metric group name"):
         register("overlap")(lambda a, b: 0.0)
+    with pytest.raises(ConfigError, match="names a chance matrix"):
+        register("lift")(lambda a, b: 0.0)
     with pytest.raises(ConfigError, match="unknown metric group"):
         register("x_metric", group="nope")
     with pytest.raises(ConfigError, match="metric kind"):

@@ -95,3 +95,60 @@ def test_pack_pads_layers_to_words():
     words, offsets = many_mod._pack(t)
     assert offsets.tolist() == [0, 1] and words.size == 3
     assert int(np.unpackbits(words.view(np.uint8)).sum()) == 73
+
+
+def _three() -> list[Ticket]:
+    """Hand-checked: two layers, u (n=4) and v (n=6)."""
+    def t(u, v):
+        return Ticket(masks={"u": np.array(u, bool), "v": np.array(v, bool)})
+
+    return [t([1, 1, 0, 0], [1, 1, 1, 0, 0, 0]), t([1, 0, 1, 0], [1, 1, 1, 0, 0, 0]), t([0, 0, 1, 1], [0, 0, 0, 1, 1, 1])]
+
+
+def test_lift_z_and_kappa_matrices_by_hand():
+    # per-layer null: E X = a b / n, Var X = a b (n-a)(n-b) / (n^2 (n-1)), summed over the layers
+    # u: E = 2*2/4 = 1, Var = 16/48 = 1/3;  v: E = 3*3/6 = 1.5, Var = 81/180 = 0.45 (every pair)
+    e, sd = 2.5, np.sqrt(1 / 3 + 0.45)
+    x = {(0, 1): 1 + 3, (0, 2): 0 + 0, (1, 2): 1 + 0}  # |A and B| per pair, u + v
+    lift, z, kappa = (pairwise_matrix(_three(), m) for m in ("lift", "z", "kappa"))
+    for (i, j), xij in x.items():
+        for mat in (lift, z):
+            assert mat.values[i, j] == mat.values[j, i]
+        assert lift.values[i, j] == pytest.approx(xij / e, rel=1e-12)  # 1.6, 0, 0.4
+        assert z.values[i, j] == pytest.approx((xij - e) / sd, rel=1e-12)  # 1.6948, -2.8247, -1.6948
+    assert np.isnan(np.diag(lift.values)).all() and np.isnan(np.diag(z.values)).all()
+    # kappa on the pooled counts (n=10): p_o = (n - a - b + 2 ab) / n, p_e = (a b + (n-a)(n-b)) / n^2
+    # (0, 1): a = b = 5, ab = 4: p_o = 0.8, p_e = 0.5 -> 0.6; (0, 2): ab = 0 -> -1; (1, 2): ab = 1 -> -0.6
+    assert kappa.values[0, 1] == pytest.approx(0.6) and kappa.values[0, 2] == pytest.approx(-1.0)
+    assert kappa.values[1, 2] == pytest.approx(-0.6) and np.allclose(np.diag(kappa.values), 1.0)
+    one = pairwise_matrix(_three(), "lift", layer="u")  # layer u alone: X = 1 = E X for (0, 1)
+    assert one.values[0, 1] == pytest.approx(1.0) and pairwise_matrix(_three(), "z", layer="u").values[0, 1] == 0
+    assert (lift.orientation, lift.center, z.center) == (None, 1.0, 0.0)
+    recs = lift.to_records()
+    assert recs[0] == {"a": "ticket0", "b": "ticket0", "metric": "lift", "layer": "__total__", "value": None}
+
+
+def test_lift_and_z_matrices_equal_the_records():
+    ts = family(4)
+    lift, z = pairwise_matrix(ts, "lift"), pairwise_matrix(ts, "z")
+    for r in compare(ts, ["intersection", "hamming"]):
+        i, j = int(r["a"][6:]), int(r["b"][6:])
+        if r["metric"] == "intersection":
+            assert lift.values[i, j] == pytest.approx(r["lift"], rel=1e-12)
+            assert z.values[i, j] == pytest.approx(r["z"], rel=1e-12)
+        else:  # a distance: its z has the other sign
+            assert z.values[i, j] == pytest.approx(-r["z"], rel=1e-12)
+
+
+def test_lift_matrix_errors_and_heatmap(tmp_path):
+    with pytest.raises(ConfigError, match="whole network"):
+        pairwise_matrix(_three(), "lift", layer="__mean__")
+    from ticketlab.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="or the overlap count against chance: lift, z"):
+        pairwise_matrix(_three(), "lfit")
+    fig = pairwise_matrix(family(5), "lift").plot(tmp_path / "lift.png")
+    assert (tmp_path / "lift.png").read_bytes()[:4] == b"\x89PNG"
+    image = fig.axes[0].images[0]
+    assert image.get_cmap().name == "RdBu_r" and np.isclose(sum(image.get_clim()) / 2, 1.0)  # centred on chance
+    assert fig.axes[-1].get_ylabel() == "lift"  # the colour bar says what it shows

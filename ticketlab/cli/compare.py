@@ -9,13 +9,8 @@ from typing import Any
 import click
 
 from ticketlab.cli.common import SEED, common_options, progress_for
+from ticketlab.cli.compare_text import MANY, matrix_table, render_records
 from ticketlab.cli.render import console, visible, warn_unhealthy
-
-_NUM_COLUMNS = ("value", "expected", "lift", "z", "p")
-#: Columns of the degree-preserving null, shown when the records have them (--null degree).
-_DEGREE_COLUMNS = ("expected_degree", "lift_degree", "p_degree")
-#: Columns of the aligned null, shown when the records have them (--align).
-_ALIGNED_COLUMNS = ("expected_aligned", "sd_aligned", "p_aligned")
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -29,117 +24,13 @@ def _labels(paths: list[Path]) -> list[str]:
     return unique_labels([str(p) for p in paths])
 
 
-def _cell(value: Any, column: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if column in ("p", "p_degree", "p_aligned"):
-            return f"{value:.2g}"
-        return f"{value:.4g}"
-    return str(value)
+def _warn(tickets: list[Any], names: list[str]) -> None:
+    """One ``warning:`` line (stderr) per reason the comparison may mislead: densities, models or
+    data sets that differ (:func:`ticketlab.metrics.comparison_warnings`)."""
+    from ticketlab.metrics.compare import comparison_warnings
 
-
-def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: bool = False) -> None:
-    """One table per pair of tickets (metric, layer, value and the chance columns; an asymmetric
-    metric also with the two tickets swapped, as ``metric (b, a)``), one per-ticket table, the
-    metrics that were not computed and why, and with ``hint`` how to ask for more."""
-    from rich.table import Table
-
-    out = console()
-    show_layer = any(r["layer"] != "__total__" for r in records)
-    shown = [r for r in records if r.get("value") is not None]
-    pairs: dict[frozenset[str], tuple[str, str]] = {}
-    for r in shown:
-        if r["b"] is not None:
-            pairs.setdefault(frozenset((r["a"], r["b"])), (r["a"], r["b"]))
-    swapped: list[str] = []
-    columns = _NUM_COLUMNS + tuple(c for c in _DEGREE_COLUMNS + _ALIGNED_COLUMNS if any(c in r for r in shown))
-    for a, b in pairs.values():
-        table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False)
-        table.add_column("metric")
-        if show_layer:
-            table.add_column("layer")
-        for col in columns:
-            table.add_column(col.replace("expected_", "exp_"), justify="right")
-        for r in shown:
-            if (r["a"], r["b"]) in ((a, b), (b, a)):
-                name = r["metric"]
-                if (r["a"], r["b"]) == (b, a):
-                    swapped.append(name)
-                    name += " (b, a)"
-                layer = [r["layer"]] if show_layer else []
-                table.add_row(visible(name), *map(visible, layer), *(_cell(r.get(c), c) for c in columns))
-        out.print(table)
-    singles = [r for r in shown if r["b"] is None]
-    if singles:
-        table = Table(title="per ticket", title_justify="left", box=None, pad_edge=False)
-        table.add_column("metric")
-        if show_layer:
-            table.add_column("layer")
-        present = [lab for lab in labels if any(r["a"] == lab for r in singles)]
-        for lab in present:
-            table.add_column(visible(lab), justify="right")
-        cells: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in singles:
-            cells.setdefault((r["metric"], r["layer"]), {})[r["a"]] = r["value"]
-        for (metric, layer), row in cells.items():
-            table.add_row(visible(metric), *([visible(layer)] if show_layer else []), *(_cell(row.get(lab), "value") for lab in present))
-        out.print(table)
-    if swapped:
-        names = ", ".join(dict.fromkeys(swapped))
-        out.print(f"(b, a): {visible(names)} is asymmetric, so it is also given with the two tickets swapped "
-                  "(the second file of the title as a); see `ticketlab list metrics`")
-    if pairs:
-        out.print("expected, lift, z, p: against random masks with the same per-layer kept counts "
-                  "(hypergeometric null; p is one-sided, for more overlap than chance)")
-    if any(c in columns for c in _ALIGNED_COLUMNS):
-        out.print("exp_aligned, sd_aligned, p_aligned: random masks of the same per-layer counts, aligned the same "
-                  "way (the hypergeometric columns ignore that alignment raises the overlap)")
-    if any(c in columns for c in _DEGREE_COLUMNS):
-        out.print("exp_degree, lift_degree, p_degree: against random masks in which every unit keeps its "
-                  "degree in every layer (curveball samples; p is the add-one empirical p)")
-    for line in _not_computed(records) + _notes(records):
-        out.print(line)
-    if hint:
-        out.print(_more_hint())
-
-
-def _by_note(records: list[dict[str, Any]], computed: bool) -> dict[str, list[str]]:
-    """Each note of the records with (``computed``) or without a value, and the metrics it names."""
-    notes: dict[str, list[str]] = {}
-    for r in records:
-        if r.get("note") and (r.get("value") is not None) == computed:
-            metrics = notes.setdefault(r["note"], [])
-            if r["metric"] not in metrics:
-                metrics.append(r["metric"])
-    return notes
-
-
-def _cap(lines: list[str], most: int, more: str) -> list[str]:
-    return lines[:most] + [more.format(len(lines) - most)] if len(lines) > most else lines
-
-
-def _not_computed(records: list[dict[str, Any]], most: int = 6) -> list[str]:
-    """One line per reason a metric has no value, naming the metrics it applies to (at most
-    ``most`` lines, then a count; ``--json`` has every record)."""
-    lines = [f"not computed: {visible(', '.join(m))} ({visible(note)})" for note, m in _by_note(records, False).items()]
-    return _cap(lines, most, "not computed: {} more reasons (see --json)")
-
-
-def _notes(records: list[dict[str, Any]], most: int = 6) -> list[str]:
-    """One line per note that a computed record carries (e.g. weights left out, the rule that
-    decided a shared initialisation, a topology read as a chain), naming its metrics."""
-    lines = [f"note: {visible(', '.join(m))}: {visible(note)}" for note, m in _by_note(records, True).items()]
-    return _cap(lines, most, "note: {} more notes (see --json)")
-
-
-def _more_hint() -> str:
-    """The line after a default comparison: the groups it left out (from the metric registry)."""
-    from ticketlab.metrics import get_metric, list_groups
-
-    rest = [g for g, names in list_groups().items() if not any(get_metric(n).default for n in names)]
-    return ("more: " + "".join(f"--metric {g}, " for g in rest) + "--metric all; --per-layer for every layer "
-            "(see `ticketlab list groups`)")
+    for line in comparison_warnings(tickets, names):
+        click.echo(f"warning: {visible(line)}", err=True)
 
 
 class CompareCommand(click.Command):
@@ -180,7 +71,9 @@ class CompareCommand(click.Command):
 @click.option("--per-layer", is_flag=True, default=False, help="Also report every layer and the layer means.")
 @click.option("--common-only", is_flag=True, default=False, help="Compare only the parameters the tickets share.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the records as JSON (docs/compare_schema.md).")
-@click.option("--matrix", "matrix_metric", default=None, help="Print an N x N matrix of this pairwise metric.")
+@click.option("--matrix", "matrix_metric", default=None,
+              help="Print an N x N matrix of this pair metric (e.g. jaccard, kappa), or of the overlap against "
+                   "chance: lift (observed / expected) or z.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --matrix: write a clustered heatmap PNG here.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -201,18 +94,24 @@ class CompareCommand(click.Command):
                    "against chance 2d(1-d); with --plot, the curve as a PNG.")
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the null samples (the same seed gives the same output).")
+@click.option("--pair-tables", is_flag=True, default=False,
+              help=f"With more than {MANY} tickets: a table per pair, as for few tickets (default: the matrix and "
+                   "a summary per pair).")
+@click.option("--wide", is_flag=True, default=False,
+              help="One line per table row however wide (default: tables wider than the terminal are stacked).")
 @common_options
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...], per_layer: bool,
             common_only: bool, as_json: bool, matrix_metric: str | None, plot: Path | None,
             csv_path: Path | None, profile_plot: Path | None, null: str | None, null_samples: int,
-            null_rounds: int, align: str | None, seed: int, over_time: bool) -> None:
+            null_rounds: int, align: str | None, seed: int, over_time: bool, pair_tables: bool, wide: bool) -> None:
     """Compare tickets: overlap against chance, per-layer sparsity, signs, graph properties.
 
     \b
     ticketlab compare a.h5 b.h5
     ticketlab compare a.h5 b.h5 --metric jaccard --metric signs --per-layer --json
     ticketlab compare runs/*.h5 --matrix jaccard --plot jaccard.png --csv jaccard.csv
+    ticketlab compare runs/*.h5 --matrix lift
     ticketlab compare a.h5 b.h5 --profile-plot profiles.png
     ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
     ticketlab compare a.h5 b.h5 --metric overlap --align masks --null-samples 20
@@ -220,8 +119,9 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     """
     from ticketlab.errors import ConfigError
 
+    out = console(wide=wide)
     if over_time:
-        _over_time(list(paths), plot, as_json)
+        _over_time(out, list(paths), plot, as_json)
         return
     labels = _labels(list(paths))
     if len(paths) < 2:
@@ -240,22 +140,26 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         plot_profiles([load(p, weights=False, scores=False, history=False) for p in paths], profile_plot,
                       labels=labels)
         if not as_json:
-            console().print(f"density profiles -> {profile_plot}")
+            out.print(f"density profiles -> {profile_plot}")
     if matrix_metric:
-        _matrix(ctx, list(paths), labels, matrix_metric, common_only, as_json, plot, csv_path)
+        _matrix(ctx, out, list(paths), labels, matrix_metric, common_only, as_json, plot, csv_path)
         return
-    from ticketlab.metrics import compare
+    from ticketlab.metrics import compare, prepare, resolve_metrics
 
+    tickets, names = prepare(list(paths), resolve_metrics(list(metrics) or None), labels=labels,
+                             common_only=common_only, load_weights=align == "weights")
+    _warn(tickets, names)
     with progress_for(ctx) as progress:
-        records = compare(list(paths), list(metrics) or None, per_layer=per_layer, common_only=common_only,
-                          labels=labels, progress=progress, null=null, null_samples=null_samples,
-                          null_rounds=null_rounds, seed=seed, align=align)
+        records = compare(tickets, list(metrics) or None, per_layer=per_layer, labels=names, progress=progress,
+                          null=null, null_samples=null_samples, null_rounds=null_rounds, seed=seed, align=align)
     for label, summary in _unhealthy(records).items():  # one line per unhealthy ticket, on stderr
         warn_unhealthy(label, {"status": "unhealthy", "summary": summary})
     if as_json:
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
-        _render_records(records, labels, hint=not metrics)
+        sampled = null is not None or align is not None
+        render_records(out, records, names, hint=not metrics, samples=null_samples if sampled else None,
+                       pair_tables=pair_tables)
 
 
 def _unhealthy(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -269,13 +173,17 @@ def _unhealthy(records: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: str, common_only: bool,
+def _matrix(ctx: click.Context, out: Any, paths: list[Path], labels: list[str], metric: str, common_only: bool,
             as_json: bool, plot: Path | None, csv_path: Path | None) -> None:
-    from ticketlab.metrics import get_metric, pairwise_matrix
+    from ticketlab.metrics import pairwise_matrix
     from ticketlab.metrics.compare import prepare
     from ticketlab.metrics.health import health
+    from ticketlab.metrics.many import _matrix_metric
+    from ticketlab.metrics.registry import CHANCE_MATRICES
 
-    tickets, names = prepare(paths, [get_metric(metric)], labels=labels, common_only=common_only)
+    needs = [] if metric in CHANCE_MATRICES else [_matrix_metric(metric)]
+    tickets, names = prepare(paths, needs, labels=labels, common_only=common_only)
+    _warn(tickets, names)
     for name, t in zip(names, tickets):  # one line per unhealthy ticket, on stderr
         warn_unhealthy(name, health(t).to_dict())
     with progress_for(ctx) as progress:
@@ -289,30 +197,16 @@ def _matrix(ctx: click.Context, paths: list[Path], labels: list[str], metric: st
     if as_json:
         click.echo(json.dumps(m.to_records(), indent=2, allow_nan=False))
         return
-    from rich.table import Table
-
-    order = m.order()
-    clustered = m.orientation is not None and len(order) > 1
-    how = "in clustering order" if clustered else "in the order given"
-    # tickets are numbered in the order given; a column is headed by its ticket's number, and each
-    # row shows that number and the whole label, so no label is ever cut to look like another
-    table = Table(title=f"{visible(metric)}, rows and columns {how}", title_justify="left", box=None,
-                  pad_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("ticket", overflow="fold")
-    for j in order:
-        table.add_column(str(j + 1), justify="right", no_wrap=True)
-    for i in order:
-        table.add_row(str(i + 1), visible(m.labels[i]), *(_cell(float(m.values[i][j]), "value") for j in order))
-    out = console()
+    table, lines = matrix_table(m)
     out.print(table)
-    out.print("#: the tickets in the order given; column k is ticket #k")
+    for line in lines:
+        out.print(line)
     for what, p in (("heatmap", plot), ("csv", csv_path)):
         if p is not None:
-            out.print(f"{what} -> {p}")
+            out.print(f"{what} -> {visible(str(p))}")
 
 
-def _over_time(paths: list[Path], plot: Path | None, as_json: bool) -> None:
+def _over_time(out: Any, paths: list[Path], plot: Path | None, as_json: bool) -> None:
     """``--over-time``: the tracked mask distances of one ticket (``mine --track-masks``)."""
     from ticketlab.errors import ConfigError
     from ticketlab.fileformat import load
@@ -331,7 +225,7 @@ def _over_time(paths: list[Path], plot: Path | None, as_json: bool) -> None:
                      else c[k].tolist() for k in c} for run, c in curves.items()}
         click.echo(json.dumps(out, indent=2, allow_nan=False))
         return
-    from rich.table import Table
+    from ticketlab.cli.render import Table
 
     table = Table(title=f"mask distance during training: {visible(paths[0].name)}")
     for col in ("run", "iteration", "distance", "chance", "relative"):
@@ -340,6 +234,6 @@ def _over_time(paths: list[Path], plot: Path | None, as_json: bool) -> None:
         for i in range(len(c["iteration"])):
             table.add_row(visible(run), str(int(c["iteration"][i])), f"{c['distance'][i]:.4f}",
                           f"{c['chance'][i]:.4f}", f"{c['relative'][i]:.3f}")
-    console().print(table)
+    out.print(table)
     if plot is not None:
-        console().print(f"mask distance -> {visible(str(plot))}")
+        out.print(f"mask distance -> {visible(str(plot))}")

@@ -41,7 +41,7 @@ from ticketlab.metrics.registry import (
 # Family modules register their metrics on import; this order is the order of list_metrics().
 from ticketlab.metrics import overlap, units, sparsity, signs, graph  # noqa: E402,F401  isort:skip
 from ticketlab.metrics.chance import null_stats  # noqa: E402
-from ticketlab.metrics.compare import compare, prepare, result_records  # noqa: E402
+from ticketlab.metrics.compare import comparison_warnings, compare, prepare, result_records, ticket_label  # noqa: E402
 from ticketlab.metrics.degree import DegreeNull, null_tickets  # noqa: E402
 from ticketlab.metrics.graph import analyze, effective_mask, layer_graph_stats, log10_paths  # noqa: E402
 from ticketlab.metrics.many import PairwiseMatrix, pairwise_matrix, plot_heatmap  # noqa: E402
@@ -50,7 +50,8 @@ from ticketlab.metrics.sparsity import plot_profiles  # noqa: E402
 
 __all__ = [
     "COMPARE_SCHEMA", "GROUPS", "MEAN", "TOTAL", "WMEAN", "Cache", "Counts", "DegreeNull", "Metric", "PairwiseMatrix",
-    "analyze", "compare", "default_metrics", "effective_mask", "get_metric", "layer_graph_stats",
+    "analyze", "compare", "comparison_warnings", "default_metrics", "effective_mask", "get_metric", "layer_graph_stats",
     "list_groups", "list_metrics", "load_plugins", "log10_paths", "null_stats", "null_tickets", "pair_counts", "pairwise_matrix",
-    "plot_heatmap", "plot_profiles", "prepare", "register", "resolve_metrics", "result_records", "unregister", "validate_records",
+    "plot_heatmap", "plot_profiles", "prepare", "register", "resolve_metrics", "result_records", "ticket_label",
+    "unregister", "validate_records",
 ]

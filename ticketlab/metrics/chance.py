@@ -194,6 +194,32 @@ def _z(x: Any, mean: Any, var: Any, sign: float) -> Any:
         return sign * (np.asarray(x, float) - mean) / np.sqrt(var)
 
 
+def overlap_lift_z(counts: Counts, index: int | None = None) -> tuple[float, float]:
+    """Lift ``X / E X`` and standard score ``(X - E X) / sd X`` of the overlap count
+    ``X = |A and B|`` under the per-layer null: for the whole network (``index`` None: the layers'
+    means and variances summed, as in :func:`chance_result`'s total) or for layer ``index``.
+
+    They are the records' ``lift`` of intersection, dice, overlap_coef and rel_intersection (each
+    is ``c X`` for fixed counts) and the ``z`` of every overlap record (Hamming's negated); a
+    Jaccard lift differs a little, since ``E[J]`` is not ``J(E X)``. Used by the ``lift`` and ``z``
+    pairwise matrices. NaN where the null has no spread or no expected overlap.
+
+    Example:
+        >>> import numpy as np
+        >>> c = Counts(("w",), np.array([6]), np.array([3]), np.array([2]), np.array([2]))
+        >>> lift, z = overlap_lift_z(c)   # E X = 3*2/6 = 1, Var X = 0.4
+        >>> lift, round(z, 4)             # 2 / 1, (2 - 1) / sqrt(0.4)
+        (2.0, 1.5811)
+    """
+    mean, var = _dist.hypergeom_moments(counts.n, counts.a, counts.b)
+    if index is None:
+        x, mu, v = float(counts.ab.sum()), float(np.sum(mean)), float(np.sum(var))
+    else:
+        x, mu, v = float(counts.ab[index]), float(mean[index]), float(var[index])
+    lift, z = float(_ratio(x, mu)), float(_z(x, mu, v, 1.0))
+    return (lift if math.isfinite(lift) else math.nan), (z if math.isfinite(z) else math.nan)
+
+
 def chance_result(
     counts: Counts,
     formula: Callable[..., Any],

@@ -33,8 +33,30 @@ from ticketlab.ticket import Ticket
 TicketLike = Ticket | str | os.PathLike
 
 
+#: Densities that differ by more than this factor make raw overlap mostly a matter of density.
+DENSITY_RATIO = 1.5
+
+
+def ticket_label(t: Ticket, i: int = 0) -> str:
+    """A short label from a ticket's provenance: method, seed and (kept) density, e.g.
+    ``"synflow s0 d0.1"``; ``ticket<i>`` for a ticket that names no method.
+
+    Example:
+        >>> import numpy as np
+        >>> t = Ticket(masks={"w": np.array([1, 0, 0, 0], bool)}, provenance={"method": "snip", "seed": 3})
+        >>> ticket_label(t), ticket_label(Ticket(masks=t.masks), 1)
+        ('snip s3 d0.25', 'ticket1')
+    """
+    method = t.provenance.get("method")
+    if not isinstance(method, str) or not method:
+        return f"ticket{i}"
+    seed = t.provenance.get("seed")
+    parts = [method] + ([f"s{seed}"] if isinstance(seed, int) and not isinstance(seed, bool) else [])
+    return " ".join(parts + [f"d{t.density:.3g}"] if t.total else parts)
+
+
 def _label(t: Any, i: int) -> str:
-    return f"ticket{i}" if isinstance(t, Ticket) else os.fspath(t)
+    return ticket_label(t, i) if isinstance(t, Ticket) else os.fspath(t)
 
 
 def unique_labels(names: Sequence[str]) -> list[str]:
@@ -52,6 +74,62 @@ def unique_labels(names: Sequence[str]) -> list[str]:
             name = f"{base}#{k}"
         out.append(name)
     return out
+
+
+def _listed(groups: Mapping[str, list[str]], most: int = 3) -> str:
+    """``value: 'l1', 'l2'; value2: 'l3'`` with at most ``most`` labels per value."""
+    def names(labels: list[str]) -> str:
+        shown = ", ".join(f"'{x}'" for x in labels[:most])
+        return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
+    return "; ".join(f"{value}: {names(labels)}" for value, labels in groups.items())
+
+
+def comparison_warnings(tickets: Sequence[Ticket], labels: Sequence[str], *,
+                        density_ratio: float = DENSITY_RATIO) -> list[str]:
+    """One line for each reason the tickets' overlap may mislead (empty when none applies):
+
+    * their densities (kept share of the compared parameters) differ by more than
+      ``density_ratio``: raw overlap (Jaccard, Dice, ...) then mostly measures density, and the
+      chance-corrected lift, z and kappa are the ones to read;
+    * their provenance names different models or data sets (tickets that name none are left out):
+      the same parameter names need not select comparable weights. The line names the parameters
+      compared (with ``common_only``: those the tickets share).
+
+    The ``ticketlab compare`` command prints each as a ``warning:`` line; :func:`compare` itself
+    stays silent.
+
+    Example:
+        >>> import numpy as np
+        >>> a = Ticket(masks={"w": np.array([1, 0, 0, 0], bool)}, provenance={"dataset": "digits"})
+        >>> b = Ticket(masks={"w": np.array([1, 1, 0, 0], bool)}, provenance={"dataset": "mnist5k"})
+        >>> for line in comparison_warnings([a, b], ["a", "b"]):
+        ...     print(line)
+        the tickets' densities differ by a factor of 2 (0.25 for 'a' to 0.5 for 'b'): raw overlap (jaccard, dice, ...) mostly reflects density; read the lift, z or kappa
+        the tickets differ in data set (digits: 'a'; mnist5k: 'b'): the same parameter names need not select comparable weights (compared: w)
+    """
+    lines = []
+    dens = [(t.kept / t.total if t.total else 0.0, lab) for t, lab in zip(tickets, labels)]
+    if len(dens) >= 2:
+        (lo, lo_lab), (hi, hi_lab) = min(dens), max(dens)
+        if hi > 0 and (lo == 0 or hi / lo > density_ratio):
+            factor = f"a factor of {hi / lo:.3g}" if lo > 0 else "more than any factor"
+            lines.append(f"the tickets' densities differ by {factor} ({lo:.3g} for '{lo_lab}' to {hi:.3g} for "
+                         f"'{hi_lab}'): raw overlap (jaccard, dice, ...) mostly reflects density; read the lift, z or kappa")
+    differ = []
+    for key, what in (("model", "model"), ("dataset", "data set")):
+        groups: dict[str, list[str]] = {}
+        for t, lab in zip(tickets, labels):
+            value = t.provenance.get(key)
+            if isinstance(value, str) and value:
+                groups.setdefault(value, []).append(lab)
+        if len(groups) > 1:
+            differ.append(f"{what} ({_listed(groups)})")
+    if differ and tickets:
+        params = list(tickets[0].masks)
+        shown = ", ".join(params[:4]) + (f" and {len(params) - 4} more" if len(params) > 4 else "")
+        lines.append(f"the tickets differ in {' and '.join(differ)}: the same parameter names need not select "
+                     f"comparable weights (compared: {shown})")
+    return lines
 
 
 def _restrict(t: Ticket, names: list[str]) -> Ticket:
@@ -79,7 +157,7 @@ def prepare(
     if isinstance(tickets, (str, os.PathLike, Ticket)):
         tickets = [tickets]
     tickets = list(tickets)
-    if labels is None:  # default labels: the path; a path given again becomes "path#2", "path#3", ...
+    if labels is None:  # default labels: the path or ticket_label; a repeat becomes "path#2", "path#3", ...
         names = unique_labels([_label(t, i) for i, t in enumerate(tickets)])
     else:
         names = [str(x) for x in labels]
@@ -187,7 +265,9 @@ def compare(
             (parameter name; tensor name for unit-count graph metrics); else ``__total__`` only.
         common_only: compare only the parameters all tickets share (else tickets of different
             architectures raise :class:`IncompatibleError` naming the first difference).
-        labels: names for the tickets in the records (default: the path, or ``ticket<i>``).
+        labels: names for the tickets in the records (default: the path; for a Ticket object its
+            method, seed and density, :func:`ticket_label`; a repeat gets ``#2``, ``#3``, ...).
+            :func:`comparison_warnings` says when densities, models or data sets differ.
         progress: optional progress display (one step per metric call).
         null: ``"degree"`` adds the degree-preserving null to the overlap metrics' records
             (``expected_degree``, ``lift_degree``, ``p_degree``; see

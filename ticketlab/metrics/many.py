@@ -6,6 +6,14 @@ fast path: each ticket's masks are bit-packed once (``np.packbits``, every layer
 64-bit words), and each pair costs one AND and one popcount (``np.bitwise_count``) over the packed
 words, summed per layer with ``np.add.reduceat``. Every other metric is called once per pair.
 
+Besides the registered pair metrics, two matrices read the overlap count ``X = |A and B|``
+against the per-layer chance model (:func:`ticketlab.metrics.chance.overlap_lift_z`): ``"lift"``,
+``X / E X`` (1 = chance; the records' ``lift`` of intersection, dice, ...), and ``"z"``, its
+standard score (the records' ``z``). Unlike raw Jaccard they do not grow with the tickets'
+densities. Their diagonal (a ticket against itself) is left undefined (NaN), so that it does not
+set the colour scale; they are not clustered (neither a similarity nor a distance). Cohen's
+``"kappa"`` is a registered metric and clusters like any similarity.
+
 Clustering works on distances: ``1 - value`` for a similarity (1 = identical), the value itself
 for a distance; an asymmetric matrix is symmetrised as ``(D + D^T) / 2``. Linkage is scipy's
 (average by default, optimal leaf ordering); the embedding is scikit-learn's metric MDS on the
@@ -34,9 +42,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ticketlab.errors import ConfigError
-from ticketlab.metrics.base import MEAN, TOTAL, WMEAN, Cache, clean
-from ticketlab.metrics.registry import Metric, get_metric
+from ticketlab.errors import ConfigError, UnknownNameError
+from ticketlab.metrics.base import MEAN, TOTAL, WMEAN, Cache, Counts, clean
+from ticketlab.metrics.registry import CHANCE_MATRICES, Metric, get_metric
 from ticketlab.progress import NullProgress
 from ticketlab.ticket import Ticket
 
@@ -52,6 +60,8 @@ class PairwiseMatrix:
     labels: list[str]
     values: np.ndarray
     orientation: str | None
+    #: the value of chance (1 for lift, 0 for z): the heatmap's colours diverge from it
+    center: float | None = None
 
     def distances(self) -> np.ndarray:
         """Symmetric distance matrix with a zero diagonal (see the module docstring)."""
@@ -147,8 +157,11 @@ class PairwiseMatrix:
         what = self.metric + ("" if self.layer == TOTAL else f" ({self.layer})")
         if tree is not None:
             what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
+        lift, centred = self.center == 1.0 and self.metric == "lift", self.center is not None
         fig = plot_heatmap(self.values, self.labels, linkage=tree, title=what, annotate=annotate,
-                           cmap="viridis" if self.orientation != "distance" else "viridis_r")
+                           colorbar_label=self.metric, ratio=lift, center=None if lift else self.center,
+                           diagonal=not centred,
+                           cmap="RdBu_r" if centred else ("viridis" if self.orientation != "distance" else "viridis_r"))
         if path is not None:
             save_figure(fig, path)
         return fig
@@ -157,7 +170,7 @@ class PairwiseMatrix:
 def plot_heatmap(values: np.ndarray, labels: Sequence[str], *, linkage: np.ndarray | None = None, title: str = "",
                  colorbar_label: str | None = None, cmap: str = "viridis", ratio: bool = False,
                  diagonal: bool = True, annotate: bool | None = None, fontsize: float = 7.0,
-                 max_size: float = 16.0) -> Any:
+                 max_size: float = 16.0, center: float | None = None) -> Any:
     """The heatmap of a square matrix of tickets (``compare --matrix`` and the study report draw
     theirs with it). Returns the matplotlib Figure.
 
@@ -165,7 +178,8 @@ def plot_heatmap(values: np.ndarray, labels: Sequence[str], *, linkage: np.ndarr
     drawn as a dendrogram above the columns and left of the rows (leaf ``i`` over column ``i``).
     ``ratio`` (for a lift over chance) colours on a log scale symmetric around 1, so that half and
     twice chance are equally far from its middle (a diverging ``cmap`` suits it; values <= 0 take the
-    lowest colour); ``diagonal=False`` leaves the diagonal grey. ``annotate`` (default: up to 12
+    lowest colour); ``center`` (e.g. 0 for a z score) colours linearly and symmetric around it;
+    ``diagonal=False`` leaves the diagonal grey. ``annotate`` (default: up to 12
     tickets) writes each value in its cell, in black or white, whichever contrasts more with the
     cell's colour.
     Labels, title and colour bar use ``fontsize`` (points); the matrix is at most ``max_size``
@@ -204,6 +218,11 @@ def plot_heatmap(values: np.ndarray, labels: Sequence[str], *, linkage: np.ndarr
         top = max(1.05, float(np.max(np.maximum(pos, 1.0 / pos)))) if pos.size else 2.0
         norm = LogNorm(vmin=1.0 / top, vmax=top)
         shown_vals = np.where(np.isfinite(vals), np.clip(vals, 1.0 / top, top), np.nan)
+    elif center is not None and np.isfinite(vals).any():
+        from matplotlib.colors import Normalize
+
+        r = float(np.nanmax(np.abs(vals - center))) or 1.0
+        norm = Normalize(vmin=center - r, vmax=center + r)
     from matplotlib import colormaps
 
     colours = colormaps[cmap].with_extremes(bad="0.72")  # undefined cells (and a hidden diagonal) grey
@@ -296,11 +315,10 @@ def _layer_value(metric: Metric, n: np.ndarray, a: np.ndarray, b: np.ndarray, ab
         return float(per[ok].mean() if layer == MEAN else np.average(per[ok], weights=n[ok]))
 
 
-def _count_matrix(tickets: list[Ticket], metric: Metric, layer: str, progress: Any) -> np.ndarray:
-    names = list(tickets[0].masks)
-    index = None
-    if layer not in (TOTAL, MEAN, WMEAN):
-        index = names.index(layer)
+def _count_matrix(tickets: list[Ticket], name: str, value: Any, symmetric: bool, diagonal: bool,
+                  progress: Any) -> np.ndarray:
+    """``value(n, a, b, ab)`` (per-layer count arrays) for every ordered pair; the diagonal NaN
+    unless ``diagonal``."""
     packed = [_pack(t) for t in tickets]
     offsets = packed[0][1]
     n = np.array([m.size for m in tickets[0].masks.values()], dtype=np.int64)
@@ -308,17 +326,31 @@ def _count_matrix(tickets: list[Ticket], metric: Metric, layer: str, progress: A
     buf = np.empty_like(packed[0][0])
     k = len(tickets)
     out = np.full((k, k), math.nan)
-    with progress.task(f"{metric.name} matrix", total=k * (k + 1) // 2) as task:
+    with progress.task(f"{name} matrix", total=k * (k + 1) // 2) as task:
         for i in range(k):
             for j in range(i, k):
-                ab = kept[i] if i == j else _popcounts(packed[i][0], packed[j][0], offsets, buf)
-                out[i, j] = _layer_value(metric, n, kept[i], kept[j], ab, layer, index)
-                if i != j and metric.symmetric:
-                    out[j, i] = out[i, j]
-                elif i != j:
-                    out[j, i] = _layer_value(metric, n, kept[j], kept[i], ab, layer, index)
+                if i != j or diagonal:
+                    ab = kept[i] if i == j else _popcounts(packed[i][0], packed[j][0], offsets, buf)
+                    out[i, j] = value(n, kept[i], kept[j], ab)
+                    if i != j and symmetric:
+                        out[j, i] = out[i, j]
+                    elif i != j:
+                        out[j, i] = value(n, kept[j], kept[i], ab)
                 task.advance()
     return out
+
+
+def _metric_value(metric: Metric, layer: str, index: int | None) -> Any:
+    return lambda n, a, b, ab: _layer_value(metric, n, a, b, ab, layer, index)
+
+
+def _chance_value(which: str, layers: list[str], layer: str, index: int | None) -> Any:
+    from ticketlab.metrics.chance import overlap_lift_z
+
+    if layer in (MEAN, WMEAN):
+        raise ConfigError(f"the '{which}' matrix is for the whole network ({TOTAL}) or one layer, not {layer}")
+    pick = 0 if which == "lift" else 1
+    return lambda n, a, b, ab: overlap_lift_z(Counts(tuple(layers), n, a, b, ab), index)[pick]
 
 
 # ------------------------------------------------------------------------------ generic path
@@ -354,7 +386,8 @@ def pairwise_matrix(
     common_only: bool = False,
     progress: NullProgress | None = None,
 ) -> PairwiseMatrix:
-    """The N x N matrix of a registered pair ``metric`` over ``tickets`` (objects or file paths).
+    """The N x N matrix of a registered pair ``metric`` over ``tickets`` (objects or file paths),
+    or of ``"lift"`` / ``"z"``: the overlap count against chance (see the module docstring).
 
     ``layer`` picks ``"__total__"`` (default), ``"__mean__"``, ``"__wmean__"`` or a parameter
     name. Raises :class:`~ticketlab.errors.IncompatibleError` for tickets of different
@@ -365,21 +398,37 @@ def pairwise_matrix(
         >>> t = Ticket(masks={"w": np.array([1, 0, 1, 0], bool)})
         >>> pairwise_matrix([t, t], "hamming").values.tolist()
         [[0.0, 0.0], [0.0, 0.0]]
+        >>> pairwise_matrix([t, t], "lift").values.tolist()   # X = 2, E X = 2 * 2 / 4
+        [[nan, 2.0], [2.0, nan]]
     """
     from ticketlab.metrics.compare import prepare
 
-    m = get_metric(metric)
-    if m.kind != "pair":
+    chance = metric in CHANCE_MATRICES
+    m = None if chance else _matrix_metric(metric)
+    if m is not None and m.kind != "pair":
         raise ConfigError(f"metric '{metric}' describes one ticket; a matrix needs a pair metric")
     progress = progress or NullProgress()
-    loaded, names = prepare(tickets, [m], labels=labels, common_only=common_only)
+    loaded, names = prepare(tickets, [m] if m is not None else [], labels=labels, common_only=common_only)
     if not loaded:
         raise ConfigError("a pairwise matrix needs at least one ticket")
     layers = list(loaded[0].masks)
     if layer not in (TOTAL, MEAN, WMEAN) and layer not in layers:
         raise ConfigError(f"unknown layer '{layer}' (choose from: {TOTAL}, {MEAN}, {WMEAN}, {', '.join(layers)})")
+    index = layers.index(layer) if layer in layers else None
+    if m is None:
+        values = _count_matrix(loaded, metric, _chance_value(metric, layers, layer, index), True, False, progress)
+        return PairwiseMatrix(metric=metric, layer=layer, labels=names, values=values, orientation=None,
+                              center=1.0 if metric == "lift" else 0.0)
     if m.from_counts is not None:
-        values = _count_matrix(loaded, m, layer, progress)
+        values = _count_matrix(loaded, m.name, _metric_value(m, layer, index), m.symmetric, True, progress)
     else:
         values = _generic_matrix(loaded, m, layer, progress)
     return PairwiseMatrix(metric=metric, layer=layer, labels=names, values=values, orientation=m.orientation)
+
+
+def _matrix_metric(name: str) -> Metric:
+    """The registered metric ``name``; an unknown name's error also offers the chance matrices."""
+    try:
+        return get_metric(name)
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"{exc}; or the overlap count against chance: {', '.join(CHANCE_MATRICES)}") from None

@@ -34,6 +34,8 @@ KINDS = ("pair", "single")
 ORIENTATIONS = ("similarity", "distance", None)
 #: Families of the built-in metrics; a family name in ``compare(metrics=...)`` selects them all.
 GROUPS = ("overlap", "units", "sparsity", "signs", "graph", "custom")
+#: Pairwise matrices that are not metrics: the overlap count against chance (many.py); reserved.
+CHANCE_MATRICES = ("lift", "z")
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ def register(
         key = name or fn.__name__
         if key in GROUPS or key == "all":
             raise ConfigError(f"'{key}' is a metric group name and cannot name a metric")
+        if key in CHANCE_MATRICES:
+            raise ConfigError(f"'{key}' names a chance matrix (pairwise_matrix) and cannot name a metric")
         try:
             takes_cache = "cache" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
