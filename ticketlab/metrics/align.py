@@ -45,8 +45,7 @@ give the null mean and sd of every overlap metric and the add-one empirical
 
 Example:
     >>> import numpy as np
-    >>> from ticketlab.network import tensor_order, topology_of
-from ticketlab.ticket import Ticket
+    >>> from ticketlab.ticket import Ticket
     >>> rng = np.random.default_rng(0)
     >>> a = Ticket(masks={"fc1.weight": rng.random((6, 4)) < .5, "fc2.weight": rng.random((3, 6)) < .5})
     >>> perm = rng.permutation(6)                    # B = A with its hidden units shuffled
@@ -65,6 +64,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ticketlab.errors import ConfigError
+from ticketlab.network import tensor_order, topology_of
 from ticketlab.ticket import Ticket
 
 #: What the similarity of two units is computed from.
