@@ -29,8 +29,8 @@ from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import (
-    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
-    keep_count_truncated, select_top, tie_columns, warn_ties,
+    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, select_target, target_count,
+    tie_columns, warn_ties,
 )
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
@@ -409,26 +409,19 @@ def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
             masks: dict[str, torch.Tensor], count_rule: str = "exact",
             buffers: SelectionBuffers | None = None, generator: torch.Generator | None = None,
             ties: list[TieRecord] | None = None) -> dict[str, torch.Tensor]:
-    """One round's selection: one density over ``scope``, or one density per parameter."""
-    kw: dict[str, Any] = {"count_rule": count_rule, "buffers": buffers, "generator": generator, "ties": ties}
-    if not isinstance(target, dict):
-        return select_top(scores, target, scope=scope, masks=masks, **kw)
-    out: dict[str, torch.Tensor] = {}
-    for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
-        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]}, **kw))
-    return out
-
+    """One round's selection: one density over ``scope``, or one density per parameter
+    (:func:`ticketlab.selection.select_target`)."""
+    return select_target(scores, target, scope=scope, masks=masks, count_rule=count_rule, buffers=buffers,
+                         generator=generator, ties=ties)
 
 
 def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int], count_rule: str = "exact") -> int:
-    """Number of weights a round with ``target`` asks for: :func:`keep_count` (every rule but
-    ``"truncated"``, which keeps :func:`keep_count_truncated`)."""
-    count = keep_count_truncated if count_rule == "truncated" else keep_count
+    """Number of weights a round with ``target`` asks for (:func:`ticketlab.selection.target_count`)."""
     if isinstance(target, dict):
-        return sum(count(target[n], size) for n, size in sizes.items())
+        return sum(target_count(target[n], size, count_rule) for n, size in sizes.items())
     if scope == "layer":
-        return sum(count(target, size) for size in sizes.values())
-    return count(target, sum(sizes.values()))
+        return sum(target_count(target, size, count_rule) for size in sizes.values())
+    return target_count(target, sum(sizes.values()), count_rule)
 
 
 def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor]) -> list[RoundTarget]:
