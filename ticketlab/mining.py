@@ -34,7 +34,7 @@ from ticketlab.selection import (
 )
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
-from ticketlab.weights import apply_treatment_
+from ticketlab.weights import apply_treatment_, bias_masks, recorded_conventions
 
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
 #: repeat the model initialisation's stream.
@@ -386,8 +386,8 @@ def mine(
     miner.finish(ctx)
     if start_weights is not None:  # the ticket's network starts from these: its init snapshot
         init = {n: start_weights[n].detach().cpu().numpy().copy() for n in params}
-        for n in params:
-            init_state[n] = start_weights[n].detach().cpu().to(init_state[n].dtype).clone()
+        for n, w in start_weights.items():  # the biases too where the method sets them (supermask, reference)
+            init_state[n] = w.detach().cpu().to(init_state[n].dtype).clone()
 
     with torch.no_grad():
         for n, p in params.items():
@@ -398,8 +398,10 @@ def mine(
     if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
         extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
     if train_ticket:  # from the whole initial state (weights, biases, batch norm), on the real data
+        _, _, pruned_biases = recorded_conventions(ctx.provenance)  # masked biases (supermask, reference)
         _, trained_row = train_sparse(net, init_state, clean, ticket_config, masks, seed=seed, device=dev,
-                                      progress=progress, label="train")
+                                      progress=progress, label="train",
+                                      extra_masks=bias_masks(pruned_biases, dict(net.named_parameters())))
         history.append(trained_row)
         extra["test_accuracy"] = trained_row.get("test_accuracy")
     return make_ticket(masks, history, scores, len(densities), **extra)
