@@ -16,12 +16,19 @@ configuration, so a rerun skips it (and a changed configuration runs again):
   thresholds=..., final_weights="early_stop")`` after 20,000 dense iterations, then 5,000
   iterations of training of the chosen mask with its zeros frozen.
 * ``baseline``: the recipe's layer-size baseline, dense 784-h1-h2-10 nets trained 5,000 iterations.
+* ``reference``: the ``fig3`` sweeps again under the miner's ``protocol="reference"`` (Zhou et
+  al.'s code: the sign criteria's 0 scores, the count ``N - int(N * pp / 100)``, the output layer
+  at ``0.9^p``, biases under the kept action), for the criteria of :data:`REF_CRITERIA`, from the
+  same dense training per seed; the masks of every ranking criterion under both protocols at the
+  same density (Jaccard per layer); and the miner run end to end with ``--protocol reference``,
+  whose sweep rows must equal the computed ones.
 
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/supermask_study.py                # everything missing, then the page
     .venv/bin/python benchmarks/supermask_study.py --report-only  # page and plots from the cache
     .venv/bin/python benchmarks/supermask_study.py --part fig3 --fig3-seeds 0,1,2,3,4
+    .venv/bin/python benchmarks/supermask_study.py --part reference   # only the protocol comparison
 
 The page and its PNGs (``docs/results/supermask*.png``) are generated as a whole: edit this
 script, not the page.
@@ -64,6 +71,19 @@ MINER_CHECK = {"criterion": "large_final_same_sign", "kept": "signed_std"}
 #: criteria whose test accuracy is computed too (the others: validation only, to save time)
 TEST_CRITERIA = ("large_final_same_sign",)
 TABLE_POWERS = (3, 7, 10, 14, 20, 24)  # densities 0.8^k shown in the tables
+REF_TABLE_POWERS = (1, 2, 3, 5, 7, 10, 14, 20)  # section 4: the dense end too, where the scorings differ
+
+#: protocol "reference": the criteria swept again (where the protocols score differently, the default
+#: and large_final, whose curve changes by the counts, the output rate and the biases only)
+REF_CRITERIA = ("large_final_same_sign", "large_final_diff_sign", "magnitude_increase_same_sign",
+                "magnitude_increase_diff_sign", "large_final")
+REF_KEPT = ("init", "signed_std")
+#: the criteria the protocols score differently: also swept with the reference scores alone (ticketlab's
+#: counts, one density for every layer, initial biases), which isolates the scoring
+REF_SCORE_CRITERIA = REF_CRITERIA[:4]
+#: the protocols figure: one column per criterion
+REF_PLOT_CRITERIA = ("magnitude_increase_same_sign", "large_final_diff_sign", "large_final")
+MINER_CHECK_REF = {"criterion": "large_final_diff_sign", "kept": "signed_std", "protocol": "reference"}
 
 RECIPE_MODEL, RECIPE_DATASET = "mlp_200_30", "mnist5k"
 ADAM = {"optimizer": "adam", "lr": 0.0012, "batch_size": 60}
@@ -99,6 +119,13 @@ def _job_config(kind: str, **kw: Any) -> dict[str, Any]:
                 "sweep": SWEEP, "kept": list(FIG3_KEPT), "sign_kept": {k: list(v) for k, v in FIG3_SIGN_KEPT.items()},
                 "single_kept": list(FIG3_SINGLE_KEPT), "test_criteria": list(TEST_CRITERIA), "criteria": _ranking_criteria(), "miner": MINER_CHECK,
                 "recalibrate": 10, **kw}
+    if kind == "reference":
+        dataset, model_kwargs = FIG3_PANELS[kw["panel"]]
+        return {"kind": kind, "model": FIG3_MODEL, "dataset": dataset, "model_kwargs": model_kwargs,
+                "sweep": SWEEP, "kept": list(REF_KEPT), "criteria": list(REF_CRITERIA),
+                "score_only": list(REF_SCORE_CRITERIA),
+                "jaccard_criteria": [c for c in _ranking_criteria() if c != "random"], "miner": MINER_CHECK_REF,
+                "recalibrate": 10, **kw}
     if kind == "recipe":
         return {"kind": kind, "model": RECIPE_MODEL, "dataset": RECIPE_DATASET, "dense": RECIPE_DENSE,
                 "ticket": RECIPE_TICKET, "thresholds": list(THRESHOLDS), **kw}
@@ -110,7 +137,7 @@ def _job_config(kind: str, **kw: Any) -> dict[str, Any]:
 def job_path(cache: Path, config: dict[str, Any]) -> Path:
     """``cache/KIND/NAME_HASH.json``: the hash covers the whole job configuration."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    if config["kind"] == "fig3":
+    if config["kind"] in ("fig3", "reference"):
         name = f"{config['panel']}_s{config['seed']}"
     elif config["kind"] == "recipe":
         name = f"s{config['seed']}"
@@ -202,6 +229,126 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
                       "untrained_test_accuracy": final["untrained_test_accuracy"]}}
 
 
+def _reference(config: dict[str, Any]) -> dict[str, Any]:
+    """Dense training once (as ``_fig3``), then the protocol-reference sweeps of ``REF_CRITERIA``
+    and the two protocols' masks at equal densities; the miner's own reference sweep must match."""
+    import torch
+
+    from ticketlab.data import load_dataset
+    from ticketlab.mining import _MINER_STREAM, _TIE_STREAM, mine
+    from ticketlab.miners.supermask import REFERENCE_OUTPUT_BASE, criterion_scores, parse_sweep, sweep_powers
+    from ticketlab.models import create_model, prunable_parameters
+    from ticketlab.selection import select_target, select_top
+    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, train
+    from ticketlab.weights import kept_generator, kept_weights, layer_biases, start_biases
+
+    dataset, seed, model, model_kwargs = config["dataset"], config["seed"], config["model"], config["model_kwargs"]
+    data = load_dataset(dataset, seed=seed)
+    net = create_model(model, data.spec, seed=seed, **model_kwargs)
+    params = prunable_parameters(net)
+    init_state = state_copy(net)
+    theta0 = {n: p.detach().clone() for n, p in params.items()}
+    train(net, data, default_train_config(model, dataset), seed=seed, device="cpu")
+    thetaT = {n: p.detach().clone() for n, p in params.items()}
+    base, lo, hi = sweep_powers(config["sweep"])
+    points = [(base ** k, REFERENCE_OUTPUT_BASE ** k) for k in range(lo, hi + 1)]  # hidden, output (Zhou)
+    out_layer = list(params)[-1]
+    targets = [{n: (o if n == out_layer else d) for n in params} for d, o in points]
+    biases = list(layer_biases(dict(net.named_parameters()), params).values())
+    b0 = {n: init_state[n] for n in biases}
+    ones = {n: torch.ones_like(b, dtype=torch.bool) for n, b in b0.items()}  # ranking criteria: biases unmasked
+
+    def tie() -> torch.Generator:  # the run's selection stream, as every sweep point starts from it
+        return torch.Generator().manual_seed(seed + _TIE_STREAM)
+
+    def run(masks: dict[str, torch.Tensor], kept: str, test: bool) -> dict[str, float]:
+        gen = kept_generator(seed)
+        w = {n: kept_weights(kept, theta0[n], masks[n], generator=gen, within="layer") for n in masks}
+        start = {**init_state, **{n: b.to(init_state[n].dtype)
+                                  for n, b in start_biases(kept, b0, ones, seed=seed, within="layer").items()}}
+        ev = evaluate_untrained(net, data, masks, w, state=start, recalibrate=config["recalibrate"], seed=seed,
+                                splits=("val", "test") if test else ("val",))
+        k = sum(int(m.sum()) for m in masks.values())
+        out = {"kept": k, "density": k / sum(m.numel() for m in masks.values()), "val": ev["val"][1],
+               "val_loss": ev["val"][0]}
+        if test:
+            out["test"] = ev["test"][1]
+        return out
+
+    check = config["miner"]
+    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for crit in config["criteria"]:
+        scores = criterion_scores(crit, theta0, thetaT, generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
+                                  protocol="reference")
+        per_kept: dict[str, dict[str, list[float]]] = {k: {} for k in config["kept"]}
+        for target in targets:
+            masks = select_target(scores, target, scope="layer", count_rule="truncated_percent", generator=tie())
+            for kept in config["kept"]:
+                test = crit == check["criterion"] and kept == check["kept"]
+                for key, v in run(masks, kept, test).items():
+                    per_kept[kept].setdefault(key, []).append(v)
+        curves[crit] = per_kept
+
+    # the reference scores alone: everything else as section 1's exact sweeps (its selection call,
+    # one density for every layer, ticketlab's count, the initial biases, signs shuffled among the kept)
+    grid = parse_sweep(config["sweep"])
+    score_only: dict[str, dict[str, list[float]]] = {}
+    for crit in config["score_only"]:
+        scores = criterion_scores(crit, theta0, thetaT, protocol="reference")
+        per: dict[str, list[float]] = {k: [] for k in config["kept"]}
+        for d in grid:
+            masks = select_top(scores, d, scope="layer")
+            for kept in config["kept"]:
+                gen = kept_generator(seed)
+                w = {n: kept_weights(kept, theta0[n], masks[n], generator=gen) for n in masks}
+                ev = evaluate_untrained(net, data, masks, w, state=init_state, recalibrate=config["recalibrate"],
+                                        seed=seed, splits=("val",))
+                per[kept].append(ev["val"][1])
+        score_only[crit] = per
+
+    # the two protocols' masks at the same density for every layer: scores and count rule only
+    jaccard: dict[str, dict[str, list[float]]] = {}
+
+    def jac(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:
+        return {n: float((a[n] & b[n]).sum()) / max(float((a[n] | b[n]).sum()), 1.0) for n in a}
+
+    for crit in config["jaccard_criteria"]:
+        exact = criterion_scores(crit, theta0, thetaT)
+        ref = criterion_scores(crit, theta0, thetaT, protocol="reference")
+        rows: dict[str, list[float]] = {}
+        for d in grid:
+            m_exact = select_top(exact, d, scope="layer", generator=tie())
+            m_ref = select_top(ref, d, scope="layer", count_rule="truncated_percent", generator=tie())
+            m_count = select_top(exact, d, scope="layer", count_rule="truncated_percent", generator=tie())
+            for n, v in jac(m_exact, m_ref).items():
+                rows.setdefault(n, []).append(v)
+            for n, v in jac(m_exact, m_count).items():
+                rows.setdefault(f"count:{n}", []).append(v)
+        jaccard[crit] = rows
+
+    # the miner, end to end with --protocol reference: its sweep must be the computed one
+    ticket = mine("supermask", model=model, dataset=dataset, seed=seed, device="cpu", model_kwargs=model_kwargs,
+                  miner_config={**check, "sweep": config["sweep"]}, keep_weights=False, keep_scores=False)
+    rows = [r for r in ticket.history if r.get("stage") == "sweep"]
+    mine_curve = curves[check["criterion"]][check["kept"]]
+    assert len(rows) == len(targets), (len(rows), len(targets))
+    for i, r in enumerate(rows):
+        mine_row = (r["kept"], r["density"], r["val_accuracy"], r["val_loss"], r["test_accuracy"],
+                    r["target_density"], r["target_output_density"])
+        ours = (mine_curve["kept"][i], mine_curve["density"][i], mine_curve["val"][i], mine_curve["val_loss"][i],
+                mine_curve["test"][i], points[i][0], points[i][1])
+        assert mine_row == ours, f"miner reference sweep row {i} differs: {mine_row} != {ours}"
+    chosen = [i for i, r in enumerate(rows) if r.get("selected")]
+    assert chosen == [int(np.argmax(mine_curve["val"]))], (chosen, mine_curve["val"])
+    final = ticket.history[-1]
+    return {"grid": [d for d, _ in points], "output_grid": [o for _, o in points], "curves": curves,
+            "score_only": score_only, "jaccard": jaccard, "sizes": {n: int(p.numel()) for n, p in params.items()},
+            "miner": {"rows_checked": len(rows), "selected_density": final["density"],
+                      "count_rule": ticket.provenance["count_rule"],
+                      "untrained_val_accuracy": final["untrained_val_accuracy"],
+                      "untrained_test_accuracy": final["untrained_test_accuracy"]}}
+
+
 def _train_config(options: dict[str, Any]):
     from ticketlab.training import TrainConfig
 
@@ -269,7 +416,7 @@ def _run(job: tuple[dict[str, Any], str]) -> tuple[str, float]:
     config, path = job
     torch.set_num_threads(1)
     started, cpu = time.perf_counter(), time.process_time()
-    result = {"recipe": _recipe, "fig3": _fig3, "baseline": _baseline}[config["kind"]](config)
+    result = {"recipe": _recipe, "fig3": _fig3, "baseline": _baseline, "reference": _reference}[config["kind"]](config)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +434,8 @@ def all_jobs(parts: list[str], fig3_seeds: list[int], recipe_seeds: list[int],
         jobs += [_job_config("baseline", hidden=list(h), seed=s) for s in baseline_seeds for h in BASELINE_HIDDEN]
     if "recipe" in parts:
         jobs += [_job_config("recipe", seed=s) for s in recipe_seeds]
+    if "reference" in parts:
+        jobs += [_job_config("reference", panel=p, seed=s) for p in FIG3_PANELS for s in fig3_seeds]
     return jobs
 
 
@@ -456,8 +605,8 @@ def _plot_sign(per_ds: dict[str, dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def _table_idx(grid: np.ndarray) -> list[int]:
-    return [int(np.argmin(abs(grid - 0.8 ** k))) for k in TABLE_POWERS if any(abs(g - 0.8 ** k) < 1e-12 for g in grid)]
+def _table_idx(grid: np.ndarray, powers: tuple[int, ...] = TABLE_POWERS) -> list[int]:
+    return [int(np.argmin(abs(grid - 0.8 ** k))) for k in powers if any(abs(g - 0.8 ** k) < 1e-12 for g in grid)]
 
 
 def _fig3_section(per_ds: dict[str, dict[str, Any]]) -> list[str]:
@@ -473,7 +622,7 @@ def _fig3_section(per_ds: dict[str, dict[str, Any]]) -> list[str]:
         "20 epochs = " + ", ".join(f"{n:,} iterations on `{d}`" for d, n in its.items()) + "), θT = the last "
         "weights. Every weight is scored by each criterion from θ0/θT, and each layer keeps its own top "
         "`keep_count(d, N_l)` (`--scope layer`; the output layer at the same density as the hidden ones, where Zhou "
-        f"prune it at half the hidden rate) for d on the grid `{SWEEP}` (80 % down to "
+        f"prune it at half the hidden rate: section 4 runs Zhou's conventions) for d on the grid `{SWEEP}` (80 % down to "
         f"{_density_label(grid.min())}). The kept weights are set to θ0 (`--kept init`) or to Zhou's signed constant "
         "sign(θ0)·std(layer θ0) (`--kept signed_std`; ticketlab's `signed_constant` is the Kaiming constant "
         "sqrt(2/fan_in), not used here); biases stay at their initial values; the masked network is evaluated "
@@ -606,7 +755,7 @@ def _subset_paragraph(per_ds: dict[str, dict[str, Any]]) -> list[str]:
         f"{100 / n_val:.1f} points, and at 80 % accuracy the binomial standard error is {100 * se:.1f} points, so "
         "gaps of a few points between criteria are noise; the test split "
         f"({a['dense']['test_size']:,} images) is a tenth of MNIST's. The grid and the kept actions are Zhou's; "
-        "the output layer's rate is not (see the protocol). Absolute numbers are therefore only roughly comparable "
+        "the output layer's rate is not, except in section 4. Absolute numbers are therefore only roughly comparable "
         "with Zhou's; the ordering of the criteria and the sign effects are the comparable part.",
         "",
     ]
@@ -648,6 +797,253 @@ def _sign_section(per_ds: dict[str, dict[str, Any]]) -> list[str]:
                             f"the same-sign signed-constant mask is above 20 % (positive in {int((dl > 0).sum())} of "
                             f"{dl.size} seed × density pairs), largest {m[j]:+.1f} at {_density_label(grid[j])}")
         L += [f"On {_title(ds)}: " + "; ".join(sent) + ".", ""]
+    return L
+
+
+# ----------------------------------------------------------------------------- protocol report
+def _ref_arrays(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """crit -> kept -> {"val": seeds x grid}; jaccard crit -> layer -> seeds x grid; seeds."""
+    out: dict[str, Any] = {"grid": np.array(results[0]["grid"]), "output_grid": np.array(results[0]["output_grid"]),
+                           "seeds": [r["config"]["seed"] for r in results], "sizes": results[0]["sizes"],
+                           "miner": [r["miner"] for r in results], "config": results[0]["config"]}
+    out["curves"] = {crit: {kept: {key: np.array([r["curves"][crit][kept][key] for r in results])
+                                   for key in ("val", "density")}
+                            for kept in results[0]["curves"][crit]} for crit in results[0]["curves"]}
+    out["score_only"] = {crit: {kept: np.array([r["score_only"][crit][kept] for r in results])
+                                for kept in results[0]["score_only"][crit]} for crit in results[0]["score_only"]}
+    out["jaccard"] = {crit: {layer: np.array([r["jaccard"][crit][layer] for r in results])
+                             for layer in results[0]["jaccard"][crit]} for crit in results[0]["jaccard"]}
+    out["seconds"] = sum(r["seconds"] for r in results)
+    out["cpu_seconds"] = sum(r.get("cpu_seconds", math.nan) for r in results)
+    return out
+
+
+def _plot_protocols(per_ds: dict[str, dict[str, Any]], refs: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [ds for ds in refs if ds in per_ds]
+    fig, axes = plt.subplots(len(panels), len(REF_PLOT_CRITERIA), figsize=(15, 4.2 * len(panels) + 0.7),
+                             squeeze=False)
+    for row, ds in enumerate(panels):
+        a, r = per_ds[ds], refs[ds]
+        x = r["grid"] * 100
+        for col, crit in enumerate(REF_PLOT_CRITERIA):
+            ax = axes[row][col]
+            for i, kept in enumerate(REF_KEPT):
+                color = f"C{i}"
+                e = a["curves"][crit][kept]["val"]
+                ax.plot(x, e.mean(0), color=color, lw=1.6, label=f"kept {kept}: exact")
+                if crit in r["score_only"]:
+                    so = r["score_only"][crit][kept]
+                    ax.plot(x, so.mean(0), color=color, lw=1.6, ls=":", label=f"kept {kept}: reference scores only")
+                f = r["curves"][crit][kept]["val"]
+                ax.plot(x, f.mean(0), color=color, lw=1.6, ls="--", label=f"kept {kept}: reference")
+                ax.fill_between(x, f.min(0), f.max(0), color=color, alpha=0.10, lw=0)
+            ax.axhline(0.1, color="gray", lw=0.6, ls=":")
+            _xaxis(ax, x.min())
+            ax.set_xlabel("hidden layers' weights remaining (%)")
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("untrained validation accuracy")
+            ax.set_title(f"{_title(ds, False)}\n{crit} (n={len(r['seeds'])} seeds; reference min–max shaded)",
+                         fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
+    fig.suptitle(f"{FIG3_MODEL}, supermasks untrained: exact (solid) against Zhou et al.'s conventions: the "
+                 "reference scores alone (dotted) and all of them (dashed; output layer at 0.9^p, biases under the "
+                 "kept action)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.7 / (4.2 * len(panels) + 0.7), 1, 0.97))
+    _save(fig, path)
+
+
+def _count_sentence(refs: dict[str, dict[str, Any]]) -> str:
+    from ticketlab.selection import keep_count, keep_count_truncated_percent
+
+    parts = []
+    for ds, r in refs.items():
+        sizes = list(r["sizes"].values())
+        grid = r["grid"]
+        more = sum(keep_count_truncated_percent(d, n) - keep_count(d, n) for d in grid for n in sizes)
+        differ = sum(keep_count_truncated_percent(d, n) != keep_count(d, n) for d in grid for n in sizes)
+        parts.append(f"`{ds}` (layers of {', '.join(f'{n:,}' for n in sizes)} weights): {differ} of "
+                     f"{len(grid) * len(sizes)} layer × density points, {more:+d} weights in all")
+    return ("Zhou's count `N − int(N·pp/100)` is `ceil(d·N)` up to floating point, ticketlab's `floor(d·N + 1/2)` "
+            "rounds: Zhou keeps one weight more wherever `d·N` has a fractional part below one half; at the same "
+            "density `0.8^p` for every layer that is " + "; ".join(parts) + ".")
+
+
+def _jaccard_lines(ds: str, r: dict[str, Any]) -> list[str]:
+    grid = r["grid"]
+    layers = list(r["sizes"])
+    rows, same = [], []
+    for crit, jl in r["jaccard"].items():
+        means = {n: jl[n].mean(0) for n in layers}
+        counts = {n: jl[f"count:{n}"].mean(0) for n in layers}
+        worst = min(float(m.min()) for m in means.values())
+        count_worst = min(float(m.min()) for m in counts.values())
+        if worst < count_worst - 1e-9:  # the scoring changes the mask, not only the count
+            cells = []
+            for n in layers:
+                m = means[n]
+                i = int(np.argmin(m))
+                low = int((m < 0.99).sum())
+                cells.append(f"{m[i]:.2f} at {_density_label(grid[i])} ({low} below 0.99)")
+            rows.append(f"| `{crit}` | " + " | ".join(cells) + " |")
+        else:
+            same.append(crit)
+    L = [f"{_title(ds)}: the criteria whose masks differ beyond the count (mean Jaccard over "
+         f"{len(r['seeds'])} seeds; its minimum over the grid, where, and at how many of the {len(grid)} densities "
+         "it is below 0.99):", "",
+         "| criterion | " + " | ".join(f"`{n}`" for n in layers) + " |", "|---|" + "---|" * len(layers)]
+    L += rows + [""]
+    if same:
+        def low(names: list[str]) -> str:
+            v = min((float(r["jaccard"][c][f"count:{n}"].mean(0).min()), n) for c in same for n in names)
+            return f"{v[0]:.4f} (`{v[1]}`)"
+
+        L += ["The other criteria differ by the count only (" + ", ".join(f"`{c}`" for c in same)
+              + "): their masks under the two protocols have the Jaccard index of ticketlab's masks at the two "
+              f"counts, lowest {low(layers[:-1])} in the hidden layers and {low(layers[-1:])} in the output layer "
+              "(one weight of the few it keeps at the sparse end).", ""]
+    return L
+
+
+def _protocol_section(per_ds: dict[str, dict[str, Any]], refs: dict[str, dict[str, Any]]) -> list[str]:
+    checked = ", ".join(f"{sum(m['rows_checked'] for m in r['miner'])} on `{ds}`" for ds, r in refs.items())
+    L = ["## 4. Zhou's conventions (`--protocol reference`) against ticketlab's defaults", "",
+         "**Protocol.** For " + ", ".join(f"`{c}`" for c in REF_CRITERIA) + " the sweeps of section 1 are computed "
+         "again from the same dense networks (same seeds; seeded training gives the same θ0 and θT) under the "
+         "conventions of Zhou et al.'s code, the `supermask` miner's `--protocol reference` (each convention, "
+         "ticketlab's default and the reference line it follows: `docs/learned_masks.md`): (1) the sign criteria "
+         "score the other sign group 0, where `exact` ranks it below every weight of the named group; (2) each layer "
+         "keeps `N − int(N·pp/100)`, `pp = (1 − d)·100` (count rule `truncated_percent`); (3) the output layer is at "
+         "`0.9^p` while the hidden layers are at `0.8^p` (the x-axis and the tables give the hidden layers' density); "
+         "(4) the biases of the pruned layers take the kept action too (`signed_std`: sign(b0)·std(b0) per layer; "
+         "`init`: unchanged; on `mnist5k_zhou` the biases are 0 under every action); (5) weights tied at a score "
+         "(the many zeros of (1)) are drawn by the run's seeded selection stream. The kept weights are θ0 "
+         "(`init`) or Zhou's signed constant (`signed_std`). The miner is run end to end once per seed and panel, "
+         f"`ticketlab.mine(\"supermask\", miner_config={MINER_CHECK_REF})`; the script asserts that its sweep rows "
+         f"({checked}) equal the computed ones exactly (kept count, density, validation accuracy and loss, test "
+         "accuracy, both target densities) and that it selects the computed argmax. On the command line:", "",
+         f"    ticketlab mine --method supermask --model {FIG3_MODEL} --dataset mnist5k --protocol reference "
+         "--criterion large_final_diff_sign --kept signed_std --seed 0 -o t.h5", "",
+         "![protocols](supermask_protocols.png)", "",
+         _protocol_summary(per_ds, refs), "",
+         "**Where the masks differ.** " + _count_sentence(refs) + " At one density for every layer, the masks of "
+         "the two protocols are compared per layer (Jaccard index |A∩B| / |A∪B|).", ""]
+    for ds, r in refs.items():
+        L += _jaccard_lines(ds, r)
+    L += ["**The scoring alone.** Untrained validation accuracy of the four sign criteria with the reference's "
+          "scores and everything else as in section 1 (ticketlab's count, one density for every layer, the "
+          "initial biases): the best grid point of each (mean [min–max] over seeds, in %), and reference scores − "
+          "exact in points at some densities, paired by seed (mean [min, max]); the last column counts the "
+          "densities of the 24 where the mean differs by more than 2 points, and gives their range.", ""]
+    for ds, r in refs.items():
+        if ds in per_ds:
+            L += _score_only_lines(ds, per_ds[ds], r)
+    L += ["**All of Zhou's conventions.** The same, under the whole reference protocol: the output layer at "
+          "0.9^p (the densities are the hidden layers'), Zhou's count and, with `signed_std`, the biases at "
+          "sign(b0)·std(b0). `large_final` scores the same under both protocols, so its row is the effect of the "
+          "output-layer rate and the biases (the count adds at most one weight per layer).", ""]
+    for ds, r in refs.items():
+        if ds not in per_ds:
+            continue
+        a = per_ds[ds]
+        grid = r["grid"]
+        idx = _table_idx(grid, REF_TABLE_POWERS)
+        L += [f"{_title(ds)}:", "",
+              "| criterion, kept | best exact | best reference | " + " | ".join(_density_label(grid[i]) for i in idx)
+              + " |", "|---|---:|---:|" + "---:|" * len(idx)]
+        big = []
+        for crit in REF_CRITERIA:
+            for kept in REF_KEPT:
+                e, f = a["curves"][crit][kept]["val"], r["curves"][crit][kept]["val"]
+                be, bf = int(np.argmax(e.mean(0))), int(np.argmax(f.mean(0)))
+                d = 100 * (f - e)
+                cells = [f"{d[:, i].mean():+.1f} [{d[:, i].min():+.1f}, {d[:, i].max():+.1f}]" for i in idx]
+                L.append(f"| `{crit}`, {kept} | {_mm(e[:, be])} ({_density_label(grid[be])}) | "
+                         f"{_mm(f[:, bf])} ({_density_label(grid[bf])}) | " + " | ".join(cells) + " |")
+                m = d.mean(0)
+                j = int(np.argmax(np.abs(m)))
+                big.append((abs(m[j]), m[j], crit, kept, grid[j], 100 * (f[:, bf].mean() - e[:, be].mean())))
+        L.append("")
+        big.sort(reverse=True)
+        top = big[0]
+        best_gap = max(big, key=lambda b: abs(b[5]))
+        within = [b for b in big if b[0] < 2.0]
+        L += [f"On {_title(ds)} the largest mean difference is {top[1]:+.1f} points (`{top[2]}`, {top[3]}, at "
+              f"{_density_label(top[4])}); the best grid points differ most for `{best_gap[2]}`, {best_gap[3]} "
+              f"({best_gap[5]:+.1f} points); {len(within)} of the {len(big)} criterion × kept curves stay within 2 "
+              "points of each other at every density (a validation image is "
+              f"{100 / a['dense']['val_size']:.1f} points).", ""]
+    return L
+
+
+def _protocol_summary(per_ds: dict[str, dict[str, Any]], refs: dict[str, dict[str, Any]]) -> str:
+    """The section's findings in numbers: the scoring's effect on magnitude_increase_same_sign at the
+    densest point, and the output-layer rate's on large_final (scored alike under both protocols)."""
+    first, rate, best, chance, total = [], [], [], [], 0
+    for ds, r in refs.items():
+        if ds not in per_ds:
+            continue
+        a = per_ds[ds]
+        for kept in REF_KEPT:
+            v = a["curves"]["magnitude_increase_same_sign"][kept]["val"].mean(0)
+            best.append(_density_label(r["grid"][int(np.argmax(v))]))
+            d = 100 * (r["score_only"]["magnitude_increase_same_sign"][kept][:, 0]
+                       - a["curves"]["magnitude_increase_same_sign"][kept]["val"][:, 0])
+            first.append(f"{d.mean():+.1f} [{d.min():+.1f}, {d.max():+.1f}] on `{ds}` ({kept})")
+        d = 100 * (r["curves"]["large_final"]["init"]["val"] - a["curves"]["large_final"]["init"]["val"])
+        j = int(np.argmax(d.mean(0)))
+        rate.append(f"{d.mean(0)[j]:+.1f} points at {_density_label(r['grid'][j])} on `{ds}`")
+        for crit in ("large_final_diff_sign", "magnitude_increase_diff_sign"):
+            low = [(a["curves"][crit][k]["val"].mean(0) < 0.2) & (r["curves"][crit][k]["val"].mean(0) < 0.2)
+                   for k in REF_KEPT]
+            chance.append(int(np.sum(low)))
+            total += sum(len(x) for x in low)
+    grid = next(iter(refs.values()))["grid"]
+    return ("**In short.** The scoring matters where the issue found it: with the reference's scores and nothing "
+            f"else changed, `magnitude_increase_same_sign` at {_density_label(grid[0])}, the densest grid point, "
+            "changes by " + "; ".join(first) + " points (seeds paired, mean [min, max]); section 1's best point "
+            "for this criterion is at " + ", ".join(best) + " in the same order. The output layer's 0.9^p on its "
+            "own: `large_final` is scored alike under both protocols and with kept `init` its biases do not change, "
+            "so its reference curve differs by the rate and the count only; it gains up to " + "; ".join(rate)
+            + ", where the output layer keeps more weights than the hidden ones. The two diff-sign criteria, whose "
+            "masks differ most (Jaccard below), stay below 20 % mean validation accuracy under both protocols at "
+            f"{sum(chance)} of their {total} panel × kept × density points.")
+
+
+def _score_only_lines(ds: str, a: dict[str, Any], r: dict[str, Any]) -> list[str]:
+    grid = r["grid"]
+    idx = _table_idx(grid, REF_TABLE_POWERS)
+    big: list[tuple[Any, ...]] = []
+    L = [f"{_title(ds)}, reference scores only:", "",
+         "| criterion, kept | best exact | best reference scores | " + " | ".join(_density_label(grid[i]) for i in idx)
+         + " | densities > 2 points apart |", "|---|---:|---:|" + "---:|" * (len(idx) + 1)]
+    for crit, per in r["score_only"].items():
+        for kept, f in per.items():
+            e = a["curves"][crit][kept]["val"]
+            be, bf = int(np.argmax(e.mean(0))), int(np.argmax(f.mean(0)))
+            d = 100 * (f - e)
+            cells = [f"{d[:, i].mean():+.1f} [{d[:, i].min():+.1f}, {d[:, i].max():+.1f}]" for i in idx]
+            apart = np.flatnonzero(np.abs(d.mean(0)) > 2.0)
+            where = (f"{len(apart)}: {_density_label(grid[apart].max())}–{_density_label(grid[apart].min())}"
+                     if len(apart) else "0")
+            L.append(f"| `{crit}`, {kept} | {_mm(e[:, be])} ({_density_label(grid[be])}) | "
+                     f"{_mm(f[:, bf])} ({_density_label(grid[bf])}) | " + " | ".join(cells) + f" | {where} |")
+            m = d.mean(0)
+            j = int(np.argmax(np.abs(m)))
+            big.append((abs(m[j]), m[j], crit, kept, grid[j], e[:, be].mean(), f[:, bf].mean(), grid[be], grid[bf]))
+    L.append("")
+    big.sort(key=lambda b: b[0], reverse=True)
+    top = big[0]
+    mis = [b for b in big if b[2] == "magnitude_increase_same_sign"]
+    L += [f"The reference scoring moves the curves by at most {top[1]:+.1f} points on average (`{top[2]}`, {top[3]}, at "
+          f"{_density_label(top[4])}). For `magnitude_increase_same_sign` the best grid point goes from "
+          + " and ".join(f"{100 * b[5]:.1f} % at {_density_label(b[7])} to {100 * b[6]:.1f} % at "
+                         f"{_density_label(b[8])} ({b[3]})" for b in mis) + ".", ""]
     return L
 
 
@@ -843,6 +1239,19 @@ def report(cache: Path, fig3_seeds: list[int], recipe_seeds: list[int], baseline
             per_ds[ds] = _fig3_arrays(found)
             seconds += per_ds[ds]["seconds"]
             cpu += per_ds[ds]["cpu_seconds"]
+    refs: dict[str, dict[str, Any]] = {}
+    for ds in FIG3_PANELS:
+        found = []
+        for s in fig3_seeds:
+            r = _load(cache, _job_config("reference", panel=ds, seed=s))
+            if r is None:
+                missing.append(f"reference {ds} s{s}")
+            else:
+                found.append(r)
+        if found:
+            refs[ds] = _ref_arrays(found)
+            seconds += refs[ds]["seconds"]
+            cpu += refs[ds]["cpu_seconds"]
     recipes = []
     for s in recipe_seeds:
         r = _load(cache, _job_config("recipe", seed=s))
@@ -870,7 +1279,8 @@ def report(cache: Path, fig3_seeds: list[int], recipe_seeds: list[int], baseline
          f"    {COMMAND}" + (f" --fig3-seeds {','.join(map(str, fig3_seeds))}" if fig3_seeds != [0, 1, 2] else ""), "",
          "It runs whatever is missing into `out/supermask_study/` (one JSON file per job, named by a hash of the "
          "job's configuration; finished jobs are skipped), then rewrites this whole file and "
-         "`supermask_fig3.png`, `supermask_sign.png`, `supermask_recipe.png`; edit the script, not this page. "
+         "`supermask_fig3.png`, `supermask_sign.png`, `supermask_recipe.png`, `supermask_protocols.png`; edit the "
+         "script, not this page. "
          "`--report-only` redraws from the cache. "
          f"The jobs took {seconds / 60:.1f} minutes of wall time together"
          + ("" if math.isnan(cpu) else f" ({cpu / 60:.1f} minutes of CPU time)")
@@ -886,6 +1296,9 @@ def report(cache: Path, fig3_seeds: list[int], recipe_seeds: list[int], baseline
     if per_ds:
         L += _sign_section(per_ds)
         _plot_sign(per_ds, DOC.parent / "supermask_sign.png")
+    if refs and all(r["seeds"] == per_ds[ds]["seeds"] for ds, r in refs.items() if ds in per_ds):
+        L += _protocol_section(per_ds, refs)
+        _plot_protocols(per_ds, refs, DOC.parent / "supermask_protocols.png")
     atomic_write_text(DOC, "\n".join(L).rstrip() + "\n")
 
 
@@ -895,7 +1308,7 @@ def _seeds(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", action="append", choices=("fig3", "recipe", "baseline"),
+    ap.add_argument("--part", action="append", choices=("fig3", "recipe", "baseline", "reference"),
                     help="part to run (default: all)")
     ap.add_argument("--fig3-seeds", default="0,1,2", help="seeds of the Fig. 3 analogue (default 0,1,2)")
     ap.add_argument("--recipe-seeds", default="0,1,2,3,4,5,6,7,8,9", help="seeds of the recipe (default 0-9)")
@@ -904,7 +1317,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "supermask_study", help="where finished jobs are kept")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the page and plots from the cache")
     args = ap.parse_args(argv)
-    parts = args.part or ["fig3", "baseline", "recipe"]
+    parts = args.part or ["fig3", "baseline", "recipe", "reference"]
     fig3_seeds, recipe_seeds, baseline_seeds = (_seeds(args.fig3_seeds), _seeds(args.recipe_seeds),
                                                 _seeds(args.baseline_seeds))
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_each_criterion_hand_computed(criterion):
 
 
 def test_every_criterion_is_covered_and_single_criteria_are_sign_masks():
-    assert set(HAND) | {"random", "same_sign_single", "diff_sign_single"} == set(CRITERIA)
+    assert set(HAND) | {"random", "same_sign_single", "diff_sign_single", "magnitude_increase_diff_sign"} == set(CRITERIA)
     same = criterion_scores("same_sign_single", {"w": T0}, {"w": TT})["w"]
     assert same.tolist() == [1, 0, 1, 1, 0, 1]
     assert criterion_scores("diff_sign_single", {"w": T0}, {"w": TT})["w"].tolist() == [0, 1, 0, 0, 1, 0]

@@ -6,7 +6,9 @@ ticket's stored ``init`` weights, or re-creates them from the provenance seed an
 treatment when none are stored (after a ``reinit`` transform: its fresh draw), optionally
 sets the kept weights with a mask-1 action (``kept``, :data:`ticketlab.weights.KEPT_ACTIONS`),
 recalibrates batch-norm statistics on ``recalibrate`` seeded training batches
-(:func:`ticketlab.training.recalibrate_batchnorm`) and evaluates one split. Biases and batch-norm parameters are the model's initial ones.
+(:func:`ticketlab.training.recalibrate_batchnorm`) and evaluates one split. Biases and batch-norm parameters are the model's initial ones
+(a ticket that records :data:`ticketlab.weights.KEPT_CONVENTIONS`: its biases under the recorded action and masks, and
+``kept`` applies to them too).
 
 Example:
     >>> import ticketlab
@@ -60,7 +62,7 @@ def evaluate(
     from ticketlab.metrics.health import health
     from ticketlab.retraining import rebuild
     from ticketlab.training import RECALIBRATION_BATCHES, SPLITS, evaluate_untrained
-    from ticketlab.weights import check_kept, kept_generator, reinit_draw_seed, start_weights
+    from ticketlab.weights import check_kept, reinit_draw_seed
 
     if not isinstance(ticket, Ticket):
         ticket = load(ticket)
@@ -76,11 +78,12 @@ def evaluate(
     seed = run_seed if seed is None else int(seed)
     net, data, masks, weights, source = rb.net, rb.data, rb.masks, rb.theta0, rb.source
     if kept is not None and kept != "init":
-        gen = kept_generator(seed)
         # reinit: the same fresh draw as the supermask miner's --kept reinit
-        fresh = rb.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
-        weights = {n: start_weights(kept, w, masks[n], generator=gen, fresh=None if fresh is None else fresh[n])
-                   for n, w in weights.items()}
+        weights, biases = rb.start(kept, seed=seed, fresh_seed=reinit_draw_seed(run_seed))
+        named = dict(net.named_parameters())
+        with torch.no_grad():
+            for n, b in biases.items():  # a ticket whose biases take the actions (supermask, protocol reference)
+                named[n].copy_(b)
     ev = evaluate_untrained(net, data, masks, weights, recalibrate=recalibrate, seed=seed, splits=(split,))
     loss, acc = ev[split]
     checked = health(ticket, accuracy=acc, split=split, samples=split_samples(data)[split])

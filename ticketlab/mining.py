@@ -32,12 +32,12 @@ from ticketlab.progress import NullProgress
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.spec import RUN_OPTIONS, MineSpec
 from ticketlab.selection import (
-    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, keep_count,
-    keep_count_truncated, select_top, tie_columns, warn_ties,
+    SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, select_target, target_count,
+    tie_columns, warn_ties,
 )
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
-from ticketlab.weights import apply_treatment_
+from ticketlab.weights import apply_treatment_, bias_masks, recorded_conventions
 
 #: Offset added to the run's seed for the miner's own random draws, so that they do not
 #: repeat the model initialisation's stream.
@@ -441,8 +441,8 @@ def mine(
     miner.finish(ctx)
     if start_weights is not None:  # the ticket's network starts from these: its init snapshot
         init = {n: start_weights[n].detach().cpu().numpy().copy() for n in params}
-        for n in params:
-            init_state[n] = start_weights[n].detach().cpu().to(init_state[n].dtype).clone()
+        for n, w in start_weights.items():  # the biases too where the method sets them (supermask, reference)
+            init_state[n] = w.detach().cpu().to(init_state[n].dtype).clone()
 
     with torch.no_grad():
         for n, p in params.items():
@@ -453,8 +453,10 @@ def mine(
     if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
         extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
     if train_ticket:  # from the whole initial state (weights, biases, batch norm), on the real data
+        _, _, pruned_biases = recorded_conventions(ctx.provenance)  # masked biases (supermask, reference)
         _, trained_row = train_sparse(net, init_state, clean, ticket_config, masks, seed=seed, device=dev,
-                                      progress=progress, label="train")
+                                      progress=progress, label="train",
+                                      extra_masks=bias_masks(pruned_biases, dict(net.named_parameters())))
         history.append(trained_row)
         extra["test_accuracy"] = trained_row.get("test_accuracy")
     return make_ticket(masks, history, scores, len(densities), **extra)
@@ -464,26 +466,19 @@ def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
             masks: dict[str, torch.Tensor], count_rule: str = "exact",
             buffers: SelectionBuffers | None = None, generator: torch.Generator | None = None,
             ties: list[TieRecord] | None = None) -> dict[str, torch.Tensor]:
-    """One round's selection: one density over ``scope``, or one density per parameter."""
-    kw: dict[str, Any] = {"count_rule": count_rule, "buffers": buffers, "generator": generator, "ties": ties}
-    if not isinstance(target, dict):
-        return select_top(scores, target, scope=scope, masks=masks, **kw)
-    out: dict[str, torch.Tensor] = {}
-    for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
-        out.update(select_top({n: scores[n]}, target[n], scope="layer", masks={n: masks[n]}, **kw))
-    return out
-
+    """One round's selection: one density over ``scope``, or one density per parameter
+    (:func:`ticketlab.selection.select_target`)."""
+    return select_target(scores, target, scope=scope, masks=masks, count_rule=count_rule, buffers=buffers,
+                         generator=generator, ties=ties)
 
 
 def _target_kept(target: RoundTarget, scope: str, sizes: dict[str, int], count_rule: str = "exact") -> int:
-    """Number of weights a round with ``target`` asks for: :func:`keep_count` (every rule but
-    ``"truncated"``, which keeps :func:`keep_count_truncated`)."""
-    count = keep_count_truncated if count_rule == "truncated" else keep_count
+    """Number of weights a round with ``target`` asks for (:func:`ticketlab.selection.target_count`)."""
     if isinstance(target, dict):
-        return sum(count(target[n], size) for n, size in sizes.items())
+        return sum(target_count(target[n], size, count_rule) for n, size in sizes.items())
     if scope == "layer":
-        return sum(count(target, size) for size in sizes.values())
-    return count(target, sum(sizes.values()))
+        return sum(target_count(target, size, count_rule) for size in sizes.values())
+    return target_count(target, sum(sizes.values()), count_rule)
 
 
 def _check_schedule(densities: list[RoundTarget], params: dict[str, torch.Tensor]) -> list[RoundTarget]:

@@ -7,7 +7,10 @@ The pieces are shared with the rest of ticketlab, not copied:
   state; the prunable weights are the stored ``init`` snapshot, or, where none is stored, the
   provenance seed's draw with the run's weight treatment (:func:`ticketlab.weights.apply_treatment_`)
   and, for a supermask ticket, its ``--kept`` action; after a ``reinit`` transform, the fresh
-  draw of :func:`ticketlab.transforms.reinit_model_seed`. :func:`ticketlab.evaluate` uses it too.
+  draw of :func:`ticketlab.transforms.reinit_model_seed`. A ticket whose provenance records
+  :data:`ticketlab.weights.KEPT_CONVENTIONS` (the supermask miner's protocol reference) starts
+  with its biases under the recorded action and bias masks, and the bias masks hold in training.
+  :func:`ticketlab.evaluate` uses it too.
 * :func:`train_sparse` is the masked training of ``mine --train-ticket`` (the runner calls it):
   rewind the whole initial state, then :func:`ticketlab.training.train` with the masks, so pruned
   weights stay exactly zero.
@@ -105,6 +108,10 @@ class Rebuilt:
             ``"reinit"`` (the fresh draw of a ``reinit`` transform).
         seed: the provenance seed.
         provenance: the ticket's provenance (what :meth:`draw` builds from).
+        bias_masks: masks of the biases that take the mask-1 actions (bias name -> boolean tensor
+            on ``device``; empty unless the provenance records
+            :data:`~ticketlab.weights.KEPT_CONVENTIONS`); ``state`` holds those biases' start values.
+        signs: where ``rand_signed_*`` shuffle signs (:data:`~ticketlab.weights.SIGN_SHUFFLES`).
     """
 
     net: torch.nn.Module
@@ -116,15 +123,37 @@ class Rebuilt:
     source: str
     seed: int
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    bias_masks: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    signs: str = "kept"
 
-    def draw(self, model_seed: int) -> dict[str, torch.Tensor]:
-        """The prunable weights of a fresh copy of the model built with ``model_seed``."""
+    def draw(self, model_seed: int, names: Any = None) -> dict[str, torch.Tensor]:
+        """The prunable weights (or the parameters ``names``) of a fresh copy of the model built
+        with ``model_seed``."""
         from ticketlab.models import create_model
 
         prov = self.provenance
         other = create_model(prov["model"], self.data.spec, seed=int(model_seed), **dict(prov.get("model_config") or {}))
         named = dict(other.named_parameters())
-        return {n: named[n].detach().to(p.device) for n, p in self.params.items()}
+        own = dict(self.net.named_parameters())
+        return {n: named[n].detach().to(own[n].device) for n in (self.params if names is None else names)}
+
+    def start(self, action: str, *, seed: int, fresh_seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(weights, biases)`` a network starts from under the mask-1 ``action`` applied to the
+        rebuilt start (:func:`ticketlab.weights.start_weights` of ``theta0``; the biases of
+        :attr:`bias_masks`, from ``state``, by :func:`ticketlab.weights.start_biases`, else none):
+        permutations from ``seed``'s streams, ``reinit``'s fresh draw from ``fresh_seed``."""
+        from ticketlab.weights import kept_generator, start_biases, start_weights
+
+        fresh = self.draw(fresh_seed, [*self.params, *self.bias_masks]) if action == "reinit" else None
+        gen = kept_generator(seed)
+        weights = {n: start_weights(action, w, self.masks[n], generator=gen, within=self.signs,
+                                    fresh=None if fresh is None else fresh[n]) for n, w in self.theta0.items()}
+        biases = {}
+        if self.bias_masks:
+            dev = {n: m.device for n, m in self.bias_masks.items()}
+            b = {n: self.state[n].to(dev[n]) for n in self.bias_masks}
+            biases = start_biases(action, b, self.bias_masks, seed=seed, within=self.signs, fresh=fresh)
+        return weights, biases
 
 
 def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str | torch.device = "auto") -> Rebuilt:
@@ -147,7 +176,10 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     from ticketlab.checks import check_seed
     from ticketlab.models.registry import validate_model_config
     from ticketlab.transforms import reinit_model_seed
-    from ticketlab.weights import apply_recorded_treatment_, kept_generator, kept_weights, reinit_draw_seed
+    from ticketlab.weights import (
+        apply_recorded_treatment_, bias_masks, kept_generator, kept_weights, recorded_conventions, reinit_draw_seed,
+        start_biases,
+    )
 
     prov = ticket.provenance
     missing = [k for k in ("model", "dataset", "seed") if prov.get(k) is None]
@@ -172,7 +204,9 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         raise IncompatibleError(f"mask '{absent[0]}' names no parameter of model '{prov['model']}'")
     params = {n: named[n] for n in ticket.masks}
     masks = from_numpy_masks(ticket.masks, params)
-    rebuilt = Rebuilt(net, data, params, masks, {}, {}, "", run_seed, prov)
+    signs, action, pruned_biases = recorded_conventions(prov)
+    rebuilt = Rebuilt(net, data, params, masks, {}, {}, "", run_seed, prov,
+                      bias_masks=bias_masks(pruned_biases, named), signs=signs)
     fresh_seed = reinit_model_seed(ticket)
     if fresh_seed is not None:  # a reinit transform: the fresh draw is the ticket's init
         source, theta0 = "reinit", rebuilt.draw(fresh_seed)
@@ -188,11 +222,17 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         if kept not in (None, "init"):  # the supermask miner's ticket starts from its --kept weights
             gen = kept_generator(run_seed)
             fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
-            theta0 = {n: kept_weights(kept, w, masks[n], generator=gen, fresh=None if fresh is None else fresh[n])
-                      for n, w in theta0.items()}
+            theta0 = {n: kept_weights(kept, w, masks[n], generator=gen, within=signs,
+                                      fresh=None if fresh is None else fresh[n]) for n, w in theta0.items()}
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(theta0[n])
+        if rebuilt.bias_masks:  # the recorded action on the initial biases, under their masks
+            fresh_b = rebuilt.draw(reinit_draw_seed(run_seed), list(rebuilt.bias_masks)) if action == "reinit" else None
+            b0 = {n: named[n].detach().clone() for n in rebuilt.bias_masks}
+            for n, b in start_biases(action or "init", b0, rebuilt.bias_masks, seed=run_seed, within=signs,
+                                     fresh=fresh_b).items():
+                named[n].copy_(b)
     rebuilt.theta0, rebuilt.source = theta0, source
     rebuilt.state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     return rebuilt
@@ -201,10 +241,12 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
 def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: Any, config: Any,
                  masks: Mapping[str, torch.Tensor], *, seed: int, device: str | torch.device,
                  progress: NullProgress | None = None, start_iteration: int = 0,
-                 label: str = "ticket") -> tuple[Any, dict[str, Any]]:
+                 label: str = "ticket", extra_masks: Mapping[str, torch.Tensor] | None = None) -> tuple[Any, dict[str, Any]]:
     """Load ``state`` (weights, biases, batch norm) into ``net`` and train it under ``masks``
     (pruned weights exactly zero); return the :class:`~ticketlab.training.TrainResult` and the
     history row (``stage="ticket"``, kept count, density, :func:`~ticketlab.training.train_summary`).
+    ``extra_masks`` (e.g. the bias masks of :attr:`Rebuilt.bias_masks`) hold in training too but
+    are not counted in the row's kept count and density.
 
     This is ``mine --train-ticket``'s training (the runner calls it) and ``ticketlab train``'s.
 
@@ -221,8 +263,8 @@ def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: 
     from ticketlab.training import train, train_summary
 
     net.load_state_dict(dict(state))
-    result = train(net, data, config, masks=masks, seed=seed, device=device, progress=progress or NullProgress(),
-                   start_iteration=start_iteration, label=label)
+    result = train(net, data, config, masks={**masks, **dict(extra_masks or {})}, seed=seed, device=device,
+                   progress=progress or NullProgress(), start_iteration=start_iteration, label=label)
     kept = sum(int(m.sum()) for m in masks.values())
     row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
            **train_summary(result)}
@@ -387,7 +429,7 @@ def train(
     from ticketlab.fileformat import load
     from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
     from ticketlab.training import resolved_config
-    from ticketlab.weights import kept_generator, reinit_draw_seed, start_weights
+    from ticketlab.weights import reinit_draw_seed
 
     source_file: dict[str, Any] = {}
     if not isinstance(ticket, Ticket):
@@ -408,13 +450,11 @@ def train(
         state = rewound_state(rb.net, rb.state, rb.data, config, rewind_at, seed=seed, device=dev, progress=progress)
         start = {n: w.detach().cpu() for n, w in rb.theta0.items()}  # the run began at θ0
     else:
-        fresh = rb.draw(reinit_draw_seed(seed)) if mode == "reinit" else None
-        gen = kept_generator(seed)
-        start = {n: start_weights(mode, w, rb.masks[n], generator=gen, fresh=None if fresh is None else fresh[n]).cpu()
-                 for n, w in rb.theta0.items()}
-        state = {**rb.state, **{n: start[n].to(rb.state[n].dtype) for n in start}}
+        weights, biases = rb.start(mode, seed=seed, fresh_seed=reinit_draw_seed(seed))
+        start = {n: w.cpu() for n, w in weights.items()}
+        state = {**rb.state, **{n: w.cpu().to(rb.state[n].dtype) for n, w in {**weights, **biases}.items()}}
     result, row = train_sparse(rb.net, state, rb.data, config, rb.masks, seed=seed, device=dev, progress=progress,
-                               start_iteration=rewind_at, label=f"train ({kept})")
+                               start_iteration=rewind_at, label=f"train ({kept})", extra_masks=rb.bias_masks)
     final = final_snapshot(rb.net, rb.masks)  # the masked weights (pruned ones 0), then the rest of the state
 
     provenance = copy.deepcopy(prov)

@@ -20,10 +20,13 @@ Rules (the same for every miner):
   prune every weight scoring at or below the ``int((1 - d) * N)``-th smallest score (pruned
   weights ranked lowest; ties at the threshold all go, as in the reference: no draw).
   ``docs/selection.md`` compares the two.
-  Two rules serve the learned miners' ``protocol="reference"`` (``docs/learned_masks.md``):
-  ``"truncated"`` keeps edge-popup's count :func:`keep_count_truncated` (the exact rule's ties
-  otherwise), and ``"positive"`` keeps every alive weight whose score is ``> 0``, whatever the
-  density (:func:`select_above`; Gem-Miner's gem, with the miner ranking ``s - 1/2``).
+  Three rules serve the miners' ``protocol="reference"`` (``docs/learned_masks.md``):
+  ``"truncated"`` keeps edge-popup's count :func:`keep_count_truncated` and
+  ``"truncated_percent"`` Zhou et al.'s :func:`keep_count_truncated_percent` (the supermask
+  miner; both with the exact rule's seeded tie draw), and ``"positive"`` keeps every alive weight
+  whose score is ``> 0``, whatever the density (:func:`select_above`; Gem-Miner's gem, with the
+  miner ranking ``s - 1/2``). :func:`target_count` is the count of every rule, one function for
+  the selection, the runner's provenance and the study's checks.
 * **Strict thresholds.** :func:`select_above` keeps the alive weights strictly above a value;
   :func:`prune_lowest_strict` prunes the ``c`` lowest alive scores *and every score tied with the
   highest of them* (Gem-Miner's freezing, whose count is :func:`prune_count_ceil`).
@@ -62,8 +65,9 @@ if TYPE_CHECKING:  # torch is imported inside the functions that use it (see the
 
 SCOPES = ("global", "layer")
 #: How many weights a round keeps: ticketlab's exact count, Synaptic-Flow's threshold rule,
-#: edge-popup's truncated count, or every positive score (Gem-Miner's gem; see the docstring).
-COUNT_RULES = ("exact", "threshold", "truncated", "positive")
+#: edge-popup's truncated count, every positive score (Gem-Miner's gem), or Zhou et al.'s
+#: truncated prune percentage (see the docstring).
+COUNT_RULES = ("exact", "threshold", "truncated", "positive", "truncated_percent")
 
 
 def keep_count(density: float, n: int) -> int:
@@ -89,6 +93,65 @@ def keep_count_truncated(density: float, n: int) -> int:
         (10, 9, 2)
     """
     return n - int((1.0 - density) * n)
+
+
+def keep_count_truncated_percent(density: float, n: int) -> int:
+    """Zhou et al.'s per-layer count: ``n - int(n * pp / 100)`` with the prune percentage
+    ``pp = (1 - density) * 100`` (uber-research/deconstructing-lottery-tickets,
+    ``get_weight_init.py`` l. 100, ``(1 - prune_base ** prune_power) * 100.0``, and l. 47,
+    ``prune_num = np.int(np.sum(cur_mask) * percentile / 100)``). The same as
+    :func:`keep_count_truncated` but for floating point, which shows through: at density 0.3 a
+    layer of 90 keeps 27 here (``90 * 70.0 / 100`` is ``63.0``) and 28 there (``0.7 * 90`` is
+    ``62.99...``).
+
+    Example:
+        >>> keep_count_truncated_percent(0.3, 90), keep_count_truncated(0.3, 90), keep_count(0.3, 90)
+        (27, 28, 27)
+        >>> keep_count_truncated_percent(0.8 ** 3, 1000), keep_count(0.8 ** 3, 1000)  # pp = 48.79999999999999
+        (513, 512)
+    """
+    return n - int(n * ((1.0 - density) * 100.0) / 100)
+
+
+def target_count(density: float, n: int, count_rule: str = "exact") -> int:
+    """The number of weights out of ``n`` that a selection at ``density`` aims for under
+    ``count_rule``: :func:`keep_count_truncated` (``"truncated"``),
+    :func:`keep_count_truncated_percent` (``"truncated_percent"``), else :func:`keep_count`
+    (``"exact"``; for ``"threshold"`` and ``"positive"`` the nominal count, which the scores may
+    not reach).
+
+    Example:
+        >>> target_count(0.3, 90), target_count(0.3, 90, "truncated"), target_count(0.3, 90, "truncated_percent")
+        (27, 28, 27)
+    """
+    if count_rule == "truncated":
+        return keep_count_truncated(density, n)
+    if count_rule == "truncated_percent":
+        return keep_count_truncated_percent(density, n)
+    return keep_count(density, n)
+
+
+def density_for_count(k: int, n: int, count_rule: str = "exact") -> float:
+    """A density in (0, 1] whose :func:`target_count` over ``n`` weights is exactly ``k``
+    (``0 <= k <= n``): ``k / n`` where that gives ``k``, else the nearest float that does (the
+    truncating rules can miss ``k / n`` by one). A per-layer target made from a fixed mask
+    (a threshold or a sign mask) keeps exactly that mask's count under any rule.
+
+    Example:
+        >>> density_for_count(27, 90, "truncated"), density_for_count(0, 10), density_for_count(10, 10)
+        (0.29999999999999993, 5e-324, 1.0)
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ConfigError(f"cannot keep {k!r} of {n} weights")
+    d = max(k / n, math.ulp(0.0))
+    for _ in range(4096):  # the rules miss k / n by rounding only: a few ulps at most
+        got = target_count(d, n, count_rule)
+        if got == k:
+            return d
+        d = math.nextafter(d, 0.0 if got > k else 2.0)
+        if d <= 0.0 or d > 1.0:
+            break
+    raise ConfigError(f"no density keeps exactly {k} of {n} weights under count rule '{count_rule}'")
 
 
 def prune_count_ceil(rate: float, n: int) -> int:
@@ -445,9 +508,10 @@ def select_top(
         count_rule: ``"exact"`` (ticketlab's rule: exactly :func:`keep_count` weights, ties by a
             seeded draw), ``"threshold"`` (Synaptic-Flow's: prune every weight scoring at or below
             the ``int((1 - density) * N)``-th smallest score, pruned weights ranked lowest; see
-            ``docs/selection.md``), ``"truncated"`` (exactly :func:`keep_count_truncated`
-            weights, ties as ``"exact"``) or ``"positive"`` (every alive weight scoring ``> 0``;
-            ``density`` is then only validated).
+            ``docs/selection.md``), ``"truncated"`` / ``"truncated_percent"`` (exactly
+            :func:`keep_count_truncated` / :func:`keep_count_truncated_percent` weights, ties as
+            ``"exact"``) or ``"positive"`` (every alive weight scoring ``> 0``; ``density`` is then
+            only validated).
         buffers: work buffers to reuse across calls (:class:`SelectionBuffers`); speed only.
         generator: the CPU ``torch.Generator`` that draws among tied scores (a run passes its
             selection stream); ``None``: a generator seeded with 0, drawn afresh in every call.
@@ -487,7 +551,7 @@ def select_top(
             if seg_alive is not None:
                 kept[a:b].logical_and_(seg_alive)
             return
-        k = keep_count_truncated(density, size) if count_rule == "truncated" else keep_count(density, size)
+        k = target_count(density, size, count_rule)
         check(k, live, where)
         _keep_top(x[a:b], k, seg_alive, live, kept[a:b], buffers, generator=generator, ties=ties, where=name)
 
@@ -508,6 +572,42 @@ def select_top(
         keep = torch.zeros(offset, dtype=torch.bool, device=device)
         keep[idx] = kept
     return {n: keep[a:b].view(scores[n].shape).to(scores[n].device) for n, (a, b) in zip(names, bounds)}
+
+
+def select_target(
+    scores: Mapping[str, torch.Tensor],
+    target: float | Mapping[str, float],
+    *,
+    scope: str = "global",
+    masks: Mapping[str, torch.Tensor] | None = None,
+    count_rule: str = "exact",
+    buffers: SelectionBuffers | None = None,
+    generator: torch.Generator | None = None,
+    ties: list[TieRecord] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One round's selection: :func:`select_top` at one density over ``scope``, or, when
+    ``target`` maps every parameter name to a density, each parameter ranked on its own at its
+    density (layer-wise), in the order of ``scores``, all drawing their ties from ``generator``.
+    The runner's rounds and the supermask miner's sweep both select through it, so a swept point
+    and the round that keeps it draw the same ties.
+
+    Example:
+        >>> import torch
+        >>> m = select_target({"a": torch.tensor([3.0, 1.0]), "b": torch.tensor([1.0, 2.0, 3.0])}, {"a": 0.5, "b": 1.0})
+        >>> [m["a"].tolist(), m["b"].tolist()]
+        [[True, False], [True, True, True]]
+    """
+    kw: dict[str, Any] = {"count_rule": count_rule, "buffers": buffers, "generator": generator, "ties": ties}
+    if not isinstance(target, Mapping):
+        return select_top(scores, target, scope=scope, masks=masks, **kw)
+    if set(target) != set(scores):
+        raise ConfigError(f"a per-layer target does not match the scored parameters "
+                          f"('{sorted(set(target) ^ set(scores))[0]}')")
+    out: dict[str, torch.Tensor] = {}
+    for n in scores:  # per-parameter densities: each parameter ranked on its own (layer-wise)
+        out.update(select_top({n: scores[n]}, target[n], scope="layer",
+                              masks=None if masks is None else {n: masks[n]}, **kw))
+    return out
 
 
 def select_above(

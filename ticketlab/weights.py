@@ -203,14 +203,22 @@ def apply_recorded_treatment_(params: Mapping[str, torch.Tensor], provenance: Ma
 
 #: The values ``--kept`` takes. ``signed_constant`` / ``signed_std`` are the treatments above
 #: (Zhou et al.'s "signed constant" is ``signed_std`` here); ``rand_signed_*`` the same
-#: constants with the kept weights' signs shuffled within the layer; ``random_reshuffle``
-#: permutes the layer's kept θ0 values among its kept positions, ``signed_reshuffle`` permutes
-#: their magnitudes and keeps each position's own sign; ``reinit`` takes a fresh draw.
+#: constants with their signs shuffled (among the layer's kept weights, or with ``within="layer"``
+#: over the whole layer, as Zhou's ``rand_signed_constant``); ``random_reshuffle`` permutes the
+#: layer's kept θ0 values among its kept positions, ``signed_reshuffle`` permutes their magnitudes
+#: and keeps each position's own sign; ``reinit`` takes a fresh draw of the initialization;
+#: ``random_reinit`` is a permutation of the *whole* layer's θ0 (so the kept weights take θ0 values
+#: of pruned positions too) and ``signed_reinit`` permutes the whole layer's magnitudes under each
+#: position's own sign (Zhou et al.'s ``random_reinit`` / ``signed_reinit``,
+#: uber-research/deconstructing-lottery-tickets ``train_lottery.py`` l. 540-560).
 KEPT_ACTIONS = ("init", "signed_constant", "signed_std", "rand_signed_constant", "rand_signed_std",
-                "random_reshuffle", "signed_reshuffle", "reinit")
+                "random_reshuffle", "signed_reshuffle", "reinit", "random_reinit", "signed_reinit")
 
+#: Where ``rand_signed_*`` shuffle the signs: among the layer's kept weights (ticketlab) or over the
+#: whole layer before masking (Zhou et al., ``train_lottery.py`` l. 604-616).
+SIGN_SHUFFLES = ("kept", "layer")
 
-_KEPT_STREAM, _REINIT_STREAM = 0x6E97, 0x2E1
+_KEPT_STREAM, _REINIT_STREAM, _BIAS_STREAM = 0x6E97, 0x2E1, 0xB1A5
 
 
 def kept_generator(seed: int) -> torch.Generator:
@@ -224,6 +232,19 @@ def kept_generator(seed: int) -> torch.Generator:
     import numpy as np
 
     return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), _KEPT_STREAM]).generate_state(1)[0]))
+
+
+def bias_generator(seed: int) -> torch.Generator:
+    """The CPU generator of the mask-1 actions on biases (:func:`start_biases`) of a run with
+    ``seed``: a stream of its own, so the weights' permutations are those of a run without biases.
+
+    Example:
+        >>> torch.equal(torch.rand(2, generator=bias_generator(0)), torch.rand(2, generator=kept_generator(0)))
+        False
+    """
+    import numpy as np
+
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), _BIAS_STREAM]).generate_state(1)[0]))
 
 
 def reinit_draw_seed(seed: int) -> int:
@@ -245,13 +266,50 @@ def _permuted(values: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return values[perm]
 
 
+def _layer(action: str, w0: torch.Tensor, keep: torch.Tensor, generator: torch.Generator,
+           fresh: torch.Tensor | None, within: str) -> torch.Tensor:
+    """The whole layer under ``action`` before masking (pruned positions: the action's own values
+    where it sets the whole layer, else ``w0``)."""
+    if action in ("init", "signed_constant", "signed_std"):
+        return treat_weights(action, w0)
+    if action == "reinit":
+        if fresh is None or fresh.shape != w0.shape:
+            raise ConfigError("kept-weights action reinit needs a fresh draw of the layer's weights")
+        return fresh.detach().to(w0.device, w0.dtype)
+    flat = w0.flatten()
+    if action == "random_reinit":  # train_lottery.py l. 540-544: shuffle(flatten(θ0))
+        return _permuted(flat, generator).view(w0.shape)
+    if action == "signed_reinit":  # l. 550-557: |shuffle(flatten(θ0))| * sign(θ0)
+        return (_permuted(flat, generator).abs().view(w0.shape) * torch.sign(w0))
+    if action.startswith("rand_signed_") and within == "layer":
+        # l. 604-615: sign(θ0) * constant, flattened and shuffled over the whole layer
+        return _permuted(treat_weights(action[len("rand_"):], w0).flatten(), generator).view(w0.shape)
+    full = w0.clone()
+    kept0 = w0[keep]
+    if action.startswith("rand_signed_"):
+        base = treat_weights(action[len("rand_"):], w0)[keep].abs()
+        full[keep] = base * _permuted(torch.sign(kept0), generator)  # signs shuffled among kept
+    elif action == "random_reshuffle":
+        full[keep] = _permuted(kept0, generator)
+    else:  # signed_reshuffle: magnitudes shuffled, each position keeps its own sign
+        full[keep] = _permuted(kept0.abs(), generator) * torch.sign(kept0)
+    return full
+
+
+def _check_within(within: str) -> None:
+    if within not in SIGN_SHUFFLES:
+        raise ConfigError(f"signs shuffle within 'kept' or 'layer', not {within!r}")
+
+
 @torch.no_grad()
 def kept_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator,
-                 fresh: torch.Tensor | None = None) -> torch.Tensor:
+                 fresh: torch.Tensor | None = None, within: str = "kept") -> torch.Tensor:
     """One layer's weights under the mask-1 ``action``: kept positions set, pruned ones zero.
 
     ``generator`` (CPU) drives the permutations; ``fresh`` is the layer's fresh draw for
-    ``reinit``. ``w0`` and ``mask`` are not modified.
+    ``reinit``; ``within`` is where ``rand_signed_*`` shuffle the signs (:data:`SIGN_SHUFFLES`).
+    ``w0`` and ``mask`` are not modified. A bias (1-D) takes every action but the Kaiming
+    constants (``signed_constant``, ``rand_signed_constant``), which need a fan-in.
 
     Example:
         >>> w0 = torch.tensor([1.0, -2.0, 3.0, -4.0]); m = torch.tensor([True, True, False, True])
@@ -260,36 +318,30 @@ def kept_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator
         >>> w = kept_weights("signed_reshuffle", w0, m, generator=torch.Generator().manual_seed(0))
         >>> torch.equal(torch.sign(w), torch.sign(w0) * m), sorted(w.abs().tolist())
         (True, [0.0, 1.0, 2.0, 4.0])
+        >>> w = kept_weights("random_reinit", w0, m, generator=torch.Generator().manual_seed(0))
+        >>> set(w[m].tolist()) <= set(w0.tolist()), w[2].item()   # θ0 values from anywhere in the layer
+        (True, 0.0)
     """
     check_kept(action)
+    _check_within(within)
     w0 = w0.detach()
     keep = mask.to(device=w0.device, dtype=torch.bool)
-    out = torch.zeros_like(w0)
-    if action in ("init", "signed_constant", "signed_std"):
-        return treat_weights(action, w0) * keep
-    if action == "reinit":
-        if fresh is None or fresh.shape != w0.shape:
-            raise ConfigError("kept-weights action reinit needs a fresh draw of the layer's weights")
-        return fresh.detach().to(w0.device, w0.dtype) * keep
-    kept0 = w0[keep]
-    if action.startswith("rand_signed_"):
-        base = treat_weights(action[len("rand_"):], w0)[keep].abs()
-        out[keep] = base * _permuted(torch.sign(kept0), generator)  # signs shuffled among kept
-    elif action == "random_reshuffle":
-        out[keep] = _permuted(kept0, generator)
-    else:  # signed_reshuffle: magnitudes shuffled, each position keeps its own sign
-        out[keep] = _permuted(kept0.abs(), generator) * torch.sign(kept0)
-    return out
+    full = _layer(action, w0, keep, generator, fresh, within)
+    if action in ("init", "signed_constant", "signed_std", "reinit"):
+        return full * keep  # (a negative pruned entry gives -0.0, as these actions always did)
+    return torch.where(keep, full, torch.zeros_like(full))
 
 
 @torch.no_grad()
 def start_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator,
-                  fresh: torch.Tensor | None = None) -> torch.Tensor:
+                  fresh: torch.Tensor | None = None, within: str = "kept") -> torch.Tensor:
     """The whole layer a masked network starts from under the mask-1 ``action``: the kept
     positions as :func:`kept_weights` sets them, the pruned ones the action's whole-layer weights
-    where it has them (``init``: ``w0``; ``signed_*``: the treated ``w0``; ``reinit``: ``fresh``),
-    else ``w0``. Masked training zeroes the pruned positions anyway; keeping values there makes
-    the result a full snapshot (a trained ticket's ``init``) that later transforms can use.
+    where it has them (``init``: ``w0``; ``signed_*``: the treated ``w0``; ``reinit``: ``fresh``;
+    ``random_reinit`` / ``signed_reinit`` and, with ``within="layer"``, ``rand_signed_*``: the
+    permuted layer), else ``w0``. Masked training zeroes the pruned positions anyway; keeping
+    values there makes the result a full snapshot (a trained ticket's ``init``) that later
+    transforms can use.
 
     Example:
         >>> w0 = torch.tensor([[0.5, -2.0]]); m = torch.tensor([[True, False]])
@@ -298,11 +350,131 @@ def start_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generato
         >>> start_weights("init", w0, m, generator=torch.Generator()).tolist()
         [[0.5, -2.0]]
     """
-    kept = kept_weights(action, w0, mask, generator=generator, fresh=fresh)
-    if action in ("signed_constant", "signed_std"):
-        base = treat_weights(action, w0.detach())
-    elif action == "reinit":
-        base = fresh.detach().to(w0.device, w0.dtype)  # kept_weights checked it
-    else:
-        base = w0.detach()
-    return torch.where(mask.to(device=w0.device, dtype=torch.bool), kept, base)
+    check_kept(action)
+    _check_within(within)
+    w0 = w0.detach()
+    keep = mask.to(device=w0.device, dtype=torch.bool)
+    return _layer(action, w0, keep, generator, fresh, within)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conventions that are not ticketlab's defaults (Zhou et al.'s: the supermask miner's protocol
+# "reference"): recorded in the provenance, applied by the helpers below wherever a ticket's start
+# is made (the miner, ticketlab.retraining.rebuild / train, ticketlab.evaluate).
+
+#: Provenance key of a ticket's mask-1 conventions when they differ from ticketlab's defaults:
+#: ``{"action": A, "signs": "layer", "biases": {bias name: [pruned flat indices], ...}}``: the
+#: action ``A`` of the ticket's start was applied with ``within=signs``, and to the biases listed
+#: (those of the pruned layers) too, under bias masks that prune the listed indices. Absent:
+#: signs shuffle among the kept weights, biases stay at their initial values, unmasked.
+KEPT_CONVENTIONS = "kept_conventions"
+
+
+def layer_biases(named: Mapping[str, torch.Tensor], weights: Any) -> dict[str, str]:
+    """Weight name -> name of the bias of the same module (``a.b.weight`` -> ``a.b.bias``), for
+    the ``weights`` whose module has a bias among ``named``.
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 2); conv = torch.nn.Conv2d(1, 1, 1, bias=False)
+        >>> named = {**{f"fc.{k}": v for k, v in lin.named_parameters()}, "conv.weight": conv.weight}
+        >>> layer_biases(named, ["fc.weight", "conv.weight"])
+        {'fc.weight': 'fc.bias'}
+    """
+    out = {}
+    for w in weights:
+        owner, _, attr = str(w).rpartition(".")
+        bias = f"{owner}.bias" if owner else "bias"
+        if attr == "weight" and bias in named and named[bias] is not None:
+            out[w] = bias
+    return out
+
+
+def bias_record(masks: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
+    """The provenance form of bias masks: bias name -> sorted flat indices of its pruned entries.
+
+    Example:
+        >>> bias_record({"fc.bias": torch.tensor([True, False, True, False])})
+        {'fc.bias': [1, 3]}
+    """
+    return {n: torch.nonzero(~m.flatten().bool()).flatten().tolist() for n, m in masks.items()}
+
+
+def recorded_conventions(provenance: Mapping[str, Any]) -> tuple[str, str | None, dict[str, list[int]]]:
+    """``(signs, action, biases)`` of a ticket's :data:`KEPT_CONVENTIONS` record, checked (an
+    untrusted file may hold anything): ticketlab's defaults ``("kept", None, {})`` without one.
+
+    Example:
+        >>> recorded_conventions({}), recorded_conventions({KEPT_CONVENTIONS: {"action": "init", "signs": "layer",
+        ...                                                                     "biases": {"fc.bias": [0]}}})
+        (('kept', None, {}), ('layer', 'init', {'fc.bias': [0]}))
+    """
+    record = provenance.get(KEPT_CONVENTIONS)
+    if record is None:
+        return "kept", None, {}
+    bad = f"the provenance's {KEPT_CONVENTIONS} "
+    if not isinstance(record, Mapping):
+        raise ConfigError(bad + "is not a table")
+    signs, action, biases = record.get("signs", "kept"), record.get("action"), record.get("biases", {})
+    if signs not in SIGN_SHUFFLES:
+        raise ConfigError(bad + f"has signs {str(signs)[:30]!r}, not one of {', '.join(SIGN_SHUFFLES)}")
+    if action is not None and action not in KEPT_ACTIONS:
+        raise ConfigError(bad + f"has the unknown action {str(action)[:30]!r}")
+    if not isinstance(biases, Mapping) or not all(
+            isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+            for v in biases.values()):
+        raise ConfigError(bad + "has biases that are not lists of indices")
+    return signs, action, {str(k): list(v) for k, v in biases.items()}
+
+
+def bias_masks(pruned: Mapping[str, list[int]], named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Boolean masks of the biases of a :data:`KEPT_CONVENTIONS` record (``pruned``: bias name ->
+    pruned flat indices), on the biases' devices; a name the model lacks or an index out of range
+    is a one-line :class:`ConfigError`.
+
+    Example:
+        >>> lin = torch.nn.Linear(2, 3)
+        >>> bias_masks({"bias": [2]}, dict(lin.named_parameters()))["bias"].tolist()
+        [True, True, False]
+    """
+    out = {}
+    for name, idx in pruned.items():
+        if name not in named:
+            raise ConfigError(f"the ticket masks bias '{name}', which its model does not have")
+        b = named[name]
+        if any(not 0 <= i < b.numel() for i in idx) or len(set(idx)) != len(idx):
+            raise ConfigError(f"the ticket's pruned entries of bias '{name}' are not distinct indices below {b.numel()}")
+        m = torch.ones(b.numel(), dtype=torch.bool, device=b.device)
+        m[torch.as_tensor(idx, dtype=torch.long, device=b.device)] = False
+        out[name] = m.view(b.shape)
+    return out
+
+
+@torch.no_grad()
+def start_biases(action: str, b0: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], *, seed: int,
+                 within: str = "layer", fresh: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The biases a network starts from when the mask-1 ``action`` applies to biases too (Zhou et
+    al.: ``train_lottery.py`` applies every action to each of ``model.trainable_weights``, biases
+    included, l. 508-688): :func:`kept_weights` of each bias under its mask, pruned entries 0 (the
+    masked layer's ``bias * bias_mask``, ``masked_layers.py`` l. 34-38), the permutations drawn
+    from :func:`bias_generator` of ``seed``, in the order of ``b0``.
+
+    Example:
+        >>> b = {"fc.bias": torch.tensor([0.25, -0.5, 0.0, 0.75])}
+        >>> m = {"fc.bias": torch.tensor([True, True, True, False])}
+        >>> start_biases("init", b, m, seed=0)["fc.bias"].tolist()
+        [0.25, -0.5, 0.0, 0.0]
+        >>> sorted(start_biases("random_reshuffle", b, m, seed=0)["fc.bias"].tolist())
+        [-0.5, 0.0, 0.0, 0.25]
+    """
+    check_kept(action)
+    if action in ("signed_constant", "rand_signed_constant"):
+        raise ConfigError(f"kept-weights action {action} (the Kaiming constant sqrt(2/fan_in)) has no value for a "
+                          "bias, and this ticket's biases take the mask-1 actions: use signed_std (Zhou's constant)")
+    gen = bias_generator(seed)
+    out = {}
+    for n, b in b0.items():
+        if action == "reinit" and (fresh is None or n not in fresh):
+            raise ConfigError(f"kept-weights action reinit needs a fresh draw of bias '{n}'")
+        out[n] = kept_weights(action, b, masks[n], generator=gen, within=within,
+                              fresh=None if fresh is None else fresh[n])
+    return out

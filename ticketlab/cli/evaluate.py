@@ -17,7 +17,8 @@ from ticketlab.cli.render import console, warn_unhealthy
               help="Which split of the ticket's data set (fixed by its seed).")
 @click.option("--kept", default=None, metavar="ACTION",
               help="Set the kept weights first: init, signed_std, signed_constant, rand_signed_std, "
-                   "rand_signed_constant, random_reshuffle, signed_reshuffle, reinit [default: as stored].")
+                   "rand_signed_constant, random_reshuffle, signed_reshuffle, reinit, random_reinit, signed_reinit "
+                   "[default: as stored].")
 @click.option("--recalibrate-batches", type=int, default=None,
               help="Training batches (128 samples) that re-estimate batch-norm statistics first [default: 10; 0 = none].")
 @data_root_option()

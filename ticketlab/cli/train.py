@@ -14,7 +14,7 @@ from ticketlab.cli.render import console, visible, warn_unhealthy
 #: torch; a test keeps the two equal).
 KEPT_HELP = ("init, rewind:K (the dense network trained K iterations first, then the sparse one from "
              "iteration K), reinit, signed_constant, signed_std, rand_signed_constant, rand_signed_std, "
-             "random_reshuffle, signed_reshuffle")
+             "random_reshuffle, signed_reshuffle, random_reinit, signed_reinit (the layer's init permuted)")
 
 
 @click.command("train")

@@ -50,7 +50,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices
+from ticketlab.miners.base import PROTOCOLS, Miner, MinerConfig, MiningContext, check_choices, protocol_field  # noqa: F401
 from ticketlab.progress import NullProgress
 from ticketlab.weights import check_treatment
 
@@ -117,19 +117,6 @@ def _restore_order(module: nn.Module, order: list[str]) -> None:
     items = [(k, params[k]) for k in order if k in params] + [(k, v) for k, v in params.items() if k not in order]
     params.clear()
     params.update(items)
-
-
-#: ``protocol`` values of the miners that have a reference code to follow (``docs/learned_masks.md``).
-PROTOCOLS = ("exact", "reference")
-
-
-def protocol_field() -> Any:
-    """The ``protocol`` config field (``--protocol``, one help text for every miner that has it)."""
-    return field(default="exact", metadata={
-        "help": "exact (default: ticketlab's conventions, a ticket at exactly the requested density) or reference "
-                "(the reference code's: ksreenivasan/pruning_is_enough for gem_miner, whose ticket is then the gem "
-                "at its own density; allenai/hidden-networks for edge_popup; see docs/learned_masks.md)",
-        "choices": PROTOCOLS})
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,21 @@ class MinerConfig:
     """
 
 
+#: ``protocol`` values of the miners that have a reference code to follow (``docs/learned_masks.md``).
+PROTOCOLS = ("exact", "reference")
+
+
+def protocol_field() -> Any:
+    """The ``protocol`` config field (``--protocol``, one help text for every miner that has it)."""
+    return field(default="exact", metadata={
+        "help": "exact (default: ticketlab's conventions, a ticket at exactly the requested density) or reference "
+                "(the reference code's: ksreenivasan/pruning_is_enough for gem_miner, whose ticket is then the gem "
+                "at its own density; allenai/hidden-networks for edge_popup; uber-research/"
+                "deconstructing-lottery-tickets for supermask, with its criteria, counts, output-layer rate and "
+                "biases; see docs/learned_masks.md)",
+        "choices": PROTOCOLS})
+
+
 @dataclass
 class MiningContext:
     """Everything a miner may look at while scoring.

@@ -97,12 +97,11 @@ def expected_kept(density: float, sizes: list[int], scope: str, count_rule: str)
         >>> expected_kept(0.1, [25, 5], "global", "exact"), expected_kept(0.1, [25, 5], "layer", "exact")
         (3, 4)
     """
-    from ticketlab.selection import keep_count, keep_count_truncated
+    from ticketlab.selection import target_count
 
-    count = keep_count_truncated if count_rule == "truncated" else keep_count
     if scope == "layer":
-        return sum(count(density, n) for n in sizes)
-    return count(density, sum(sizes))
+        return sum(target_count(density, n, count_rule) for n in sizes)
+    return target_count(density, sum(sizes), count_rule)
 
 
 def check_job_entry(entry: Any) -> tuple[str, str, dict[str, Any]]:
@@ -163,7 +162,9 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
         raise bad(f"has the density {str(density)[:30]!r}")
     scope, rule = prov.get("scope", "global"), prov.get("count_rule", "exact")
-    if scope not in ("global", "layer") or rule not in ("exact", "threshold", "truncated", "positive"):
+    from ticketlab.selection import COUNT_RULES
+
+    if scope not in ("global", "layer") or rule not in COUNT_RULES:
         raise bad(f"records scope {str(scope)[:20]!r} and count rule {str(rule)[:20]!r}")
     kept = sum(k for k, _ in layers.values())
     total = sum(n for _, n in layers.values())
@@ -175,7 +176,7 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
             raise bad(f"was mined with rate multipliers {str(asked)[:60]!r}, the job asks for "
                       f"{str(options['rate_multipliers'])[:60]!r}")
         want = prov.get("target_kept")
-    wrong = kept != want if rule in ("exact", "truncated") else (kept > want if rule == "threshold" else False)
+    wrong = kept != want if rule in ("exact", "truncated", "truncated_percent") else (kept > want if rule == "threshold" else False)
     if wrong:
         raise bad(f"keeps {kept} weights where density {density:g} asks for "
                   f"{'at most ' if rule == 'threshold' else ''}{want}")
