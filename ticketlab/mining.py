@@ -151,15 +151,6 @@ def mine(
             every weight scoring at or below the ``int((1 - d) * N)``-th smallest score, ties
             included; ``docs/selection.md``). Recorded in the provenance as ``count_rule``.
     """
-    from ticketlab.checkpoint import read_checkpoint, write_checkpoint
-    from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only, split_samples
-    from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
-    from ticketlab.data.corruption import check_corruption
-    from ticketlab.fileformat import save
-    from ticketlab.models import create_model, model_topology, prunable_parameters
-    from ticketlab.retraining import final_snapshot, resolve_train_config, train_sparse
-    from ticketlab.training import TrainConfig, resolved_config
-
     if isinstance(method, MineSpec):
         given = locals()
         extra = [n for n, p in inspect.signature(mine).parameters.items()
@@ -175,291 +166,414 @@ def mine(
         train_options=train_options, train_ticket=train_ticket, data_corruption=data_corruption,
         miner_config=miner_config, model_kwargs=model_kwargs, prune_first_layer=prune_first_layer,
         prune_last_layer=prune_last_layer, track_masks=track_masks, early_bird=early_bird, count_rule=count_rule)
-    started = time.perf_counter()
-    progress = progress or NullProgress()
-    target = density_from(density, sparsity) if density is not None or sparsity is not None else None
-    if scope is not None and scope not in SCOPES:
-        raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{scope}'")
-    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
-        raise ConfigError(f"rounds must be at least 1, got {rounds}")
-    if rounds is not None:  # before a schedule of that many rounds is made
-        check_limit("rounds", rounds, f"rounds is {rounds:,}")
-    if schedule is not None:
-        check_limit("rounds", len(schedule), f"the schedule has {len(schedule):,} rounds")
-    miner_cls = get_miner(method)
-    seed = check_seed(seed)
-    check_tracking(track_masks, early_bird)
-    check_count_rule(count_rule)
-    if track_masks is not None and not miner_cls.tracks_masks:
-        raise ConfigError(f"method '{method}' does not support track_masks (only methods that train: magnitude, "
-                          "imp, supermask and the learned-mask miners)")
-    if isinstance(miner_config, dict) or miner_config is None:
-        miner: Miner = miner_cls(**(miner_config or {}))
-    else:
-        miner = miner_cls(miner_config)
-    count_rule = check_count_rule(miner.round_count_rule(count_rule))  # e.g. a reference protocol's own rule
-    if scope is None:
-        scope = miner_cls.scopes[0]
-    elif scope not in miner_cls.scopes:
-        raise ConfigError(f"method '{method}' selects with scope {' or '.join(miner_cls.scopes)} only, "
-                          f"not '{scope}'")
-    corruption: dict[str, Any] | None = None
-    if data_corruption is not None:
-        check_corruption(data_corruption)
-        if not (miner_cls.needs_data or miner_cls.trains):
-            why = f"method '{method}' is data-free: a data corruption only applies to methods that read the training data"
-            raise ConfigError(why, cli=why.replace("a data corruption", "--data-corruption"))
-        corruption = {"kind": data_corruption, "seed": seed, "split": "train"}
-    rounds_dir = Path(save_rounds) if save_rounds is not None else None
-    if rounds_dir is not None and not rounds_dir.is_dir():
-        raise ConfigError(f"cannot save rounds to '{rounds_dir}': it is not an existing folder")
-    dev = resolve_device(device)
+    run = _Run(spec, miner_config, device=device, data_root=data_root, download=download,
+               keep_weights=keep_weights, keep_scores=keep_scores, checkpoint=checkpoint, resume=resume,
+               save_rounds=save_rounds, progress=progress)
+    run.check()                # every option, before any data is read
+    run.build()                # data, network, prunable parameters, training configs
+    run.plan()                 # the rounds' targets, the weight treatment, the checkpoint fingerprint
+    run.restore_or_prepare()   # a checkpoint's state, or the miner's preparation (round 0)
+    run.run_rounds()           # score, select, record: round after round
+    run.finish()               # the ticket's start weights; the masks applied to the network
+    run.train_ticket()         # --train-ticket (or the method's own fine-tuning)
+    return run.ticket()
 
-    data_read = bool(miner_cls.needs_data or miner_cls.trains or train_ticket) or get_dataset_info(dataset).spec is None
-    # A data-free method on an image set needs only its shape: no files are read (or required).
-    data = load_dataset(dataset, root=data_root, download=download, seed=seed) if data_read else shape_only(dataset)
-    clean = data  # what --train-ticket trains on; the miner sees the corrupted training split
-    if corruption is not None:
-        data = corrupt(data, data_corruption, seed=seed)
-    net = create_model(model, data.spec, seed=seed, **(model_kwargs or {})).to(dev)
-    params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
-    if not params:
-        raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
-    train_config = resolve_train_config(model, dataset, train_epochs=train_epochs, train_options=train_options)
 
-    def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
-        return create_model(model, data.spec, seed=draw_seed, **(model_kwargs or {})).state_dict()
+class _Run:
+    """One :func:`mine` call, as named steps over shared state (see :func:`mine` for the options)."""
 
-    ctx = MiningContext(
-        model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
-        generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-        train_config=train_config, progress=progress, draw_init=draw_init, scope=scope,
-        train_epochs=train_epochs, track_masks=track_masks, early_bird=early_bird,
-        tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
-    )
-    every = list(prunable_parameters(net))  # the output layer is the model's last, pruned or not
-    names, output = list(params), (every[-1] if every else None)
-    explicit = resolve_rounds(schedule, names, output) if schedule is not None else None
-    densities = miner.schedule(ctx, target, rounds, explicit)
-    multipliers: dict[str, float] | None = None
-    if rate_multipliers is not None:
-        multipliers = check_multipliers(rate_multipliers, names, output)
-        densities = scale_rates(densities, rate_multipliers, names, output)
-    densities = _check_schedule(densities, params)
-    ctx.schedule = list(densities)
-    # the treatment after the schedule (a treatment may need the layers' density, which the
-    # miner derives from it) and before anything reads the weights: the ticket's init is treated
-    treatment = miner.weight_treatment()
-    weights_density = miner.treatment_density(ctx)
-    apply_treatment_(params, treatment, weights_density)
-    init = _numpy(params)
-    init_state = {n: v.detach().clone() for n, v in net.state_dict().items()}  # --train-ticket rewinds all of it
-    ticket_config = miner.ticket_train_config(ctx)
-    if ticket_config is not None and train_options:
-        ticket_config = TrainConfig.from_dict({**ticket_config.to_dict(), **train_options})
-    train_ticket = bool(train_ticket or ticket_config is not None)
-    ticket_config = ticket_config or train_config
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and ckpt_path.exists() and not resume:
-        found = f"checkpoint '{ckpt_path}' already exists (an unfinished run?): "
-        raise ConfigError(found + "continue it with resume=True or delete it to start over",
-                          cli=found + "continue it with the same command and --resume, or delete it to start over")
-    per_layer = any(isinstance(d, dict) for d in densities)
-    effective_scope = "layer" if per_layer else scope
-    trained = bool((miner_cls.trains and not miner_cls.frozen_weights) or train_ticket)
-    weight_config = ticket_config if train_ticket else train_config  # the weights' last training
-    fingerprint = {
-        "method": method, "method_config": dataclasses.asdict(miner.config), "model": model,
-        "model_config": dict(model_kwargs or {}), "dataset": dataset, "seed": seed, "scope": effective_scope,
-        "schedule": densities, "train_config": dataclasses.asdict(train_config) if miner_cls.trains else None,
-        "weights": treatment,
-        **({"weights_density": weights_density} if weights_density is not None else {}),
-        "prune_first_layer": prune_first_layer, "prune_last_layer": prune_last_layer,
-        "ticketlab_version": __version__,
-        "ties": "seeded",  # ties at a threshold are drawn (issue 21): positional-tie checkpoints do not resume
-    }
-    if corruption is not None:
-        fingerprint["data_corruption"] = corruption
-    if track_masks is not None:  # only when given: default runs keep their fingerprint
-        fingerprint["track_masks"], fingerprint["early_bird"] = track_masks, early_bird
-    if count_rule != "exact":  # likewise: checkpoints of exact-count runs still resume
-        fingerprint["count_rule"] = count_rule
-    if multipliers is not None:
-        fingerprint["rate_multipliers"] = multipliers
-    topology = model_topology(net, data.spec)
-    spec_dict, spec_hash = spec.to_dict(), spec.hashname()
+    def __init__(self, spec: MineSpec, miner_config: Any, *, device: Any, data_root: Any,
+                 download: bool, keep_weights: bool, keep_scores: bool, checkpoint: Any, resume: bool,
+                 save_rounds: Any, progress: NullProgress | None) -> None:
+        self.started = time.perf_counter()
+        self.spec = spec
+        flat = spec.to_flat()
+        self.method: str = flat["method"]
+        self.model, self.dataset, self.seed = flat["model"], flat["dataset"], flat["seed"]
+        self.model_kwargs = flat["model_kwargs"]
+        self.scope, self.rounds, self.schedule = flat["scope"], flat["rounds"], flat["schedule"]
+        self.rate_multipliers, self.count_rule = flat["rate_multipliers"], flat["count_rule"]
+        self.train_epochs, self.train_options = flat["train_epochs"], flat["train_options"]
+        self.want_ticket_training = flat["train_ticket"]
+        self.data_corruption, self.track_masks, self.early_bird = (
+            flat["data_corruption"], flat["track_masks"], flat["early_bird"])
+        self.prune_first_layer, self.prune_last_layer = flat["prune_first_layer"], flat["prune_last_layer"]
+        # the MinerConfig instance when one was given (its class may be a subclass), else the dict
+        self.miner_config = miner_config if miner_config is not None and not isinstance(miner_config, dict) \
+            else flat["miner_config"]
+        self.target = spec.prune.density
+        self.device, self.data_root, self.download = device, data_root, download
+        self.keep_weights, self.keep_scores = keep_weights, keep_scores
+        self.ckpt_path = Path(checkpoint) if checkpoint is not None else None
+        self.resume = resume
+        self.rounds_dir = Path(save_rounds) if save_rounds is not None else None
+        self.progress = progress or NullProgress()
+        self.elapsed_before = 0.0
 
-    def make_ticket(round_masks: dict[str, torch.Tensor], rows: list[dict[str, Any]],
-                    last_scores: dict[str, torch.Tensor], round_index: int, **extra: Any) -> Ticket:
-        np_masks = {n: m.cpu().numpy() for n, m in round_masks.items()}
-        total = sum(m.size for m in np_masks.values())
-        kept = sum(int(m.sum()) for m in np_masks.values())
-        goal = densities[round_index - 1] if round_index >= 1 else 1.0
-        provenance: dict[str, Any] = {
-            "method": method,
-            "method_config": dataclasses.asdict(miner.config),
-            "model": model,
-            "model_config": dict(model_kwargs or {}),
-            "dataset": dataset,
-            # split sizes only when the samples were read (a data-free run has empty splits)
-            "data_spec": {**dataclasses.asdict(data.spec), **({"split_samples": split_samples(data)} if data_read else {})},
-            "data_read": data_read,
-            "seed": seed,
-            "scope": effective_scope,
-            "count_rule": count_rule,
-            "rounds": len(densities),
-            "schedule": "explicit" if schedule is not None else (
-                "per-layer" if per_layer else "exponential"),
-            **({"rate_multipliers": multipliers} if multipliers is not None else {}),
-            "target_density": goal,
-            "target_kept": _target_kept(goal, effective_scope, {n: m.size for n, m in np_masks.items()}, count_rule),
-            "achieved_density": kept / total,
-            "kept": kept,
-            "total": total,
-            "prune_first_layer": prune_first_layer,
-            "prune_last_layer": prune_last_layer,
-            "layer_kept": {n: int(m.sum()) for n, m in np_masks.items()},
-            "collapsed": any(not m.any() for m in np_masks.values()),
-            # resolved: eval_every is the cadence train() used (None would read "the default")
-            "train_config": dataclasses.asdict(resolved_config(weight_config, data)) if trained else None,
-            "weights": treatment,
-            **({"weights_density": weights_density} if weights_density is not None else {}),
-            "trained": trained,
-            "device": str(dev),
-            "spec": spec_dict,
-            "spec_hash": spec_hash,
+    # ------------------------------------------------------------------ 1. check
+    def check(self) -> None:
+        """Every option on its own and against the method, before anything is loaded."""
+        from ticketlab.data.corruption import check_corruption
+
+        method, rounds, schedule = self.method, self.rounds, self.schedule
+        if self.scope is not None and self.scope not in SCOPES:
+            raise ConfigError(f"scope must be one of {', '.join(SCOPES)}, got '{self.scope}'")
+        if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1):
+            raise ConfigError(f"rounds must be at least 1, got {rounds}")
+        if rounds is not None:  # before a schedule of that many rounds is made
+            check_limit("rounds", rounds, f"rounds is {rounds:,}")
+        if schedule is not None:
+            check_limit("rounds", len(schedule), f"the schedule has {len(schedule):,} rounds")
+        self.miner_cls = miner_cls = get_miner(method)
+        self.seed = check_seed(self.seed)
+        check_tracking(self.track_masks, self.early_bird)
+        check_count_rule(self.count_rule)
+        if self.track_masks is not None and not miner_cls.tracks_masks:
+            raise ConfigError(f"method '{method}' does not support track_masks (only methods that train: magnitude, "
+                              "imp, supermask and the learned-mask miners)")
+        cfg = self.miner_config
+        self.miner: Miner = miner_cls(**(cfg or {})) if isinstance(cfg, dict) or cfg is None else miner_cls(cfg)
+        self.count_rule = check_count_rule(self.miner.round_count_rule(self.count_rule))  # e.g. a reference protocol's
+        if self.scope is None:
+            self.scope = miner_cls.scopes[0]
+        elif self.scope not in miner_cls.scopes:
+            raise ConfigError(f"method '{method}' selects with scope {' or '.join(miner_cls.scopes)} only, "
+                              f"not '{self.scope}'")
+        self.corruption: dict[str, Any] | None = None
+        if self.data_corruption is not None:
+            check_corruption(self.data_corruption)
+            if not (miner_cls.needs_data or miner_cls.trains):
+                why = (f"method '{method}' is data-free: a data corruption only applies to methods that read the "
+                       "training data")
+                raise ConfigError(why, cli=why.replace("a data corruption", "--data-corruption"))
+            self.corruption = {"kind": self.data_corruption, "seed": self.seed, "split": "train"}
+        if self.rounds_dir is not None and not self.rounds_dir.is_dir():
+            raise ConfigError(f"cannot save rounds to '{self.rounds_dir}': it is not an existing folder")
+
+    # ------------------------------------------------------------------ 2. build
+    def build(self) -> None:
+        """The data (corrupted for the miner where asked), the network on its device, the
+        prunable parameters, the training config and the miner's context."""
+        from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
+        from ticketlab.models import create_model, prunable_parameters
+        from ticketlab.retraining import resolve_train_config
+
+        cls, seed = self.miner_cls, self.seed
+        self.dev = resolve_device(self.device)
+        self.data_read = bool(cls.needs_data or cls.trains or self.want_ticket_training) or \
+            get_dataset_info(self.dataset).spec is None
+        # A data-free method on an image set needs only its shape: no files are read (or required).
+        self.data = data = (load_dataset(self.dataset, root=self.data_root, download=self.download, seed=seed)
+                            if self.data_read else shape_only(self.dataset))
+        self.clean = data  # what --train-ticket trains on; the miner sees the corrupted training split
+        if self.corruption is not None:
+            self.data = data = corrupt(data, self.data_corruption, seed=seed)
+        model, kwargs = self.model, self.model_kwargs or {}
+        self.net = net = create_model(model, data.spec, seed=seed, **kwargs).to(self.dev)
+        self.params = prunable_parameters(net, first_layer=self.prune_first_layer, last_layer=self.prune_last_layer)
+        if not self.params:
+            raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
+        every = list(prunable_parameters(net))  # the output layer is the model's last, pruned or not
+        self.output_layer = every[-1] if every else None
+        self.train_config = resolve_train_config(model, self.dataset, train_epochs=self.train_epochs,
+                                                 train_options=self.train_options)
+
+        def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
+            return create_model(model, data.spec, seed=draw_seed, **kwargs).state_dict()
+
+        self.ctx = MiningContext(
+            model=net, params=self.params, spec=data.spec, data=data, device=self.dev, seed=seed,
+            generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
+            train_config=self.train_config, progress=self.progress, draw_init=draw_init, scope=self.scope,
+            train_epochs=self.train_epochs, track_masks=self.track_masks, early_bird=self.early_bird,
+            tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
+        )
+
+    # ------------------------------------------------------------------ 3. plan
+    def plan(self) -> None:
+        """The rounds' targets (the miner's schedule, per-layer targets resolved), the weight
+        treatment and the ticket's init, the ticket training config, the checkpoint fingerprint."""
+        from ticketlab.models import model_topology
+        from ticketlab.training import TrainConfig
+
+        ctx, miner, params = self.ctx, self.miner, self.params
+        names = list(params)
+        explicit = resolve_rounds(self.schedule, names, self.output_layer) if self.schedule is not None else None
+        densities = miner.schedule(ctx, self.target, self.rounds, explicit)
+        self.multipliers: dict[str, float] | None = None
+        if self.rate_multipliers is not None:
+            self.multipliers = check_multipliers(self.rate_multipliers, names, self.output_layer)
+            densities = scale_rates(densities, self.rate_multipliers, names, self.output_layer)
+        self._set_densities(_check_schedule(densities, params))
+        # the treatment after the schedule (a treatment may need the layers' density, which the
+        # miner derives from it) and before anything reads the weights: the ticket's init is treated
+        self.treatment = miner.weight_treatment()
+        self.weights_density = miner.treatment_density(ctx)
+        apply_treatment_(params, self.treatment, self.weights_density)
+        self.init = _numpy(params)
+        self.init_state = {n: v.detach().clone() for n, v in self.net.state_dict().items()}  # --train-ticket rewinds it
+        ticket_config = miner.ticket_train_config(ctx)
+        if ticket_config is not None and self.train_options:
+            ticket_config = TrainConfig.from_dict({**ticket_config.to_dict(), **self.train_options})
+        self.do_train_ticket = bool(self.want_ticket_training or ticket_config is not None)
+        self.ticket_config = ticket_config or self.train_config
+        if self.ckpt_path is not None and self.ckpt_path.exists() and not self.resume:
+            found = f"checkpoint '{self.ckpt_path}' already exists (an unfinished run?): "
+            raise ConfigError(found + "continue it with resume=True or delete it to start over",
+                              cli=found + "continue it with the same command and --resume, or delete it to start over")
+        self.trained = bool((self.miner_cls.trains and not self.miner_cls.frozen_weights) or self.do_train_ticket)
+        self.weight_config = self.ticket_config if self.do_train_ticket else self.train_config  # the weights' last
+        self.fingerprint = self._fingerprint()
+        self.topology = model_topology(self.net, self.data.spec)
+        self.spec_dict, self.spec_hash = self.spec.to_dict(), self.spec.hashname()
+
+    def _set_densities(self, densities: list[RoundTarget]) -> None:
+        self.densities = densities
+        self.ctx.schedule = list(densities)
+        self.per_layer = any(isinstance(d, dict) for d in densities)
+        self.effective_scope = "layer" if self.per_layer else self.scope
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed (optional keys only when set, so that the
+        checkpoints of runs without them keep resuming)."""
+        fingerprint = {
+            "method": self.method, "method_config": dataclasses.asdict(self.miner.config), "model": self.model,
+            "model_config": dict(self.model_kwargs or {}), "dataset": self.dataset, "seed": self.seed,
+            "scope": self.effective_scope, "schedule": self.densities,
+            "train_config": dataclasses.asdict(self.train_config) if self.miner_cls.trains else None,
+            "weights": self.treatment,
+            **({"weights_density": self.weights_density} if self.weights_density is not None else {}),
+            "prune_first_layer": self.prune_first_layer, "prune_last_layer": self.prune_last_layer,
             "ticketlab_version": __version__,
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "wall_seconds": round(elapsed_before + time.perf_counter() - started, 3),
-            "topology": topology,
-            **({"data_corruption": corruption} if corruption is not None else {}),
-            **({"track_masks": track_masks, "early_bird": early_bird,
-                "early_bird_stops": [{"run": r.get("run"), "iteration": r["iteration"]} for r in rows
-                                     if r.get("early_bird_stop")]} if track_masks is not None else {}),
-            **ctx.provenance,
-            **extra,
+            "ties": "seeded",  # ties at a threshold are drawn (issue 21): positional-tie checkpoints do not resume
         }
-        weights: dict[str, dict[str, np.ndarray]] = {}
-        if keep_weights:
-            weights["init"] = init
-            if trained:
-                # trained weights, pruned ones zero, then the rest of the trained state (biases, batch norm)
-                weights["final"] = final_snapshot(net, round_masks)
-        np_scores = ({n: s.detach().to(torch.float32).cpu().numpy() for n, s in last_scores.items()}
-                     if keep_scores else {})
-        ticket = Ticket(masks=np_masks, provenance=provenance, weights=weights, scores=np_scores,
-                        history=[dict(r) for r in rows])
-        ticket.provenance[HEALTH_KEY] = health(ticket).to_dict()  # docs/format.md, "Ticket health"
-        return ticket
+        if self.corruption is not None:
+            fingerprint["data_corruption"] = self.corruption
+        if self.track_masks is not None:
+            fingerprint["track_masks"], fingerprint["early_bird"] = self.track_masks, self.early_bird
+        if self.count_rule != "exact":
+            fingerprint["count_rule"] = self.count_rule
+        if self.multipliers is not None:
+            fingerprint["rate_multipliers"] = self.multipliers
+        return fingerprint
 
-    def finish_round(k: int) -> None:
-        if rounds_dir is not None:
+    # ------------------------------------------------------------------ 4. restore or prepare
+    def restore_or_prepare(self) -> None:
+        """Resume after a checkpoint's round (the miner's state, weights, masks, draws), or run
+        the miner's preparation (round 0: e.g. the dense training) and write round 0."""
+        from ticketlab.checkpoint import read_checkpoint
+
+        ctx, params = self.ctx, self.params
+        self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
+        self.buffers = SelectionBuffers()  # the rounds' selection work buffers, reused round after round
+        self.history: list[dict[str, Any]] = []
+        self.scores: dict[str, torch.Tensor] = {}
+        ckpt = self.ckpt_path
+        self.state = read_checkpoint(ckpt, self.fingerprint) if self.resume and ckpt is not None and ckpt.exists() \
+            else None
+        state = self.state
+        if state is None:
+            self.first = 1
+            self.miner.prepare(ctx)
+            self._adopt_schedule()
+            self.history.extend(ctx.records)
+            ctx.records.clear()
+            self.history.extend(ctx.tracked)  # --track-masks rows of the preparation's training
+            ctx.tracked.clear()
+            self._finish_round(0)
+            return
+        self.first = int(state["round"]) + 1
+        self.miner.resume(ctx, state["miner"])
+        self._adopt_schedule()
+        ctx.records.clear()
+        self.net.load_state_dict(state["model"])
+        self.masks = {n: state["masks"][n].to(params[n].device) for n in params}
+        self.scores = {n: s.to(params[n].device) for n, s in state["scores"].items()}
+        self.history = list(state["history"])
+        ctx.generator.set_state(state["generator"])
+        ctx.tie_generator.set_state(state["tie_generator"])
+        self.elapsed_before = float(state["elapsed"])
+
+    def _adopt_schedule(self) -> None:
+        """A miner may fix its targets only once it has looked (the supermask sweep's choice)."""
+        if self.ctx.schedule != self.densities:
+            if self.multipliers is not None:
+                raise ConfigError(f"method '{self.method}' chooses its own density after looking: rate multipliers do "
+                                  "not apply (give a density, or drop them)")
+            self._set_densities(_check_schedule(self.ctx.schedule, self.params))
+
+    # ------------------------------------------------------------------ 5. rounds
+    def run_rounds(self) -> None:
+        """Every round from the first not yet done: the miner scores, the shared selection keeps
+        the round's target (ties by the selection stream), one history row; then round files and
+        the checkpoint."""
+        ctx, miner = self.ctx, self.miner
+        with self.progress.task(f"{self.method}: rounds", total=len(self.densities)) as bar:
+            bar.advance(self.first - 1)
+            for k in range(self.first, len(self.densities) + 1):
+                d = self.densities[k - 1]
+                t0 = time.perf_counter()
+                miner.before_round(ctx, self.masks, k)
+                self.scores = miner.score(ctx, self.masks)
+                ties: list[TieRecord] = []
+                self.masks = _select(self.scores, d, self.scope, self.masks, self.count_rule, self.buffers,
+                                     ctx.tie_generator, ties)
+                miner.after_round(ctx, self.masks, k)
+                kept = sum(int(m.sum()) for m in self.masks.values())
+                row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
+                       "density": kept / sum(m.numel() for m in self.masks.values()), **tie_columns(ties)}
+                warn_ties(row, f"{self.method}: round {k}")
+                for rec in ctx.records:
+                    row.update(rec)
+                ctx.records.clear()
+                row["seconds"] = time.perf_counter() - t0
+                self.history.extend(ctx.tracked)  # --track-masks rows of this round's training, then its row
+                ctx.tracked.clear()
+                self.history.append(row)
+                self._finish_round(k)
+                bar.advance()
+
+    def _finish_round(self, k: int) -> None:
+        """Round ``k``'s file (``--save-rounds``) and the checkpoint after it."""
+        from ticketlab.checkpoint import write_checkpoint
+        from ticketlab.fileformat import save
+
+        if self.rounds_dir is not None:
             # the ticket a run whose schedule ended at round k would give (its rounds, its accuracy)
-            last = history[-1] if history else {}
+            last = self.history[-1] if self.history else {}
             acc = {"test_accuracy": last["test_accuracy"]} if k >= 1 and "test_accuracy" in last else {}
+            spec = self.spec
             if spec.prune.schedule is not None and k >= 1:  # the spec of the run that stops here
                 cut = spec.prune.schedule[:k]
                 goal = cut[-1] if spec.prune.density is not None and not isinstance(cut[-1], dict) else spec.prune.density
                 stop = dataclasses.replace(spec, prune=dataclasses.replace(spec.prune, schedule=cut, density=goal))
                 acc.update(spec=stop.to_dict(), spec_hash=stop.hashname())
-            save(make_ticket(masks, history, scores, k, round=k, rounds=k, **acc), rounds_dir / f"round_{k:02d}.h5")
-        if ckpt_path is not None:
-            write_checkpoint(ckpt_path, {
-                "fingerprint": fingerprint, "round": k, "masks": {n: m.cpu() for n, m in masks.items()},
-                "model": {n: v.detach().cpu() for n, v in net.state_dict().items()},
-                "scores": {n: s.detach().cpu() for n, s in scores.items()}, "history": history,
+            save(self.make_ticket(k, round=k, rounds=k, **acc), self.rounds_dir / f"round_{k:02d}.h5")
+        if self.ckpt_path is not None:
+            ctx = self.ctx
+            write_checkpoint(self.ckpt_path, {
+                "fingerprint": self.fingerprint, "round": k, "masks": {n: m.cpu() for n, m in self.masks.items()},
+                "model": {n: v.detach().cpu() for n, v in self.net.state_dict().items()},
+                "scores": {n: s.detach().cpu() for n, s in self.scores.items()}, "history": self.history,
                 "generator": ctx.generator.get_state(), "tie_generator": ctx.tie_generator.get_state(),
-                "miner": miner.state_dict(),
-                "elapsed": elapsed_before + time.perf_counter() - started,
+                "miner": self.miner.state_dict(),
+                "elapsed": self.elapsed_before + time.perf_counter() - self.started,
             })
 
-    def adopt_schedule() -> None:
-        """A miner may fix its targets only once it has looked (the supermask sweep's choice)."""
-        nonlocal densities, per_layer, effective_scope
-        if ctx.schedule != densities:
-            if multipliers is not None:
-                raise ConfigError(f"method '{method}' chooses its own density after looking: rate multipliers do not "
-                                  "apply (give a density, or drop them)")
-            densities = _check_schedule(ctx.schedule, params)
-            ctx.schedule = list(densities)
-            per_layer = any(isinstance(d, dict) for d in densities)
-            effective_scope = "layer" if per_layer else scope
+    # ------------------------------------------------------------------ 6. finish
+    def finish(self) -> None:
+        """The ticket's start weights (a method's kept action), the miner's clean-up, and the
+        masks applied to the network; the facts the ticket records about the run's end."""
+        start_weights = self.miner.ticket_weights(self.ctx, self.masks)  # e.g. the supermask's --kept action
+        self.miner.finish(self.ctx)
+        if start_weights is not None:  # the ticket's network starts from these: its init snapshot
+            self.init = {n: start_weights[n].detach().cpu().numpy().copy() for n in self.params}
+            for n, w in start_weights.items():  # the biases too where the method sets them (supermask, reference)
+                self.init_state[n] = w.detach().cpu().to(self.init_state[n].dtype).clone()
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.mul_(self.masks[n])
+        self.extra: dict[str, Any] = {}
+        if self.state is not None:
+            self.extra["resumed_after_round"] = self.first - 1
+        last = self.history[-1] if self.history else {}
+        if last.get("stage") == "round" and "test_accuracy" in last:
+            self.extra["test_accuracy"] = last["test_accuracy"]  # the last round trained the ticket (IMP)
 
-    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
-    buffers = SelectionBuffers()  # the rounds' selection work buffers, reused round after round
-    history: list[dict[str, Any]] = []
-    scores: dict[str, torch.Tensor] = {}
-    elapsed_before = 0.0
-    state = read_checkpoint(ckpt_path, fingerprint) if resume and ckpt_path is not None and ckpt_path.exists() else None
-    if state is None:
-        first = 1
-        miner.prepare(ctx)
-        adopt_schedule()
-        history.extend(ctx.records)
-        ctx.records.clear()
-        history.extend(ctx.tracked)  # --track-masks rows of the preparation's training
-        ctx.tracked.clear()
-        finish_round(0)
-    else:  # resume after round state["round"]: the miner's state, then weights, masks, draws
-        first = int(state["round"]) + 1
-        miner.resume(ctx, state["miner"])
-        adopt_schedule()
-        ctx.records.clear()
-        net.load_state_dict(state["model"])
-        masks = {n: state["masks"][n].to(params[n].device) for n in params}
-        scores = {n: s.to(params[n].device) for n, s in state["scores"].items()}
-        history = list(state["history"])
-        ctx.generator.set_state(state["generator"])
-        ctx.tie_generator.set_state(state["tie_generator"])
-        elapsed_before = float(state["elapsed"])
-    with progress.task(f"{method}: rounds", total=len(densities)) as bar:
-        bar.advance(first - 1)
-        for k in range(first, len(densities) + 1):
-            d = densities[k - 1]
-            t0 = time.perf_counter()
-            miner.before_round(ctx, masks, k)
-            scores = miner.score(ctx, masks)
-            ties: list[TieRecord] = []
-            masks = _select(scores, d, scope, masks, count_rule, buffers, ctx.tie_generator, ties)
-            miner.after_round(ctx, masks, k)
-            kept = sum(int(m.sum()) for m in masks.values())
-            row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
-                   "density": kept / sum(m.numel() for m in masks.values()), **tie_columns(ties)}
-            warn_ties(row, f"{method}: round {k}")
-            for rec in ctx.records:
-                row.update(rec)
-            ctx.records.clear()
-            row["seconds"] = time.perf_counter() - t0
-            history.extend(ctx.tracked)  # --track-masks rows of this round's training, then its row
-            ctx.tracked.clear()
-            history.append(row)
-            finish_round(k)
-            bar.advance()
-    start_weights = miner.ticket_weights(ctx, masks)  # e.g. the supermask's --kept action
-    miner.finish(ctx)
-    if start_weights is not None:  # the ticket's network starts from these: its init snapshot
-        init = {n: start_weights[n].detach().cpu().numpy().copy() for n in params}
-        for n, w in start_weights.items():  # the biases too where the method sets them (supermask, reference)
-            init_state[n] = w.detach().cpu().to(init_state[n].dtype).clone()
+    # ------------------------------------------------------------------ 7. train the ticket
+    def train_ticket(self) -> None:
+        """``--train-ticket`` (or a method's fine-tuning): from the whole initial state (weights,
+        biases, batch norm), on the real data; its row ends the history."""
+        from ticketlab.retraining import train_sparse
 
-    with torch.no_grad():
-        for n, p in params.items():
-            p.mul_(masks[n])
-    extra: dict[str, Any] = {}
-    if state is not None:
-        extra["resumed_after_round"] = first - 1
-    if history and history[-1].get("stage") == "round" and "test_accuracy" in history[-1]:
-        extra["test_accuracy"] = history[-1]["test_accuracy"]  # the last round trained the ticket (IMP)
-    if train_ticket:  # from the whole initial state (weights, biases, batch norm), on the real data
-        _, _, pruned_biases = recorded_conventions(ctx.provenance)  # masked biases (supermask, reference)
-        _, trained_row = train_sparse(net, init_state, clean, ticket_config, masks, seed=seed, device=dev,
-                                      progress=progress, label="train",
-                                      extra_masks=bias_masks(pruned_biases, dict(net.named_parameters())))
-        history.append(trained_row)
-        extra["test_accuracy"] = trained_row.get("test_accuracy")
-    return make_ticket(masks, history, scores, len(densities), **extra)
+        if not self.do_train_ticket:
+            return
+        _, _, pruned_biases = recorded_conventions(self.ctx.provenance)  # masked biases (supermask, reference)
+        _, row = train_sparse(self.net, self.init_state, self.clean, self.ticket_config, self.masks, seed=self.seed,
+                              device=self.dev, progress=self.progress, label="train",
+                              extra_masks=bias_masks(pruned_biases, dict(self.net.named_parameters())))
+        self.history.append(row)
+        self.extra["test_accuracy"] = row.get("test_accuracy")
+
+    # ------------------------------------------------------------------ 8. the ticket
+    def ticket(self) -> Ticket:
+        return self.make_ticket(len(self.densities), **self.extra)
+
+    def make_ticket(self, round_index: int, **extra: Any) -> Ticket:
+        """The ticket of the masks so far: masks, provenance, weights, scores, history, health."""
+        from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
+        from ticketlab.retraining import final_snapshot
+
+        np_masks = {n: m.cpu().numpy() for n, m in self.masks.items()}
+        weights: dict[str, dict[str, np.ndarray]] = {}
+        if self.keep_weights:
+            weights["init"] = self.init
+            if self.trained:
+                # trained weights, pruned ones zero, then the rest of the trained state (biases, batch norm)
+                weights["final"] = final_snapshot(self.net, self.masks)
+        np_scores = ({n: s.detach().to(torch.float32).cpu().numpy() for n, s in self.scores.items()}
+                     if self.keep_scores else {})
+        ticket = Ticket(masks=np_masks, provenance=self._provenance(np_masks, round_index, extra), weights=weights,
+                        scores=np_scores, history=[dict(r) for r in self.history])
+        ticket.provenance[HEALTH_KEY] = health(ticket).to_dict()  # docs/format.md, "Ticket health"
+        return ticket
+
+    def _provenance(self, np_masks: dict[str, np.ndarray], round_index: int, extra: dict[str, Any]) -> dict[str, Any]:
+        """What the ticket says about how it was made (``docs/format.md``)."""
+        from ticketlab.data import split_samples
+        from ticketlab.training import resolved_config
+
+        total = sum(m.size for m in np_masks.values())
+        kept = sum(int(m.sum()) for m in np_masks.values())
+        goal = self.densities[round_index - 1] if round_index >= 1 else 1.0
+        data, rows = self.data, self.history
+        return {
+            "method": self.method,
+            "method_config": dataclasses.asdict(self.miner.config),
+            "model": self.model,
+            "model_config": dict(self.model_kwargs or {}),
+            "dataset": self.dataset,
+            # split sizes only when the samples were read (a data-free run has empty splits)
+            "data_spec": {**dataclasses.asdict(data.spec),
+                          **({"split_samples": split_samples(data)} if self.data_read else {})},
+            "data_read": self.data_read,
+            "seed": self.seed,
+            "scope": self.effective_scope,
+            "count_rule": self.count_rule,
+            "rounds": len(self.densities),
+            "schedule": "explicit" if self.schedule is not None else ("per-layer" if self.per_layer else "exponential"),
+            **({"rate_multipliers": self.multipliers} if self.multipliers is not None else {}),
+            "target_density": goal,
+            "target_kept": _target_kept(goal, self.effective_scope, {n: m.size for n, m in np_masks.items()},
+                                        self.count_rule),
+            "achieved_density": kept / total,
+            "kept": kept,
+            "total": total,
+            "prune_first_layer": self.prune_first_layer,
+            "prune_last_layer": self.prune_last_layer,
+            "layer_kept": {n: int(m.sum()) for n, m in np_masks.items()},
+            "collapsed": any(not m.any() for m in np_masks.values()),
+            # resolved: eval_every is the cadence train() used (None would read "the default")
+            "train_config": dataclasses.asdict(resolved_config(self.weight_config, data)) if self.trained else None,
+            "weights": self.treatment,
+            **({"weights_density": self.weights_density} if self.weights_density is not None else {}),
+            "trained": self.trained,
+            "device": str(self.dev),
+            "spec": self.spec_dict,
+            "spec_hash": self.spec_hash,
+            "ticketlab_version": __version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": round(self.elapsed_before + time.perf_counter() - self.started, 3),
+            "topology": self.topology,
+            **({"data_corruption": self.corruption} if self.corruption is not None else {}),
+            **({"track_masks": self.track_masks, "early_bird": self.early_bird,
+                "early_bird_stops": [{"run": r.get("run"), "iteration": r["iteration"]} for r in rows
+                                     if r.get("early_bird_stop")]} if self.track_masks is not None else {}),
+            **self.ctx.provenance,
+            **extra,
+        }
 
 
 def _select(scores: dict[str, torch.Tensor], target: RoundTarget, scope: str,
