@@ -232,6 +232,8 @@ def test_masks_that_do_not_fit_the_recorded_model():
         transfer(t, "resnet56")
     with pytest.raises(ConfigError, match="names none"):
         transfer(Ticket(masks={"w": np.ones(2, bool)}), "resnet32")
+    with pytest.raises(ConfigError, match="not a dict"):
+        transfer({"w": np.ones(2, bool)}, "resnet32")
 
 
 # ---- a real ticket: file round trip, rebuild, training ---------------------------------------------
@@ -251,8 +253,8 @@ def test_mined_ticket_transfers_saves_and_rebuilds(tmp_path):
     assert rb.source == "stored" and type(rb.net).__name__ == "ResNet" and len(rb.net.blocks) == 15
     for n, w in rb.theta0.items():
         assert torch.equal(w, torch.as_tensor(out.weights["init"][n]))
-    # a squeezed copy of the transferred ticket is the mined one again
-    again = transfer(back, "resnet20")
+    # a squeezed copy of the transferred ticket (read from its file) is the mined one again
+    again = transfer(path, "resnet20")
     assert all(np.array_equal(again.masks[n], src.masks[n]) for n in src.masks)
     trained = ticketlab.train(back, train_epochs=1, device="cpu")
     assert 0.0 <= trained.provenance["test_accuracy"] <= 1.0

@@ -46,6 +46,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Any, Mapping
 
@@ -207,12 +208,14 @@ def _skeleton(model: str, spec: Any, config: Mapping[str, Any]) -> tuple[Any, di
     return net, {n: tuple(p.shape) for n, p in prunable_parameters(net).items()}
 
 
-def transfer(ticket: Ticket, model: str, *, mapping: str | None = None, weights: bool = True) -> Ticket:
+def transfer(ticket: Ticket | str | os.PathLike[str], model: str, *, mapping: str | None = None,
+             weights: bool = True) -> Ticket:
     """The ticket moved to ``model``, another depth of the CIFAR ResNet family (module docstring).
 
     Args:
-        ticket: a ticket of ``resnet20``, ``resnet32``, ``resnet44`` or ``resnet56`` (its
-            provenance names the model; its masks must fit that model with the recorded options).
+        ticket: a ticket of ``resnet20``, ``resnet32``, ``resnet44`` or ``resnet56``, or the path of
+            its file (read, never written); its provenance names the model, and its masks must fit
+            that model with the recorded options.
         model: the target depth's registry name.
         mapping: an explicit block map in the paper code's syntax (:func:`block_sources`);
             default the rule of :func:`block_sources`.
@@ -232,8 +235,12 @@ def transfer(ticket: Ticket, model: str, *, mapping: str | None = None, weights:
         >>> len(t32.masks), t32.provenance["transforms"][-1]["blocks"]["blocks.4"]
         (34, 'blocks.2')
     """
+    if isinstance(ticket, (str, os.PathLike)):
+        from ticketlab.fileformat import load
+
+        ticket = load(ticket, scores=False, history=False)
     if not isinstance(ticket, Ticket):
-        raise ConfigError(f"transfer takes a Ticket, not a {type(ticket).__name__}")
+        raise ConfigError(f"transfer takes a Ticket or a ticket file, not a {type(ticket).__name__}")
     from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
     from ticketlab.models import model_topology
     from ticketlab.transforms import recorded_transforms

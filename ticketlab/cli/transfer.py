@@ -38,14 +38,13 @@ def command(ticket: Path, to_model: str, output: Path, mapping: str | None, mask
     """
     from ticketlab.elastic import transfer
     from ticketlab.errors import ConfigError
-    from ticketlab.fileformat import load, save
+    from ticketlab.fileformat import save
 
     if output.resolve() == ticket.resolve():
         raise ConfigError(f"the transferred ticket would replace its source '{ticket}': choose another -o")
     if not output.parent.exists():  # fail before the work, not after it
         raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
-    source = load(ticket, scores=False, history=False)
-    moved = transfer(source, to_model, mapping=mapping, weights=not masks_only)
+    moved = transfer(ticket, to_model, mapping=mapping, weights=not masks_only)
     path = save(moved, output)
     rec = moved.provenance["transforms"][-1]
     summary = {"path": str(path), "source": str(ticket), **{k: rec[k] for k in (
