@@ -213,7 +213,7 @@ def test_compare_misuse():
     assert res.exit_code == 2 and "at least two" in res.output
 
 
-@pytest.mark.parametrize("module", ["mine", "inspect", "compare", "collapse", "listing", "common"])
+@pytest.mark.parametrize("module", ["mine", "inspect", "compare", "collapse", "listing", "common", "transfer"])
 def test_every_command_module_imports_on_its_own(module):
     proc = subprocess.run([sys.executable, "-c", f"import ticketlab.cli.{module}"],
                           capture_output=True, text=True, timeout=120)
@@ -255,3 +255,60 @@ def test_shape_only_spec_equals_the_loaded_spec(tmp_path):
         assert len(empty.train[1]) == 0 and empty.train[0].shape[1:] == empty.spec.input_shape
     with pytest.raises(ConfigError, match="'cora' is not known without its files"):
         shape_only("cora")
+
+
+# ---- transfer (Elastic LTH, ticketlab.elastic) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet20_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("elastic") / "r20.h5"
+    t = ticketlab.mine("random", model="resnet20", dataset="digits", density=0.3, seed=0, device="cpu",
+                       model_kwargs={"width": 2})
+    return ticketlab.save(t, path)
+
+
+def test_transfer_writes_a_valid_ticket_and_summary(tmp_path, resnet20_file):
+    from ticketlab.fileformat import read_info
+
+    out = tmp_path / "t32.h5"
+    res = run("transfer", resnet20_file, "--to-model", "resnet32", "-o", out)
+    text = " ".join(res.output.split())
+    assert "-> resnet32" in text and "rule elastic_inter (stretch, 3 -> 5 blocks per stage)" in text
+    assert "0<-0 1<-1 2<-1 3<-2 4<-2" in text and f"written to {out}" in text
+    info = read_info(out, verify=True)  # every part read back and checked
+    t = ticketlab.load(out)
+    assert info["provenance"]["model"] == "resnet32" and info["kept"] == t.kept
+    assert t.provenance["achieved_density"] == t.density and sorted(t.weights) == ["init"]
+    expected = ticketlab.transfer(ticketlab.load(resnet20_file), model="resnet32")
+    assert all(np.array_equal(t.masks[n], expected.masks[n]) for n in expected.masks)
+    summary = json.loads(run("transfer", resnet20_file, "--to-model", "resnet56", "-o", out, "--json",
+                             "--masks-only").output)
+    assert summary["direction"] == "stretch" and summary["blocks_per_stage"] == [3, 9]
+    assert summary["kept"] == ticketlab.load(out).kept and summary["weights"] == "none (masks only)"
+    assert ticketlab.load(out).weights == {}
+    res = run("transfer", out, "--to-model", "resnet20", "-o", tmp_path / "back.h5", "--mapping", "0:0;1:1;5:2")
+    assert "rule explicit (squeeze, 9 -> 3 blocks per stage)" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to-model", "resnet18"], "error: transfer moves tickets between depths of the CIFAR ResNet family "
+                                 "(resnet20, resnet32, resnet44, resnet56); the target model is 'resnet18'"),
+    (["--to-model", "resnet32", "--mapping", "0:0;1:1"], "error: mapping '0:0;1:1' gives target block 2 no source"),
+])
+def test_transfer_errors_are_one_line(tmp_path, resnet20_file, args, message):
+    res = run("transfer", resnet20_file, *args, "-o", tmp_path / "x.h5", ok=False)
+    assert res.exit_code == 2 and res.output.strip() == message
+    assert not (tmp_path / "x.h5").exists()
+    res = run("transfer", resnet20_file, "--to-model", "resnet32", "-o", resnet20_file, ok=False)
+    assert res.exit_code == 2 and "would replace its source" in res.output
+
+
+def test_transfer_of_a_ticket_outside_the_family_in_a_real_process(tmp_path, synflow_file):
+    proc = subprocess.run([sys.executable, "-m", "ticketlab", "transfer", str(synflow_file), "--to-model",
+                           "resnet32", "-o", str(tmp_path / "x.h5")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "the ticket's model is 'lenet_300_100'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ticketlab", "transfer", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "--to-model" in proc.stdout and "Chen et al. 2021" in proc.stdout

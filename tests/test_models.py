@@ -70,7 +70,7 @@ def n_weights(model: nn.Module) -> int:
 
 def test_every_family_is_registered():
     expected = {"lenet_300_100", "lenet5", "conv2", "conv4", "conv6", "simple_cnn", "vgg11",
-                "vgg16", "vgg19", "resnet20", "resnet18", "gcn"}
+                "vgg16", "vgg19", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "gcn"}
     assert expected <= set(ALL)
     assert list_models("vgg*") == ["vgg11", "vgg16", "vgg19"]
     assert list_models("nothing*") == []
@@ -295,6 +295,25 @@ def test_resnet_and_vgg_weight_counts():
     assert n_weights(create_model("resnet20", CIFAR)) == 270_896  # ~0.27M (He et al. 2016)
     assert round(n_weights(create_model("vgg19", CIFAR)) / 1e6, 1) == 20.0  # open_lth VGG-19
     assert round(n_weights(create_model("resnet18", CIFAR)) / 1e6, 1) == 11.2
+
+
+def test_cifar_resnet_family_depths_counts_and_shared_builder():
+    # He et al. 2016, Table 6: 0.27M, 0.46M, 0.66M, 0.85M parameters at depths 20, 32, 44, 56
+    assert list_models("resnet[2-5]*") == ["resnet20", "resnet32", "resnet44", "resnet56"]
+    counts = {n: n_weights(create_model(n, CIFAR)) for n in ("resnet20", "resnet32", "resnet44", "resnet56")}
+    assert counts == {"resnet20": 270_896, "resnet32": 464_432, "resnet44": 657_968, "resnet56": 851_504}
+    assert [round(c / 1e6, 2) for c in counts.values()] == [0.27, 0.46, 0.66, 0.85]
+    for depth, n in ((20, 3), (32, 5), (44, 7), (56, 9)):
+        model = create_model(f"resnet{depth}", DIGITS, width=4)
+        convs = [p for p in prunable_parameters(model) if p != "fc.weight" and "shortcut" not in p]
+        assert len(model.blocks) == 3 * n and len(convs) + 1 == depth  # 6n + 2 layers: convs and fc
+        # downsampling (1x1 shortcut conv) exactly at block 0 of stages 2 and 3
+        assert [i for i, b in enumerate(model.blocks) if len(b.shortcut)] == [n, 2 * n]
+        assert [b.conv2.out_channels for b in model.blocks[::n]] == [4, 8, 16]
+        assert get_model_info(f"resnet{depth}").description.startswith(f"ResNet-{depth} for CIFAR")
+    # one builder, one init: the stem and the first block are the same draw at every depth
+    a, b = create_model("resnet20", CIFAR, seed=7), create_model("resnet56", CIFAR, seed=7)
+    assert torch.equal(a.conv1.weight, b.conv1.weight) and torch.equal(a.blocks[0].conv1.weight, b.blocks[0].conv1.weight)
 
 
 # ---- individual models -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ _LAZY = {
     "evaluate": "ticketlab.evaluation",
     "train": "ticketlab.retraining",
     "sanity_check": "ticketlab.sanity",
+    "transfer": "ticketlab.elastic",
     "export_ticket": "ticketlab.interop",
     "import_masks": "ticketlab.interop",
     "Study": "ticketlab.study",

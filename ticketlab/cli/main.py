@@ -71,6 +71,7 @@ def cli() -> None:
     ticketlab inspect a.h5                      provenance and per-layer densities
     ticketlab evaluate a.h5                     accuracy of the masked network, untrained
     ticketlab train a.h5 -o t.h5                train the sparse network, write the trained ticket
+    ticketlab transfer a.h5 --to-model resnet32 -o b.h5   stretch / squeeze a ResNet ticket (Elastic LTH)
     ticketlab sanity a.h5                       shuffle / reinit / invert checks (Frankle et al. 2021)
     ticketlab compare a.h5 b.h5                 what two tickets share, against chance
     ticketlab barrier a.h5 b.h5                 error along the line between two trained tickets
@@ -81,9 +82,10 @@ def cli() -> None:
 
 def _register_commands() -> None:
     from ticketlab.cli import collapse, compare, evaluate, export, importing, inspect, listing, mine, study
-    from ticketlab.cli import barrier, sanity, train
+    from ticketlab.cli import barrier, sanity, train, transfer
 
-    for mod in (mine, inspect, evaluate, train, sanity, compare, barrier, export, importing, study, collapse, listing):
+    for mod in (mine, inspect, evaluate, train, transfer, sanity, compare, barrier, export, importing, study, collapse,
+                listing):
         cli.add_command(mod.command)
 
 

@@ -1,7 +1,7 @@
 """Model architectures, built for a data set by name.
 
 Importing this package registers every family (one file each): ``lenet_300_100`` (mlp.py),
-``conv2/4/6`` (convnets.py), ``lenet5``, ``vgg11/16/19``, ``resnet20/18``, ``simple_cnn`` and
+``conv2/4/6`` (convnets.py), ``lenet5``, ``vgg11/16/19``, ``resnet20/32/44/56/18``, ``simple_cnn`` and
 ``gcn``.
 
 Example:

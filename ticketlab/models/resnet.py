@@ -1,10 +1,14 @@
 """CIFAR-style residual networks with basic blocks (He et al. 2016).
 
-* ``resnet20``: the CIFAR ResNet of He et al. 2016, sec. 4.2: a 3x3 conv with 16 channels, three
-  stages of three basic blocks with 16 / 32 / 64 channels (the 2nd and 3rd stage start with
-  stride 2), global average pooling and a linear classifier; 0.27M weights. As in open_lth,
-  a shortcut that changes the shape is a 1x1 stride-2 conv + batch norm (He et al.'s option B;
-  their CIFAR runs used zero-padded identities, option A).
+* ``resnet20``, ``resnet32``, ``resnet44``, ``resnet56``: the CIFAR ResNets of He et al. 2016,
+  sec. 4.2, depth ``6n + 2``: a 3x3 conv with 16 channels, three stages of ``n`` basic blocks
+  (n = 3, 5, 7, 9) with 16 / 32 / 64 channels (the 2nd and 3rd stage start with stride 2),
+  global average pooling and a linear classifier; 0.27M, 0.46M, 0.66M and 0.85M weights. One
+  builder (:func:`cifar_resnet_factory`) makes all four, so they share the layer names,
+  the initialisation and the ``width`` option (channels of the first stage), and a ticket moves
+  between them with :func:`ticketlab.transfer.transfer`. As in open_lth (and the Elastic LTH
+  code built on it), a shortcut that changes the shape is a 1x1 stride-2 conv + batch norm
+  (He et al.'s option B; their CIFAR runs used zero-padded identities, option A).
 * ``resnet18``: the CIFAR variant of ResNet-18 (Synaptic-Flow, kuangliu/pytorch-cifar): a 3x3
   first conv with 64 channels and no max pool, four stages of two basic blocks with
   64 / 128 / 256 / 512 channels.
@@ -15,7 +19,7 @@ shortcuts and the 1x1 downsample convs so that graph metrics see the residual pa
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -96,10 +100,34 @@ class ResNet(nn.Module):
         return {"tensors": tensors, "edges": edges, "input": "input", "output": out}
 
 
-@register_model("resnet20", kind="image", downsamples=2)
-def resnet20(spec: DataSpec, width: int = 16) -> nn.Module:
-    """ResNet-20 for CIFAR (He et al. 2016, sec. 4.2): 3 stages x 3 basic blocks, 16/32/64 channels."""
-    return ResNet(spec.input_shape[0], [width, 2 * width, 4 * width], 3, spec.num_classes)
+#: The CIFAR ResNet family (He et al. 2016, sec. 4.2): registry name -> basic blocks per stage.
+CIFAR_RESNETS = {f"resnet{6 * n + 2}": n for n in (3, 5, 7, 9)}
+#: Stages of every member of the family (16 / 32 / 64 channels at the default width).
+CIFAR_STAGES = 3
+
+
+def cifar_resnet_factory(blocks: int) -> Callable[..., nn.Module]:
+    """The model factory of the CIFAR ResNet of depth ``6 * blocks + 2`` (``blocks`` per stage).
+
+    Example:
+        >>> from ticketlab.data.base import DataSpec
+        >>> net = cifar_resnet_factory(5)(DataSpec("cifar10", "tensor", (3, 32, 32), 10))
+        >>> len(net.blocks)
+        15
+    """
+    depth = 6 * blocks + 2
+
+    def factory(spec: DataSpec, width: int = 16) -> nn.Module:
+        return ResNet(spec.input_shape[0], [width, 2 * width, 4 * width], blocks, spec.num_classes)
+
+    factory.__name__ = factory.__qualname__ = f"resnet{depth}"
+    factory.__doc__ = (f"ResNet-{depth} for CIFAR (He et al. 2016, sec. 4.2): 3 stages x {blocks} basic blocks, "
+                       "16/32/64 channels.")
+    return factory
+
+
+for _name, _blocks in CIFAR_RESNETS.items():  # one builder, registered once per depth
+    register_model(_name, kind="image", downsamples=2)(cifar_resnet_factory(_blocks))
 
 
 @register_model("resnet18", kind="image", downsamples=3)
