@@ -23,7 +23,10 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import (
+    SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for,
+    resolve_names_first, train_options,
+)
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
 
 #: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
@@ -129,6 +132,15 @@ class MineCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         return params[:-1] + [o for o, _ in self.extra().values()] + params[-1:]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # names first: a typo is one line before the miner options (and torch) are loaded
+        return super().parse_args(ctx, resolve_names_first(ctx, args, NAME_OPTIONS))
+
+
+#: The options of ``mine`` that name a registry entry, checked (and variants such as ``SynFlow``
+#: accepted) before torch is imported.
+NAME_OPTIONS = {"-m": "miners", "--method": "miners", "--model": "models", "--dataset": "datasets"}
 
 
 @click.command("mine", cls=MineCommand)
