@@ -33,3 +33,31 @@ def test_evaluate_shows_chance_and_recalibration_only_with_batch_norm(tmp_path, 
     assert data["recalibration_batches"] == (10 if batchnorm else 0)
     text = run("evaluate", tmp_path / "t.h5").stdout
     assert "(chance 0.1000)" in text and ("batch-norm" in text) is batchnorm, text
+
+
+# ----------------------------------------------------------------------------- warnings
+def test_third_party_warnings_say_whose_they_are():
+    import warnings
+
+    import click
+
+    from ticketlab.errors import TicketlabWarning
+
+    @click.command("zz-warn")
+    def warn() -> None:
+        warnings.warn("ties were drawn", TicketlabWarning)
+        warnings.warn_explicit("`foo` is deprecated", FutureWarning,
+                               "/venv/lib/python3.11/site-packages/torch/nn/modules/module.py", 1)
+        # raised by a library with a stacklevel that points into ticketlab's code: named by its category
+        warnings.warn_explicit("raised for the caller", DeprecationWarning, ticketlab.__file__, 1)
+
+    cli.add_command(warn)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            res = CliRunner().invoke(cli, ["zz-warn"])
+    finally:
+        cli.commands.pop("zz-warn")
+    assert res.stderr.splitlines() == ["warning: ties were drawn", "warning (torch): `foo` is deprecated",
+                                       "warning (DeprecationWarning): raised for the caller"], res.stderr
+    assert "warning (torch)" not in res.stdout  # warnings go to stderr only

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 from ticketlab.atomic import atomic_write_text
 from ticketlab.checks import MAX_SEED, is_seed
-from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.errors import ConfigError, TicketlabError, TicketlabWarning
 from ticketlab.progress import NullProgress
 from ticketlab.study.jobs import Job, resolve_jobs
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
@@ -63,7 +63,7 @@ def valid_ticket(path: Path, job: Job) -> bool:
             return False
         check_ticket(folder, {**_job_fields(job), "output": job.output})
     except StudyFolderError as exc:
-        warnings.warn(f"{exc}; re-running its job", stacklevel=2)
+        warnings.warn(f"{exc}; re-running its job", TicketlabWarning, stacklevel=2)
         return False
     return True
 
