@@ -61,3 +61,70 @@ def test_third_party_warnings_say_whose_they_are():
     assert res.stderr.splitlines() == ["warning: ties were drawn", "warning (torch): `foo` is deprecated",
                                        "warning (DeprecationWarning): raised for the caller"], res.stderr
     assert "warning (torch)" not in res.stdout  # warnings go to stderr only
+
+
+# ----------------------------------------------------------------------------- study: dry run, summary
+STUDY = """name = "tiny"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0]
+densities = [0.5, 0.2]
+methods = ["random", "imp"]
+
+[train]
+epochs = 1
+"""
+
+
+def test_study_dry_run_lists_jobs_and_estimates_from_previous_runs(tmp_path):
+    from ticketlab.study import Study
+
+    (tmp_path / "s.toml").write_text(STUDY)
+    folder = tmp_path / "runs" / "tiny"
+    res = run("study", "run", tmp_path / "s.toml", "-o", folder, "--dry-run")
+    assert not folder.exists()  # nothing run, nothing written
+    lines = res.output.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["run", "run", "shared", "run"], res.output
+    assert "from the rounds of imp-lenet_300_100-digits-s0-d0.2" in lines[2]
+    assert "4 jobs: 3 to run, 0 reused" in lines[-1] and "1 taken from the rounds" in lines[-1]
+    assert "no time estimate" in lines[-1] and "dry run: nothing was run or written" in lines[-1]
+
+    summary = Study.from_toml(tmp_path / "s.toml", folder).run()
+    assert repr(summary).startswith("<StudyRun 'tiny': 4 jobs (4 done, 0 skipped, 0 failed) in ")
+    assert summary["jobs"][0]["status"] == "done" and summary.counts["done"] == 4 and summary.failed == []
+    assert len(repr(summary).splitlines()) == 1 and len(repr(summary)) < 200
+
+    (folder / "tickets" / f"{summary['jobs'][0]['id']}.h5").unlink()  # one ticket lost: that job runs again
+    plan = Study.from_toml(tmp_path / "s.toml", folder).plan()
+    assert [p.action for p in plan.jobs] == ["run", "reuse", "reuse", "reuse"]
+    assert plan.jobs[0].seconds == summary["jobs"][0]["wall_seconds"] and plan.jobs[0].basis == "this job's last run"
+    res = run("study", "run", tmp_path / "s.toml", "-o", folder, "--dry-run", "--jobs", "2")
+    assert "1 to run, 3 reused" in res.output and "of work" in res.output, res.output
+
+    other = tmp_path / "runs" / "other"  # a new study beside it: estimated from that one's runs
+    plan = Study.from_toml(tmp_path / "s.toml", other).plan()
+    assert [p.basis for p in plan.jobs if p.action == "run"] == [
+        "median of 2 runs of this configuration"] * 2 + ["one previous run of this configuration"]
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TICKETLAB_PROGRESS_SECONDS": "0.2", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ticketlab", "mine", "--method", "synflow", "-o",
+                           str(tmp_path / "s.h5")], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("progress ")]
+    assert lines and "synflow: rounds" in lines[-1] and "/100" in lines[-1], proc.stderr
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("progress ")]
+    env["TICKETLAB_PROGRESS_SECONDS"] = "0"
+    from ticketlab.progress import LineProgress, NullProgress, make_progress
+
+    os.environ["TICKETLAB_PROGRESS_SECONDS"] = "0.2"
+    try:
+        assert isinstance(make_progress(), LineProgress) or sys.stderr.isatty()
+        assert type(make_progress(False)) is NullProgress
+    finally:
+        os.environ["TICKETLAB_PROGRESS_SECONDS"] = "0"

@@ -103,7 +103,7 @@ def flag(ctx: click.Context, name: str) -> bool:
 
 
 def progress_for(ctx: click.Context):  # -> NullProgress
-    """A progress display on stderr unless ``--quiet`` or stderr is not a terminal."""
+    """Progress on stderr unless ``--quiet``: bars on a terminal, else a line every 30 seconds."""
     from ticketlab.progress import make_progress
 
     return make_progress(False if flag(ctx, "quiet") else None)
