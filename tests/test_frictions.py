@@ -128,3 +128,18 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
         assert type(make_progress(False)) is NullProgress
     finally:
         os.environ["TICKETLAB_PROGRESS_SECONDS"] = "0"
+
+
+# ----------------------------------------------------------------------------- README
+def test_readme_tours_state_no_timing_that_no_measurement_made():
+    """Durations of runs come from generated pages (layer_collapse.md's seconds column), not from the README's
+    hand-written comments, which went stale (SNIP's collapse run: '2.5 min' where 22 s was measured)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = "".join(re.findall(r"```(?:bash|python)\n(.*?)```", (root / "README.md").read_text(), flags=re.S))
+    assert "ticketlab collapse" in blocks
+    timings = re.findall(r"~?\b\d+(?:\.\d+)? ?(?:s|sec|seconds|min|minutes|h|hours)\b", blocks)
+    assert not timings, timings
+    assert "| seconds |" in (root / "docs" / "results" / "layer_collapse.md").read_text()
