@@ -143,3 +143,55 @@ def test_readme_tours_state_no_timing_that_no_measurement_made():
     timings = re.findall(r"~?\b\d+(?:\.\d+)? ?(?:s|sec|seconds|min|minutes|h|hours)\b", blocks)
     assert not timings, timings
     assert "| seconds |" in (root / "docs" / "results" / "layer_collapse.md").read_text()
+
+
+# ----------------------------------------------------------------------------- plots
+def test_profile_plot_has_a_title_an_x_label_and_level_names_when_they_fit(tmp_path):
+    import numpy as np
+
+    from ticketlab.metrics import plot_profiles
+    from ticketlab.ticket import Ticket
+
+    rng = np.random.default_rng(0)
+    few = [Ticket(masks={f"fc{i}.weight": rng.random((4, 4)) < 0.3 for i in (1, 2, 3)}) for _ in range(2)]
+    ax = plot_profiles(few, tmp_path / "p.png", labels=["a", "b"]).axes[0]
+    assert ax.get_title() and ax.get_xlabel() == "layer (prunable parameter)"
+    assert {t.get_rotation() for t in ax.get_xticklabels()} == {0.0}
+    assert all("(density " in t.get_text() for t in ax.get_legend().get_texts())
+    names = [f"features.{i}.weight" for i in range(16)]
+    many = [Ticket(masks={n: rng.random((4, 4)) < 0.3 for n in names}) for _ in range(2)]
+    ax = plot_profiles(many, labels=["a", "b"]).axes[0]
+    assert {t.get_rotation() for t in ax.get_xticklabels()} == {45.0}  # too long to stand side by side
+
+
+def test_barrier_plot_shows_the_loss_too():
+    from ticketlab.metrics.barrier import BarrierResult, plot_barrier
+
+    r = BarrierResult([0.0, 0.5, 1.0], [0.1, 0.3, 0.1], [0.2, 0.9, 0.2], 0.2, 0.7)
+    err, loss = plot_barrier([r]).axes
+    assert list(loss.lines[0].get_ydata()) == [0.2, 0.9, 0.2] and "loss" in loss.get_ylabel()
+    assert "barrier 0.7" in loss.get_legend().get_texts()[0].get_text() and loss.get_xlabel() == err.get_xlabel()
+
+
+def test_collapse_plot_has_an_x_label(tmp_path, monkeypatch):
+    from ticketlab import collapse
+    from ticketlab.metrics import _plot
+
+    figures = []
+    real = _plot.save_figure
+    monkeypatch.setattr(_plot, "save_figure", lambda fig, path, **kw: (figures.append(fig), real(fig, path, **kw))[1])
+    study = collapse.critical_compression("lenet_300_100", ["magnitude_init"], dataset="digits", device="cpu")
+    collapse.plot_layer_densities(study, tmp_path / "c.png")
+    assert figures[0].axes[0].get_xlabel() == "prunable layer, from input to output"
+
+
+def test_matrix_heatmap_colour_bar_is_labelled():
+    import numpy as np
+
+    from ticketlab.metrics import pairwise_matrix
+    from ticketlab.ticket import Ticket
+
+    rng = np.random.default_rng(1)
+    tickets = [Ticket(masks={"w": rng.random((6, 6)) < 0.4}) for _ in range(3)]
+    fig = pairwise_matrix(tickets, "jaccard", labels=["a", "b", "c"]).plot()
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()] == ["jaccard, 1 = identical"]

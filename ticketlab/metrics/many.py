@@ -162,11 +162,12 @@ class PairwiseMatrix:
         ax.set_yticks(range(n), labels, fontsize=7)
         ax.yaxis.tick_right()
         what = self.metric + ("" if self.layer == TOTAL else f" ({self.layer})")
+        scale = what + {"similarity": ", 1 = identical", "distance": ", 0 = identical"}.get(str(self.orientation), "")
         if tree is not None:
             what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
             self._dendrograms(fig, grid, ax, tree)
         fig.suptitle(plain(what), fontsize=9)
-        fig.colorbar(im, cax=fig.add_subplot(grid[1, 2]))
+        fig.colorbar(im, cax=fig.add_subplot(grid[1, 2])).set_label(plain(scale), fontsize=8)
         if annotate if annotate is not None else n <= 12:
             for i in range(n):
                 for j in range(n):
