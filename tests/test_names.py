@@ -58,9 +58,10 @@ def test_every_registry_suggests():
 # ----------------------------------------------------------------------------- the catalogue
 @pytest.mark.parametrize("kind", list(catalog.KINDS))
 def test_catalogue_agrees_with_the_registries(kind):
+    # as mappings: a test module that imports one miner's module first changes the registration
+    # order in its process (the catalogue has a fresh process's order)
     assert _catalog.ENTRIES[kind] == catalog.build(kind), (
         f"ticketlab/_catalog.py is out of date for {kind}: run `python -m ticketlab.catalog`")
-    assert catalog.render() == (catalog.Path(catalog.__file__).with_name("_catalog.py")).read_text()
 
 
 def test_catalogue_reads_a_loaded_registry_with_its_plugins():
