@@ -166,3 +166,31 @@ def test_list_and_a_typo_start_fast():
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             best = min(best, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert best < bound, (args, best)
+
+
+_PLUGIN = '''
+from dataclasses import dataclass
+import torch
+from ticketlab.miners.base import Miner, MinerConfig, register_miner
+
+@register_miner("zz_ones")
+class Ones(Miner):
+    """Every weight scores 1."""
+    @dataclass(frozen=True)
+    class Config(MinerConfig):
+        pass
+    def score(self, ctx, masks):
+        return {n: torch.ones_like(p) for n, p in ctx.params.items()}
+
+from ticketlab.cli.main import cli
+try:
+    cli.main(args=["mine", "--method", "ZZ-ones", "--dataset", "nope"], prog_name="ticketlab")
+except SystemExit:
+    pass
+'''
+
+
+def test_a_miner_registered_in_the_process_is_known_to_the_command():
+    # the registry is loaded (the plug-in imported it), so the name check reads it, not the catalogue
+    proc = subprocess.run([sys.executable, "-c", _PLUGIN], capture_output=True, text=True, timeout=120)
+    assert "unknown data set 'nope'" in proc.stderr and "miner" not in proc.stderr, proc.stderr

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from ticketlab.registry import match_name
 
-#: kind -> (the registry's word for one entry, the module whose presence means the registry is loaded)
-KINDS = {"miners": ("miner", "ticketlab.miners.builtin"),
-         "models": ("model", "ticketlab.models"),
-         "datasets": ("data set", "ticketlab.data")}
+#: kind -> (the registry's word for one entry, the registry's module: once it is imported, and so
+#: torch too, the registry itself is read, with any plug-in registered in the process)
+KINDS = {"miners": ("miner", "ticketlab.miners.base"),
+         "models": ("model", "ticketlab.models.registry"),
+         "datasets": ("data set", "ticketlab.data.registry")}
 
 #: An entry: (its kind, "" for miners; its one-line description).
 Entry = tuple[str, str]
