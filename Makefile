@@ -6,13 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
+# pip stays quiet (-qq: errors only), so that what `make demo` prints is the tool's own output:
+# a single -q still shows a warning for every package index location that a machine's pip
+# configuration names but lacks, and setuptools' banner about editable installs.
+PIP := $(BIN)/python -m pip install -qq
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(PIP) --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,mnist5k,ray,safetensors]'
-	touch $(STAMP)
+	@echo "installing ticketlab and its dependencies into $(VENV) (pip, quiet; a few minutes the first time)"
+	$(PIP) -c constraints.txt -e '.[test,mnist5k,ray,safetensors]'
+	@touch $(STAMP)
 
 install: $(STAMP)
 

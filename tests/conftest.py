@@ -15,6 +15,9 @@ _SHARED_CHANGES = pytest.StashKey[list]()
 
 # Keep generated caches (MNIST-1D) out of the user's home, and CPU work predictable on 2 cores.
 os.environ.setdefault("TICKETLAB_CACHE_DIR", tempfile.mkdtemp(prefix="ticketlab-test-cache-"))
+# No timed progress lines: a CLI test slower than 30 s would get one in its output, depending on the
+# machine's load. test_frictions.py tests the lines with a short interval of its own.
+os.environ.setdefault("TICKETLAB_PROGRESS_SECONDS", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -92,8 +92,13 @@ def test_defaults_are_mask_only_families():
 def test_groups_and_unknown_names():
     recs = compare([full_ticket(1), full_ticket(2)], ["signs", "jaccard"])
     assert [r["metric"] for r in recs][:1] == ["sign_kept"] and recs[-1]["metric"] == "jaccard"
-    with pytest.raises(UnknownNameError, match="unknown metric 'jacard' .*or a group: overlap"):
+    with pytest.raises(UnknownNameError, match="unknown metric 'jacard': did you mean 'jaccard'.*or a group: overlap"):
         compare([full_ticket(1), full_ticket(2)], ["jacard"])
+    with pytest.raises(UnknownNameError, match="did you mean 'overlap'"):  # groups are suggested too
+        compare([full_ticket(1), full_ticket(2)], ["overlpa"])
+    variants = compare([full_ticket(1), full_ticket(2)], ["Jaccard", "SIGNS"])  # case and hyphens: the one name
+    assert [r["metric"] for r in variants] == [r["metric"] for r in compare([full_ticket(1), full_ticket(2)],
+                                                                            ["jaccard", "signs"])]
 
 
 def test_incompatible_architectures_name_the_first_difference():

@@ -364,13 +364,13 @@ def test_init_option():
 @pytest.mark.parametrize(
     "name, spec, message",
     [
-        ("gcn", DIGITS, "model 'gcn' needs a graph data set, but 'digits' is a tensor data set"),
+        ("gcn", DIGITS, "model 'gcn' needs a graph data set (karate, cora, citeseer), but 'digits' is a tensor data set"),
         ("vgg16", DIGITS, "model 'vgg16' needs images of at least 16x16 (it halves the "
                           "resolution 4 times); 'digits' has 8x8"),
         ("conv2", MNIST1D, "model 'conv2' needs images of shape (C, H, W), but 'mnist1d' has "
                            "input shape (40,)"),
-        ("lenet_300_100", GRAPH, "model 'lenet_300_100' needs a tensor data set, but "
-                                 "'tiny-graph' is a graph data set"),
+        ("lenet_300_100", GRAPH, "model 'lenet_300_100' needs a tensor data set (digits, mnist1d, mnist5k, mnist, "
+                                 "fashion_mnist, cifar10, cifar100), but 'tiny-graph' is a graph data set"),
         ("resnet18", DataSpec("tiny", "tensor", (3, 4, 4), 10), "at least 8x8"),
     ],
 )
@@ -382,7 +382,7 @@ def test_incompatible_model_and_data(name, spec, message):
 
 
 def test_unknown_model_name_lists_choices():
-    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet9000' \(choose from: .*conv2"):
+    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet9000': did you mean 'resnet20'.* \(choose from: .*conv2"):
         create_model("resnet9000", CIFAR)
     with pytest.raises(UnknownNameError):
         get_model_info("resnet9000")

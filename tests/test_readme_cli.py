@@ -60,9 +60,9 @@ FASTER = [
     Faster(r"^ticketlab mine --method supermask\b", "the sweep's and the ticket's 20 epochs: about 5 s of 10 s",
            ("--train-epochs", "1")),
     Faster(r"^ticketlab collapse --model vgg16\b",
-           "over 10 min on 2 cores (its README comment): the grid, 100 SynFlow rounds per probe, SNIP and "
-           "GraSP on 1,000 images of VGG-16; GraSP on VGG-16 alone costs 20 s even on 100 images, so it is "
-           "left out here",
+           "minutes (docs/results/layer_collapse.md's seconds column): the grid, 100 SynFlow rounds per probe, "
+           "SNIP and GraSP on 1,000 images of VGG-16; GraSP on VGG-16 alone costs 20 s even on 100 images, so "
+           "it is left out here",
            ("--step", "3", "--rounds", "synflow=1", "--samples-per-class", "1",
             "--methods", "random,magnitude_init,snip,synflow")),
     Faster(r"^ticketlab study run\b", "63 jobs (7 methods x 3 seeds x 3 densities), each trained 10 epochs",

@@ -12,7 +12,7 @@ import ticketlab
 from ticketlab.cli.main import cli
 from ticketlab.errors import ConfigError, UnknownNameError
 from ticketlab.fileformat import save
-from ticketlab.sanity import MIN_EFFECT, VERDICTS, SanityResult, _one, compare_runs, sanity_check
+from ticketlab.sanity import MIN_EFFECT, NO_VERDICT, VERDICTS, SanityResult, _one, compare_runs, sanity_check
 from ticketlab.transforms import get_transform
 
 torch.set_num_threads(1)
@@ -42,12 +42,22 @@ def test_rule_spread_can_hide_a_difference():
 
 
 def test_rule_minimum_effect_and_helps():
-    assert compare_runs("invert", [0.896], [0.90]).effect == "none"  # 0.4 pp < 0.5 pp
-    low = compare_runs("invert", [0.894], [0.90])
-    assert low.effect == "hurts" and low.threshold == MIN_EFFECT and low.std is None
-    up = compare_runs("invert", [0.95], [0.90])
+    assert compare_runs("invert", [0.896, 0.896], [0.90, 0.90]).effect == "none"  # 0.4 pp < 0.5 pp
+    low = compare_runs("invert", [0.894, 0.894], [0.90, 0.90])
+    assert low.effect == "hurts" and low.threshold == MIN_EFFECT and low.std == 0
+    up = compare_runs("invert", [0.95, 0.95], [0.90, 0.90])
     assert up.effect == "helps" and up.verdict == VERDICTS["invert"][1]
-    assert compare_runs("reinit", [0.5], [0.9]).verdict == "the ticket's init weights matter"
+    assert compare_runs("reinit", [0.5, 0.5], [0.9, 0.9]).verdict == "the ticket's init weights matter"
+
+
+def test_one_seed_gives_no_verdict():
+    # a 1.4-point difference from one seed: the effect is what the numbers show, the verdict is withheld
+    for accs, orig in (([0.886], [0.90]), ([0.886, 0.88], [0.90]), ([0.95], [0.90])):
+        r = compare_runs("shuffle_layerwise", accs, orig)
+        assert r.verdict == NO_VERDICT and r.verdict not in VERDICTS["shuffle_layerwise"]
+    assert compare_runs("shuffle_layerwise", [0.886], [0.90]).effect == "hurts"
+    low = compare_runs("invert", [0.894], [0.90])
+    assert low.threshold == MIN_EFFECT and low.std is None
     with pytest.raises(ConfigError):
         compare_runs("invert", [], [0.9])
 
@@ -105,7 +115,7 @@ def test_cli_table_and_json(tmp_path, snip):
                               "--seeds", "1", "--train-epochs", str(EPOCHS), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "shuffle_layerwise" in res.output and "reinit" in res.output and " pp " in res.output
-    assert any(v in res.output for pair in VERDICTS.values() for v in pair)
+    assert "no verdict" in res.output and "one seed: no verdict is possible" in res.output  # --seeds 1
     res = runner.invoke(cli, ["sanity", str(tmp_path / "a.h5"), "--checks", "invert", "--seeds", "2",
                               "--train-epochs", str(EPOCHS), "--json", "--quiet"])
     assert res.exit_code == 0, res.output

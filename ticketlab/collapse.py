@@ -444,6 +444,7 @@ def plot_layer_densities(study: CollapseStudy, path: str | Path) -> Path:
     ax.set_yscale("log")
     ax.set_xticks(xs)
     ax.set_xticklabels([plain(n.removesuffix(".weight")) for n in study.layers], rotation=60, ha="right", fontsize=8)
+    ax.set_xlabel("prunable layer, from input to output")
     ax.set_ylabel("layer density (kept / weights)")
     ax.set_title(plain(f"{study.model} / {study.dataset}: layer density at each method's critical compression"),
                  fontsize=9)

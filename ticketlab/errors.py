@@ -57,3 +57,9 @@ class MiningError(TicketlabError):
     Exit code 1: the run failed, the command line was fine."""
 
     exit_code = 1
+
+
+class TicketlabWarning(UserWarning):
+    """A warning of ticketlab's own (ties drawn at random, an inconsistent file, a layer left
+    empty, ...). The ``ticketlab`` command prints these as ``warning: ...`` and any other
+    warning (torch's deprecations, ...) as ``warning (torch): ...``, with where it came from."""

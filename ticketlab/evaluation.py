@@ -48,13 +48,15 @@ def evaluate(
         data_root: where the data set's files are, for data sets that need files.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         recalibrate: training batches for batch-norm recalibration (default
-            :data:`~ticketlab.training.RECALIBRATION_BATCHES`; 0 = keep the initial statistics).
+            :data:`~ticketlab.training.RECALIBRATION_BATCHES`; 0 = keep the initial statistics;
+            ignored for a model without batch norm).
         seed: seed of the recalibration batches and of random kept actions (default: the
             ticket's seed).
 
     Returns:
-        ``{"split", "loss", "accuracy", "density", "kept", "weights_source", "recalibration_batches", ...,
-        "health"}``; ``health`` is :func:`ticketlab.health` of the ticket with this accuracy, split and
+        ``{"split", "loss", "accuracy", "chance", "density", "kept", "weights_source", "batchnorm",
+        "recalibration_batches", ..., "health"}``: ``chance`` is 1 / classes; ``recalibration_batches`` is
+        0 for a model without batch norm (nothing is recalibrated); ``health`` is :func:`ticketlab.health` of the ticket with this accuracy, split and
         split size (:meth:`~ticketlab.metrics.health.Health.to_dict`, as the provenance stores it).
     """
     from ticketlab.data import split_samples
@@ -84,9 +86,12 @@ def evaluate(
         with torch.no_grad():
             for n, b in biases.items():  # a ticket whose biases take the actions (supermask, protocol reference)
                 named[n].copy_(b)
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    recalibrate = recalibrate if has_bn else 0  # nothing to recalibrate: none done, none reported
     ev = evaluate_untrained(net, data, masks, weights, recalibrate=recalibrate, seed=seed, splits=(split,))
     loss, acc = ev[split]
     checked = health(ticket, accuracy=acc, split=split, samples=split_samples(data)[split])
-    return {"split": split, "loss": loss, "accuracy": acc, "density": ticket.density, "kept": kept or "stored",
-            "weights_source": source, "recalibration_batches": recalibrate, "model": prov["model"],
+    return {"split": split, "loss": loss, "accuracy": acc, "chance": 1.0 / data.spec.num_classes,
+            "density": ticket.density, "kept": kept or "stored", "weights_source": source,
+            "batchnorm": has_bn, "recalibration_batches": recalibrate, "model": prov["model"],
             "dataset": prov["dataset"], "seed": run_seed, "health": checked.to_dict()}

@@ -42,7 +42,7 @@ import numpy as np
 from ticketlab import _hdf5
 from ticketlab._version import __version__
 from ticketlab.atomic import atomic_path
-from ticketlab.errors import ConfigError, TicketFormatError, TicketlabError
+from ticketlab.errors import ConfigError, TicketFormatError, TicketlabError, TicketlabWarning
 from ticketlab.ticket import SNAPSHOTS, Ticket
 
 #: Value of the root attribute ``format``; a file without it is not a ticket.
@@ -727,7 +727,7 @@ def load(path: str | os.PathLike[str], *, weights: bool = True, scores: bool = T
     except ConfigError as exc:
         raise TicketFormatError(f"cannot read '{p}': {exc}") from None
     for note in c.notes:
-        warnings.warn(f"'{p}': {note}", stacklevel=2)
+        warnings.warn(f"'{p}': {note}", TicketlabWarning, stacklevel=2)
     _warn_inconsistent(p, ticket)
     return ticket
 
@@ -739,12 +739,12 @@ def _warn_inconsistent(path: Path, ticket: Ticket) -> None:
     if isinstance(achieved, (int, float)) and not isinstance(achieved, bool) and ticket.total:
         if abs(float(achieved) - ticket.density) > 1e-9:
             warnings.warn(f"'{path}': the provenance records density {achieved:.6g} but the masks keep "
-                          f"{ticket.density:.6g}", stacklevel=3)
+                          f"{ticket.density:.6g}", TicketlabWarning, stacklevel=3)
     for snap, arrays in ticket.weights.items():
         bad = [n for n, w in arrays.items() if np.issubdtype(w.dtype, np.floating) and not np.isfinite(w).all()]
         if bad:
             warnings.warn(f"'{path}': weight snapshot '{snap}' holds NaN or infinite values in "
-                          f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}", stacklevel=3)
+                          f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}", TicketlabWarning, stacklevel=3)
 
 
 def read_info(path: str | os.PathLike[str], *, history: bool = False,
@@ -780,7 +780,7 @@ def read_info(path: str | os.PathLike[str], *, history: bool = False,
         created_by = f.attrs.get("created_by", "")
         version = int(f.attrs["format_version"])
     for note in c.notes:
-        warnings.warn(f"'{p}': {note}", stacklevel=2)
+        warnings.warn(f"'{p}': {note}", TicketlabWarning, stacklevel=2)
     layers = {name: {"shape": shape, "kept": kept, "total": math.prod(shape)} for name, _, shape, kept in meta}
     kept = sum(layer["kept"] for layer in layers.values())
     total = sum(layer["total"] for layer in layers.values())

@@ -14,7 +14,9 @@ accuracies (:func:`compare_runs`):
   run), and at least half a percentage point;
 * the effect ``hurts`` when ``d < -threshold``, ``helps`` when ``d > threshold``, else ``none``;
   the verdict is the check's sentence for "hurts" (e.g. layer-wise shuffling: "the method's
-  structure matters") or for the others ("only the layer-wise densities matter").
+  structure matters") or for the others ("only the layer-wise densities matter"). With fewer than
+  :data:`MIN_SEEDS` runs on either side there is no spread to weigh the difference against, and
+  the verdict says that none is possible (:data:`NO_VERDICT`).
 
 Every training of a check is the original's training with only the ticket changed: a ``reinit``
 check with ``kept="rewind:K"`` trains the fresh draw densely for ``K`` iterations, as the
@@ -47,6 +49,10 @@ DEFAULT_CHECKS = ("shuffle_layerwise", "reinit", "invert")
 MIN_EFFECT = 0.005
 #: Standard errors of the difference beyond which it counts as an effect.
 SE_FACTOR = 2.0
+#: Runs of a check and of the original that a verdict needs (one run has no spread).
+MIN_SEEDS = 2
+#: The verdict with fewer than MIN_SEEDS runs.
+NO_VERDICT = f"no verdict: one seed shows no spread to weigh the difference against (use {MIN_SEEDS}+ seeds)"
 
 _STRUCTURE, _DENSITIES = "the method's structure matters", "only the layer-wise densities matter"
 #: Check -> (verdict when it hurts, verdict otherwise); other transforms use the first row's.
@@ -94,8 +100,9 @@ def compare_runs(check: str, accuracies: Sequence[float], original: Sequence[flo
         >>> r = compare_runs("shuffle_layerwise", [0.80, 0.82], [0.90, 0.88])
         >>> round(r.difference, 4), round(r.threshold, 4), r.effect, r.verdict
         (-0.08, 0.0283, 'hurts', "the method's structure matters")
-        >>> compare_runs("shuffle_layerwise", [0.899], [0.90]).effect   # one run each: 0.5 pp
-        'none'
+        >>> r = compare_runs("shuffle_layerwise", [0.886], [0.90])   # one run each: 0.5 pp, no verdict
+        >>> r.effect, r.verdict.split(":")[0]
+        ('hurts', 'no verdict')
     """
     if not accuracies or not original:
         raise ConfigError("a sanity check needs at least one run of the check and of the original")
@@ -106,8 +113,11 @@ def compare_runs(check: str, accuracies: Sequence[float], original: Sequence[flo
     diff = mean - omean
     effect = "hurts" if diff < -threshold else "helps" if diff > threshold else "none"
     hurt, other = VERDICTS.get(check, (_STRUCTURE, _DENSITIES))
+    verdict = hurt if effect == "hurts" else other
+    if min(len(accuracies), len(original)) < MIN_SEEDS:
+        verdict = NO_VERDICT
     return CheckRow(check, tuple(float(a) for a in accuracies), mean, std, omean, ostd, diff, threshold, effect,
-                    hurt if effect == "hurts" else other)
+                    verdict)
 
 
 @dataclass

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from ticketlab.errors import ConfigError
+from ticketlab.errors import ConfigError, TicketlabWarning
 
 if TYPE_CHECKING:  # torch is imported inside the functions that use it (see the module docstring)
     import torch
@@ -224,7 +224,7 @@ def warn_ties(row: dict[str, Any], label: str) -> None:
     if kept and drawn > TIE_WARN_SHARE * kept:
         warnings.warn(f"{label}: {drawn} of {kept} kept weights ({drawn / kept:.1%}) were drawn at random among "
                       f"{row['tied']} scores tied at the threshold (a seeded draw, not the scores, chose them)",
-                      stacklevel=2)
+                      TicketlabWarning, stacklevel=2)
 
 
 def tie_generator(generator: torch.Generator | None) -> torch.Generator:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, init_options, progress_for
+from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, init_options, name_option, progress_for
 
 _DEFAULT_METHODS = "random,magnitude_init,snip,grasp,synflow"
 
@@ -30,9 +30,12 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @click.command("collapse")
-@click.option("--model", default="vgg16", show_default=True, help="Model (see `ticketlab list models`).")
-@click.option("--dataset", default="cifar100", show_default=True, help="Data set whose shape the model is built for.")
-@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, help="Comma-separated methods that do not train.")
+@click.option("--model", default="vgg16", show_default=True, callback=name_option("models"),
+              help="Model (see `ticketlab list models`).")
+@click.option("--dataset", default="cifar100", show_default=True, callback=name_option("datasets"),
+              help="Data set whose shape the model is built for.")
+@click.option("--methods", default=_DEFAULT_METHODS, show_default=True, callback=name_option("miners"),
+              help="Comma-separated methods that do not train.")
 @data_root_option("Folder with the data set's files; without it SNIP/GraSP score seeded random images with random labels.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the model, the methods' draws and the random images.")
 @click.option("--step", type=float, default=0.25, show_default=True, help="Grid step of x (log10 compression).")

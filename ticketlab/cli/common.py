@@ -89,8 +89,12 @@ def common_options(f: Any) -> Any:
 
 def _set_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
-        root = ctx.find_root()
-        root.meta[f"ticketlab.{param.name}"] = True
+        set_flag(ctx, str(param.name))
+
+
+def set_flag(ctx: click.Context, name: str) -> None:
+    """Set the global flag ``name`` (``quiet`` or ``debug``)."""
+    ctx.find_root().meta[f"ticketlab.{name}"] = True
 
 
 def flag(ctx: click.Context, name: str) -> bool:
@@ -99,7 +103,48 @@ def flag(ctx: click.Context, name: str) -> bool:
 
 
 def progress_for(ctx: click.Context):  # -> NullProgress
-    """A progress display on stderr unless ``--quiet`` or stderr is not a terminal."""
+    """Progress on stderr unless ``--quiet``: bars on a terminal, else a line every 30 seconds."""
     from ticketlab.progress import make_progress
 
     return make_progress(False if flag(ctx, "quiet") else None)
+
+
+def name_option(kind: str) -> Any:
+    """A click callback for an option that names a miner, model or data set (``kind``: a
+    :data:`ticketlab.catalog.KINDS` key): the value becomes the registered name it means (``SynFlow``
+    -> ``synflow``), a typo a one-line "did you mean" error, before torch is imported. A
+    comma-separated list (``--methods``) is checked name by name."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from ticketlab.catalog import resolve
+
+        if value is None:
+            return None
+        return ",".join(resolve(kind, v.strip()) if v.strip() else v for v in str(value).split(","))
+    return callback
+
+
+def resolve_names_first(ctx: click.Context, args: list[str], options: dict[str, str]) -> list[str]:
+    """``args`` with the value of every option in ``options`` (its flags -> a catalogue kind, as in
+    :func:`name_option`) replaced by the registered name it means, checked before click parses
+    anything: for a command whose parameters import torch to be built (``mine``'s miner options).
+    ``--help`` skips the check; ``--debug`` anywhere shows a bad name's traceback."""
+    from ticketlab.catalog import resolve
+
+    if "--help" in args or "-h" in args:
+        return args
+    out = list(args)
+    try:
+        i = 0
+        while i < len(out) and out[i] != "--":
+            flag_, eq, value = out[i].partition("=")
+            if flag_ in options and eq:  # --method=synflow
+                out[i] = f"{flag_}={resolve(options[flag_], value)}"
+            elif out[i] in options and i + 1 < len(out):  # --method synflow
+                out[i + 1] = resolve(options[out[i]], out[i + 1])
+                i += 1
+            i += 1
+    except Exception:
+        if "--debug" in args:
+            set_flag(ctx, "debug")
+        raise
+    return out

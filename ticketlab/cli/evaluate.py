@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ticketlab.cli.common import common_options, data_root_option, device_option
-from ticketlab.cli.render import console, warn_unhealthy
+from ticketlab.cli.render import console, visible, warn_unhealthy
 
 
 @click.command("evaluate")
@@ -41,7 +41,21 @@ def command(path: Path, split: str, kept: str | None, recalibrate_batches: int |
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    console().print(
-        f"{path}: untrained {result['split']} accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
-        f"(density {result['density']:.4g}, {result['weights_source']} init weights, kept: {result['kept']}, "
-        f"batch-norm recalibration on {result['recalibration_batches']} batches)")
+    console().print(evaluation_line(path, result))
+
+
+def evaluation_line(path: Path, result: dict) -> str:
+    """The line ``ticketlab evaluate`` prints: the accuracy next to chance (1 / classes), and the
+    batch-norm recalibration only when the model has batch norm.
+
+    Example:
+        >>> print(evaluation_line(Path("t.h5"), {"split": "val", "accuracy": 0.1132, "chance": 0.1,
+        ...     "loss": 2.3, "density": 0.1, "weights_source": "stored", "kept": "stored",
+        ...     "recalibration_batches": 0}))
+        t.h5: untrained val accuracy 0.1132 (chance 0.1000), loss 2.3000 (density 0.1, stored init weights, kept: stored)
+    """
+    bn = (f", batch-norm statistics re-estimated on {result['recalibration_batches']} training batches"
+          if result.get("recalibration_batches") else "")
+    return (f"{visible(path)}: untrained {result['split']} accuracy {result['accuracy']:.4f} "
+            f"(chance {result['chance']:.4f}), loss {result['loss']:.4f} (density {result['density']:.4g}, "
+            f"{result['weights_source']} init weights, kept: {visible(result['kept'])}{bn})")

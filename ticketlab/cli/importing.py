@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketlab.cli.common import common_options, data_root_option
+from ticketlab.cli.common import common_options, data_root_option, name_option
 from ticketlab.cli.render import console, density_table, visible
 from ticketlab.interop.names import NAME_MAPS
 
@@ -19,9 +19,9 @@ _CONVENTIONS = {"*_mask": "*_mask names", "plain": "plain names", "open_lth Prun
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ticket file to write (replaced atomically).")
-@click.option("--model", default=None, help="Check the mask names and shapes against this model's parameters "
+@click.option("--model", default=None, callback=name_option("models"), help="Check the mask names and shapes against this model's parameters "
                                             "(with --dataset); the ticket then records its topology.")
-@click.option("--dataset", default=None, help="The data set the model is built for (with --model).")
+@click.option("--dataset", default=None, callback=name_option("datasets"), help="The data set the model is built for (with --model).")
 @click.option("--names", "name_map", type=click.Choice(sorted(NAME_MAPS)), default=None,
               help="Translate another tool's names to ticketlab's: open_lth = its mnist_lenet models "
                    "(fc_layers.K -> fc{K+1}, fc -> the last fc), for lenet_300_100 / mlp_200_30 on 28x28 data "

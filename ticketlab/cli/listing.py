@@ -2,7 +2,7 @@
 
 Every description is the entry's ``description`` (for miners and metrics registered without one:
 the summary, i.e. the whole first paragraph, of its docstring), shown whole; long lines wrap in
-their column.
+their column. Nothing here imports torch (:mod:`ticketlab.catalog`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,14 @@ KINDS = ("miners", "models", "datasets", "metrics", "groups")
 
 
 def _rows(kind: str) -> list[tuple[str, ...]]:
-    """(name, [detail,] one-line description) for every registered entry of ``kind``."""
-    if kind == "miners":
-        from ticketlab.miners import get_miner, list_miners
+    """(name, [detail,] one-line description) for every registered entry of ``kind``.
 
-        return [(n, get_miner(n).description) for n in list_miners()]
-    if kind == "models":
-        from ticketlab.models import get_model_info, list_models
+    Miners, models and data sets come from :mod:`ticketlab.catalog` (so listing them never
+    imports torch); metrics from their registry (numpy only)."""
+    if kind in ("miners", "models", "datasets"):
+        from ticketlab.catalog import entries
 
-        return [(n, f"[{get_model_info(n).kind}] {get_model_info(n).description}") for n in list_models()]
-    if kind == "datasets":
-        from ticketlab.data import get_dataset_info, list_datasets
-
-        return [(n, f"[{get_dataset_info(n).kind}] {get_dataset_info(n).description}") for n in list_datasets()]
+        return [(n, f"[{k}] {d}" if k else d) for n, (k, d) in entries(kind).items()]
     from ticketlab.metrics import get_metric, list_groups, list_metrics
 
     if kind == "metrics":

@@ -33,9 +33,10 @@ class _Group(click.Group):
 
         import warnings
 
-        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-            # a warning is one line too, its text made visible (it may quote a file's strings)
-            click.echo(f"warning: {visible(message)}", err=True)
+        def show(message: Any, category: Any, filename: str = "", *args: Any, **kwargs: Any) -> None:
+            # a warning is one line too, its text made visible (it may quote a file's strings);
+            # another package's warning says whose it is
+            click.echo(f"{warning_prefix(category, filename)} {visible(message)}", err=True)
 
         try:
             with warnings.catch_warnings():
@@ -58,6 +59,46 @@ class _Group(click.Group):
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             click.echo(f"error: {visible(exc.format_message())} (see '{visible(where)} --help')", err=True)
             ctx.exit(exc.exit_code)
+
+
+def warning_prefix(category: type, filename: str) -> str:
+    """``warning:`` for ticketlab's own warnings (:class:`~ticketlab.errors.TicketlabWarning`),
+    ``warning (PACKAGE):`` for another package's, named by the file that raised it (or by its
+    category, when it points into ticketlab's code).
+
+    Example:
+        >>> from ticketlab.errors import TicketlabWarning
+        >>> warning_prefix(TicketlabWarning, "/x/ticketlab/fileformat.py")
+        'warning:'
+        >>> warning_prefix(FutureWarning, "/venv/lib/python3.11/site-packages/torch/nn/modules/module.py")
+        'warning (torch):'
+    """
+    from ticketlab.errors import TicketlabWarning
+
+    if isinstance(category, type) and issubclass(category, TicketlabWarning):
+        return "warning:"
+    package = _package_of(filename)
+    if package in (None, "ticketlab"):  # raised on ticketlab's behalf (stacklevel), or of unknown origin
+        package = getattr(category, "__name__", "warning")
+    return f"warning ({package}):"
+
+
+def _package_of(filename: str) -> str | None:
+    """The top-level package that ``filename`` belongs to: its first folder under the longest
+    ``sys.path`` entry holding it (``site-packages/torch/nn/x.py`` -> ``torch``)."""
+    import os
+    import sys
+
+    path = os.path.abspath(filename) if filename else ""
+    bases = sorted((os.path.abspath(b) for b in sys.path if b), key=len, reverse=True)
+    for base in bases:
+        if path.startswith(base.rstrip(os.sep) + os.sep):
+            first = path[len(base.rstrip(os.sep)) + 1:].split(os.sep)[0]
+            return first.removesuffix(".py") or None
+    parts = path.split(os.sep)
+    if "site-packages" in parts[:-1]:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return None
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)

@@ -23,7 +23,10 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import (
+    SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for,
+    resolve_names_first, train_options,
+)
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
 
 #: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
@@ -129,6 +132,15 @@ class MineCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         return params[:-1] + [o for o, _ in self.extra().values()] + params[-1:]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # names first: a typo is one line before the miner options (and torch) are loaded
+        return super().parse_args(ctx, resolve_names_first(ctx, args, NAME_OPTIONS))
+
+
+#: The options of ``mine`` that name a registry entry, checked (and variants such as ``SynFlow``
+#: accepted) before torch is imported.
+NAME_OPTIONS = {"-m": "miners", "--method": "miners", "--model": "models", "--dataset": "datasets"}
 
 
 @click.command("mine", cls=MineCommand)
@@ -260,6 +272,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     rows = trained_rounds(ticket.history)
     if len(rows) > 1:
         out.print(round_table(rows))
+    untrained = [r for r in ticket.history if "untrained_test_accuracy" in r]
     for row in ticket.history:
         if len(rows) > 1 and row.get("stage") == "dense":
             continue
@@ -268,7 +281,13 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
             where = f" (density {row['density']:.4g})" if "density" in row else ""
             out.print(f"test accuracy of the trained {label}{where}: {row['test_accuracy']:.4f}")
         elif "untrained_test_accuracy" in row:  # learned masks: the method's own mask, then the ticket's
-            label = "ticket" if row.get("stage") == "round" else f"{row['stage']} (the method's own mask)"
+            if row.get("stage") == "round":
+                own = any(r.get("stage") != "round" and _same_untrained(r, row) for r in untrained)
+                label = "ticket, which is the method's own mask" if own else "ticket"
+            elif any(_same_untrained(row, r) for r in untrained if r.get("stage") == "round"):
+                continue  # the ticket is the method's own mask: one line says both
+            else:
+                label = f"{row['stage']} (the method's own mask)"
             out.print(f"untrained test accuracy of the {label} (density {row['density']:.4g}): "
                       f"{row['untrained_test_accuracy']:.4f}")
     sweep = [r for r in ticket.history if r.get("stage") == "sweep"]
@@ -279,6 +298,13 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         out.print(f"sweep of {len(sweep)} untrained masks: kept the best on validation ({at}density "
                   f"{r['density']:.4g}): val accuracy {r['val_accuracy']:.4f} (test {r['test_accuracy']:.4f}, "
                   "reported only)")
+
+
+def _same_untrained(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two history rows report the same untrained mask: same density, kept count and
+    untrained accuracies (a learned-mask miner's own mask that is the ticket)."""
+    keys = ("density", "kept", "untrained_val_accuracy", "untrained_test_accuracy")
+    return all(a.get(k) == b.get(k) for k in keys)
 
 
 def interrupted_message(checkpoint: Path | None, argv: list[str] | None) -> str:

@@ -41,7 +41,7 @@ def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: i
     ticketlab sanity a.h5 --checks shuffle_layerwise --seeds 1
     ticketlab sanity s.h5 i.h5 --seeds 3 --jobs 2 --json
     """
-    from ticketlab.sanity import sanity_many
+    from ticketlab.sanity import MIN_SEEDS, sanity_many
 
     names = [c.strip() for c in checks.split(",") if c.strip()]
     with progress_for(ctx) as progress:
@@ -58,6 +58,9 @@ def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: i
     for path, r in zip(tickets, results):
         out.print(_table(path, r))
     out.print("hurts / helps: a difference beyond max(2 standard errors, 0.5 pp); ±: sample std over the seeds")
+    if any(len(r.seeds) < MIN_SEEDS for r in results):
+        out.print(f"one seed: no verdict is possible, since nothing shows how much the accuracies vary from seed to "
+                  f"seed; run --seeds {MIN_SEEDS} or more (default 3)")
 
 
 def _table(path: Path, r: Any) -> Any:

@@ -25,27 +25,32 @@ def command() -> None:
               help="local process pool, or Ray tasks (pip install 'ticketlab[ray]').")
 @click.option("--address", default=None, help="Address of an existing Ray cluster (with --executor ray).")
 @click.option("--no-report", is_flag=True, default=False, help="Do not write the report at the end.")
+@click.option("--dry-run", is_flag=True, default=False,
+              help="List the jobs, what is reused and an estimated time from previous runs; run nothing, write nothing.")
 @common_options
 @click.pass_context
 def run(ctx: click.Context, study_file: Path, output: Path | None, jobs: int, executor: str, address: str | None,
-        no_report: bool) -> None:
+        no_report: bool, dry_run: bool) -> None:
     """Run every missing job of STUDY_FILE (finished jobs are skipped; a killed run resumes).
 
     \b
+    ticketlab study run examples/study_lenet_digits.toml --dry-run
     ticketlab study run examples/study_lenet_digits.toml --jobs 2
     """
     from ticketlab.study import Study
 
     study = Study.from_toml(study_file, output)  # the whole file is validated before anything runs
+    if dry_run:
+        _print_plan(study.plan(), jobs)
+        return
     with progress_for(ctx) as progress:
         manifest = study.run(executor=executor, jobs=jobs, address=address, progress=progress)
-    statuses = [j["status"] for j in manifest["jobs"]]
-    failed = [j for j in manifest["jobs"] if j["status"] == "failed"]
-    click.echo(f"study {visible(study.spec.name)}: {len(statuses)} jobs, {statuses.count('done')} done, "
-               f"{statuses.count('skipped')} skipped (already there), {len(failed)} failed -> {visible(study.directory)}")
+    counts, failed = manifest.counts, manifest.failed
+    click.echo(f"study {visible(study.spec.name)}: {len(manifest['jobs'])} jobs, {counts['done']} done, "
+               f"{counts['skipped']} skipped (already there), {len(failed)} failed -> {visible(study.directory)}")
     for j in failed:
         click.echo(f"  failed: {visible(j['id'])}: {visible(j['error'])}", err=True)
-    if not no_report and len(failed) < len(statuses):
+    if not no_report and len(failed) < len(manifest["jobs"]):
         paths = study.report()
         click.echo(f"report: {visible(paths.get('html', paths.get('md')))}")
     if failed:
@@ -67,3 +72,20 @@ def report(ctx: click.Context, study_dir: Path) -> None:
         paths = write_report(study_dir, progress=progress)
     for kind, path in paths.items():
         click.echo(f"{visible(kind)}: {visible(path)}")
+
+
+def _print_plan(plan, workers: int) -> None:  # plan: ticketlab.study.plan.StudyPlan
+    """One line per job (what a run does with it, its estimated time and where that comes from),
+    then the summary."""
+    from ticketlab.study.plan import duration
+
+    width = max((len(p.job.id) for p in plan.jobs), default=0)
+    for p in plan.jobs:
+        if p.action == "run":
+            what = f"~{duration(p.seconds)} ({p.basis})" if p.seconds is not None else "no estimate (no previous run)"
+        elif p.action == "shared":
+            what = f"from the rounds of {visible(p.lead)}"
+        else:
+            what = "its verified ticket is there"
+        click.echo(f"  {p.action:<6} {visible(p.job.id):<{width}}  {what}")
+    click.echo(plan.summary(workers) + f" -> {visible(plan.directory)} (dry run: nothing was run or written)")

@@ -348,13 +348,14 @@ def barrier(
 
 def plot_barrier(results: Sequence[BarrierResult], path: str | os.PathLike[str] | None = None, *,
                  labels: Sequence[str] | None = None) -> Any:
-    """Test error against α of each result (one curve each, labelled ``A – B`` by default);
-    written to ``path`` (PNG, atomically) when given. Returns the matplotlib Figure.
+    """Error (left) and loss (right) against α of each result (one curve each, labelled ``A – B``
+    by default, with its barrier); written to ``path`` (PNG, atomically) when given. Returns the
+    matplotlib Figure.
 
     Example:
         >>> r = BarrierResult([0.0, 0.5, 1.0], [0.1, 0.3, 0.1], [0.2, 0.9, 0.2], 0.2, 0.7)
-        >>> plot_barrier([r]).axes[0].get_xlabel()
-        'α (0 = A, 1 = B)'
+        >>> [ax.get_ylabel() for ax in plot_barrier([r]).axes]
+        ['test error', 'test loss (cross-entropy)']
     """
     from ticketlab.metrics._plot import new_figure, plain, save_figure
 
@@ -365,17 +366,25 @@ def plot_barrier(results: Sequence[BarrierResult], path: str | os.PathLike[str] 
         raise ConfigError(f"plot_barrier got {len(labels)} labels for {len(results)} results")
     if path is not None and not Path(path).parent.exists():
         raise ConfigError(f"cannot write '{path}': folder '{Path(path).parent}' does not exist")
-    fig = new_figure(6.0, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
+    fig = new_figure(10.0, 4.0)
+    ax, lax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for i, r in enumerate(results):
         name = labels[i] if labels is not None else f"{r.labels[0]} – {r.labels[1]}" + (" (aligned)" if r.align else "")
-        ax.plot(r.alphas, r.error, marker=".", label=plain(f"{name}: barrier {r.barrier:.3g}"))
-    ax.set_xlabel("α (0 = A, 1 = B)")
+        line, = ax.plot(r.alphas, r.error, marker=".", label=plain(f"{name}: barrier {r.barrier:.3g}"))
+        lax.plot(r.alphas, r.loss, marker=".", color=line.get_color(),
+                 label=plain(f"{name}: barrier {r.loss_barrier:.3g}"))
+    for a in (ax, lax):
+        a.set_xlabel("α (0 = A, 1 = B)")
+        a.set_xlim(0, 1)
+        a.legend(fontsize=7)
     ax.set_ylabel(plain(f"{results[0].split} error"))
-    ax.set_xlim(0, 1)
+    lax.set_ylabel(plain(f"{results[0].split} loss (cross-entropy)"))
+    ax.set_title("error along the line between the tickets", fontsize=10)
+    lax.set_title("loss along the same line", fontsize=10)
     top = max((e for r in results for e in r.error if not math.isnan(e)), default=1.0)
-    ax.set_ylim(0, min(1.0, top * 1.1) or 1.0)
-    ax.legend(fontsize=7)
+    ax.set_ylim(0, min(1.0, top * 1.15) or 1.0)
+    ltop = max((v for r in results for v in r.loss if math.isfinite(v)), default=1.0)
+    lax.set_ylim(0, ltop * 1.15 or 1.0)  # cross-entropy is >= 0; room above the curves for the legend
     if path is not None:
         save_figure(fig, path)
     return fig

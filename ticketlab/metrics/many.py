@@ -155,11 +155,12 @@ class PairwiseMatrix:
         if cluster and self.orientation is not None and len(self.labels) >= 2:
             tree = self.linkage(method)
         what = self.metric + ("" if self.layer == TOTAL else f" ({self.layer})")
+        scale = what + {"similarity": ", 1 = identical", "distance": ", 0 = identical"}.get(str(self.orientation), "")
         if tree is not None:
             what += f", clustered ({method} linkage of {'1 - value' if self.orientation == 'similarity' else 'value'})"
         lift, centred = self.center == 1.0 and self.metric == "lift", self.center is not None
         fig = plot_heatmap(self.values, self.labels, linkage=tree, title=what, annotate=annotate,
-                           colorbar_label=self.metric, ratio=lift, center=None if lift else self.center,
+                           colorbar_label=scale, ratio=lift, center=None if lift else self.center,
                            diagonal=not centred,
                            cmap="RdBu_r" if centred else ("viridis" if self.orientation != "distance" else "viridis_r"))
         if path is not None:

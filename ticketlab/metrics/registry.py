@@ -25,8 +25,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ticketlab.errors import ConfigError, UnknownNameError
-from ticketlab.registry import Registry, summary
+from ticketlab.errors import ConfigError
+from ticketlab.registry import Registry, match_name, summary
 
 #: What a metric may need beyond the masks: weight snapshots, or the model's topology.
 NEEDS = ("init", "final", "topology")
@@ -235,18 +235,16 @@ def resolve_metrics(names: Iterable[str] | None) -> list[Metric]:
     if isinstance(names, str):
         names = [names]
     out: dict[str, Metric] = {}
-    for name in names:
+    for given in names:
+        # a variant (case, hyphens) of one name is that name; a typo gets "did you mean"
+        name = match_name("metric", given, _METRICS.list(), f"; or a group: {', '.join(GROUPS)}, all",
+                          others=[*GROUPS, "all"])
         if name == "all":
             keys = _METRICS.list()
         elif name in GROUPS:
             keys = list_metrics(group=name)
-        elif name in _METRICS:
-            keys = [name]
         else:
-            raise UnknownNameError(
-                f"unknown metric '{name}' (choose from: {', '.join(_METRICS.list())}; "
-                f"or a group: {', '.join(GROUPS)}, all)"
-            )
+            keys = [name]
         for key in keys:
             out.setdefault(key, _METRICS.get(key))
     return list(out.values())

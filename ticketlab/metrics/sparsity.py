@@ -132,15 +132,24 @@ def plot_profiles(
     names = list(tickets[0].masks)
     for t, lab in zip(tickets[1:], labels[1:]):
         check_pair(tickets[0], t, labels[0], lab)
-    fig = new_figure(max(6.0, 0.35 * len(names) * max(1, len(tickets)) / 2 + 2), 4.0)
+    fig_width = max(6.0, 0.35 * len(names) * max(1, len(tickets)) / 2 + 2)
+    fig = new_figure(fig_width, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(tickets)
     x = np.arange(len(names))
     for i, (t, lab) in enumerate(zip(tickets, labels)):
         prof = density_profile(t) if value == "density" else allocation_shares(t)
-        ax.bar(x + (i - (len(tickets) - 1) / 2) * width, [prof[n] for n in names], width, label=plain(lab))
-    ax.set_xticks(x, [plain(n) for n in names], rotation=90, fontsize=7)
-    ax.set_ylabel(value)
+        overall = f" (density {t.density:.3g})" if value == "density" else ""
+        ax.bar(x + (i - (len(tickets) - 1) / 2) * width, [prof[n] for n in names], width,
+               label=plain(f"{lab}{overall}"))
+    # names side by side while they fit under their bars (about 0.065 in a character at 8 pt), else slanted
+    fits = max(len(n) for n in names) * 0.065 < 0.8 * fig_width / len(names)
+    ax.set_xticks(x, [plain(n) for n in names], fontsize=8, rotation=0 if fits else 45,
+                  ha="center" if fits else "right", rotation_mode="anchor")
+    ax.set_xlabel("layer (prunable parameter)")
+    ax.set_ylabel(value if value == "density" else "share of the ticket's kept weights")
+    ax.set_title("kept fraction of each layer's weights" if value == "density" else
+                 "where each ticket's kept weights are", fontsize=10)
     if log:
         ax.set_yscale("log")
     ax.legend(fontsize=8)

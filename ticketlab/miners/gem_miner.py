@@ -57,7 +57,7 @@ from typing import Any, Callable
 
 import torch
 
-from ticketlab.errors import ConfigError, MiningError
+from ticketlab.errors import ConfigError, MiningError, TicketlabWarning
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
 from ticketlab.miners.base import MiningContext, register_miner
 from ticketlab.selection import (
@@ -210,7 +210,7 @@ class GemMiner(LearnedMaskMiner):
         if events == 0:
             warnings.warn(f"gem_miner: {epochs} epochs give no freezing event (one every {self.config.freeze_every} "
                           "epochs after the first): the scores are only ranked at the end; give more epochs or a "
-                          "smaller --freeze-every", stacklevel=2)
+                          "smaller --freeze-every", TicketlabWarning, stacklevel=2)
 
         def clamp(info: Any) -> None:  # scores stay in [0, 1] after every step
             with torch.no_grad():

@@ -91,7 +91,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ticketlab.errors import ConfigError
+from ticketlab.errors import ConfigError, TicketlabWarning
 from ticketlab.miners.base import (
     Miner, MinerConfig, MiningContext, RoundTarget, check_choices, protocol_field, register_miner,
 )
@@ -521,7 +521,7 @@ class SupermaskMiner(Miner):
         if empty and kept:
             warnings.warn(f"supermask: layer(s) {', '.join(empty)} keep no weight at density {kept / total:.4g} "
                           "(a global threshold on raw weights mixes layer scales; see --normalize layer)",
-                          stacklevel=3)
+                          TicketlabWarning, stacklevel=3)
         row: dict[str, Any] = {"stage": "sweep", "kept": kept, "density": kept / total,
                                "val_accuracy": ev["val"][1], "val_loss": ev["val"][0], "test_accuracy": ev["test"][1],
                                "empty_layers": len(empty)}

@@ -109,17 +109,26 @@ def get_model_info(name: str) -> ModelInfo:
     return _MODELS.get(name).info
 
 
+def _datasets_of_kind(kind: str) -> str:
+    """The registered data sets of ``kind`` (``"graph"`` or ``"tensor"``), for an error message."""
+    from ticketlab.data import get_dataset_info, list_datasets
+
+    return ", ".join(n for n in list_datasets() if get_dataset_info(n).kind == kind)
+
+
 def _check_compatible(entry: _Entry, spec: DataSpec) -> None:
     info = entry.info
     if info.kind == "graph":
         if spec.kind != "graph":
             raise IncompatibleError(
-                f"model '{info.name}' needs a graph data set, but '{spec.name}' is a {spec.kind} data set"
+                f"model '{info.name}' needs a graph data set ({_datasets_of_kind('graph')}), but '{spec.name}' "
+                f"is a {spec.kind} data set"
             )
         return
     if spec.kind != "tensor":
         raise IncompatibleError(
-            f"model '{info.name}' needs a tensor data set, but '{spec.name}' is a {spec.kind} data set"
+            f"model '{info.name}' needs a tensor data set ({_datasets_of_kind('tensor')}), but '{spec.name}' "
+            f"is a {spec.kind} data set"
         )
     if info.kind == "image":
         shape = tuple(spec.input_shape)

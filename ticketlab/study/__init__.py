@@ -9,9 +9,11 @@ Example:
     >>> import tempfile
     >>> study = Study.from_dict({"name": "tiny", "model": "lenet_300_100", "dataset": "digits",
     ...                          "seeds": [0], "densities": [0.1], "methods": ["random"]})
-    >>> manifest = study.run(tempfile.mkdtemp())
-    >>> [(r["method"], r["status"]) for r in study.tickets()]
-    [('random', 'done')]
+    >>> study.plan(tempfile.mkdtemp()).summary().split(";")[0]
+    'study tiny: 1 job: 1 to run, 0 reused (their tickets are there)'
+    >>> run = study.run()
+    >>> run.counts, [(r["method"], r["status"]) for r in study.tickets()]
+    ({'done': 1, 'skipped': 0, 'failed': 0}, [('random', 'done')])
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any, Mapping
 from ticketlab.errors import ConfigError
 from ticketlab.progress import NullProgress
 from ticketlab.study.jobs import Job, resolve_jobs
+from ticketlab.study.plan import StudyPlan
 from ticketlab.study.spec import StudySpec
+from ticketlab.study.summary import StudyRun
 
-__all__ = ["Job", "Study", "StudySpec", "resolve_jobs"]
+__all__ = ["Job", "Study", "StudyPlan", "StudyRun", "StudySpec", "resolve_jobs"]
 
 
 class Study:
@@ -56,12 +60,25 @@ class Study:
         return self.directory
 
     def run(self, directory: str | Path | None = None, *, executor: str = "local", jobs: int = 1,
-            address: str | None = None, progress: NullProgress | None = None) -> dict[str, Any]:
-        """Run every missing job; return the manifest (``study.json``). Default folder: ``runs/<name>``."""
+            address: str | None = None, progress: NullProgress | None = None) -> StudyRun:
+        """Run every missing job; return the manifest (``study.json``) as a :class:`StudyRun`, a dict
+        shown as one line (``<StudyRun 'tiny': 1 jobs (1 done, 0 skipped, 0 failed) ...>``). Default
+        folder: ``runs/<name>``."""
+        import time
+
         from ticketlab.study.run import run_study
 
-        return run_study(self.spec, self._dir(directory), jobs=jobs, executor=executor, address=address,
-                         progress=progress)
+        started = time.perf_counter()
+        manifest = run_study(self.spec, self._dir(directory), jobs=jobs, executor=executor, address=address,
+                             progress=progress)
+        return StudyRun(manifest, self._dir(None), time.perf_counter() - started)
+
+    def plan(self, directory: str | Path | None = None) -> StudyPlan:
+        """What :meth:`run` would do, without doing it: the jobs to run, the tickets reused, and an
+        estimated time from previous runs (:func:`ticketlab.study.plan.plan_study`)."""
+        from ticketlab.study.plan import plan_study
+
+        return plan_study(self.spec, self._dir(directory))
 
     def tickets(self, directory: str | Path | None = None) -> list[dict[str, Any]]:
         """One record per job (DataFrame-ready): grid coordinates, status, path, kept, accuracy."""

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 from ticketlab.atomic import atomic_write_text
 from ticketlab.checks import MAX_SEED, is_seed
-from ticketlab.errors import ConfigError, TicketlabError
+from ticketlab.errors import ConfigError, TicketlabError, TicketlabWarning
 from ticketlab.progress import NullProgress
 from ticketlab.study.jobs import Job, resolve_jobs
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
@@ -63,7 +63,7 @@ def valid_ticket(path: Path, job: Job) -> bool:
             return False
         check_ticket(folder, {**_job_fields(job), "output": job.output})
     except StudyFolderError as exc:
-        warnings.warn(f"{exc}; re-running its job", stacklevel=2)
+        warnings.warn(f"{exc}; re-running its job", TicketlabWarning, stacklevel=2)
         return False
     return True
 
@@ -287,18 +287,20 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
     folder = StudyFolder(study_dir)
     folder.path(MANIFEST)  # refused before anything is made when it is a link
     folder.folder("tickets", create=True)
+    from ticketlab.study.plan import plan_study
+
     all_jobs = resolve_jobs(spec)
     previous = {}
     if folder.file(MANIFEST, missing_ok=True) is not None:
         previous = {e.get("id"): e for e in read_manifest(study_dir)["jobs"] if isinstance(e, dict)}
+    plan = {p.job.id: p.action for p in plan_study(spec, study_dir, only=only, estimate=False).jobs}
     entries: dict[str, dict[str, Any]] = {}
     todo: list[Job] = []
-    wanted = set(only) if only is not None else None
     for job in all_jobs:
         entry = {**_job_fields(job), "output": job.output, "status": "pending", "error": None, "wall_seconds": None}
-        if valid_ticket(study_dir / job.output, job):  # there before this run: skipped
+        if plan.get(job.id) == "reuse":  # its verified ticket was there before this run: skipped
             entry.update(status="skipped", wall_seconds=previous.get(job.id, {}).get("wall_seconds"))
-        elif wanted is None or job.id in wanted:
+        elif job.id in plan:
             todo.append(job)
         entries[job.id] = entry
     _write_manifest(study_dir, spec, entries)
