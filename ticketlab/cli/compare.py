@@ -71,6 +71,12 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
                 table.add_row(visible(name), *map(visible, layer), *(_cell(r.get(c), c) for c in columns))
         out.print(table)
     singles = [r for r in shown if r["b"] is None]
+    chance = [r for r in singles if any(c in r for c in ("expected", "expected_degree"))]
+    for lab in labels:  # single-ticket metrics with chance fields: a table per ticket with them
+        rows = [r for r in chance if r["a"] == lab]
+        if rows:
+            _single_chance_table(out, lab, rows, show_layer)
+    singles = [r for r in singles if not any(c in r for c in ("expected", "expected_degree"))]
     if singles:
         table = Table(title="per ticket", title_justify="left", box=None, pad_edge=False)
         table.add_column("metric")
@@ -95,13 +101,38 @@ def _render_records(records: list[dict[str, Any]], labels: list[str], *, hint: b
     if any(c in columns for c in _ALIGNED_COLUMNS):
         out.print("exp_aligned, sd_aligned, p_aligned: random masks of the same per-layer counts, aligned the same "
                   "way (the hypergeometric columns ignore that alignment raises the overlap)")
-    if any(c in columns for c in _DEGREE_COLUMNS):
+    if any(c in columns for c in _DEGREE_COLUMNS) or any("expected_degree" in r for r in chance):
         out.print("exp_degree, lift_degree, p_degree: against random masks in which every unit keeps its "
                   "degree in every layer (curveball samples; p is the add-one empirical p)")
+    if any(r["metric"].startswith("relational_") for r in chance):
+        out.print("relational_*: expected, lift, z, p from random masks with the same per-layer counts (sampled; "
+                  "p = add-one P(null >= value)); se: standard error of a node-sampled estimate")
     for line in _not_computed(records) + _notes(records):
         out.print(line)
     if hint:
         out.print(_more_hint())
+
+
+#: Columns of a single-ticket metric against chance, shown when its records have them.
+_SINGLE_COLUMNS = ("value", "se", "expected", "lift", "z", "p") + _DEGREE_COLUMNS
+
+
+def _single_chance_table(out: Any, label: str, rows: list[dict[str, Any]], show_layer: bool) -> None:
+    """One ticket's single-ticket metrics that carry chance fields (``empty_kernels``, the
+    relational measures): value, its standard error when estimated, and the null columns."""
+    from rich.table import Table
+
+    columns = [c for c in _SINGLE_COLUMNS if any(c in r for r in rows)]
+    table = Table(title=f"{visible(label)}, against chance", title_justify="left", box=None, pad_edge=False)
+    table.add_column("metric")
+    if show_layer:
+        table.add_column("layer")
+    for col in columns:
+        table.add_column(col.replace("expected_", "exp_"), justify="right")
+    for r in rows:
+        layer = [visible(r["layer"])] if show_layer else []
+        table.add_row(visible(r["metric"]), *layer, *(_cell(r.get(c), c) for c in columns))
+    out.print(table)
 
 
 def _by_note(records: list[dict[str, Any]], computed: bool) -> dict[str, list[str]]:
@@ -217,6 +248,7 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
     ticketlab compare a.h5 b.h5 --metric overlap --align masks --null-samples 20
     ticketlab compare --over-time imp.h5 --plot distance.png
+    ticketlab compare t.h5 --metric relational --per-layer
     """
     from ticketlab.errors import ConfigError
 
@@ -224,8 +256,9 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         _over_time(list(paths), plot, as_json)
         return
     labels = _labels(list(paths))
-    if len(paths) < 2:
-        raise ConfigError("compare needs at least two ticket files")
+    if len(paths) < 2 and not _single_only(metrics, matrix_metric):
+        raise ConfigError("compare needs at least two ticket files (one is enough for single-ticket metrics, "
+                          "e.g. --metric relational)")
     if (null is not None or align is not None) and matrix_metric:
         raise ConfigError("--null and --align go with the records, not with --matrix")
     if (plot or csv_path) and not matrix_metric:
@@ -256,6 +289,15 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
         _render_records(records, labels, hint=not metrics)
+
+
+def _single_only(metrics: tuple[str, ...], matrix_metric: str | None) -> bool:
+    """Whether the metrics named (not the defaults, no matrix) are all single-ticket metrics."""
+    if not metrics or matrix_metric:
+        return False
+    from ticketlab.metrics import resolve_metrics
+
+    return all(m.kind == "single" for m in resolve_metrics(list(metrics)))
 
 
 def _unhealthy(records: list[dict[str, Any]]) -> dict[str, str]:
