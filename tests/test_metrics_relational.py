@@ -67,6 +67,7 @@ def test_disconnected_graph_averages_over_the_pairs_joined_by_a_path():
     assert m.path_length == pytest.approx((6 * 1 + 4 * 1 + 2 * 2) / 12)
     assert m.connected == pytest.approx(12 / 42)
     assert m.clustering == pytest.approx(3 / 7)  # the triangle's nodes 1 each, the rest 0
+    assert measure(3 * fc2.astype(float) + np.eye(7)) == m  # weights, directions, self-loops: all dropped
     empty = measure(relational_adjacency(np.eye(3, dtype=bool)))  # self-edges only: no edge at all
     assert empty.clustering == 0.0 and math.isnan(empty.path_length) and empty.connected == 0.0
 
@@ -341,3 +342,19 @@ def test_cli_compare_metric_relational_and_its_json(tmp_path):
     assert records == compare([path], "relational", per_layer=True, labels=["t.h5"], null_samples=3)
     assert {r["metric"] for r in records} == {"relational_clustering", "relational_path_length"}
     assert all(r["expected"] is not None and r["expected_degree"] is not None for r in records)
+
+
+def test_one_real_process_gives_the_records_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    path = save(mlp(np.ones((5, 3)), np.eye(5, k=1, dtype=bool), np.ones((2, 5)), topology=True), tmp_path / "t.h5")
+    code = ("import json, sys; from ticketlab.metrics import compare; "
+            f"r = compare([{str(path)!r}], 'relational', null_samples=2); "
+            "print(json.dumps([x['value'] for x in r], separators=(',', ':')), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert json.loads(out[0]) == [0.0, pytest.approx(2.0)] and out[1] == "False"  # a path 0-1-2-3-4: C 0, L 2
+    res = subprocess.run([sys.executable, "-m", "ticketlab", "compare", str(path), "--metric", "relational",
+                          "--null-samples", "2", "--json"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    validate_records(json.loads(res.stdout))

@@ -253,8 +253,9 @@ def _search(a: Any, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def measure(a: Any, sample: np.ndarray | None = None) -> Measures:
-    """C and L of a symmetric 0/1 graph without self-loops (scipy sparse), exactly, or estimated
-    from the nodes ``sample`` (distinct indices) with standard errors (module docstring).
+    """C and L of the undirected simple graph of adjacency ``a`` (scipy sparse or numpy; read as
+    symmetric 0/1 without self-loops: weights, directions and the diagonal are dropped), exactly,
+    or estimated from the nodes ``sample`` (distinct indices) with standard errors (module docstring).
 
     Example:
         >>> from scipy import sparse
@@ -265,6 +266,10 @@ def measure(a: Any, sample: np.ndarray | None = None) -> Measures:
     from scipy import sparse
 
     a = sparse.csr_matrix(a, dtype=np.float32)
+    a = (abs(a) + abs(a.T)).tocsr()  # an edge either way is one undirected edge
+    a.setdiag(0)
+    a.eliminate_zeros()
+    a.data[:] = 1.0
     n = a.shape[0]
     nodes = np.arange(n) if sample is None else np.asarray(sample, dtype=np.int64)
     s = nodes.size
@@ -343,6 +348,8 @@ def relational_measures(t: Ticket, *, nodes: int | None = None, null: DegreeNull
     null = null or DegreeNull()
     if max_exact is None:
         max_exact = value("relational_nodes")
+    if isinstance(max_exact, bool) or not isinstance(max_exact, int) or max_exact < 1:
+        raise ConfigError(f"max_exact must be a positive whole number, not {max_exact!r}")
     if isinstance(sample_nodes, bool) or not isinstance(sample_nodes, int) or sample_nodes < 2:
         raise ConfigError(f"sample_nodes must be a whole number of at least 2, not {sample_nodes!r}")
     g = unit_graph(t)
