@@ -21,6 +21,12 @@
    shapes), topologies from ``ticketlab.models``. Issue target for vgg16: <= 10 s with N = 20.
    Wall and CPU time at one BLAS thread; with ``--align-baseline FILE`` (an older align.py) the
    old and new code run alternately (``--align-repeat`` each) and their records are compared.
+7. The relational-graph measures (``compare(..., "relational")``, issue 26): You et al.'s C and L
+   of every layer between hidden tensors, for random tickets of vgg16 and resnet18 (CIFAR-10
+   shapes), ResNet-50 (hand-built topology) and an MLP with 4,096-unit layers (rounds past the
+   ``relational_nodes`` limit: estimated from node samples). Per ticket: the largest round, the
+   ticket's own C and L (no nulls), one degree-null sample's curveball (its cost per sample), and
+   the whole ``relational_measures`` with both nulls at ``--null-samples`` samples.
 
 BLAS and OpenMP are pinned to one thread (unless the environment already says otherwise), so
 timings compare across machines and runs; part 1 also reports whether torch got imported (it
@@ -32,6 +38,7 @@ Usage:
     .venv/bin/python benchmarks/bench_metrics.py --parts 1  # only the overlap + chance timing
     .venv/bin/python benchmarks/bench_metrics.py --parts 5  # the degree-preserving null
     .venv/bin/python benchmarks/bench_metrics.py --parts 6  # aligned comparison
+    .venv/bin/python benchmarks/bench_metrics.py --parts 7 --density 0.05  # relational measures
     git show 8cfe287:ticketlab/metrics/align.py > /tmp/align_old.py
     .venv/bin/python benchmarks/bench_metrics.py --parts 6 --align-baseline /tmp/align_old.py --align-repeat 2
 """
@@ -325,12 +332,62 @@ def bench_align(density: float, samples: int, baseline: str | None = None, repea
                   f"about {each * samples:.1f} s CPU ({each:.2f} s per sample)")
 
 
+def bench_relational(density: float, samples: int) -> None:
+    from ticketlab.limits import value
+    from ticketlab.metrics.degree import DegreeNull, layer_samples
+    from ticketlab.metrics.relational import measure, relational_adjacency, relational_measures, rounds_of
+    from ticketlab.network import unit_graph
+
+    print(f"\n[7] relational measures (C, L; issue 26), density {density}, {samples} samples per null")
+    cases: list[tuple[str, list[tuple[str, tuple[int, ...]]], dict[str, Any]]] = []
+    try:
+        from ticketlab.data.base import DataSpec
+        from ticketlab.models import create_model, model_topology, prunable_parameters
+
+        spec = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
+        for name in ("vgg16", "resnet18"):
+            net = create_model(name, spec, seed=0)
+            shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
+            cases.append((name, shapes, model_topology(net, spec)))
+    except ImportError as exc:  # pragma: no cover
+        print(f"    (ticketlab.models unavailable: {exc})")
+    cases.append(("resnet50 (hand-built topology)", RESNET50, resnet50_topology()))
+    mlp = [("fc1.weight", (4096, 784)), ("fc2.weight", (4096, 4096)), ("fc3.weight", (4096, 4096)),
+           ("fc4.weight", (10, 4096))]
+    cases.append(("mlp 784-4096-4096-4096-10", mlp, {}))
+    limit = value("relational_nodes")
+    for name, shapes, topo in cases:
+        t = random_ticket(shapes, density, 7, **({"provenance": {"topology": topo}} if topo else {}))
+        g = unit_graph(t)
+        rounds = rounds_of(g)
+        big = max(rounds, key=lambda b: min(b.matrix.shape))
+        n = min(big.matrix.shape)
+        size = sum(math.prod(s) for _, s in shapes)
+        print(f"    {name}: {size:,} weights, {len(rounds)} rounds, largest {big.param} with {n:,} nodes "
+              f"({'estimated' if n > limit else 'exact'}; limit {limit:,})")
+        sample = np.arange(min(n, 256)) if n > limit else None
+        line("      largest round: its graph + C and L", *timeit(lambda: measure(relational_adjacency(big.matrix), sample), repeat=3))
+        start, cpu = time.perf_counter(), time.process_time()
+        relational_measures(t, null=DegreeNull(samples=1, rounds=1))  # the ticket + 1 sample of each null, 1 round
+        own, own_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
+        for b in rounds:  # hub + one sample = 2 x 30 curveball rounds per layer
+            layer_samples(t.masks[b.param], DegreeNull(samples=1), 0, 0)
+        curve, curve_cpu = (time.perf_counter() - start) / 2, (time.process_time() - cpu) / 2
+        print(f"      ticket + 1 sample of each null (1 curveball round): {own:.1f} s wall, {own_cpu:.1f} s CPU; "
+              f"degree null's curveball per sample (x {samples + 1} with the hub): {curve:.1f} s wall, {curve_cpu:.1f} s CPU")
+        start, cpu = time.perf_counter(), time.process_time()
+        relational_measures(t, null=DegreeNull(samples=samples))
+        print(f"      relational_measures, both nulls, {samples} samples: {time.perf_counter() - start:.1f} s wall, "
+              f"{time.process_time() - cpu:.1f} s CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--density", type=float, default=0.1)
     ap.add_argument("--tickets", type=int, default=20, help="tickets in the matrix benchmark")
     ap.add_argument("--quick", action="store_true", help="5 tickets in the matrix benchmark")
-    ap.add_argument("--parts", default="123456", help="which parts to run, e.g. 1 or 13 (default: all)")
+    ap.add_argument("--parts", default="1234567", help="which parts to run, e.g. 1 or 13 (default: all)")
     ap.add_argument("--null-samples", type=int, default=20,
                     help="null samples in the degree-null estimate and the aligned null (part 6)")
     ap.add_argument("--align-baseline", metavar="FILE", help="part 6: an older align.py to time against "
@@ -351,6 +408,8 @@ def main() -> None:
         bench_degree(args.density, args.null_samples)
     if "6" in args.parts:
         bench_align(args.density, args.null_samples, args.align_baseline, args.align_repeat)
+    if "7" in args.parts:
+        bench_relational(args.density, args.null_samples)
 
 
 if __name__ == "__main__":

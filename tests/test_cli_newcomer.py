@@ -108,7 +108,7 @@ def test_compare_help_names_the_defaults_and_groups_from_the_registry():
 
 def test_default_compare_hints_at_the_other_groups_and_merges_the_swapped_rows(tickets):
     out = run("compare", tickets[0], tickets[1]).output
-    assert "more: --metric signs, --metric graph, --metric all" in out
+    assert "more: --metric signs, --metric graph, --metric relational, --metric all" in out
     assert "b.h5  vs  a.h5" not in out and out.count("a.h5  vs  b.h5") == 1  # one table per pair
     assert re.search(r"^rel_intersection \(b, a\)\s+0\.\d+", out, flags=re.M)
     assert "(b, a): rel_intersection is asymmetric" in out

@@ -20,7 +20,7 @@ from ticketlab.metrics import COMPARE_SCHEMA, list_metrics, unregister
 from ticketlab.ticket import Ticket
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["registry", "base", "_dist", "chance", "overlap", "units", "sparsity", "signs", "graph", "many",
+MODULES = ["registry", "base", "_dist", "chance", "overlap", "units", "sparsity", "signs", "graph", "relational", "many",
            "compare", "schema", "__init__"]
 
 

@@ -4,7 +4,9 @@ Every size that a file or an option declares (a JSON text, a zip member, a model
 count, a study's grid, a schedule's rounds, a barrier's alphas) is checked against one of these
 limits *before* anything of that size is allocated. A limit is exceeded with one sentence that
 names the limit and how to raise it: ``TICKETLAB_LIMIT_<NAME>=N`` (a positive whole number;
-``1e9`` and ``1_000_000`` are read too). ``docs/format.md`` ("Limits") lists them.
+``1e9`` and ``1_000_000`` are read too). ``docs/format.md`` ("Limits") lists them. One limit
+is a switch rather than a refusal: past ``relational_nodes`` the relational-graph measures
+estimate from a node sample instead of computing exactly (and say so).
 
 The ticket reader's own bound, ``TICKETLAB_MAX_PARAMS`` (:func:`ticketlab.fileformat.default_max_params`,
 half the available memory by default), predates these and is kept.
@@ -78,6 +80,10 @@ _ALL = (
     Limit("rounds", 1_000, "rounds", "pruning rounds of one run (a schedule, --rounds, an IMP rate's schedule)"),
     Limit("alphas", 1_001, "points", "points of a barrier's interpolation grid (--alphas)"),
     Limit("graph_edges", 2_000_000, "edges", "edges of a ticket's networkx graph (Ticket.to_networkx)"),
+    Limit("relational_nodes", 1_024, "nodes",
+          "nodes of one relational graph whose clustering and path length are computed exactly; a larger "
+          "graph gets a seeded estimate from a sample of its nodes, with its standard error "
+          "(ticketlab.metrics.relational)"),
 )
 #: Every limit by name.
 LIMITS: dict[str, Limit] = {limit.name: limit for limit in _ALL}

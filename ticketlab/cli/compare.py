@@ -116,6 +116,7 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
     ticketlab compare a.h5 b.h5 --metric jaccard --null degree --null-samples 50 --seed 1
     ticketlab compare a.h5 b.h5 --metric overlap --align masks --null-samples 20
     ticketlab compare --over-time imp.h5 --plot distance.png
+    ticketlab compare t.h5 --metric relational --per-layer
     """
     from ticketlab.errors import ConfigError
 
@@ -124,8 +125,9 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         _over_time(out, list(paths), plot, as_json)
         return
     labels = _labels(list(paths))
-    if len(paths) < 2:
-        raise ConfigError("compare needs at least two ticket files")
+    if len(paths) < 2 and not _single_only(metrics, matrix_metric):
+        raise ConfigError("compare needs at least two ticket files (one is enough for single-ticket metrics, "
+                          "e.g. --metric relational)")
     if (null is not None or align is not None) and matrix_metric:
         raise ConfigError("--null and --align go with the records, not with --matrix")
     if (plot or csv_path) and not matrix_metric:
@@ -160,6 +162,15 @@ def command(ctx: click.Context, paths: tuple[Path, ...], metrics: tuple[str, ...
         sampled = null is not None or align is not None
         render_records(out, records, names, hint=not metrics, samples=null_samples if sampled else None,
                        pair_tables=pair_tables)
+
+
+def _single_only(metrics: tuple[str, ...], matrix_metric: str | None) -> bool:
+    """Whether the metrics named (not the defaults, no matrix) are all single-ticket metrics."""
+    if not metrics or matrix_metric:
+        return False
+    from ticketlab.metrics import resolve_metrics
+
+    return all(m.kind == "single" for m in resolve_metrics(list(metrics)))
 
 
 def _unhealthy(records: list[dict[str, Any]]) -> dict[str, str]:

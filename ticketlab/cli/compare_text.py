@@ -101,7 +101,12 @@ def render_records(out: Any, records: list[dict[str, Any]], labels: list[str], *
         for table, names in _pair_tables(shown, columns, samples):
             out.print(table)
             swapped += names
-    single = _per_ticket(shown, labels, numbered=many)
+    chance = [r for r in shown if r["b"] is None and any(c in r for c in ("expected", "expected_degree"))]
+    for lab in labels:  # single-ticket metrics with chance fields: a table per ticket with them
+        rows = [r for r in chance if r["a"] == lab]
+        if rows:
+            out.print(_single_chance_table(lab, rows, samples))
+    single = _per_ticket([r for r in shown if r not in chance], labels, numbered=many)
     if single is not None:
         out.print(single)
     if swapped:
@@ -113,7 +118,10 @@ def render_records(out: Any, records: list[dict[str, Any]], labels: list[str], *
         texts.append("expected, lift, z, p: against random masks with the same per-layer kept counts "
                      "(hypergeometric null; p is one-sided, for more overlap than chance"
                      + (f"; {P_FLOOR}: too small for a double" if floor else "") + ")")
-    texts += _null_legend(columns, samples)
+    texts += _null_legend(columns + (_DEGREE_COLUMNS if any("expected_degree" in r for r in chance) else ()), samples)
+    if any(r["metric"].startswith("relational_") for r in chance):
+        texts.append("relational_*: expected, lift, z, p from random masks with the same per-layer counts (sampled; "
+                     "p = add-one P(null >= value)); se: standard error of a node-sampled estimate")
     texts += _not_computed(records) + _notes(records)
     if many:
         texts.append("every metric for every pair: --pair-tables; one metric over all pairs: --matrix METRIC "
@@ -169,6 +177,28 @@ def _pair_tables(shown: list[dict[str, Any]], columns: Sequence[str],
                 table.add_row(visible(name), *layer, *(_cell(r.get(c), c, samples) for c in columns))
         out.append((table, swapped))
     return out
+
+
+#: Columns of a single-ticket metric against chance, shown when its records have them.
+_SINGLE_COLUMNS = ("value", "se", "expected", "lift", "z", "p") + _DEGREE_COLUMNS
+
+
+def _single_chance_table(label: str, rows: list[dict[str, Any]], samples: int | None) -> Table:
+    """One ticket's single-ticket metrics that carry chance fields (``empty_kernels``, the
+    relational measures): value, its standard error when estimated, and the null columns."""
+    show_layer = any(r["layer"] != "__total__" for r in rows)
+    columns = [c for c in _SINGLE_COLUMNS if any(c in r for r in rows)]
+    table = Table(title=f"{visible(label)}, against chance", title_justify="left", box=None, pad_edge=False,
+                  keys=2 if show_layer else 1)
+    table.add_column("metric")
+    if show_layer:
+        table.add_column("layer")
+    for col in columns:
+        table.add_column(_header(col), justify="right", group=_group(col))
+    for r in rows:
+        layer = [visible(r["layer"])] if show_layer else []
+        table.add_row(visible(r["metric"]), *layer, *(_cell(r.get(c), c, samples) for c in columns))
+    return table
 
 
 def _per_ticket(shown: list[dict[str, Any]], labels: list[str], *, numbered: bool) -> Table | None:

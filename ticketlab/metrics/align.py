@@ -422,20 +422,27 @@ def align(a: Ticket, b: Ticket, by: str = "masks", *, seed: int = 0, topology: M
     return Alignment(permute_ticket(b, perms, topo), perms, sweeps, snap)
 
 
+def random_mask(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random mask of ``m``'s shape and kept count: a uniform random subset, drawn as
+    ``min(k, n - k)`` positions without replacement (the kept ones, or the pruned ones when more
+    than half are kept), which costs O(min(k, n - k)) rather than the O(n) of shuffling the whole
+    mask (50x less for a 1 % layer of vgg16).
+
+    Example:
+        >>> int(random_mask(np.eye(3, dtype=bool), np.random.default_rng(0)).sum())
+        3
+    """
+    size, k = m.size, int(np.count_nonzero(m))
+    flip = k > size // 2
+    pos = rng.choice(size, size - k if flip else k, replace=False, shuffle=False)
+    r = np.full(size, flip, dtype=bool)
+    r[pos] = not flip
+    return r.reshape(m.shape)
+
+
 def random_masks(t: Ticket, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random masks with ``t``'s per-layer kept counts: each layer's kept set is a uniform random
-    subset of its size, drawn as ``min(k, n - k)`` positions without replacement (the kept ones,
-    or the pruned ones when more than half are kept), which costs O(min(k, n - k)) rather than
-    the O(n) of shuffling the whole mask (50x less for a 1 % layer of vgg16)."""
-    out: dict[str, np.ndarray] = {}
-    for n, m in t.masks.items():
-        size, k = m.size, int(np.count_nonzero(m))
-        flip = k > size // 2
-        pos = rng.choice(size, size - k if flip else k, replace=False, shuffle=False)
-        r = np.full(size, flip, dtype=bool)
-        r[pos] = not flip
-        out[n] = r.reshape(m.shape)
-    return out
+    """Random masks with ``t``'s per-layer kept counts (:func:`random_mask` of every layer, in order)."""
+    return {n: random_mask(m, rng) for n, m in t.masks.items()}
 
 
 def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int = 0,

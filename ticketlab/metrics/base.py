@@ -40,7 +40,7 @@ FIELDS = (
     "value", "expected", "lift", "z", "p", "p_two_sided",
     "expected_global", "lift_global", "z_global", "p_global",
     "expected_degree", "lift_degree", "p_degree",
-    "expected_aligned", "sd_aligned", "lift_aligned", "p_aligned", "note",
+    "expected_aligned", "sd_aligned", "lift_aligned", "p_aligned", "se", "note",
 )
 
 #: What a metric returns: one number (the total), or layer key -> number or field dict.
@@ -54,13 +54,20 @@ class Cache:
 
     Keys hold ``id()`` of tickets, which is safe because the cache lives no longer than the
     call that holds the tickets. ``degree_null`` (a :class:`~ticketlab.metrics.degree.DegreeNull`)
-    asks the overlap metrics for the degree-preserving null fields too; :meth:`stream` numbers
-    the tickets in the order first seen, which tells their null samples apart.
+    asks the overlap metrics for the degree-preserving null fields too; ``sampling`` (also a
+    ``DegreeNull``: samples, seed, rounds) is what metrics that always sample their nulls use
+    (the relational-graph measures), by default ``degree_null`` or the defaults; :meth:`stream`
+    numbers the tickets in the order first seen, which tells their null samples apart.
     """
 
-    def __init__(self, degree_null: Any = None) -> None:
+    def __init__(self, degree_null: Any = None, sampling: Any = None) -> None:
         self._items: dict[Any, Any] = {}
         self.degree_null = degree_null
+        if sampling is None:
+            from ticketlab.metrics.degree import DegreeNull
+
+            sampling = degree_null if degree_null is not None else DegreeNull()
+        self.sampling = sampling
         self._streams: dict[int, int] = {}
         #: id of an aligned ticket B' -> (A, B, by, samples, seed): compare(align=...) fills it
         self.aligned: dict[int, tuple[Any, ...]] = {}

@@ -256,7 +256,7 @@ def compare(
         tickets: two or more tickets for pair metrics (every pair ``i < j``; asymmetric metrics
             both ways); one is enough for single-ticket metrics.
         metrics: metric names, group names (``"overlap"``, ``"units"``, ``"sparsity"``,
-            ``"signs"``, ``"graph"``, ``"custom"``) or ``"all"``; None = the defaults (overlap,
+            ``"signs"``, ``"graph"``, ``"relational"``, ``"custom"``) or ``"all"``; None = the defaults (overlap,
             units, sparsity: mask-only and fast). A metric that needs weights a ticket lacks
             raises :class:`ConfigError` when named on its own (or when none of the selection
             applies); picked by a group, ``"all"`` or the defaults it is skipped: its record for
@@ -273,10 +273,11 @@ def compare(
             (``expected_degree``, ``lift_degree``, ``p_degree``; see
             :mod:`ticketlab.metrics.degree`), at the cost of sampling; None: hypergeometric only.
         null_samples: samples per ticket of a sampled null (p-values are multiples of
-            ``1 / (null_samples + 1)``).
+            ``1 / (null_samples + 1)``); the relational-graph measures always sample both of
+            their nulls with it (:mod:`ticketlab.metrics.relational`).
         null_rounds: global curveball rounds to the hub and from it to each degree sample.
-        seed: seed of the null samples (and of the alignment's layer order); the same seed gives
-            the same records.
+        seed: seed of the null samples (and of the alignment's layer order, and of the node
+            samples of an estimated relational graph); the same seed gives the same records.
         align: ``"masks"`` or ``"weights"``: before the pair metrics, the second ticket of every
             pair is relabelled to match the first (:mod:`ticketlab.metrics.align`, weight matching
             on the topology); the overlap metrics also get the aligned null (``expected_aligned``,
@@ -321,7 +322,8 @@ def compare(
             calls += [(m, (i, j)) for i in range(k) for j in range(k) if i < j or (i > j and not m.symmetric)]
     if metrics is not None and k < 2 and chosen and all(m.kind == "pair" for m in chosen):
         raise ConfigError("pair metrics need at least two tickets")
-    cache = Cache(degree_null=degree_null)
+    cache = Cache(degree_null=degree_null,
+                  sampling=degree_null or DegreeNull(samples=null_samples, seed=seed, rounds=null_rounds))
     for t in loaded:  # ticket i's null samples use stream i
         cache.stream(t)
     records: list[dict[str, Any]] = []

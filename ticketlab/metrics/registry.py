@@ -33,7 +33,7 @@ NEEDS = ("init", "final", "topology")
 KINDS = ("pair", "single")
 ORIENTATIONS = ("similarity", "distance", None)
 #: Families of the built-in metrics; a family name in ``compare(metrics=...)`` selects them all.
-GROUPS = ("overlap", "units", "sparsity", "signs", "graph", "custom")
+GROUPS = ("overlap", "units", "sparsity", "signs", "graph", "relational", "custom")
 #: Pairwise matrices that are not metrics: the overlap count against chance (many.py); reserved.
 CHANCE_MATRICES = ("lift", "z")
 

@@ -49,6 +49,7 @@ COMPARE_SCHEMA: dict[str, Any] = {
             "sd_aligned": {**_NUM, "description": "standard deviation of the value of aligned random masks"},
             "lift_aligned": {**_NUM, "description": "value / expected_aligned"},
             "p_aligned": {**_PROB, "description": "add-one empirical P(overlap >= observed) for aligned random masks"},
+            "se": {**_NUM, "description": "standard error of a value that is a sampled estimate (relational metrics)"},
             "note": {"type": ["string", "null"], "description": "how to read the record"},
             "health_a": {"type": "string", "description": "ticket a is unhealthy: ticketlab.health's one-line summary"},
             "health_b": {"type": "string", "description": "ticket b is unhealthy: ticketlab.health's one-line summary"},
