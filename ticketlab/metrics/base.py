@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, TypeVar, Union
 
 import numpy as np
 
-from ticketlab.errors import IncompatibleError
+from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.ticket import Ticket
 
 #: Layer key of a whole-network value (all layers pooled).
@@ -46,6 +46,40 @@ FIELDS = (
 #: What a metric returns: one number (the total), or layer key -> number or field dict.
 MetricResult = Union[float, int, None, Mapping[str, Union[float, int, None, Mapping[str, Any]]]]
 
+#: Global curveball rounds from the ticket to the hub, and from the hub to each sample.
+DEFAULT_ROUNDS = 30
+#: Null samples when none are asked for.
+DEFAULT_SAMPLES = 20
+#: Most null samples one comparison may ask for.
+MAX_SAMPLES = 100_000
+
+
+@dataclass(frozen=True)
+class DegreeNull:
+    """Settings of the degree-preserving null (:mod:`ticketlab.metrics.degree`) and of the other
+    sampled nulls.
+
+    Attributes:
+        samples: null samples per ticket (``N``); p-values are multiples of ``1 / (N + 1)``.
+        seed: seed of every sample; the same seed gives the same samples.
+        rounds: global curveball rounds from the ticket's mask to the hub state, and from the
+            hub to each sample (Besag & Clifford's parallel scheme).
+    """
+
+    samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+    rounds: int = DEFAULT_ROUNDS
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("samples", 1, MAX_SAMPLES), ("rounds", 1, 10_000)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ConfigError(f"degree null: {name} must be an integer from {lo} to {hi}, not {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"degree null: seed must be a non-negative integer, not {self.seed!r}")
+
+
+
 T = TypeVar("T")
 
 
@@ -64,8 +98,6 @@ class Cache:
         self._items: dict[Any, Any] = {}
         self.degree_null = degree_null
         if sampling is None:
-            from ticketlab.metrics.degree import DegreeNull
-
             sampling = degree_null if degree_null is not None else DegreeNull()
         self.sampling = sampling
         self._streams: dict[int, int] = {}

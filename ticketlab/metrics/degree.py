@@ -65,36 +65,9 @@ import numpy as np
 
 from ticketlab.errors import ConfigError
 
-#: Global curveball rounds from the ticket to the hub, and from the hub to each sample.
-DEFAULT_ROUNDS = 30
-#: Null samples when none are asked for.
-DEFAULT_SAMPLES = 20
-#: Most null samples one comparison may ask for.
-MAX_SAMPLES = 100_000
-
-
-@dataclass(frozen=True)
-class DegreeNull:
-    """Settings of the degree-preserving null (see the module docstring).
-
-    Attributes:
-        samples: null samples per ticket (``N``); p-values are multiples of ``1 / (N + 1)``.
-        seed: seed of every sample; the same seed gives the same samples.
-        rounds: global curveball rounds from the ticket's mask to the hub state, and from the
-            hub to each sample (Besag & Clifford's parallel scheme).
-    """
-
-    samples: int = DEFAULT_SAMPLES
-    seed: int = 0
-    rounds: int = DEFAULT_ROUNDS
-
-    def __post_init__(self) -> None:
-        for name, lo, hi in (("samples", 1, MAX_SAMPLES), ("rounds", 1, 10_000)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ConfigError(f"degree null: {name} must be an integer from {lo} to {hi}, not {v!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"degree null: seed must be a non-negative integer, not {self.seed!r}")
+# The null's settings live with the Cache that carries them (base.py), so that base needs no
+# import of this module; they are this module's public names too.
+from ticketlab.metrics.base import DEFAULT_ROUNDS, DEFAULT_SAMPLES, MAX_SAMPLES, DegreeNull  # noqa: E402,F401
 
 
 def biadjacency(mask: np.ndarray) -> np.ndarray:
