@@ -17,6 +17,10 @@ Per seed (``--seeds``, default 0,1,2), on scikit-learn's ``digits`` (8x8 images,
   from the target model's own θ0, the init the direct ticket starts from) and ``shuffled`` (the moved
   ticket's masks permuted within each layer, ``shuffle_layerwise``: random masks with the same
   per-layer counts, from the moved init; the chance level of the mask's arrangement).
+* **Relational measures** (You et al. 2020's C and L, ``ticketlab.compare(t, "relational")``) of the
+  direct, transferred and shuffled tickets of those rounds against both of their nulls
+  (``--null-samples`` each, default 20); masks only, so computed from the cache (also with
+  ``--report-only``) and kept there as ``relational_<ticket>_rNN_nS.json``.
 * Every training: the model's default for ``digits`` (SGD 0.05, momentum 0.9, cosine schedule,
   batch 64, 20 epochs), the seed's split (1,079 / 359 / 359 images), test accuracy at the end.
 
@@ -29,6 +33,8 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -47,6 +53,12 @@ SMALL, BIG = "resnet20", "resnet32"
 SOURCE = {BIG: SMALL, SMALL: BIG}
 VARIANTS = ("transfer", "masks_only", "shuffled")
 OVERLAP = ("jaccard", "kappa", "profile_js")
+#: You et al. 2020's measures (the registry group ``relational``), their short names on the page
+RELATIONAL = {"relational_clustering": "C", "relational_path_length": "L"}
+#: the fields of a relational record that the page reads (``ticketlab.compare``)
+REL_FIELDS = ("value", "expected", "lift", "z", "p", "expected_degree", "lift_degree", "p_degree")
+#: the tickets whose relational measures are computed; ``masks_only`` has the ``transfer`` masks
+REL_TICKETS = ("direct", "transfer", "shuffled")
 
 
 def imp_path(cache: Path, seed: int, model: str) -> Path:
@@ -59,6 +71,11 @@ def round_path(cache: Path, seed: int, model: str, k: int) -> Path:
 
 def moved_path(cache: Path, seed: int, target: str, k: int, variant: str) -> Path:
     return cache / f"s{seed}" / f"to_{target}" / f"{variant}_r{k:02d}.h5"
+
+
+def relational_path(cache: Path, seed: int, target: str, k: int, kind: str, samples: int) -> Path:
+    folder = target if kind == "direct" else f"to_{target}"
+    return cache / f"s{seed}" / folder / f"relational_{kind}_r{k:02d}_n{samples}.json"
 
 
 def _threads() -> None:
@@ -112,6 +129,54 @@ def run_moved(seed: int, target: str, k: int, variant: str, cache_text: str) -> 
     return str(out), time.perf_counter() - started
 
 
+def _read_relational(path: Path) -> dict[str, Any] | None:
+    """A cached relational result, numbers only (NaN for a missing field); None if it is unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        out: dict[str, Any] = {m: {f: _number(raw["metrics"][m].get(f)) for f in REL_FIELDS} for m in RELATIONAL}
+        for key in ("cpu_seconds", "wall_seconds"):
+            out[key] = _number(raw.get(key))
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _number(x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        if x is None:
+            return math.nan
+        raise TypeError(f"not a number: {type(x).__name__}")
+    return float(x)
+
+
+def relational(cache: Path, seed: int, target: str, k: int, kind: str, samples: int) -> dict[str, Any] | None:
+    """C and L of one ticket against both nulls (``ticketlab.compare(..., "relational")``, ``samples``
+    per null, the run's seed), read from the cache or computed and kept there; None without its masks.
+
+    ``kind``: ``direct`` (round ``k`` of IMP on ``target``), ``transfer`` or ``shuffled`` (:func:`moved`).
+    """
+    import ticketlab
+    from ticketlab.atomic import atomic_write_text
+    from ticketlab.fileformat import load
+
+    path = relational_path(cache, seed, target, k, kind, samples)
+    if path.exists() and (cached := _read_relational(path)) is not None:
+        return cached
+    direct, source = round_path(cache, seed, target, k), round_path(cache, seed, SOURCE[target], k)
+    if not (direct.exists() if kind == "direct" else source.exists()):
+        return None
+    started, cpu = time.perf_counter(), time.process_time()
+    ticket = (load(direct, weights=False, scores=False, history=False) if kind == "direct"
+              else moved(cache, seed, target, k, kind))
+    recs = ticketlab.compare([ticket], "relational", null_samples=samples, seed=seed)
+    raw = {"metrics": {r["metric"]: {f: r.get(f) for f in REL_FIELDS} for r in recs if r["layer"] == "__total__"},
+           "null_samples": samples, "seed": seed,
+           "cpu_seconds": round(time.process_time() - cpu, 3), "wall_seconds": round(time.perf_counter() - started, 3)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(raw, indent=1) + "\n")
+    return _read_relational(path)
+
+
 # ---------------------------------------------------------------------------------- results
 def _acc(path: Path) -> tuple[float, float, float, float]:
     """(test accuracy, density, wall seconds, CPU seconds) of a trained ticket file, NaN where it is missing."""
@@ -140,12 +205,15 @@ def _overlap(a: Any, b: Any) -> dict[str, Any]:
     return out
 
 
-def collect(cache: Path, seeds: list[int], rounds: int, ks: list[int]) -> dict[str, Any]:
-    """Everything the page shows, from the cache (NaN where a run is missing)."""
+def collect(cache: Path, seeds: list[int], rounds: int, ks: list[int], samples: int = 20) -> dict[str, Any]:
+    """Everything the page shows, from the cache (NaN where a run is missing); the relational
+    measures are computed where the cache lacks them (``samples`` per null) and kept there."""
     from ticketlab.fileformat import load
 
     s, n = len(seeds), rounds + 1
-    res: dict[str, Any] = {"seeds": seeds, "ks": ks, "seconds": 0.0, "cpu_seconds": 0.0, "found": 0, "expected": 0}
+    res: dict[str, Any] = {"seeds": seeds, "ks": ks, "seconds": 0.0, "cpu_seconds": 0.0, "found": 0, "expected": 0,
+                           "null_samples": samples, "relational_count": 0, "relational_seconds": 0.0,
+                           "relational_cpu_seconds": 0.0}
     for target in (BIG, SMALL):
         d: dict[str, Any] = {"direct": np.full((s, n), np.nan), "direct_density": np.full((s, n), np.nan),
                              "profiles": {}, "overlap": {}, "between_seeds": {}}
@@ -189,6 +257,20 @@ def collect(cache: Path, seeds: list[int], rounds: int, ks: list[int]) -> dict[s
             d["overlap"][k] = rows
             pairs = [(a, b) for a in direct_masks for b in direct_masks if a < b]
             d["between_seeds"][k] = [_overlap(direct_masks[a], direct_masks[b]) for a, b in pairs]
+        d["relational"] = {k: {kind: {m: {f: np.full(s, np.nan) for f in REL_FIELDS} for m in RELATIONAL}
+                               for kind in REL_TICKETS} for k in ks}
+        for k in ks:
+            for kind in REL_TICKETS:
+                for i, seed in enumerate(seeds):
+                    rec = relational(cache, seed, target, k, kind, samples)
+                    if rec is None:
+                        continue
+                    for m in RELATIONAL:
+                        for f in REL_FIELDS:
+                            d["relational"][k][kind][m][f][i] = rec[m][f]
+                    res["relational_count"] += 1
+                    res["relational_seconds"] += np.nan_to_num(rec["wall_seconds"])
+                    res["relational_cpu_seconds"] += np.nan_to_num(rec["cpu_seconds"])
         res[target] = d
     return res
 
@@ -254,6 +336,100 @@ def overlap_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+REL_LABELS = {"direct": "direct IMP", "transfer": "transferred (= masks only)", "shuffled": "layer-wise shuffled"}
+
+
+def _rel(res: dict[str, Any], target: str, k: int, kind: str, metric: str, field: str) -> np.ndarray:
+    """Per seed: one field of one relational record (NaN where it is missing)."""
+    rel = res[target].get("relational", {}).get(k, {}).get(kind, {}).get(metric, {})
+    return np.asarray(rel.get(field, np.full(len(res["seeds"]), np.nan)), dtype=float)
+
+
+def relational_table(res: dict[str, Any]) -> list[str]:
+    head = " | ".join(f"{c} | {c}: lift vs random masks | {c}: z vs random masks | {c}: lift vs degree null"
+                      for c in RELATIONAL.values())
+    lines = [f"| target | round k | ticket | {head} |", "|---|---|---|" + "---|" * 4 * len(RELATIONAL)]
+    for target in (BIG, SMALL):
+        for k in res["ks"]:
+            for kind in REL_TICKETS:
+                cells = [_ms(_rel(res, target, k, kind, m, f), fmt) for m in RELATIONAL
+                         for f, fmt in (("value", ".4f"), ("lift", ".4f"), ("z", "+.2f"), ("lift_degree", ".4f"))]
+                lines.append(f"| {target} | {k} | {REL_LABELS[kind]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _extremes(p: np.ndarray, samples: int) -> tuple[int, int, int]:
+    """From add-one upper-tail p-values: (tickets above all ``samples`` null samples, at or below
+    all of them, tickets with a p-value)."""
+    p = p[~np.isnan(p)]
+    return int((p <= 1 / (samples + 1) + 1e-9).sum()), int((p >= 1 - 1e-9).sum()), len(p)
+
+
+def relational_findings(res: dict[str, Any]) -> list[str]:
+    """Sentences on the relational measures: each ticket against its nulls, then transferred
+    against direct beyond what the nulls give (paired by seed)."""
+    out, samples, ks = [], res.get("null_samples", 20), res["ks"]
+    nulls = (("random masks", "expected", "p"), ("the degree-preserving null", "expected_degree", "p_degree"))
+    for target in (BIG, SMALL):
+        if not any((~np.isnan(_rel(res, target, k, kind, m, "value"))).any()
+                   for k in ks for kind in REL_TICKETS for m in RELATIONAL):
+            out.append(f"**Relational measures at {target}.** Not computed (no cached tickets).")
+            continue
+        ranges = []
+        for k in ks:
+            span = []
+            for m, c in RELATIONAL.items():
+                means = [np.nanmean(v) for kind in REL_TICKETS
+                         if not np.isnan(v := _rel(res, target, k, kind, m, "value")).all()]
+                if means:
+                    span.append(f"{c} from {min(means):.4f} to {max(means):.4f}")
+            if span:
+                ranges.append(f"at round {k} " + " and ".join(span))
+        parts = []
+        for m, c in RELATIONAL.items():
+            per_null = []
+            for name, _, pf in nulls:
+                counts = []
+                for kind in REL_TICKETS:
+                    hi, lo, n = _extremes(np.concatenate([_rel(res, target, k, kind, m, pf) for k in ks]), samples)
+                    counts.append(f"{REL_LABELS[kind].split(' (')[0]} {hi} / {lo} of {n}")
+                per_null.append(f"{name}: " + ", ".join(counts))
+            parts.append(f"{c} against " + "; ".join(per_null))
+        out.append(f"**Relational measures at {target}, each ticket against its nulls.** The three tickets' mean values "
+                   "run " + "; ".join(ranges) + " (a complete graph has C = L = 1). Tickets (seed × round) whose value "
+                   f"lies above all / at or below all {samples} samples of a null (chance {2 / (samples + 1):.3f} per "
+                   "ticket under that null): " + ". ".join(parts) + ".")
+        parts, within, total = [], 0, 0
+        for m, c in RELATIONAL.items():
+            rounds = []
+            for k in ks:
+                v_t, v_d = _rel(res, target, k, "transfer", m, "value"), _rel(res, target, k, "direct", m, "value")
+                if np.isnan(v_t - v_d).all():
+                    continue
+                nums = [f"{np.nanmean(v_t - v_d):+.4f}"]
+                beyond = []
+                for _name, ef, _p in nulls:
+                    e_t, e_d = _rel(res, target, k, "transfer", m, ef), _rel(res, target, k, "direct", m, ef)
+                    nums.append(f"{np.nanmean(e_t - e_d):+.4f}")
+                    diff = float(np.nanmean((v_t - e_t) - (v_d - e_d)))
+                    x = (v_d - e_d)[~np.isnan(v_d - e_d)]
+                    sd = float(np.std(x, ddof=1)) if len(x) > 1 else np.nan
+                    within += int(abs(diff) <= sd)
+                    total += 1
+                    beyond.append(f"{diff:+.4f} (sd {sd:.4f})")
+                rounds.append(f"round {k}: {nums[0]}; their random-mask nulls' means differ by {nums[1]}, their "
+                              f"degree nulls' by {nums[2]}; beyond the nulls {beyond[0]} and {beyond[1]}")
+            if rounds:
+                parts.append(f"{c} at " + ". At ".join(rounds))
+        if parts:
+            out.append(f"**Relational measures at {target}, transferred against direct** (paired by seed; the "
+                       "transferred ticket's value minus the direct one's, the same difference of their nulls' means, "
+                       "and the difference of value − null mean, with the seed-to-seed sd of the direct tickets' "
+                       "value − null mean): " + ". ".join(parts) + f". The difference beyond the nulls is within one "
+                       f"such sd in {within} of {total} comparisons (measure × round × null).")
+    return out
+
+
 def _mean(rows: list[dict[str, Any]], metric: str) -> tuple[float, float]:
     vals = [r[metric] for r in rows if metric in r and r[metric][0] is not None]
     if not vals:
@@ -313,13 +489,14 @@ def findings(res: dict[str, Any]) -> list[str]:
                 lo, hi = min(means, key=means.get), max(means, key=means.get)
                 scale.append(f"{target} round {k}: {means[hi] - means[lo]:.4f} ({(means[hi] - means[lo]) * 359:.1f} "
                              f"images; highest {hi}, lowest {lo})")
+    out += relational_findings(res)
     if scale:
         out.append("**Scale.** The spread between the highest and the lowest mean accuracy of the four tickets "
                    "(direct, transferred, masks only, shuffled) is " + "; ".join(scale) + ". Every difference on "
                    "this page is a few test images on a data set where the dense networks are near their ceiling.")
     out.append("**Not tested here**: CIFAR-10 and the paper's depths up to 56 and widths of 16, rewinding to an "
-               "early iteration instead of θ0, the paper's other block orders (available as `--mapping`), the "
-               "relational-graph measures (to be added when they exist in ticketlab).")
+               "early iteration instead of θ0, the paper's other block orders (available as `--mapping`), whether "
+               "C and L go with accuracy across tickets (You et al.'s question; here they describe the masks only).")
     return out
 
 
@@ -387,7 +564,11 @@ def page(res: dict[str, Any], args: argparse.Namespace, wall: float | None) -> s
               f"thread each, `nice -n 10`), {res['seconds'] / 60:.1f} minutes of wall time on a 2-core machine "
               "shared with other jobs"
               + (f"; the last invocation ran {wall / 60:.1f} minutes" if wall else "") + "."
-              + (f" Runs missing: {missing} of {res['expected']}." if missing else ""))
+              + (f" Runs missing: {missing} of {res['expected']}." if missing else "")
+              + (f" The relational measures of {res['relational_count']} tickets (both nulls, "
+                 f"{res['null_samples']} samples each) took {res['relational_cpu_seconds'] / 60:.1f} minutes of CPU "
+                 f"time ({res['relational_seconds'] / 60:.1f} minutes of wall time), computed from the cached masks "
+                 "and kept in the cache (`relational_*.json`)." if res.get("relational_count") else ""))
     rate, rounds = args.rate, args.rounds
     lines = [
         "# Elastic lottery tickets: tickets moved between ResNet depths (digits)",
@@ -432,8 +613,10 @@ def page(res: dict[str, Any], args: argparse.Namespace, wall: float | None) -> s
         "Jaccard index and Cohen's kappa against their chance values (random masks with the same per-layer counts), "
         "and the Jensen-Shannon distance between the per-layer allocation profiles; as a scale, the same between "
         "the direct tickets of two seeds.",
-        "- The relational-graph measures of You et al. 2020 (issue 26, section 2) are being added to ticketlab by "
-        "another engineer; once they are in `ticketlab.compare`, this page should add them (not done here).",
+        f"- **Relational measures** (You et al. 2020; `ticketlab.compare(ticket, \"relational\", "
+        f"null_samples={res.get('null_samples', 20)}, seed=S)`, one ticket at a time, "
+        "[docs/ticket_graphs.md](../ticket_graphs.md)): the direct, transferred and layer-wise shuffled tickets "
+        "of the rounds above; the masks-only variant has the transferred ticket's masks, so the same values.",
         "",
         "## Accuracy",
         "",
@@ -450,6 +633,25 @@ def page(res: dict[str, Any], args: argparse.Namespace, wall: float | None) -> s
         "",
         *overlap_table(res),
         "",
+        "## Relational measures (You et al. 2020)",
+        "",
+        "Every layer between two hidden tensors (the convolutions of the residual blocks, with the downsampling "
+        "blocks' 1×1 shortcuts; not the stem or the head) is one relational graph: node i is channel i of the "
+        "layer's input and of its output (where the two widths differ, a node of the wider side is a group of "
+        "contiguous channels; no layer here has more than 32 channels, fewer than the paper's 64 nodes), and nodes "
+        "u ≠ v are joined when the ticket keeps any weight between them, in either direction. **C** is the mean local "
+        "clustering coefficient of a graph, **L** its mean shortest-path distance over the node pairs joined by a "
+        "path; a ticket's value is the mean over its layers (a stretched ticket's copied blocks repeat their "
+        "source's graphs). Taking input channel i and output channel i as one node is a labelling convention in a "
+        "mined ticket, so a raw C or L depends on it; the columns read each value against two nulls that keep the "
+        "labelling: random masks with the ticket's kept count in every layer (lift = value / the samples' mean, z in "
+        "the samples' sd) and the degree-preserving null (every unit keeps its kept-weight count in every layer; "
+        f"lift only). {res.get('null_samples', 20)} samples per null and ticket, seeded by the run's seed. The "
+        "layer-wise shuffled ticket is itself a draw of random masks with the same per-layer counts. Mean ± sd over "
+        "seeds.",
+        "",
+        *relational_table(res),
+        "",
         "## What holds of the paper's claim here",
         "",
         "Generated from the numbers above by the same command:",
@@ -463,7 +665,7 @@ def page(res: dict[str, Any], args: argparse.Namespace, wall: float | None) -> s
 def write(cache: Path, args: argparse.Namespace, wall: float | None) -> None:
     from ticketlab.atomic import atomic_write_text
 
-    res = collect(cache, args.seed_list, args.rounds, args.k_list)
+    res = collect(cache, args.seed_list, args.rounds, args.k_list, args.null_samples)
     plot(res, PNG)
     atomic_write_text(DOC, page(res, args, wall))
 
@@ -477,14 +679,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=8, help="channels of the first stage (default 8)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each (default 1)")
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "elastic", help="where finished runs are kept")
+    ap.add_argument("--null-samples", type=int, default=20,
+                    help="samples per null of the relational measures (default 20)")
     ap.add_argument("--report-only", action="store_true", help="only write the page from the cache")
     args = ap.parse_args(argv)
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.k_list = [int(k) for k in args.transfer_rounds.split(",")]
+    if args.null_samples < 2:
+        raise SystemExit("--null-samples must be at least 2")
     if any(not 1 <= k <= args.rounds for k in args.k_list):
         raise SystemExit(f"--transfer-rounds must lie in 1..{args.rounds}")
     cache = args.cache.resolve()
-    started = time.perf_counter()
+    started, ran = time.perf_counter(), 0
     if not args.report_only:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             pending: dict[Any, tuple[Any, ...]] = {}
@@ -511,11 +717,12 @@ def main(argv: list[str] | None = None) -> None:
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in done:
                     what = pending.pop(fut)
+                    ran += 1
                     _, seconds = fut.result()
                     print(f"done {' '.join(map(str, what))} in {seconds:.0f} s", file=sys.stderr, flush=True)
                     if what[0] == "imp":
                         submit_moved(what[1])
-    write(cache, args, None if args.report_only else time.perf_counter() - started)
+    write(cache, args, time.perf_counter() - started if ran else None)  # the runs' time; none ran: not stated
 
 
 if __name__ == "__main__":
