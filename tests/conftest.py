@@ -76,3 +76,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             terminalreporter.write_line(line)
         if len(found) > 50:
             terminalreporter.write_line(f"... and {len(found) - 50} more")
+
+
+#: Variables that change what ticketlab prints or allows; libraries set others on import (torch: KMP_*).
+_WATCHED = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TERM", "TZ")
+
+
+@pytest.fixture(autouse=True)
+def _no_environment_leaks(request):
+    """A test leaves the environment as it found it: a variable it sets (COLUMNS, a TICKETLAB_
+    limit, ...) would change what later tests in the same worker print or allow."""
+    def watched() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k in _WATCHED or k.startswith("TICKETLAB_")}
+
+    before = watched()
+    yield
+    after = watched()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        for k in changed:  # put it back, so that one leak fails one test, not every later one
+            if k in before:
+                os.environ[k] = before[k]
+            else:
+                os.environ.pop(k, None)
+        pytest.fail(f"{request.node.nodeid} changed the environment: {', '.join(changed)}", pytrace=False)

@@ -158,7 +158,7 @@ def test_a_p_below_the_doubles_and_an_empirical_p_at_its_floor(tmp_path):
     masks = {"w": np.arange(4000).reshape(40, 100) % 7 < 3}
     paths = [ticketlab.save(ticketlab.Ticket(masks=masks), tmp_path / f"{x}.h5") for x in "ab"]
     out = run("compare", *paths, "--metric", "jaccard", "--null", "degree", "--null-samples", "9",
-              "--null-rounds", "2").output
+              "--null-rounds", "2", env={"COLUMNS": "120"}).output  # one block: the row holds both p columns
     rec = json.loads(run("compare", *paths, "--metric", "jaccard", "--json").stdout)[0]
     assert rec["p"] == 0.0 and rec["z"] > 40  # identical masks: the tail underflows
     row = next(x for x in out.splitlines() if x.startswith("jaccard "))

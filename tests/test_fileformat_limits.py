@@ -215,7 +215,7 @@ def test_inspect_bounds_what_it_prints(tmp_path) -> None:
     prov = {f"key{i:05d}": i for i in range(5000)}
     prov["a_long_value"] = "x" * 100_000
     path = ticketlab.save(Ticket(masks={"w": np.ones(4, bool)}, provenance=prov), tmp_path / "t.h5")
-    result = CliRunner().invoke(cli, ["inspect", str(path)])
+    result = CliRunner().invoke(cli, ["inspect", str(path)], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "... and 4,901 more provenance keys (--json shows all)" in result.output
     assert "(100,000 characters; --json shows all)" in result.output

