@@ -159,13 +159,7 @@ def _pair_tables(shown: list[dict[str, Any]], columns: Sequence[str],
             pairs.setdefault(frozenset((r["a"], r["b"])), (r["a"], r["b"]))
     out = []
     for a, b in pairs.values():
-        table = Table(title=f"{visible(a)}  vs  {visible(b)}", title_justify="left", box=None, pad_edge=False,
-                      keys=2 if show_layer else 1)
-        table.add_column("metric")
-        if show_layer:
-            table.add_column("layer")
-        for col in columns:
-            table.add_column(_header(col), justify="right", group=_group(col))
+        table = _record_table(f"{visible(a)}  vs  {visible(b)}", columns, show_layer)
         swapped = []
         for r in shown:
             if (r["a"], r["b"]) in ((a, b), (b, a)):
@@ -179,6 +173,18 @@ def _pair_tables(shown: list[dict[str, Any]], columns: Sequence[str],
     return out
 
 
+def _record_table(title: str, columns: Sequence[str], show_layer: bool) -> Table:
+    """An empty table of records: metric (and layer) as its row keys, then ``columns``, grouped so
+    that a stacked table breaks between the chance, degree and aligned columns."""
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, keys=2 if show_layer else 1)
+    table.add_column("metric")
+    if show_layer:
+        table.add_column("layer")
+    for col in columns:
+        table.add_column(_header(col), justify="right", group=_group(col))
+    return table
+
+
 #: Columns of a single-ticket metric against chance, shown when its records have them.
 _SINGLE_COLUMNS = ("value", "se", "expected", "lift", "z", "p") + _DEGREE_COLUMNS
 
@@ -188,13 +194,7 @@ def _single_chance_table(label: str, rows: list[dict[str, Any]], samples: int | 
     relational measures): value, its standard error when estimated, and the null columns."""
     show_layer = any(r["layer"] != "__total__" for r in rows)
     columns = [c for c in _SINGLE_COLUMNS if any(c in r for r in rows)]
-    table = Table(title=f"{visible(label)}, against chance", title_justify="left", box=None, pad_edge=False,
-                  keys=2 if show_layer else 1)
-    table.add_column("metric")
-    if show_layer:
-        table.add_column("layer")
-    for col in columns:
-        table.add_column(_header(col), justify="right", group=_group(col))
+    table = _record_table(f"{visible(label)}, against chance", columns, show_layer)
     for r in rows:
         layer = [visible(r["layer"])] if show_layer else []
         table.add_row(visible(r["metric"]), *layer, *(_cell(r.get(c), c, samples) for c in columns))
