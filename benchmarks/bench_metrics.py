@@ -147,21 +147,28 @@ def bench_matrix(k: int, density: float) -> None:
     line("clustering order + MDS embedding", *timeit(lambda: (mat.order(), mat.embedding(seed=0)), repeat=2))
 
 
-def bench_graph(density: float) -> None:
-    print(f"\n[3] effective mask + path count (graph.analyze), density {density}")
+def model_cases(names: tuple[str, ...]) -> list[tuple[str, list[tuple[str, tuple[int, ...]]], dict[str, Any]]]:
+    """(name, prunable shapes, topology) of each CIFAR-shaped model in ``names``, then a ResNet-50
+    built by hand (its topology without torch)."""
     cases: list[tuple[str, list[tuple[str, tuple[int, ...]]], dict[str, Any]]] = []
     try:
         from ticketlab.data.base import DataSpec
         from ticketlab.models import create_model, model_topology, prunable_parameters
 
         spec = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
-        for name in ("vgg16", "resnet20"):
+        for name in names:
             net = create_model(name, spec, seed=0)
             shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
             cases.append((name, shapes, model_topology(net, spec)))
     except ImportError as exc:  # pragma: no cover
         print(f"    (ticketlab.models unavailable: {exc})")
     cases.append(("resnet50 (hand-built topology)", RESNET50, resnet50_topology()))
+    return cases
+
+
+def bench_graph(density: float) -> None:
+    print(f"\n[3] effective mask + path count (graph.analyze), density {density}")
+    cases = model_cases(("vgg16", "resnet20"))
     for name, shapes, topo in cases:
         t = random_ticket(shapes, density, 7)
         size = sum(math.prod(s) for _, s in shapes)
@@ -339,19 +346,7 @@ def bench_relational(density: float, samples: int) -> None:
     from ticketlab.network import unit_graph
 
     print(f"\n[7] relational measures (C, L; issue 26), density {density}, {samples} samples per null")
-    cases: list[tuple[str, list[tuple[str, tuple[int, ...]]], dict[str, Any]]] = []
-    try:
-        from ticketlab.data.base import DataSpec
-        from ticketlab.models import create_model, model_topology, prunable_parameters
-
-        spec = DataSpec("cifar10", "tensor", (3, 32, 32), 10)
-        for name in ("vgg16", "resnet18"):
-            net = create_model(name, spec, seed=0)
-            shapes = [(n, tuple(p.shape)) for n, p in prunable_parameters(net).items()]
-            cases.append((name, shapes, model_topology(net, spec)))
-    except ImportError as exc:  # pragma: no cover
-        print(f"    (ticketlab.models unavailable: {exc})")
-    cases.append(("resnet50 (hand-built topology)", RESNET50, resnet50_topology()))
+    cases = model_cases(("vgg16", "resnet18"))
     mlp = [("fc1.weight", (4096, 784)), ("fc2.weight", (4096, 4096)), ("fc3.weight", (4096, 4096)),
            ("fc4.weight", (10, 4096))]
     cases.append(("mlp 784-4096-4096-4096-10", mlp, {}))

@@ -1225,33 +1225,28 @@ def report(cache: Path, fig3_seeds: list[int], recipe_seeds: list[int], baseline
     from ticketlab.atomic import atomic_write_text
 
     missing: list[str] = []
-    per_ds: dict[str, dict[str, Any]] = {}
     seconds = cpu = 0.0
-    for ds in FIG3_PANELS:
-        found = []
-        for s in fig3_seeds:
-            r = _load(cache, _job_config("fig3", panel=ds, seed=s))
-            if r is None:
-                missing.append(f"fig3 {ds} s{s}")
-            else:
-                found.append(r)
-        if found:
-            per_ds[ds] = _fig3_arrays(found)
-            seconds += per_ds[ds]["seconds"]
-            cpu += per_ds[ds]["cpu_seconds"]
-    refs: dict[str, dict[str, Any]] = {}
-    for ds in FIG3_PANELS:
-        found = []
-        for s in fig3_seeds:
-            r = _load(cache, _job_config("reference", panel=ds, seed=s))
-            if r is None:
-                missing.append(f"reference {ds} s{s}")
-            else:
-                found.append(r)
-        if found:
-            refs[ds] = _ref_arrays(found)
-            seconds += refs[ds]["seconds"]
-            cpu += refs[ds]["cpu_seconds"]
+
+    def panels(part: str, arrays: Any) -> dict[str, dict[str, Any]]:
+        """Every panel's finished seeds of job kind ``part``, as ``arrays`` makes them."""
+        nonlocal seconds, cpu
+        out: dict[str, dict[str, Any]] = {}
+        for ds in FIG3_PANELS:
+            found = []
+            for s in fig3_seeds:
+                r = _load(cache, _job_config(part, panel=ds, seed=s))
+                if r is None:
+                    missing.append(f"{part} {ds} s{s}")
+                else:
+                    found.append(r)
+            if found:
+                out[ds] = arrays(found)
+                seconds += out[ds]["seconds"]
+                cpu += out[ds]["cpu_seconds"]
+        return out
+
+    per_ds = panels("fig3", _fig3_arrays)
+    refs = panels("reference", _ref_arrays)
     recipes = []
     for s in recipe_seeds:
         r = _load(cache, _job_config("recipe", seed=s))
