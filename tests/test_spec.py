@@ -95,3 +95,21 @@ def test_spec_survives_the_file_and_old_files_still_give_one(tmp_path):
     old.pop("spec"), old.pop("spec_hash")
     legacy = MineSpec.from_provenance(old)  # a ticket written before specs were recorded
     assert (legacy.method, legacy.seed, legacy.net.model, legacy.prune.scope) == ("synflow", 2, "lenet_300_100", "layer")
+
+
+@pytest.mark.parametrize("prov", [
+    {},                                                        # nothing at all
+    {"method": 3},                                             # no method name
+    {"method": "synflow", "seed": "abc"},                      # a seed that is no number
+    {"method": "synflow", "method_config": [1, 2]},            # options that are no table
+    {"spec": {"method": "synflow", "prune": "dense"}},         # a part that is no table
+    {"spec": {"method": "synflow", "net": {"model": 5}}},      # a model that is no name
+    {"spec": {"method": "synflow", "seed": [0]}},              # a seed that is no integer
+    {"spec": {"method": "synflow", "bogus": 1}},               # an unknown field
+    "not a table",
+])
+def test_a_damaged_or_hostile_provenance_is_one_config_error(prov):
+    """A ticket file is untrusted: its provenance's spec reads back as a spec or fails with one line."""
+    with pytest.raises(ConfigError, match="does not describe a mining run") as info:
+        MineSpec.from_provenance(prov)
+    assert "\n" not in str(info.value)

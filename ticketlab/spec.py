@@ -179,10 +179,26 @@ class MineSpec:
         before specs were recorded, what their provenance keys say (method options, model and
         data, seed, scope, count rule, first/last-layer flags, corruption, tracking, and the
         target density when it was one number)."""
+        try:
+            return cls._from_provenance(prov)
+        except ConfigError as exc:
+            raise ConfigError(f"the ticket's provenance does not describe a mining run: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # an untrusted file's odd values
+            what = f"no {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+            raise ConfigError(f"the ticket's provenance does not describe a mining run ({what})") from None
+
+    @classmethod
+    def _from_provenance(cls, prov: Mapping[str, Any]) -> "MineSpec":
+        if not isinstance(prov, Mapping):
+            raise ConfigError("a provenance is a table of facts")
         if isinstance(prov.get("spec"), Mapping):
-            return cls.from_dict(prov["spec"])
+            spec = cls.from_dict(prov["spec"])
+            _check_shape(spec)
+            return spec
         corruption = prov.get("data_corruption")
         target = prov.get("target_density")
+        if not isinstance(prov.get("method"), str):
+            raise ConfigError("it names no method")
         return cls(
             method=str(prov["method"]),
             miner=dict(prov.get("method_config") or {}),
@@ -254,6 +270,20 @@ class MineSpec:
             values.pop("miner", None)
         text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_shape(spec: MineSpec) -> None:
+    """The types of a spec read from a file (values are checked by :meth:`MineSpec.validate`)."""
+    kinds = {"method": str, "miner": Mapping, "seed": int}
+    for name, kind in kinds.items():
+        if not isinstance(getattr(spec, name), kind) or isinstance(getattr(spec, name), bool):
+            raise ConfigError(f"spec field {name} must be a {kind.__name__}, not {getattr(spec, name)!r:.40}")
+    for part, names in (("net", ("model", "dataset")), ("net", ("model_options",)), ("train", ("options",))):
+        for name in names:
+            value = getattr(getattr(spec, part), name)
+            kind = Mapping if name.endswith("options") else str
+            if not isinstance(value, kind):
+                raise ConfigError(f"spec field {part}.{name} must be a {kind.__name__}, not {value!r:.40}")
 
 
 def _check_schedule_values(schedule: Any) -> None:
