@@ -17,7 +17,7 @@ import ticketlab
 from ticketlab.cli.main import cli
 from ticketlab.errors import ConfigError
 from ticketlab.study import Study, StudySpec
-from ticketlab.study.jobs import resolve_jobs
+from ticketlab.study.jobs import resolve_jobs, shared_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"name": "t", "model": "lenet_300_100", "dataset": "digits", "seeds": [0, 1], "densities": [0.2, 0.05],
@@ -314,3 +314,63 @@ methods = ["magnitude"]
 """
     with pytest.raises(ConfigError, match=message):
         StudySpec.from_toml(_toml(tmp_path / "b.toml", text))
+
+
+def test_method_variants_run_two_settings_of_one_miner(tmp_path):
+    """A study holds two settings of one method (random uniform and random ERK) under names of its
+    own: each variant's jobs run its ``miner`` with its options, the tickets are verified as the
+    variant's, the report keeps them apart, and the plain method's job names do not change."""
+    from ticketlab.mining import mine
+
+    text = """
+name = "variants"
+model = "lenet_300_100"
+dataset = "digits"
+seeds = [0]
+densities = [0.1]
+methods = ["random", "random_erk", "imp_fast"]
+device = "cpu"
+[method.random_erk]
+miner = "random"
+distribution = "erk"
+[method.imp_fast]
+miner = "imp"
+train_epochs = 1
+"""
+    spec = StudySpec.from_toml(_toml(tmp_path / "v.toml", text))
+    assert [spec.miner_of(m) for m in spec.methods] == ["random", "random", "imp"]
+    jobs = {j.method: j for j in resolve_jobs(spec)}
+    plain = resolve_jobs(StudySpec.from_dict({**BASE, "seeds": [0], "densities": [0.1], "methods": ["random"], "device": "cpu"}))
+    assert jobs["random"].id == plain[0].id  # variants beside it rename nothing
+    assert jobs["imp_fast"].rounds == len(shared_schedule([0.1]))  # a variant of IMP shares IMP's schedule through the densities
+    manifest = Study(spec, tmp_path / "run").run()
+    assert {j["status"] for j in manifest["jobs"]} == {"done"}
+    erk = ticketlab.load(tmp_path / "run" / jobs["random_erk"].output)
+    uni = ticketlab.load(tmp_path / "run" / jobs["random"].output)
+    assert erk.provenance["method"] == "random" and erk.provenance["method_config"]["distribution"] == "erk"
+    _same_ticket(erk, mine("random", **jobs["random_erk"].mine_kwargs(None)))
+    assert erk.layer_kept != uni.layer_kept  # ERK spreads the weights unlike global random
+    rec = {r["method"] for r in Study(spec, tmp_path / "run").tickets()}
+    assert rec == {"random", "random_erk", "imp_fast"}
+    again = Study(spec, tmp_path / "run").run()
+    assert [j["status"] for j in again["jobs"]] == ["skipped"] * 3
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[method.random_erk]\nminer = "randum"\n', "\\[method.random_erk\\] miner: unknown miner 'randum'"),
+    ('[method.random_erk]\nminer = 3\n', "miner must name a registered method"),
+    ('[method.random_erk]\ndistribution = "erk"\n', "methods: unknown miner 'random_erk'"),
+    ('[method.random_erk]\nminer = "random"\nrate = 0.5\n', "\\[method.random_erk\\] has no option 'rate'"),
+])
+def test_bad_method_variants_are_one_line_errors(tmp_path, table, message):
+    text = ('name = "v"\nmodel = "lenet_300_100"\ndataset = "digits"\nseeds = [0]\ndensities = [0.1]\n'
+            'methods = ["random", "random_erk"]\n' + table)
+    with pytest.raises(ConfigError, match=message):
+        StudySpec.from_toml(_toml(tmp_path / "v.toml", text))
+
+
+def test_a_variant_may_not_take_another_registered_methods_name(tmp_path):
+    text = ('name = "v"\nmodel = "lenet_300_100"\ndataset = "digits"\nseeds = [0]\ndensities = [0.1]\n'
+            'methods = ["snip"]\n[method.snip]\nminer = "grasp"\n')
+    with pytest.raises(ConfigError, match="registered method's name"):
+        StudySpec.from_toml(_toml(tmp_path / "v.toml", text))

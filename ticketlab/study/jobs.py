@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticketlab.spec import MODEL_OPTIONS
-from ticketlab.study.spec import RUNNER_OPTIONS, StudySpec
+from ticketlab.study.spec import RUNNER_OPTIONS, StudySpec, miner_of
 
 #: Hex digits of the config hash in a job's name.
 HASH_LENGTH = 10
@@ -57,6 +57,11 @@ class Job:
         return f"tickets/{self.id}.h5"
 
     @property
+    def miner(self) -> str:
+        """The registered method the job runs (its method, or a variant's ``miner``)."""
+        return miner_of(self.method, self.config.get("options"))
+
+    @property
     def rounds(self) -> int | None:
         """Rounds of the job's explicit schedule (shared IMP jobs), else ``None``."""
         sched = self.config.get("schedule")
@@ -64,7 +69,7 @@ class Job:
 
     def mine_kwargs(self, data_root: str | None) -> dict[str, Any]:
         """Keyword arguments of :func:`ticketlab.mining.mine` for this job."""
-        opts = dict(self.config["options"])
+        opts = {k: v for k, v in self.config["options"].items() if k != "miner"}
         kwargs: dict[str, Any] = {k: opts.pop(k) for k in RUNNER_OPTIONS if k in opts}
         model_kwargs = {k: kwargs.pop(k) for k in MODEL_OPTIONS if k in kwargs}
         if model_kwargs:
@@ -143,14 +148,15 @@ def resolve_jobs(spec: StudySpec) -> list[Job]:
         for dataset in spec.datasets:
             for method in spec.methods:
                 options = dict(spec.method_options.get(method, {}))
-                shared = method == "imp" and not any(k in options for k in _OWN_SCHEDULE)
+                base = spec.miner_of(method)
+                shared = base == "imp" and not any(k in options for k in _OWN_SCHEDULE)
                 merged = shared_schedule(spec.densities, float(options.get("rate", IMP_RATE))) if shared else None
                 for seed in spec.seeds:
                     for density in spec.densities:
                         config: dict[str, Any] = {
                             "method": method, "model": model, "dataset": dataset, "seed": seed, "density": density,
                             "options": options, "train": dict(spec.train),
-                            "train_ticket": spec.train_tickets and method != "imp", "device": spec.device}
+                            "train_ticket": spec.train_tickets and base != "imp", "device": spec.device}
                         share = None
                         if merged is not None:
                             config["schedule"] = [x for x in merged if x >= density * (1 - 1e-12)]

@@ -102,9 +102,9 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
         if threads:
             torch.set_num_threads(threads)
         kwargs = lead.mine_kwargs(data_root)
-        checkpoint = ckpt if get_miner(lead.method).trains else None
+        checkpoint = ckpt if get_miner(lead.miner).trains else None
         rounds_dir = folder.folder(rounds_rel, create=True) if rounds_rel is not None else None
-        ticket = mine(lead.method, checkpoint=checkpoint, resume=checkpoint is not None, save_rounds=rounds_dir,
+        ticket = mine(lead.miner, checkpoint=checkpoint, resume=checkpoint is not None, save_rounds=rounds_dir,
                       **kwargs)
         for job in jobs:
             if job is not lead:

@@ -21,6 +21,14 @@ Keys (``tomllib``; every other key is an error naming the key and the file)::
     [train]                          # training options (TrainConfig fields)
     epochs = 10
 
+A method may be a *variant*: a name of the study's own with ``miner`` naming the registered
+method, so that one study holds two settings of one method (e.g. random uniform and random ERK)::
+
+    methods = ["random", "random_erk"]
+    [method.random_erk]
+    miner = "random"
+    distribution = "erk"
+
 Example:
     >>> spec = StudySpec.from_dict({"name": "s", "model": "lenet_300_100", "dataset": "digits",
     ...                             "seeds": [0], "densities": [0.1], "methods": ["random"]})
@@ -150,6 +158,17 @@ class StudySpec:
         spec.validate()
         return spec
 
+    def miner_of(self, method: str) -> str:
+        """The registered method that the study's ``method`` runs (itself, or a variant's ``miner``).
+
+        Example:
+            >>> StudySpec.from_dict({"name": "s", "model": "lenet_300_100", "dataset": "digits", "seeds": [0],
+            ...                      "densities": [0.1], "methods": ["random", "erk"],
+            ...                      "method": {"erk": {"miner": "random", "distribution": "erk"}}}).miner_of("erk")
+            'random'
+        """
+        return miner_of(method, self.method_options.get(method, {}))
+
     def validate(self) -> None:
         """Check every name and option against the registries (no model is built, no data read)."""
         from ticketlab.data import get_dataset_info
@@ -160,8 +179,25 @@ class StudySpec:
         def fail(msg: str) -> ConfigError:
             return ConfigError(f"{self.source}: {msg}")
 
-        for key, names, lookup in (("methods", self.methods, get_miner), ("model", self.models, get_model_info),
-                                   ("dataset", self.datasets, get_dataset_info)):
+        for method in self.methods:
+            opts = self.method_options.get(method, {})
+            variant = isinstance(opts, dict) and "miner" in opts
+            why = name_problem(method)
+            if why is not None:  # a method's name is part of every ticket's file name
+                raise fail(f"methods: {method!r} cannot name a method: {why}")
+            if variant:
+                base = opts["miner"]
+                if not isinstance(base, str) or not base:
+                    raise fail(f"[method.{method}] miner must name a registered method, not {base!r}")
+                try:
+                    get_miner(base)
+                except TicketlabError as exc:
+                    raise fail(f"[method.{method}] miner: {exc}") from None
+                if method != base and _registered(method):
+                    raise fail(f"[method.{method}] is a registered method's name: give the variant a name of its own "
+                               f"(e.g. {base}_{method})")
+        for key, names, lookup in (("methods", [m for m in self.methods if m == self.miner_of(m)], get_miner),
+                                   ("model", self.models, get_model_info), ("dataset", self.datasets, get_dataset_info)):
             for n in names:
                 try:
                     lookup(n)
@@ -173,7 +209,9 @@ class StudySpec:
                            f"(methods: {', '.join(self.methods)})")
             if not isinstance(opts, dict):
                 raise fail(f"[method.{method}] must be a table of options")
-            cls = get_miner(method)
+            base = self.miner_of(method)
+            opts = {k: v for k, v in opts.items() if k != "miner"}
+            cls = get_miner(base)
             fields = {f.name for f in dataclasses.fields(cls.Config)}
             for key in opts:
                 if key not in fields and key not in RUNNER_OPTIONS:
@@ -191,7 +229,7 @@ class StudySpec:
             flat = {k: v for k, v in opts.items() if k in RUNNER_OPTIONS and k not in MODEL_OPTIONS}
             model_kwargs = {k: opts[k] for k in MODEL_OPTIONS if k in opts}
             try:  # the other spec fields, as the run's spec checks them
-                MineSpec.from_flat(method, model_kwargs=model_kwargs, **flat).validate()
+                MineSpec.from_flat(base, model_kwargs=model_kwargs, **flat).validate()
             except TicketlabError as exc:
                 raise fail(f"[method.{method}]: {exc}") from None
             schedule = opts.get("schedule")
@@ -202,15 +240,17 @@ class StudySpec:
                     abs(d - float(schedule[-1])) > 1e-12 for d in self.densities):
                 raise fail(f"[method.{method}] schedule ends at density {schedule[-1]}: the study's densities must "
                            f"then be [{schedule[-1]}]")
-        imp = self.method_options.get("imp", {})
-        if "imp" in self.methods and isinstance(imp, dict):  # the shared schedule's rounds, before any job runs
+        for method in self.methods:  # IMP's shared schedule: its rounds, before any job runs
+            imp = self.method_options.get(method, {})
+            if self.miner_of(method) != "imp" or not isinstance(imp, dict):
+                continue
             from ticketlab.study.jobs import _OWN_SCHEDULE, IMP_RATE, shared_schedule
 
             try:
                 if not any(k in imp for k in _OWN_SCHEDULE):
                     shared_schedule(self.densities, float(imp.get("rate") or IMP_RATE))
             except TicketlabError as exc:
-                raise fail(f"[method.imp]: {exc}") from None
+                raise fail(f"[method.{method}]: {exc}") from None
         for model in self.models:
             for dataset in self.datasets:
                 try:
@@ -219,6 +259,22 @@ class StudySpec:
                     raise fail(f"[train]: {exc}") from None
                 except TypeError as exc:
                     raise fail(f"[train]: {exc}") from None
+
+
+def miner_of(method: str, options: Any) -> str:
+    """The registered method of a study method with these options (a variant's ``miner``)."""
+    base = options.get("miner") if isinstance(options, Mapping) else None
+    return base if isinstance(base, str) and base else method
+
+
+def _registered(name: str) -> bool:
+    from ticketlab.miners import get_miner
+
+    try:
+        get_miner(name)
+    except TicketlabError:
+        return False
+    return True
 
 
 def _names(value: Any, key: str, fail: Any) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ from typing import Any, Mapping
 
 from ticketlab.study.jobs import config_hash
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
-from ticketlab.study.spec import RUNNER_OPTIONS
+from ticketlab.study.spec import RUNNER_OPTIONS, miner_of
 
 #: Provenance keys that tie a ticket to its study job.
 STUDY_KEYS = ("study_job", "study_hash", "study_config")
@@ -140,13 +140,14 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
                   f"{_hash(recorded)!r}, the job's is {h!r}")
     if _canonical(recorded) != _canonical(config):
         raise bad("records another configuration than the job's")
-    for key in ("method", "model", "dataset", "seed"):
-        if not _same(prov.get(key), config.get(key)):
-            raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(config.get(key))[:60]!r}")
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    asked = {**config, "method": miner_of(config.get("method"), options)}  # a variant runs its miner
+    for key in ("method", "model", "dataset", "seed"):
+        if not _same(prov.get(key), asked.get(key)):
+            raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(asked.get(key))[:60]!r}")
     method_config = prov.get("method_config") if isinstance(prov.get("method_config"), dict) else {}
     for key, value in options.items():
-        if key in RUNNER_OPTIONS or (key == "rate" and config.get("schedule")):  # the rate made the schedule
+        if key in RUNNER_OPTIONS or key == "miner" or (key == "rate" and config.get("schedule")):  # the rate made the schedule
             continue
         if key not in method_config or not _same(method_config[key], value):
             raise bad(f"was mined with option {key} {str(method_config.get(key))[:60]!r}, the job asks for "
