@@ -121,6 +121,24 @@ def test_rerun_skips_everything_and_changes_nothing(study_dir):
     assert [j["status"] for j in manifest["jobs"]] == ["skipped"] * 12
     assert {p.name: p.read_bytes() for p in sorted((study_dir / "tickets").glob("*.h5"))} == before
     assert not list((study_dir / "tickets").glob("*.ckpt")) and not list((study_dir / "tickets").glob(".*tmp"))
+    # every invocation is recorded with its wall-clock time: the first ran 12 jobs, this one none
+    runs = manifest["runs"]
+    assert [r["jobs_to_run"] for r in runs[-2:]] == [12, 0] and all(r["finished"] for r in runs)
+    assert runs[0]["wall_seconds"] > runs[-1]["wall_seconds"] >= 0 and runs[0]["workers"] == 1
+
+
+def test_manifest_runs_are_read_defensively():
+    from ticketlab.study.report.front import runs_sentence
+    from ticketlab.study.run import previous_runs
+
+    hostile = {"runs": [{"started": "2026-12-05T10:00:00", "wall_seconds": 60.0, "workers": 2, "executor": "x" * 500,
+                         "jobs_to_run": -1, "finished": None, "evil": "<script>"},
+                        {"started": 5}, {"started": "s", "wall_seconds": float("inf")}, "junk", None]}
+    runs = previous_runs(hostile)
+    assert runs == [{"started": "2026-12-05T10:00:00", "wall_seconds": 60.0, "executor": "x" * 40, "workers": 2}]
+    assert previous_runs({"runs": "no"}) == [] == previous_runs({})
+    assert "interrupted" in runs_sentence(hostile) and "1 min 00 s" in runs_sentence(hostile)
+    assert "records no study run" in runs_sentence({})
 
 
 def test_a_failing_job_is_recorded_and_the_study_goes_on(tmp_path):

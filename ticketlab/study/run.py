@@ -33,7 +33,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ticketlab.atomic import atomic_write_text
 from ticketlab.checks import MAX_SEED, is_seed
@@ -164,12 +164,16 @@ def _job_fields(job: Job) -> dict[str, Any]:
             "seed": job.seed, "density": job.density, "config": job.config}
 
 
-def _write_manifest(study_dir: Path, spec: StudySpec, entries: dict[str, dict[str, Any]]) -> None:
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_manifest(study_dir: Path, spec: StudySpec, entries: dict[str, dict[str, Any]],
+                    runs: list[dict[str, Any]] | None = None) -> None:
     from ticketlab._version import __version__
 
     manifest = {"name": spec.name, "study_file": spec.source, "ticketlab_version": __version__,
-                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "jobs": list(entries.values())}
+                "updated": _now(), "jobs": list(entries.values()), "runs": runs or []}
     atomic_write_text(StudyFolder(study_dir).writable(MANIFEST), json.dumps(manifest, indent=1, allow_nan=True) + "\n")
 
 
@@ -290,9 +294,11 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
     from ticketlab.study.plan import plan_study
 
     all_jobs = resolve_jobs(spec)
-    previous = {}
+    previous, runs = {}, []
     if folder.file(MANIFEST, missing_ok=True) is not None:
-        previous = {e.get("id"): e for e in read_manifest(study_dir)["jobs"] if isinstance(e, dict)}
+        old = read_manifest(study_dir)
+        previous = {e.get("id"): e for e in old["jobs"] if isinstance(e, dict)}
+        runs = previous_runs(old)
     plan = {p.job.id: p.action for p in plan_study(spec, study_dir, only=only, estimate=False).jobs}
     entries: dict[str, dict[str, Any]] = {}
     todo: list[Job] = []
@@ -303,14 +309,20 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
         elif job.id in plan:
             todo.append(job)
         entries[job.id] = entry
-    _write_manifest(study_dir, spec, entries)
+    # this invocation, beside the earlier ones: a resumed study says how long it took in all
+    run = {"started": _now(), "finished": None, "wall_seconds": None, "executor": executor, "workers": jobs,
+           "jobs_to_run": len(todo)}
+    runs.append(run)
+    started = time.perf_counter()
+    _write_manifest(study_dir, spec, entries, runs)
     with progress.task(f"study {spec.name}: jobs", total=len(all_jobs)) as bar:
         bar.advance(len(all_jobs) - len(todo))
 
         def done(results: list[dict[str, Any]]) -> None:
             for result in results:
                 entries[result["id"]].update(result)
-            _write_manifest(study_dir, spec, entries)
+            run["wall_seconds"] = round(time.perf_counter() - started, 1)  # so far, if the run is killed
+            _write_manifest(study_dir, spec, entries, runs)
             bar.advance(len(results))
 
         groups = _groups(todo)
@@ -318,4 +330,42 @@ def run_study(spec: StudySpec, study_dir: str | Path, *, jobs: int = 1, executor
             _local(groups, study_dir, spec.data_root, jobs, done)
         else:
             _ray(groups, study_dir, spec.data_root, jobs, address, spec.gpus_per_job, done)
+    run.update(finished=_now(), wall_seconds=round(time.perf_counter() - started, 1))
+    _write_manifest(study_dir, spec, entries, runs)
     return read_manifest(study_dir)
+
+
+#: Invocations kept in a manifest's ``runs`` (the oldest are dropped beyond it).
+MAX_RUNS = 1000
+
+
+def previous_runs(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The well-formed ``runs`` records of a manifest (each invocation of ``study run``: started,
+    finished (``None`` when it was killed), wall seconds so far, executor, workers, jobs to run);
+    anything else in the list is dropped.
+
+    Example:
+        >>> previous_runs({"runs": [{"started": "2026-01-01T00:00:00+00:00", "wall_seconds": 5.0}, "junk"]})
+        [{'started': '2026-01-01T00:00:00+00:00', 'wall_seconds': 5.0}]
+    """
+    out = []
+    runs = manifest.get("runs")
+    for r in runs if isinstance(runs, list) else []:
+        if not isinstance(r, dict) or not isinstance(r.get("started"), str):
+            continue
+        wall = r.get("wall_seconds")
+        if wall is not None and (isinstance(wall, bool) or not isinstance(wall, (int, float)) or not 0 <= wall < 1e9):
+            continue
+        rec = {"started": r["started"][:40], "wall_seconds": wall}
+        for key in ("finished", "executor"):
+            if isinstance(r.get(key), str):
+                rec[key] = r[key][:40]
+        for key in ("workers", "jobs_to_run"):
+            if is_seed(r.get(key)):  # a non-negative integer of bounded size
+                rec[key] = r[key]
+        out.append({k: rec[k] for k in RUN_KEYS if k in rec})
+    return out[-MAX_RUNS:]
+
+
+#: The fields of one ``runs`` record.
+RUN_KEYS = ("started", "finished", "wall_seconds", "executor", "workers", "jobs_to_run")

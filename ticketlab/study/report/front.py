@@ -141,6 +141,30 @@ def section_tickets(doc: Document, study: StudyData, counts: dict[str, int], anc
                  seconds(total_all / n_all) if n_all else "n/a", ""])
     doc.table(["method", "jobs", "tickets ready", "failed", "time (sum of jobs)", "time per ready ticket", "note"],
               rows)
+    doc.para(runs_sentence(study.manifest))
+
+
+def runs_sentence(manifest: dict) -> str:
+    """How long the study took on the clock: every ``study run`` invocation that the manifest records.
+
+    Example:
+        >>> runs_sentence({"runs": [{"started": "2026-12-05T10:00:00+00:00", "wall_seconds": 3600.0, "workers": 2,
+        ...                          "executor": "local", "jobs_to_run": 90, "finished": "x"}]})
+        'Wall-clock time of the study: 1 h 00 min in 1 invocation of study run (2026-12-05: 90 jobs to run, 2 local workers, 1 h 00 min).'
+    """
+    from ticketlab.study.run import previous_runs
+
+    runs = previous_runs(manifest)
+    if not runs:
+        return "The manifest records no study run's wall-clock time (written by an older ticketlab)."
+    walls = [r.get("wall_seconds") for r in runs]
+    parts = [f"{text(r.get('started'))[:10]}: {r.get('jobs_to_run', '?')} jobs to run, {r.get('workers', '?')} "
+             f"{text(r.get('executor'))} worker{'s' if r.get('workers') != 1 else ''}, "
+             + (seconds(r.get("wall_seconds")) if r.get("wall_seconds") is not None else "no time recorded")
+             + ("" if r.get("finished") else ", interrupted") for r in runs]
+    total = sum(w for w in walls if w is not None)
+    return (f"Wall-clock time of the study: {seconds(total)} in {len(runs)} invocation{'s' if len(runs) > 1 else ''} "
+            f"of study run ({'; '.join(parts)}).")
 
 
 def section_health(doc: Document, study: StudyData, anchors: dict[str, str]) -> None:
