@@ -1,5 +1,6 @@
 """A checkpoint's identity is the run's spec (issue 24): it resumes only the same spec, naming the
-first field that differs, whatever the run-time options."""
+first field that differs, whatever the run-time options; ``ticketlab mine`` and ``study run``
+share one checkpoint rule."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 import ticketlab
 from ticketlab import checkpoint as checkpoint_module
-from ticketlab.checkpoint import FORMAT, read_checkpoint
+from ticketlab.checkpoint import FORMAT, checkpoint_for, read_checkpoint
 from ticketlab.cli.main import cli
 from ticketlab.errors import ConfigError
 from ticketlab.miners.imp import IMPMiner
@@ -158,3 +159,33 @@ def test_a_damaged_fingerprint_is_a_difference_not_a_crash(tmp_path):
     with pytest.raises(ConfigError, match=r"different configuration \(seed is null there, 0 now\)"):
         read_checkpoint(path, {"seed": 0})
     assert field_difference({"a": {1: 2, "b": 3}}, {"a": {1: 2, "b": 3}}) == ("a", {1: 2, "b": 3}, {1: 2, "b": 3})
+
+
+# ------------------------------------------------------------------------- one checkpoint rule
+def test_the_checkpoint_rule(tmp_path):
+    out = tmp_path / "a.h5"
+    assert checkpoint_for("random", out) is None  # nothing to keep: a data-free method's one round
+    assert checkpoint_for("random", out, resume=True) == tmp_path / "a.h5.ckpt"
+    assert checkpoint_for("imp", out) == checkpoint_for("magnitude", str(out)) == tmp_path / "a.h5.ckpt"
+
+
+def test_mine_and_study_run_follow_the_one_rule(tmp_path, monkeypatch):
+    calls = []
+    real = checkpoint_module.checkpoint_for
+
+    def spy(method, output, resume=False):
+        calls.append((method, str(output), resume))
+        return real(method, output, resume)
+
+    monkeypatch.setattr(checkpoint_module, "checkpoint_for", spy)
+    res = CliRunner().invoke(cli, ["mine", "--method", "random", "--density", "0.5", "-o", str(tmp_path / "r.h5")])
+    assert res.exit_code == 0, res.output
+    assert calls == [("random", str(tmp_path / "r.h5"), False)]
+    from ticketlab.study import Study
+    from ticketlab.study.spec import StudySpec
+
+    spec = StudySpec.from_dict({"name": "rule", "model": "lenet_300_100", "dataset": "digits", "seeds": [0],
+                                "densities": [0.5], "methods": ["random"], "device": "cpu"})
+    manifest = Study(spec, tmp_path / "s").run()
+    job = manifest["jobs"][0]
+    assert job["status"] == "done" and calls[1:] == [("random", job["output"], False)]

@@ -34,6 +34,8 @@ Example:
     Traceback (most recent call last):
     ...
     ticketlab.errors.ConfigError: checkpoint '...run.ckpt' was written by a different configuration (seed is 0 there, 1 now): run the same command, or delete the checkpoint to start over
+    >>> checkpoint_for("random", pathlib.Path("t.h5")), checkpoint_for("imp", pathlib.Path("t.h5"))
+    (None, PosixPath('t.h5.ckpt'))
 """
 
 from __future__ import annotations
@@ -130,6 +132,26 @@ def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | No
         return None
     key, a, b = found
     return f"{_short(str(key))} is {_short(_canonical(a))} there, {_short(_canonical(b))} now"
+
+
+def checkpoint_path(output: str | os.PathLike[str]) -> Path:
+    """Where a run that writes the ticket ``output`` keeps its checkpoint: ``OUTPUT.ckpt``.
+
+    Example:
+        >>> checkpoint_path("runs/a.h5")
+        PosixPath('runs/a.h5.ckpt')
+    """
+    output = Path(output)
+    return output.with_name(output.name + ".ckpt")
+
+
+def checkpoint_for(method: str, output: str | os.PathLike[str], resume: bool = False) -> Path | None:
+    """The checkpoint rule of ``ticketlab mine`` and ``study run``: a run of ``method`` that
+    writes ``output`` keeps a checkpoint (:func:`checkpoint_path`) when the method trains (its
+    rounds are worth keeping) or when it is asked to resume; otherwise none (``None``)."""
+    from ticketlab.miners import get_miner
+
+    return checkpoint_path(output) if resume or get_miner(method).trains else None
 
 
 def _canonical(value: Any) -> str:
