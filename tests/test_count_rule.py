@@ -135,7 +135,7 @@ def test_bad_count_rule():
         select_top({"a": torch.ones(3)}, 0.5, count_rule="round")
 
 
-def test_mine_records_count_rule_and_checkpoints_keep_their_fingerprint(tmp_path):
+def test_mine_records_count_rule_and_checkpoints_name_it(tmp_path):
     from ticketlab.checkpoint import read_checkpoint
     from ticketlab.mining import mine
 
@@ -147,10 +147,10 @@ def test_mine_records_count_rule_and_checkpoints_keep_their_fingerprint(tmp_path
     rows = [r for r in thresh.history if r.get("stage") == "round"]
     for r in rows:  # each round keeps N - int((1 - d) N) of the N weights (distinct |w|, no ties)
         assert r["kept"] == exact.total - int((1 - r["target_density"]) * exact.total)
-    # exact runs' fingerprints are as before (old checkpoints resume); the rule is part of the others'
-    assert "count_rule" not in read_checkpoint(tmp_path / "e.ckpt")["fingerprint"]
-    assert read_checkpoint(tmp_path / "t.ckpt")["fingerprint"]["count_rule"] == "threshold"
-    with pytest.raises(ConfigError):
+    # the rule is a field of the spec, so of every checkpoint's fingerprint: the other rule is refused, named
+    assert read_checkpoint(tmp_path / "e.ckpt")["fingerprint"]["prune.count_rule"] == "exact"
+    assert read_checkpoint(tmp_path / "t.ckpt")["fingerprint"]["plan.count_rule"] == "threshold"
+    with pytest.raises(ConfigError, match='prune.count_rule is "exact" there, "threshold" now'):
         mine("magnitude_init", count_rule="threshold", checkpoint=tmp_path / "e.ckpt", resume=True, **common)
     with pytest.raises(ConfigError, match="count rule"):
         mine("magnitude_init", count_rule="ceil", **common)

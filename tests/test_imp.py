@@ -287,7 +287,7 @@ def test_interrupted_run_resumes_to_the_same_ticket(tmp_path, monkeypatch):
     monkeypatch.setattr(IMPMiner, "after_round", real)
     with pytest.raises(ConfigError, match="already exists"):  # never silently reused
         _imp("reinit", rounds=4, checkpoint=ckpt)
-    with pytest.raises(ConfigError, match=r"different configuration \(method_config is"):
+    with pytest.raises(ConfigError, match=r'different configuration \(miner.reset is "reinit" there, "init" now\)'):
         _imp("init", rounds=4, checkpoint=ckpt, resume=True)
     with pytest.raises(ConfigError, match=r"different configuration \(seed is 0 there, 1 now\)"):
         _imp("reinit", rounds=4, checkpoint=ckpt, resume=True, seed=1)

@@ -164,8 +164,8 @@ def _put(folder: Path, source: Path, slot: Path, relabel: bool) -> None:
     save(t, slot)
 
 
-@pytest.mark.parametrize("relabel, why", [(False, "records the job"),
-                                          (True, "keeps 5020 weights where density 0.5 asks for 25100")])
+@pytest.mark.parametrize("relabel, why", [(False, "records the job"),  # relabelled: its spec says 0.1
+                                          (True, "was mined with prune.density '0.1', the job asks for '0.5'")])
 def test_a_ticket_of_density_0_1_in_the_0_5_slot(built, tmp_path, relabel, why):
     toml, folder, tickets = _copy(built, tmp_path)
     _put(folder, tickets["random-0.1"], tickets["random-0.5"], relabel)

@@ -28,8 +28,9 @@ SHAPES = {"fc1.weight": (40, 30), "fc2.weight": (12, 40), "fc3.weight": (5, 12)}
 
 
 def job(jid: str, method: str, seed: int, density: float, status: str = "done", error: str | None = None,
-        model: str = "mlp", dataset: str = "toy") -> dict:
-    config = {"method": method, "model": model, "dataset": dataset, "seed": seed, "density": density, "options": {}}
+        model: str = "mlp", dataset: str = "toy", options: dict | None = None) -> dict:
+    config = {"method": method, "model": model, "dataset": dataset, "seed": seed, "density": density,
+              "options": options or {}}
     return {"id": jid, "hash": config_hash(config), "method": method, "model": model, "dataset": dataset,
             "seed": seed, "density": density, "config": config, "output": f"tickets/{jid}.h5", "status": status,
             "error": error, "wall_seconds": None if status != "done" else 0.1}
@@ -103,7 +104,8 @@ def mined(tmp_path_factory):
                 jid = f"{method}-s{seed}-d{density}-{seed}{int(density * 100):02d}ab"
                 t = ticketlab.mine(method, model="lenet_300_100", dataset="digits", density=density, seed=seed,
                                    device="cpu", rounds=2)
-                jobs.append(job(jid, method, seed, density, model="lenet_300_100", dataset="digits"))
+                jobs.append(job(jid, method, seed, density, model="lenet_300_100", dataset="digits",
+                                options={"rounds": 2}))  # the job of this ticket's spec
                 t.provenance.update(job_record(jobs[-1]))
                 ticketlab.save(t, folder / f"tickets/{jid}.h5")
     jobs.append(job("snip-s0-bad1", "snip", 0, 0.2, status="failed", error=HOSTILE, model="lenet_300_100",
@@ -299,7 +301,7 @@ def test_opens_with_findings_contents_configuration_and_run_times(mined):
     # the configuration and what the tickets are: 6 ready (mined by that run), 1 failed, 1 without its file
     for needle in ("| seeds | 0, 1 |", "| densities | 0.2, 0.05 |", f"| ticketlab | {ticketlab.__version__} |",
                    "| methods | random, magnitude_init, synflow, snip, grasp |",
-                   "| synflow | none | batchnorm=eval, precision=float64, rescale=false | global | exact | 2 |"):
+                   "| synflow | rounds=2 | batchnorm=eval, precision=float64, rescale=false | global | exact | 2 |"):
         assert needle in plain, needle
     assert ("6 of 8 tickets are ready: their files exist, load and are verified as their jobs' (6 mined by the last "
             "study run, 0 made by an earlier run and reused). 1 failed, 0 pending, 1 finished without a usable "

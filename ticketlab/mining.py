@@ -131,8 +131,9 @@ def mine(
             every round (:mod:`ticketlab.checkpoint`). An existing file is an error unless
             ``resume`` is set; the file is left in place at the end (the caller deletes it once
             the ticket is saved, as ``ticketlab mine`` does).
-        resume: continue from ``checkpoint`` when it exists (same configuration required); the
-            result equals an uninterrupted run's, bit for bit on CPU. Without a file, start anew.
+        resume: continue from ``checkpoint`` when it exists (the same spec required; the run-time
+            options may differ); the result equals an uninterrupted run's, bit for bit on CPU.
+            Without a file, start anew.
         save_rounds: also write every round's ticket to this folder as ``round_00.h5`` (after
             the preparation), ``round_01.h5``, ...: round ``k``'s file is the ticket of a run whose
             schedule stops at round ``k`` (provenance ``rounds = k``, plus ``round = k``).
@@ -334,28 +335,16 @@ class _Run:
         self.effective_scope = "layer" if self.per_layer else self.scope
 
     def _fingerprint(self) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed (optional keys only when set, so that the
-        checkpoints of runs without them keep resuming)."""
-        fingerprint = {
-            "method": self.method, "method_config": dataclasses.asdict(self.miner.config), "model": self.model,
-            "model_config": dict(self.model_kwargs or {}), "dataset": self.dataset, "seed": self.seed,
-            "scope": self.effective_scope, "schedule": self.densities,
-            "train_config": dataclasses.asdict(self.train_config) if self.miner_cls.trains else None,
-            "weights": self.treatment,
-            **({"weights_density": self.weights_density} if self.weights_density is not None else {}),
-            "prune_first_layer": self.prune_first_layer, "prune_last_layer": self.prune_last_layer,
-            "ticketlab_version": __version__,
-            "ties": "seeded",  # ties at a threshold are drawn (issue 21): positional-tie checkpoints do not resume
-        }
-        if self.corruption is not None:
-            fingerprint["data_corruption"] = self.corruption
-        if self.track_masks is not None:
-            fingerprint["track_masks"], fingerprint["early_bird"] = self.track_masks, self.early_bird
-        if self.count_rule != "exact":
-            fingerprint["count_rule"] = self.count_rule
-        if self.multipliers is not None:
-            fingerprint["rate_multipliers"] = self.multipliers
-        return fingerprint
+        """What a checkpoint must match to be resumed: the spec's fields (the method's options as
+        its config resolved them, so an option given at its default is no difference), then the
+        plan resolved from them, then the ticketlab that wrote it. Run-time options are no part of
+        it (:mod:`ticketlab.checkpoint`)."""
+        plan = {"schedule": self.densities, "scope": self.effective_scope, "count_rule": self.count_rule,
+                "rate_multipliers": self.multipliers,
+                "train_config": dataclasses.asdict(self.train_config) if self.miner_cls.trains else None,
+                "weights": self.treatment, "weights_density": self.weights_density}
+        return {**self.spec.by_field(miner=dataclasses.asdict(self.miner.config)),
+                **{f"plan.{k}": v for k, v in plan.items()}, "ticketlab_version": __version__}
 
     # ------------------------------------------------------------------ 4. restore or prepare
     def restore_or_prepare(self) -> None:

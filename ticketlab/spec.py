@@ -271,6 +271,58 @@ class MineSpec:
         text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
+    def by_field(self, miner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every field's JSON value under its dotted name, in the spec's order: ``method``,
+        ``miner.<option>`` for each option, ``net.model``, ..., ``prune.density``, ..., ``seed``.
+
+        This is what a checkpoint's fingerprint and a study's ticket check compare, so that a
+        difference is named by its field (:func:`field_difference`). ``miner``: the method's
+        options to list instead of those given, e.g. the run's resolved config (every option), so
+        that an option given at its default is no difference, as for :meth:`hashname`.
+
+        Example:
+            >>> flat = MineSpec.from_flat("imp", seed=2, miner_config={"reset": "init"}).by_field()
+            >>> list(flat)[:3], flat["prune.density"], flat["seed"]
+            (['method', 'miner.reset', 'net.model'], None, 2)
+        """
+        out: dict[str, Any] = {}
+        for name, value in self.to_dict().items():
+            if name == "miner":
+                options = value if miner is None else _jsonable(dict(miner))
+                out.update({f"miner.{k}": v for k, v in options.items()})
+            elif isinstance(value, dict):  # net, prune, train
+                out.update({f"{name}.{k}": v for k, v in value.items()})
+            else:
+                out[name] = value
+        return out
+
+
+def field_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key whose values differ, in ``new``'s order and then ``old``'s, with its value in
+    each (``None`` where it is missing); ``None`` when the two agree. Values are compared as JSON:
+    a tuple equals a list, ``1`` is not ``1.0``, an object JSON does not know is compared by its
+    ``str``, and a value JSON cannot write at all (circular, too deep) equals nothing.
+
+    Example:
+        >>> field_difference({"seed": 0, "prune.density": 0.1}, {"prune.density": 0.1, "seed": 1})
+        ('seed', 0, 1)
+        >>> field_difference({"a": (1, 2)}, {"a": [1, 2]}) is None
+        True
+    """
+    for key in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(key), new.get(key)
+        text = _json_text(a)
+        if text is None or text != _json_text(b):
+            return key, a, b
+    return None
+
+
+def _json_text(value: Any) -> str | None:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
 
 def _check_shape(spec: MineSpec) -> None:
     """The types of a spec read from a file (values are checked by :meth:`MineSpec.validate`)."""

@@ -206,9 +206,9 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     ticketlab mine --method imp --rounds 5 --reset rewind:50 --save-rounds rounds/ -o imp.h5
     ticketlab mine --method gem_miner --density 0.05 -o gem.h5   # also edge_popup, supermask_learned
     """
+    from ticketlab.checkpoint import checkpoint_for
     from ticketlab.errors import ConfigError
     from ticketlab.fileformat import save
-    from ticketlab.miners import get_miner
     from ticketlab.mining import mine
 
     extra = ctx.command.extra()  # type: ignore[attr-defined]
@@ -237,7 +237,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         if not save_rounds.parent.exists():
             raise ConfigError(f"cannot save rounds to '{save_rounds}': folder '{save_rounds.parent}' does not exist")
         save_rounds.mkdir(exist_ok=True)
-    checkpoint = checkpoint_path(output) if (get_miner(method).trains or resume) else None
+    checkpoint = checkpoint_for(method, output, resume)  # the rule study run follows too
     if resume and checkpoint is not None and not checkpoint.exists():
         click.echo(f"note: no checkpoint '{checkpoint}' to resume; starting from the beginning", err=True)
 
@@ -325,11 +325,6 @@ def interrupted_message(checkpoint: Path | None, argv: list[str] | None) -> str:
     if argv is not None:
         again = shlex.join(["ticketlab", *argv, *([] if "--resume" in argv else ["--resume"])])
     return visible(f"interrupted: the finished rounds are in the checkpoint '{checkpoint}'; continue with: {again}")
-
-
-def checkpoint_path(output: Path) -> Path:
-    """Where ``ticketlab mine -o OUTPUT`` keeps its checkpoint: ``OUTPUT.ckpt`` (e.g. ``a.h5.ckpt``)."""
-    return output.with_name(output.name + ".ckpt")
 
 
 def _parse_schedule(text: str) -> list[float]:

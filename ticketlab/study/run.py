@@ -91,18 +91,20 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
     results = []
     try:
         folder.folder("tickets")
-        ckpt = folder.writable(lead.output + ".ckpt")  # a link there is refused: the job fails, nothing is read
-        rounds_rel = f"tickets/.rounds-{lead.share}" if len(jobs) > 1 else None
         import torch
 
+        from ticketlab.checkpoint import checkpoint_for, checkpoint_path
         from ticketlab.fileformat import load, save
-        from ticketlab.miners import get_miner
         from ticketlab.mining import mine
 
+        ckpt_rel = str(checkpoint_path(lead.output))
+        ckpt = folder.writable(ckpt_rel)  # a link there is refused: the job fails, nothing is read
+        rounds_rel = f"tickets/.rounds-{lead.share}" if len(jobs) > 1 else None
         if threads:
             torch.set_num_threads(threads)
         kwargs = lead.mine_kwargs(data_root)
-        checkpoint = ckpt if get_miner(lead.miner).trains else None
+        # ticketlab mine's rule (a study always continues the checkpoint it finds)
+        checkpoint = ckpt if checkpoint_for(lead.miner, lead.output) else None
         rounds_dir = folder.folder(rounds_rel, create=True) if rounds_rel is not None else None
         ticket = mine(lead.miner, checkpoint=checkpoint, resume=checkpoint is not None, save_rounds=rounds_dir,
                       **kwargs)
@@ -115,7 +117,7 @@ def run_group(job_configs: list[dict[str, Any]], study_dir: str, data_root: str 
                 ticket_j = ticket
             ticket_j.provenance.update(job_record(job))
             save(ticket_j, folder.writable(job.output, replace=True))
-        folder.remove(lead.output + ".ckpt")
+        folder.remove(ckpt_rel)
         if rounds_rel is not None:
             _remove_rounds(folder, rounds_rel)
         wall = round(time.perf_counter() - started, 3)

@@ -11,10 +11,14 @@
    :class:`~ticketlab.study.safepath.StudyFolder`: no link, a regular file);
 2. the ticket records this job: the same id, the same hash, the same whole configuration (as
    canonical JSON), and the configuration's hash is that hash;
-3. what the miner itself recorded agrees with the configuration: method, model, data set, seed,
-   every miner option the study gives (against ``method_config``), and the runner options
-   ``scope``, ``count_rule``, ``rounds``, ``prune_first_layer``, ``prune_last_layer`` where the
-   study gives them (``rounds`` is the shared schedule's length for shared IMP jobs);
+3. the ticket's recorded spec is the job's: :meth:`MineSpec.from_provenance` of the ticket against
+   :func:`job_spec` (the job's :meth:`~ticketlab.study.jobs.Job.mine_kwargs` through
+   :meth:`MineSpec.from_flat`), field by field (:meth:`MineSpec.by_field`), the first differing
+   field named. A ticket of a ticketlab that recorded no spec is checked against what its miner
+   recorded instead: method, model, data set, seed, every miner option the study gives (against
+   ``method_config``), and the runner options ``scope``, ``count_rule``, ``rounds``,
+   ``prune_first_layer``, ``prune_last_layer`` where the study gives them (``rounds`` is the shared
+   schedule's length for shared IMP jobs);
 4. **the density by count**: the masks' kept count (counted from the masks) is the count that
    the job's density asks for under the ticket's scope and count rule (the exact and truncated
    rules: equal; the threshold rule prunes ties, so at most that; the positive rule keeps every
@@ -46,7 +50,9 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from ticketlab.study.jobs import config_hash
+from ticketlab.errors import ConfigError
+from ticketlab.spec import RUN_OPTIONS, MineSpec, field_difference
+from ticketlab.study.jobs import Job, config_hash
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
 from ticketlab.study.spec import RUNNER_OPTIONS, miner_of
 
@@ -141,10 +147,92 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     if _canonical(recorded) != _canonical(config):
         raise bad("records another configuration than the job's")
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
-    asked = {**config, "method": miner_of(config.get("method"), options)}  # a variant runs its miner
-    for key in ("method", "model", "dataset", "seed"):
-        if not _same(prov.get(key), asked.get(key)):
-            raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(asked.get(key))[:60]!r}")
+    if isinstance(prov.get("spec"), Mapping):
+        _check_spec(prov, jid, config, bad)
+    else:  # a ticket of a ticketlab that recorded no spec: the keys the miner recorded
+        _check_recorded_keys(prov, config, options, bad)
+    density = config.get("density")
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+        raise bad(f"has the density {str(density)[:30]!r}")
+    scope, rule = prov.get("scope", "global"), prov.get("count_rule", "exact")
+    from ticketlab.selection import COUNT_RULES
+
+    if scope not in ("global", "layer") or rule not in COUNT_RULES:
+        raise bad(f"records scope {str(scope)[:20]!r} and count rule {str(rule)[:20]!r}")
+    kept = sum(k for k, _ in layers.values())
+    total = sum(n for _, n in layers.values())
+    want = expected_kept(float(density), [n for _, n in layers.values()], scope, rule)
+    if "rate_multipliers" in options:  # per-layer targets (the spec's, compared): the layers' exact counts
+        want = prov.get("target_kept")
+    wrong = kept != want if rule in ("exact", "truncated", "truncated_percent") else (kept > want if rule == "threshold" else False)
+    if wrong:
+        raise bad(f"keeps {kept} weights where density {density:g} asks for "
+                  f"{'at most ' if rule == 'threshold' else ''}{want}")
+    if rule in ("threshold", "positive") and prov.get("target_kept") != want:
+        raise bad(f"records the target {str(prov.get('target_kept'))[:20]!r} weights where density {density:g} asks "
+                  f"for {want}")
+    return {"method": config["method"], "model": config["model"], "dataset": config["dataset"],
+            "seed": config["seed"], "density": float(density), "kept": kept, "total": total,
+            "achieved_density": kept / total if total else math.nan, "test_accuracy": prov.get("test_accuracy")}
+
+
+def job_spec(config: Mapping[str, Any]) -> MineSpec:
+    """The :class:`~ticketlab.spec.MineSpec` of a study job's configuration: its
+    :meth:`~ticketlab.study.jobs.Job.mine_kwargs` through :meth:`MineSpec.from_flat`, without the
+    run-time options (device, data root). A method variant's ``miner`` option names the
+    registered method, and is no option of it. Raises :class:`ConfigError`, or ``TypeError``,
+    ``KeyError``, ... for a configuration that is no mining run.
+
+    Example:
+        >>> config = {"method": "imp", "model": "conv4", "dataset": "digits", "seed": 1, "density": 0.2,
+        ...           "options": {"reset": "init", "rounds": 3}, "train": {"lr": 0.01}}
+        >>> job_spec(config).to_dict(changed=True)["prune"]
+        {'density': 0.2, 'rounds': 3}
+    """
+    options = config["options"] if isinstance(config.get("options"), Mapping) else {}
+    method = miner_of(config["method"], options)
+    full = {"options": {}, "train": {}, "train_ticket": False, "device": "auto", **config}
+    job = Job("", "", method, config["model"], config["dataset"], config["seed"], config["density"], full)
+    kwargs = job.mine_kwargs(None)
+    for name in (*RUN_OPTIONS, "method"):
+        kwargs.pop(name, None)
+    miner = dict(kwargs.pop("miner_config", None) or {})
+    miner.pop("miner", None)
+    return MineSpec.from_flat(method, miner_config=miner, **kwargs)
+
+
+def _shown(value: Any) -> str:
+    return "the default" if value is None else repr(str(value)[:60])
+
+
+def _check_spec(prov: Mapping[str, Any], jid: str, config: Mapping[str, Any], bad: Any) -> None:
+    """The ticket's recorded spec is the job's (:meth:`MineSpec.by_field`, the first differing
+    field named). Both hold the method's options as the study gives them, so no registry (and no
+    torch) is needed to compare them."""
+    try:
+        mined = MineSpec.from_provenance(prov)
+    except ConfigError as exc:
+        raise bad(f"records no readable mining spec ({str(exc)[:200]})") from None
+    try:
+        asked = job_spec(config)
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StudyFolderError(f"the study manifest's job {jid[:80]!r} is no mining run "
+                               f"({str(exc)[:200] or type(exc).__name__})") from None
+    found = field_difference(mined.by_field(), asked.by_field())
+    if found is not None:
+        key, there, want = found
+        raise bad(f"was mined with {key} {_shown(there)}, the job asks for {_shown(want)}")
+
+
+def _check_recorded_keys(prov: Mapping[str, Any], config: Mapping[str, Any], options: Mapping[str, Any],
+                         bad: Any) -> None:
+    """A ticket without a spec: the keys its miner recorded agree with the job (method, model, data
+    set, seed, every miner option the study gives, the runner options it gives)."""
+    asked = {"method": miner_of(config.get("method"), options),
+             **{key: config.get(key) for key in ("model", "dataset", "seed")}}
+    for key, value in asked.items():
+        if not _same(prov.get(key), value):
+            raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(value)[:60]!r}")
     method_config = prov.get("method_config") if isinstance(prov.get("method_config"), dict) else {}
     for key, value in options.items():
         if key in RUNNER_OPTIONS or key == "miner" or (key == "rate" and config.get("schedule")):  # the rate made the schedule
@@ -159,34 +247,9 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     for key, value in runner.items():
         if not _same(prov.get(key), value):
             raise bad(f"was mined with {key} {str(prov.get(key))[:60]!r}, the job asks for {str(value)[:60]!r}")
-    density = config.get("density")
-    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
-        raise bad(f"has the density {str(density)[:30]!r}")
-    scope, rule = prov.get("scope", "global"), prov.get("count_rule", "exact")
-    from ticketlab.selection import COUNT_RULES
-
-    if scope not in ("global", "layer") or rule not in COUNT_RULES:
-        raise bad(f"records scope {str(scope)[:20]!r} and count rule {str(rule)[:20]!r}")
-    kept = sum(k for k, _ in layers.values())
-    total = sum(n for _, n in layers.values())
-    want = expected_kept(float(density), [n for _, n in layers.values()], scope, rule)
-    if "rate_multipliers" in options:  # per-layer targets: the layers' exact counts, recorded per layer
-        spec = prov.get("spec") if isinstance(prov.get("spec"), dict) else {}
-        asked = (spec.get("prune") or {}).get("rate_multipliers") if isinstance(spec.get("prune"), dict) else None
-        if not _same(asked, options["rate_multipliers"]):
-            raise bad(f"was mined with rate multipliers {str(asked)[:60]!r}, the job asks for "
-                      f"{str(options['rate_multipliers'])[:60]!r}")
-        want = prov.get("target_kept")
-    wrong = kept != want if rule in ("exact", "truncated", "truncated_percent") else (kept > want if rule == "threshold" else False)
-    if wrong:
-        raise bad(f"keeps {kept} weights where density {density:g} asks for "
-                  f"{'at most ' if rule == 'threshold' else ''}{want}")
-    if rule in ("threshold", "positive") and prov.get("target_kept") != want:
-        raise bad(f"records the target {str(prov.get('target_kept'))[:20]!r} weights where density {density:g} asks "
-                  f"for {want}")
-    return {"method": config["method"], "model": config["model"], "dataset": config["dataset"],
-            "seed": config["seed"], "density": float(density), "kept": kept, "total": total,
-            "achieved_density": kept / total if total else math.nan, "test_accuracy": prov.get("test_accuracy")}
+    if "rate_multipliers" in options:  # recorded only in a spec, which this ticket has not
+        raise bad(f"was mined with rate multipliers 'None', the job asks for "
+                  f"{str(options['rate_multipliers'])[:60]!r}")
 
 
 def check_ticket(folder: StudyFolder, job: Any, *, missing_ok: bool = False) -> dict[str, Any] | None:
@@ -210,4 +273,4 @@ def check_ticket(folder: StudyFolder, job: Any, *, missing_ok: bool = False) -> 
     return check_provenance(info["provenance"], layers, job, path)
 
 
-__all__ = ["STUDY_KEYS", "job_record", "check_job_entry", "check_provenance", "check_ticket", "expected_kept"]
+__all__ = ["STUDY_KEYS", "job_record", "check_job_entry", "check_provenance", "check_ticket", "expected_kept", "job_spec"]
