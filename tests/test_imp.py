@@ -271,7 +271,7 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_ticket(tmp_path, monkeypatch):
-    reference = _imp("reinit", rounds=4, keep_scores=True)
+    reference = _imp("reinit", rounds=4)
     ckpt = tmp_path / "run.ckpt"
     real = IMPMiner.after_round
 

@@ -226,6 +226,8 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
 
         kwargs["rate_multipliers"] = parse_multipliers(rate_multiplier_text)
     kwargs["train_options"] = parse_train_options(train_option_text)
+    kwargs["skip_first_layer"] = not kwargs.pop("prune_first_layer")
+    kwargs["skip_last_layer"] = not kwargs.pop("prune_last_layer")
     model_kwargs = {"init": init} if init is not None else {}
     if zero_bias:
         model_kwargs["zero_bias"] = True
@@ -243,7 +245,7 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
 
     try:
         with progress_for(ctx) as progress:
-            ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
+            ticket = mine(method, miner_config=miner_config, omit_weights=no_weights, schedule=schedule,
                           model_kwargs=model_kwargs,
                           checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
         path = save(ticket, output)  # atomic: interrupted, it leaves no torn ticket (and the checkpoint stays)

@@ -13,8 +13,9 @@
    canonical JSON), and the configuration's hash is that hash;
 3. what the miner itself recorded agrees with the configuration: method, model, data set, seed,
    every miner option the study gives (against ``method_config``), and the runner options
-   ``scope``, ``count_rule``, ``rounds``, ``prune_first_layer``, ``prune_last_layer`` where the
-   study gives them (``rounds`` is the shared schedule's length for shared IMP jobs);
+   ``scope``, ``count_rule``, ``rounds``, ``skip_first_layer``, ``skip_last_layer`` (recorded as
+   ``prune_first_layer`` / ``prune_last_layer``, the older names a study file may still use) where
+   the study gives them (``rounds`` is the shared schedule's length for shared IMP jobs);
 4. **the density by count**: the masks' kept count (counted from the masks) is the count that
    the job's density asks for under the ticket's scope and count rule (the exact and truncated
    rules: equal; the threshold rule prunes ties, so at most that; the positive rule keeps every
@@ -153,6 +154,9 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
                       f"{str(value)[:60]!r}")
     runner = {k: options[k] for k in ("scope", "count_rule", "prune_first_layer", "prune_last_layer", "rounds")
               if k in options}
+    for new, old in (("skip_first_layer", "prune_first_layer"), ("skip_last_layer", "prune_last_layer")):
+        if new in options:  # the provenance records the older names
+            runner[old] = not options[new]
     if config.get("schedule"):
         runner["rounds"] = len(config["schedule"])
     for key, value in runner.items():
