@@ -125,3 +125,45 @@ def test_building_the_options_imports_no_torch():
             "spec_params(); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------ --schedule: densities, as mine(schedule=)
+@pytest.mark.parametrize("text, densities", [
+    ("0.8,0.48,0.2", [0.8, 0.48, 0.2]), ("1,0.5", [1.0, 0.5]), ("0.5, 0.5,", [0.5, 0.5]), ("0.3", [0.3]),
+])
+def test_schedule_reads_densities(text, densities):
+    from ticketlab.cli.spec_options import parse_schedule
+
+    assert parse_schedule(text) == densities
+    assert _parsed(["-m", "synflow", "--schedule", text])["schedule"] == densities
+
+
+@pytest.mark.parametrize("text, message", [
+    # an increasing list that reads as the old cumulative sparsities: refused, with the densities it meant
+    ("0.2,0.52,0.8", "option --schedule takes densities (fractions kept) now, not sparsities: 0.2,0.52,0.8 increases; "
+                     "as densities the same rounds are --schedule 0.8,0.48,0.2"),
+    ("0,0.5,0.5", "as densities the same rounds are --schedule 1,0.5,0.5"),
+    ("0.2,0.96,0.996", "--schedule 0.8,0.04,0.004"),
+    # neither densities nor sparsities
+    ("0.5,0.8,0.2", "option --schedule densities must not increase (masks only shrink), got 0.5,0.8,0.2"),
+    ("0.5,0", "option --schedule densities must be in (0, 1], got 0.0"),
+    ("1.5", "option --schedule densities must be in (0, 1], got 1.5"),
+    ("nan", "must be in (0, 1], got nan"),
+    ("0.8;0.5", "option --schedule needs comma-separated densities like 0.8,0.48,0.2, got '0.8;0.5'"),
+    (",", "option --schedule needs at least one density"),
+])
+def test_schedule_refuses_old_sparsity_lists_and_bad_ones_in_one_line(text, message):
+    res = CliRunner().invoke(cli, ["mine", "-m", "synflow", "--schedule", text])
+    assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
+
+
+def test_cli_schedule_is_the_api_schedule(tmp_path):
+    from ticketlab.fileformat import load
+
+    out = tmp_path / "s.h5"
+    res = CliRunner().invoke(cli, ["mine", "-m", "synflow", "--schedule", "0.5,0.25", "--device", "cpu", "-o", str(out),
+                                   "-q"])
+    assert res.exit_code == 0, res.output
+    t = load(out)
+    assert t.provenance["spec_hash"] == MineSpec.from_flat("synflow", schedule=[0.5, 0.25]).hashname()
+    assert [r["target_density"] for r in t.history if r.get("stage") == "round"] == [0.5, 0.25]

@@ -6,10 +6,10 @@ the field's ``metadata["help"]`` as its help; a bool is a flag, a field with
 ``metadata["choices"]`` a choice, an int or float a number, a table or a list a JSON value. A field
 added to the spec is an option, with its help, the next time the command is built.
 
-:data:`FORMS` gives a few fields a handier form on the command line (``--schedule 0.8,0.5``,
-``--rate-multiplier output=0.5`` repeated, ``--init`` and ``--zero-bias`` for the model's options,
-the older spellings of the first/last-layer flags); :data:`NOT_EXPOSED` names the fields that have
-no option of their own, and why. The options that are no spec field (where the ticket goes, the
+:data:`FORMS` gives a few fields a handier form on the command line (``--schedule 0.8,0.5``:
+densities, as ``mine(schedule=)`` takes them; ``--rate-multiplier output=0.5`` repeated;
+``--init`` and ``--zero-bias`` for the model's options; the older spellings of the first/last-layer
+flags); :data:`NOT_EXPOSED` names the fields that have no option of their own, and why. The options that are no spec field (where the ticket goes, the
 device, the data's folder, checkpoints, ...: ``spec.RUN_OPTIONS``) stay hand-written in
 :mod:`ticketlab.cli.mine`.
 
@@ -52,19 +52,42 @@ class Form:
 
 
 def parse_schedule(text: str) -> list[float]:
-    """Densities from ``--schedule``'s comma-separated cumulative sparsities."""
+    """``--schedule``'s comma-separated densities, one per round: each in (0, 1], never increasing
+    (masks only shrink), the last one the target, as ``mine(schedule=)`` takes them.
+
+    Before, ``--schedule`` took cumulative sparsities (0.2,0.52,0.8); such a list increases, so it is
+    refused with the densities it meant, never read silently as other densities.
+
+    Example:
+        >>> parse_schedule("0.8,0.48,0.2")
+        [0.8, 0.48, 0.2]
+        >>> try:
+        ...     parse_schedule("0.2,0.5")
+        ... except Exception as exc:
+        ...     print(exc)
+        option --schedule takes densities (fractions kept) now, not sparsities: 0.2,0.5 increases; as densities the same rounds are --schedule 0.8,0.5
+    """
+    import math
+
     from ticketlab.errors import ConfigError
 
     try:
-        sparsities = [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"option --schedule needs comma-separated sparsities like 0.2,0.52,0.8, got '{text}'") from None
-    if not sparsities:
-        raise ConfigError("option --schedule needs at least one sparsity")
-    for sp in sparsities:
-        if not 0.0 <= sp < 1.0:
-            raise ConfigError(f"option --schedule sparsities must be in [0, 1), got {sp}")
-    return [1.0 - sp for sp in sparsities]
+        raise ConfigError(f"option --schedule needs comma-separated densities like 0.8,0.48,0.2, got '{text}'") from None
+    if not values:
+        raise ConfigError("option --schedule needs at least one density")
+    rises = any(b > a for a, b in zip(values, values[1:]))
+    if rises and all(0.0 <= v < 1.0 for v in values) and all(b >= a for a, b in zip(values, values[1:])):
+        meant = ",".join(f"{1.0 - v:.10g}" for v in values)  # an old list of cumulative sparsities
+        raise ConfigError(f"option --schedule takes densities (fractions kept) now, not sparsities: {text} increases; "
+                          f"as densities the same rounds are --schedule {meant}")
+    for v in values:
+        if not 0.0 < v <= 1.0 or math.isnan(v):
+            raise ConfigError(f"option --schedule densities must be in (0, 1], got {v}")
+    if rises:
+        raise ConfigError(f"option --schedule densities must not increase (masks only shrink), got {text}")
+    return values
 
 
 def _multipliers(texts: tuple[str, ...]) -> dict[str, float] | None:
@@ -83,7 +106,7 @@ def _model_options(values: dict[str, Any]) -> dict[str, Any]:
 FORMS: dict[str, Form] = {
     "method": Form(flags=("-m", "--method"), required=True),
     "model_kwargs": Form(params=init_params, collect=_model_options),
-    "schedule": Form(metavar="S1,S2,...", parse=parse_schedule),
+    "schedule": Form(metavar="D1,D2,...", parse=parse_schedule),
     "rate_multipliers": Form(flags=("--rate-multiplier",), metavar="LAYER=FACTOR", multiple=True, parse=_multipliers),
     # the other count rules are the reference protocols', which their method picks (Miner.round_count_rule)
     "count_rule": Form(type=click.Choice(["exact", "threshold"])),
