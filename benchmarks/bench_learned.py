@@ -144,7 +144,7 @@ def bench_e2e(density: float, epochs: int, rate: float = 0.2, rewind: int = 20, 
 
     rounds = max(1, round(math.log(density) / math.log(1 - rate)))
     common = dict(model="conv4", dataset="digits", density=density, seed=0, device="cpu", train_epochs=epochs,
-                  keep_weights=False, keep_scores=False)
+                  omit_weights=True, omit_scores=True)
     t0 = time.perf_counter()
     gem = mine("gem_miner", miner_config={"freeze_every": freeze_every}, **common)
     gem_s = time.perf_counter() - t0

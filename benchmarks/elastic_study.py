@@ -95,7 +95,7 @@ def run_imp(seed: int, model: str, rounds: int, rate: float, width: int, cache_t
     started, cpu = time.perf_counter(), time.process_time()
     ticket = mine("imp", model=model, dataset=DATASET, seed=seed, device="cpu", rounds=rounds,
                   miner_config={"reset": "init", "rate": rate}, model_kwargs={"width": width},
-                  keep_scores=False, save_rounds=out.parent / "rounds")
+                  omit_scores=True, save_rounds=out.parent / "rounds")
     ticket.provenance["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this process's CPU time
     save(ticket, out)
     return str(out), time.perf_counter() - started

@@ -114,7 +114,7 @@ def _run(job: tuple[str, Panel, str, int, str]) -> tuple[str, float]:
         data_root=_data_root(cache, panel.dataset),
         schedule=[1.0 - s for s in panel.schedule] if panel.schedule else None,
         rounds=panel.rounds, miner_config={"reset": variant}, train_options=panel.train_options or None,
-        keep_weights=False, keep_scores=False, checkpoint=out.with_name(out.name + ".ckpt"), resume=True,
+        omit_weights=True, omit_scores=True, checkpoint=out.with_name(out.name + ".ckpt"), resume=True,
     )
     save(ticket, out)
     out.with_name(out.name + ".ckpt").unlink(missing_ok=True)

@@ -72,7 +72,7 @@ def untrained(seeds: list[int], epochs: int) -> None:
                 options["finetune"] = False
             start = time.perf_counter()
             t = ticketlab.mine(method, model="conv4", dataset="digits", density=density, seed=seed,
-                               train_epochs=epochs, miner_config=options, device="cpu", keep_weights=False)
+                               train_epochs=epochs, miner_config=options, device="cpu", omit_weights=True)
             seconds = time.perf_counter() - start
             rnd = next(r for r in t.history if r.get("stage") == "round")
             own = next(r for r in t.history if r.get("stage") == OWN_STAGE[method])

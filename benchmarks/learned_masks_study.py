@@ -167,7 +167,7 @@ def _mine_job(job: tuple[str, str, float | None, int, str]) -> tuple[str, float]
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        ticket = mine(method_of(run), keep_weights=False, keep_scores=False, **mine_kwargs(panel, run, density, seed))
+        ticket = mine(method_of(run), omit_weights=True, omit_scores=True, **mine_kwargs(panel, run, density, seed))
     except TicketlabError as e:
         atomic_write_text(failed_path(out), json.dumps({"error": str(e), "seconds": time.perf_counter() - started}))
         return str(failed_path(out)), time.perf_counter() - started

@@ -76,7 +76,7 @@ def run_winning(seed: int, rounds: int, iterations: int, cache_text: str) -> tup
     started = time.perf_counter()
     ticket = mine("imp", model=MODEL, dataset=DATASET, seed=seed, device="cpu", rounds=rounds,
                   miner_config={"reset": "init", "rate_fc": 0.2}, train_options={"iterations": iterations},
-                  keep_weights=False, keep_scores=False, save_rounds=out.parent / "rounds",
+                  omit_weights=True, omit_scores=True, save_rounds=out.parent / "rounds",
                   checkpoint=out.with_name(out.name + ".ckpt"), resume=True)
     save(ticket, out)
     out.with_name(out.name + ".ckpt").unlink(missing_ok=True)

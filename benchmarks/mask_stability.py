@@ -65,8 +65,8 @@ def plus_one_schedule(density: float, rounds: int, total: int) -> list[float]:
 
 def runs(method: str, model: str, dataset: str, density: float, rounds: int) -> dict[str, object]:
     """The base run's masks and each perturbation's Jaccard against them, with timings."""
-    common = dict(model=model, dataset=dataset, density=density, seed=0, device="cpu", keep_weights=False,
-                  keep_scores=False)
+    common = dict(model=model, dataset=dataset, density=density, seed=0, device="cpu", omit_weights=True,
+                  omit_scores=True)
     t0 = time.perf_counter()
     base = mine(method, rounds=rounds, **common)
     seconds = time.perf_counter() - t0

@@ -208,7 +208,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
 
     # the miner, end to end (its own dense training): its sweep must be the computed one
     ticket = mine("supermask", model=model, dataset=dataset, seed=seed, device="cpu", model_kwargs=model_kwargs,
-                  miner_config=dict(config["miner"]), keep_weights=False, keep_scores=False)
+                  miner_config=dict(config["miner"]), omit_weights=True, omit_scores=True)
     rows = [r for r in ticket.history if r.get("stage") == "sweep"]
     mine_curve = curves[config["miner"]["criterion"]][config["miner"]["kept"]]
     assert len(rows) == len(grid), (len(rows), len(grid))
@@ -328,7 +328,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
 
     # the miner, end to end with --protocol reference: its sweep must be the computed one
     ticket = mine("supermask", model=model, dataset=dataset, seed=seed, device="cpu", model_kwargs=model_kwargs,
-                  miner_config={**check, "sweep": config["sweep"]}, keep_weights=False, keep_scores=False)
+                  miner_config={**check, "sweep": config["sweep"]}, omit_weights=True, omit_scores=True)
     rows = [r for r in ticket.history if r.get("stage") == "sweep"]
     mine_curve = curves[check["criterion"]][check["kept"]]
     assert len(rows) == len(targets), (len(rows), len(targets))
@@ -368,7 +368,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
 
     seed = config["seed"]
     ticket = mine("supermask", model=config["model"], dataset=config["dataset"], seed=seed, device="cpu",
-                  train_options=dict(config["dense"]), keep_scores=False,
+                  train_options=dict(config["dense"]), omit_scores=True,
                   miner_config={"criterion": "large_final_same_sign", "kept": "init", "final_weights": "early_stop",
                                 "thresholds": ",".join(str(t) for t in config["thresholds"])})
     dense = next(r for r in ticket.history if r.get("stage") == "dense")

@@ -118,7 +118,7 @@ def _npz_bomb(folder: Path) -> Path:
 def _ticket(folder: Path, name: str = "t.h5") -> Path:
     import ticketlab
 
-    t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", keep_weights=False)
+    t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", omit_weights=True)
     return ticketlab.save(t, folder / name)
 
 

@@ -139,7 +139,7 @@ def test_mine_records_count_rule_and_checkpoints_name_it(tmp_path):
     from ticketlab.checkpoint import read_checkpoint
     from ticketlab.mining import mine
 
-    common = dict(model="lenet_300_100", dataset="digits", density=0.02, rounds=4, device="cpu", keep_weights=False)
+    common = dict(model="lenet_300_100", dataset="digits", density=0.02, rounds=4, device="cpu", omit_weights=True)
     exact = mine("magnitude_init", checkpoint=tmp_path / "e.ckpt", **common)
     thresh = mine("magnitude_init", count_rule="threshold", checkpoint=tmp_path / "t.ckpt", **common)
     assert exact.provenance["count_rule"] == "exact" and thresh.provenance["count_rule"] == "threshold"

@@ -192,10 +192,10 @@ def test_random_erk_on_lenet_by_hand():
 def test_random_smart_ratio_respects_the_layer_flags():
     # fc3 left dense: fc1 and fc2 are layers 1 and 2 of 3 (raw 12, 6), none is the last (no 0.3);
     # K = 4920, ideal 2762.1 and 2157.9: the one left goes to fc2
-    t = mine("random", **{**FAST, "density": 0.1}, prune_last_layer=False, miner_config={"distribution": "smart_ratio"})
+    t = mine("random", **{**FAST, "density": 0.1}, skip_last_layer=True, miner_config={"distribution": "smart_ratio"})
     assert t.layer_kept() == {"fc1.weight": 2762, "fc2.weight": 2158}
     # fc1 left dense: fc2 and fc3 are layers 2 and 3 of 3, fc3 is the last: 300 of 1000, fc2 the rest
-    t = mine("random", **{**FAST, "density": 0.1}, prune_first_layer=False, miner_config={"distribution": "smart_ratio"})
+    t = mine("random", **{**FAST, "density": 0.1}, skip_first_layer=True, miner_config={"distribution": "smart_ratio"})
     assert t.layer_kept() == {"fc2.weight": keep_count(0.1, 31000) - 300, "fc3.weight": 300}
     t = _mine("smart_ratio")  # all three pruned: fc3 (the last) at 0.3 of its 1000
     assert t.layer_kept()["fc3.weight"] == 300 and t.kept == keep_count(0.137, t.total)
@@ -240,7 +240,7 @@ def test_like_errors(tmp_path):
     with pytest.raises(ConfigError, match="one-shot"):
         mine("random", **{**FAST, "density": None, "rounds": 2}, miner_config={"distribution": f"like:{path}"})
     with pytest.raises(IncompatibleError, match="layer 'fc3.weight' is missing from this run"):
-        mine("random", **{**FAST, "density": None}, prune_last_layer=False,
+        mine("random", **{**FAST, "density": None}, skip_last_layer=True,
              miner_config={"distribution": f"like:{path}"})
     wrong = Ticket(masks={"fc1.weight": np.ones((300, 65), bool), "fc2.weight": np.ones((100, 300), bool),
                           "fc3.weight": np.ones((10, 100), bool)})

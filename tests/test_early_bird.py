@@ -241,7 +241,7 @@ def test_supermask_tracked_mask_equals_its_criterion_mask():
     SupermaskMiner._trackers = spy
     try:
         t = mine("supermask", model="lenet_300_100", dataset="digits", density=0.1, seed=0, device="cpu",
-                 train_epochs=1, track_masks=18, scope="layer", keep_weights=True)
+                 train_epochs=1, track_masks=18, scope="layer")
     finally:
         SupermaskMiner._trackers = orig
     final = {n: torch.as_tensor(t.weights["final"][n]) for n in t.masks}  # θT times the mask

@@ -271,7 +271,7 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_ticket(tmp_path, monkeypatch):
-    reference = _imp("reinit", rounds=4, keep_scores=True)
+    reference = _imp("reinit", rounds=4)
     ckpt = tmp_path / "run.ckpt"
     real = IMPMiner.after_round
 
@@ -316,7 +316,7 @@ def test_cli_acceptance_all_resets(tmp_path):
 
 def test_cli_schedule_save_rounds_and_checkpoint_errors(tmp_path):
     out = tmp_path / "s.h5"
-    _cli("mine", "--method", "imp", "--schedule", "0.2,0.52,0.8", "--train-epochs", "1", "-o", out,
+    _cli("mine", "--method", "imp", "--schedule", "0.8,0.48,0.2", "--train-epochs", "1", "-o", out,
          "--save-rounds", tmp_path / "rounds")
     t = ticketlab.load(out)
     assert t.kept == keep_count(1 - 0.8, t.total) and len(list((tmp_path / "rounds").glob("*.h5"))) == 4
@@ -324,8 +324,10 @@ def test_cli_schedule_save_rounds_and_checkpoint_errors(tmp_path):
     for args, message in [
         ((), "already exists (an unfinished run?): continue it with the same command and --resume, or delete it"),
         (("--resume",), "different configuration"),
-        (("--schedule", "0.2,x"), "option --schedule needs comma-separated sparsities"),
-        (("--schedule", "0.5,0.2"), "must not increase"),
+        (("--schedule", "0.8,x"), "option --schedule needs comma-separated densities"),
+        (("--schedule", "0.5,0.8,0.2"), "must not increase"),
+        (("--schedule", "0.2,0.52,0.8"), "takes densities (fractions kept) now, not sparsities: 0.2,0.52,0.8 "
+                                          "increases; as densities the same rounds are --schedule 0.8,0.48,0.2"),
         (("--rate", "0.3", "--density", "0.5"), "not both"),
     ]:
         res = _cli("mine", "--method", "imp", "--train-epochs", "1", "-o", out, *args, ok=False)

@@ -116,7 +116,7 @@ def fingerprint(masks: dict[str, np.ndarray]) -> tuple[str, tuple[int, ...]]:
 
 def _mine(method: str, model: str, density: float, options: dict):
     return mine(method, model=model, dataset="digits", density=density, seed=0, device="cpu",
-                keep_weights=False, keep_scores=False, **options)
+                omit_weights=True, omit_scores=True, **options)
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_cli_two_files_in_parallel(tmp_path, snip):
 
 
 def test_cli_one_line_errors(tmp_path):
-    t = ticketlab.mine("random", density=0.1, seed=0, device="cpu", keep_scores=False)
+    t = ticketlab.mine("random", density=0.1, seed=0, device="cpu", omit_scores=True)
     save(t, tmp_path / "noscores.h5")
     res = CliRunner().invoke(cli, ["sanity", str(tmp_path / "noscores.h5"), "--checks", "invert", "--seeds", "1",
                                    "--train-epochs", "1"])

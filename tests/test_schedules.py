@@ -69,7 +69,7 @@ def test_mine_with_per_layer_rounds_keeps_exact_layer_counts():
     from ticketlab.mining import mine
 
     t = mine("synflow", schedule=[{"*": 0.8, "output": 0.9}, {"*": 0.5, "output": 0.7}], device="cpu",
-             keep_weights=False)
+             omit_weights=True)
     sizes = {n: m.size for n, m in t.masks.items()}
     assert t.provenance["layer_kept"] == {n: keep_count(0.7 if n == "fc3.weight" else 0.5, sizes[n]) for n in sizes}
     assert t.provenance["scope"] == "layer" and t.provenance["schedule"] == "explicit"
@@ -79,7 +79,7 @@ def test_mine_rate_multiplier_equals_imp_output_half_rate():
     """IMP's own per-kind rates (rate_fc, output at half) are the shared mechanism's special case."""
     from ticketlab.mining import mine
 
-    common = dict(rounds=2, train_epochs=1, device="cpu", keep_weights=False, keep_scores=False)
+    common = dict(rounds=2, train_epochs=1, device="cpu", omit_weights=True, omit_scores=True)
     a = mine("imp", miner_config={"rate": 0.2}, rate_multipliers={"output": 0.5}, **common)
     b = mine("imp", miner_config={"rate_fc": 0.2}, **common)
     assert a.provenance["layer_kept"] == b.provenance["layer_kept"]

@@ -43,7 +43,7 @@ def test_hash_covers_changed_fields_only():
 
 def test_round_trips():
     spec = MineSpec.from_flat("synflow", sparsity=0.8, rounds=3, schedule=None, rate_multipliers={"output": 0.5},
-                              prune_first_layer=False, model_kwargs={"zero_bias": True}, train_epochs=2)
+                              skip_first_layer=True, model_kwargs={"zero_bias": True}, train_epochs=2)
     assert spec.prune.density == 1.0 - 0.8 and spec.prune.skip_first_layer and not spec.prune.skip_last_layer
     assert MineSpec.from_dict(spec.to_dict()) == spec
     assert MineSpec.from_dict(spec.to_dict(changed=True)) == spec
@@ -113,3 +113,79 @@ def test_a_damaged_or_hostile_provenance_is_one_config_error(prov):
     with pytest.raises(ConfigError, match="does not describe a mining run") as info:
         MineSpec.from_provenance(prov)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ booleans default to False
+def test_mine_and_spec_booleans_default_to_false():
+    """STYLE.md §4: every boolean keyword of mine() and every boolean spec field defaults to False."""
+    import inspect
+
+    from ticketlab.mining import mine
+    from ticketlab.spec import flat_fields
+
+    flags = {n: p.default for n, p in inspect.signature(mine).parameters.items() if isinstance(p.default, bool)}
+    assert set(flags) >= {"skip_first_layer", "skip_last_layer", "omit_weights", "omit_scores", "train_ticket"}
+    assert set(flags.values()) == {False}
+    assert {f.default for f in flat_fields().values() if f.kind is bool} == {False}
+
+
+def test_old_boolean_keywords_still_work_warn_once_and_give_the_same_ticket():
+    import warnings
+
+    from ticketlab.mining import mine
+
+    common = dict(density=0.5, seed=0, device="cpu")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        old = mine("random", prune_last_layer=False, keep_weights=False, keep_scores=False, **common)
+    assert [w.category for w in seen] == [DeprecationWarning]  # one warning for the call, naming each keyword
+    text = str(seen[0].message)
+    assert "prune_last_layer=False (now skip_last_layer=True)" in text and "keep_weights=False (now omit_weights=True)" in text
+    assert seen[0].filename == __file__  # it points at the caller's line
+    new = mine("random", skip_last_layer=True, omit_weights=True, omit_scores=True, **common)
+    assert list(old.masks) == list(new.masks) == ["fc1.weight", "fc2.weight"]  # fc3 (the last) left dense
+    assert all(np.array_equal(old.masks[n], new.masks[n]) for n in new.masks)
+    assert old.weights == new.weights == {} and old.scores == new.scores == {}
+    assert old.provenance["prune_last_layer"] is False and old.provenance["prune_first_layer"] is True  # the file's keys
+    assert old.provenance["spec_hash"] == new.provenance["spec_hash"]
+    with pytest.warns(DeprecationWarning):
+        spec = MineSpec.from_flat("random", prune_first_layer=False)
+    assert spec == MineSpec.from_flat("random", skip_first_layer=True)
+
+
+def test_old_and_new_boolean_keywords_together():
+    from ticketlab.mining import mine
+
+    with pytest.raises(ConfigError, match="prune_last_layer=True contradicts skip_last_layer=True"):
+        MineSpec.from_flat("random", prune_last_layer=True, skip_last_layer=True)
+    with pytest.warns(DeprecationWarning):  # the same meaning twice is fine
+        assert MineSpec.from_flat("random", prune_last_layer=False, skip_last_layer=True).prune.skip_last_layer
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prune_middle_layer'"):
+        mine("random", prune_middle_layer=False)
+    spec = MineSpec.from_flat("random", density=0.5)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="'skip_first_layer' belongs in it"):
+        mine(spec, prune_first_layer=False)
+    with pytest.warns(DeprecationWarning):  # a run-time option under its old name
+        assert mine(spec, device="cpu", keep_scores=False).scores == {}
+
+
+def test_a_study_file_with_the_old_keys_keeps_its_job_names_and_runs_the_new_spec():
+    """A study's job name hashes what its file says: `prune_first_layer = false` keeps the name it
+    had before the rename (values pinned from the code before it), and runs skip_first_layer=True."""
+    from ticketlab.study import StudySpec
+    from ticketlab.study.jobs import resolve_jobs
+
+    base = {"name": "t", "model": "lenet_300_100", "dataset": "digits", "seeds": [0], "densities": [0.5],
+            "methods": ["random"]}
+    for options, pinned in (({"prune_first_layer": False}, "d85aff3947"),
+                            ({"prune_last_layer": False, "rounds": 2}, "374c17e7b2")):
+        job = resolve_jobs(StudySpec.from_dict({**base, "method": {"random": options}}))[0]
+        assert job.hash == pinned
+        kwargs = job.mine_kwargs(None)
+        assert not set(kwargs) & {"prune_first_layer", "prune_last_layer"}
+        new = {"skip_first_layer" if "prune_first_layer" in options else "skip_last_layer": True}
+        assert {k: kwargs[k] for k in new} == new
+    job = resolve_jobs(StudySpec.from_dict({**base, "method": {"random": {"skip_first_layer": True}}}))[0]
+    assert job.mine_kwargs(None)["skip_first_layer"] is True and job.hash != "d85aff3947"  # it says another thing
+    with pytest.raises(ConfigError, match="contradicts"):
+        StudySpec.from_dict({**base, "method": {"random": {"prune_first_layer": True, "skip_first_layer": True}}})

@@ -37,7 +37,7 @@ def constant_miner():
 
 
 def _mine(**kw):
-    base = dict(model="lenet_300_100", dataset="digits", density=0.5, device="cpu", keep_weights=False)
+    base = dict(model="lenet_300_100", dataset="digits", density=0.5, device="cpu", omit_weights=True)
     return mine(NAME, **{**base, **kw})
 
 
@@ -93,6 +93,6 @@ def test_untied_rounds_record_zero_and_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a tie warning would fail here
         t = mine("synflow", model="lenet_300_100", dataset="digits", density=0.1, rounds=5, seed=0,
-                 device="cpu", keep_weights=False)
+                 device="cpu", omit_weights=True)
     rounds = [r for r in t.history if r.get("stage") == "round"]
     assert len(rounds) == 5 and all(r["tied"] == 0 and r["tied_kept"] == 0 for r in rounds)

@@ -135,7 +135,7 @@ def smart_ratio_densities(shapes: Mapping[str, Sequence[int]], kept: int, *,
     Layer ``l`` (1-based) of ``L`` gets ``ε · ((L − l + 1)² + (L − l + 1))`` and layer ``L``
     exactly ``last`` (0.3); ``ε`` keeps the budget, with ERK's capping at 1. ``positions`` gives
     each layer's ``l`` in the whole network and ``layers`` its ``L``, so a layer left dense by
-    ``--no-prune-last-layer`` still counts (then no pruned layer is the last, and none is fixed);
+    ``--skip-last-layer`` still counts (then no pruned layer is the last, and none is fixed);
     by default the layers are ``1..len(shapes)`` in order.
 
     Example:

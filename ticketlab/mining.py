@@ -30,7 +30,7 @@ from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
-from ticketlab.spec import RUN_OPTIONS, MineSpec
+from ticketlab.spec import DEPRECATED_KEYWORDS, RUN_OPTIONS, MineSpec, translate_deprecated
 from ticketlab.selection import (
     SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, select_target, target_count,
     tie_columns, warn_ties,
@@ -71,10 +71,10 @@ def mine(
     data_corruption: str | None = None,
     miner_config: MinerConfig | dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
-    prune_first_layer: bool = True,
-    prune_last_layer: bool = True,
-    keep_weights: bool = True,
-    keep_scores: bool = True,
+    skip_first_layer: bool = False,
+    skip_last_layer: bool = False,
+    omit_weights: bool = False,
+    omit_scores: bool = False,
     checkpoint: str | Path | None = None,
     resume: bool = False,
     save_rounds: str | Path | None = None,
@@ -82,11 +82,12 @@ def mine(
     track_masks: int | None = None,
     early_bird: float | None = None,
     count_rule: str = "exact",
+    **deprecated: Any,
 ) -> Ticket:
     """Find a ticket with ``method`` and return it (masks, provenance, weights, scores, history).
 
     ``mine(spec, **run_options)`` runs a :class:`ticketlab.spec.MineSpec` (then only the run-time
-    options may be given: ``device``, ``data_root``, ``download``, ``keep_weights``, ``keep_scores``,
+    options may be given: ``device``, ``data_root``, ``download``, ``omit_weights``, ``omit_scores``,
     ``checkpoint``, ``resume``, ``save_rounds``, ``progress``); ``mine("method", **keywords)`` runs
     ``MineSpec.from_flat("method", **keywords)``, the same ticket bit for bit. The provenance
     records the spec (``spec``, and its ``spec_hash``, :meth:`MineSpec.hashname`).
@@ -125,8 +126,11 @@ def mine(
             the real data. Only for methods that read the training data (not synflow, random,
             magnitude_init). Recorded in the provenance as ``data_corruption``.
         miner_config: the miner's config (or a dict of overrides of its defaults).
-        prune_first_layer, prune_last_layer: whether the first / last prunable layer is pruned.
-        keep_weights, keep_scores: store the ``init``/``final`` weights and the last scores.
+        skip_first_layer, skip_last_layer: leave the first / last prunable layer dense (unpruned).
+        omit_weights, omit_scores: store no ``init``/``final`` weights, no last scores (the
+            CLI's ``--no-weights``). The old keywords ``prune_first_layer``, ``prune_last_layer``,
+            ``keep_weights`` and ``keep_scores`` (booleans that defaulted to True) still work, with
+            a ``DeprecationWarning`` (:data:`ticketlab.spec.DEPRECATED_KEYWORDS`).
         checkpoint: write a checkpoint there after the miner's preparation (round 0) and after
             every round (:mod:`ticketlab.checkpoint`). An existing file is an error unless
             ``resume`` is set; the file is left in place at the end (the caller deletes it once
@@ -152,10 +156,17 @@ def mine(
             every weight scoring at or below the ``int((1 - d) * N)``-th smallest score, ties
             included; ``docs/selection.md``). Recorded in the provenance as ``count_rule``.
     """
+    if deprecated:  # prune_first_layer=False and the like: the same call with the new names
+        unknown = sorted(set(deprecated) - set(DEPRECATED_KEYWORDS))
+        if unknown:
+            raise TypeError(f"mine() got an unexpected keyword argument '{unknown[0]}'")
+        given, names = dict(locals()), inspect.signature(mine).parameters
+        return mine(**translate_deprecated({**{n: given[n] for n in names if n != "deprecated"}, **deprecated}))
     if isinstance(method, MineSpec):
         given = locals()
         extra = [n for n, p in inspect.signature(mine).parameters.items()
-                 if n != "method" and n not in RUN_OPTIONS and given[n] is not p.default and given[n] != p.default]
+                 if p.kind is p.KEYWORD_ONLY and n not in RUN_OPTIONS and given[n] is not p.default
+                 and given[n] != p.default]
         if extra:
             raise ConfigError(f"mine(spec) takes the run's settings from the spec: '{extra[0]}' belongs in it "
                               f"(only run-time options may be given: {', '.join(RUN_OPTIONS)})")
@@ -165,10 +176,10 @@ def mine(
         method, model=model, dataset=dataset, density=density, sparsity=sparsity, scope=scope, rounds=rounds,
         schedule=schedule, rate_multipliers=rate_multipliers, seed=seed, train_epochs=train_epochs,
         train_options=train_options, train_ticket=train_ticket, data_corruption=data_corruption,
-        miner_config=miner_config, model_kwargs=model_kwargs, prune_first_layer=prune_first_layer,
-        prune_last_layer=prune_last_layer, track_masks=track_masks, early_bird=early_bird, count_rule=count_rule)
+        miner_config=miner_config, model_kwargs=model_kwargs, skip_first_layer=skip_first_layer,
+        skip_last_layer=skip_last_layer, track_masks=track_masks, early_bird=early_bird, count_rule=count_rule)
     run = _Run(spec, miner_config, device=device, data_root=data_root, download=download,
-               keep_weights=keep_weights, keep_scores=keep_scores, checkpoint=checkpoint, resume=resume,
+               keep_weights=not omit_weights, keep_scores=not omit_scores, checkpoint=checkpoint, resume=resume,
                save_rounds=save_rounds, progress=progress)
     run.check()                # every option, before any data is read
     run.build()                # data, network, prunable parameters, training configs
@@ -198,7 +209,7 @@ class _Run:
         self.want_ticket_training = flat["train_ticket"]
         self.data_corruption, self.track_masks, self.early_bird = (
             flat["data_corruption"], flat["track_masks"], flat["early_bird"])
-        self.prune_first_layer, self.prune_last_layer = flat["prune_first_layer"], flat["prune_last_layer"]
+        self.prune_first_layer, self.prune_last_layer = not flat["skip_first_layer"], not flat["skip_last_layer"]
         # the MinerConfig instance when one was given (its class may be a subclass), else the dict
         self.miner_config = miner_config if miner_config is not None and not isinstance(miner_config, dict) \
             else flat["miner_config"]

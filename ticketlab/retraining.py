@@ -165,7 +165,7 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
 
     Example:
         >>> import ticketlab
-        >>> t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", keep_weights=False)
+        >>> t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", omit_weights=True)
         >>> rebuild(t, device="cpu").source
         'recreated'
     """

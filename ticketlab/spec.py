@@ -24,27 +24,66 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
+import typing
+import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from ticketlab.errors import ConfigError
 from ticketlab.selection import COUNT_RULES, SCOPES, check_count_rule, density_from  # torch-free
 
 #: ``mine()`` keywords that a study's ``[method.NAME]`` table may set besides the method's own
 #: options (``init`` and ``zero_bias`` go to the model's constructor): every spec field that the
-#: study grid itself does not fix (model, data set, seed, density, training table).
-STUDY_OPTIONS = ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer",
-                 "schedule", "rate_multipliers", "data_corruption", "track_masks", "early_bird", "init", "zero_bias")
+#: study grid itself does not fix (model, data set, seed, density, training table). A study file may
+#: still say ``prune_first_layer`` / ``prune_last_layer`` (:data:`DEPRECATED_KEYWORDS`), so that
+#: its jobs keep their names; the spec is built with the new names.
+STUDY_OPTIONS = ("rounds", "scope", "count_rule", "train_epochs", "skip_first_layer", "skip_last_layer",
+                 "schedule", "rate_multipliers", "data_corruption", "track_masks", "early_bird", "init", "zero_bias",
+                 "prune_first_layer", "prune_last_layer")
 #: Of those, the model constructor's options.
 MODEL_OPTIONS = ("init", "zero_bias")
 
 #: ``mine()`` keywords that never change the result: outside the spec and its hash.
-RUN_OPTIONS = ("device", "data_root", "download", "keep_weights", "keep_scores", "checkpoint", "resume",
+RUN_OPTIONS = ("device", "data_root", "download", "omit_weights", "omit_scores", "checkpoint", "resume",
                "save_rounds", "progress")
+
+#: ``mine()``'s keywords from before booleans defaulted to False (``../shared/STYLE.md`` §4): old
+#: name -> new name, whose value is the old one negated (``prune_first_layer=False`` is
+#: ``skip_first_layer=True``; ``keep_weights=False`` is ``omit_weights=True``). They still work,
+#: with a :class:`DeprecationWarning` (:func:`translate_deprecated`).
+DEPRECATED_KEYWORDS = {"prune_first_layer": "skip_first_layer", "prune_last_layer": "skip_last_layer",
+                       "keep_weights": "omit_weights", "keep_scores": "omit_scores"}
+
+
+def translate_deprecated(kwargs: Mapping[str, Any], warn: bool = True, stacklevel: int = 3) -> dict[str, Any]:
+    """``kwargs`` with every deprecated keyword (:data:`DEPRECATED_KEYWORDS`) replaced by its new
+    name and its value negated; one :class:`DeprecationWarning` per call that used one (``warn``).
+    An old keyword that contradicts its new one given as True is a :class:`ConfigError`.
+
+    Example:
+        >>> translate_deprecated({"seed": 1, "prune_last_layer": False}, warn=False)
+        {'seed': 1, 'skip_last_layer': True}
+    """
+    old = [k for k in kwargs if k in DEPRECATED_KEYWORDS]
+    out = {k: v for k, v in kwargs.items() if k not in DEPRECATED_KEYWORDS}
+    for name in old:
+        new, value = DEPRECATED_KEYWORDS[name], not kwargs[name]
+        if out.get(new) and not value:
+            raise ConfigError(f"{name}={kwargs[name]!r} contradicts {new}={out[new]!r}: give {new} only")
+        out[new] = bool(out.get(new)) or value
+    if old and warn:
+        said = ", ".join(f"{k}={kwargs[k]!r} (now {DEPRECATED_KEYWORDS[k]}={not kwargs[k]!r})" for k in old)
+        warnings.warn(f"deprecated keyword: {said}; booleans default to False", DeprecationWarning,
+                      stacklevel=stacklevel)
+    return out
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
-    """A field with its help text (``metadata["help"]``), as the miners' configs carry it."""
+    """A field with its help text (``metadata["help"]``), as the miners' configs carry it; other
+    metadata: ``choices`` (the values allowed), ``keyword`` (``mine()``'s keyword for the field,
+    where it is not the field's name). ``ticketlab mine``'s options are made from these
+    (:mod:`ticketlab.cli.spec_options`): a new field is a new option, with this help."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
     return field(default=default, metadata={"help": help, **meta})
@@ -54,36 +93,59 @@ def _f(default: Any, help: str, **meta: Any) -> Any:
 class NetSpec:
     """The network and the data it sees."""
 
-    model: str = _f("lenet_300_100", "registered model (ticketlab list)")
-    dataset: str = _f("digits", "registered data set (ticketlab list)")
-    model_options: dict = _f({}, "options of the model's constructor, e.g. {'init': 'kaiming_normal', 'zero_bias': True}")
-    data_corruption: str | None = _f(None, "mine on a corrupted training split: random_labels or random_pixels "
-                                           "(Su et al. 2020)")
+    model: str = _f("lenet_300_100", "Model (see `ticketlab list models`).")
+    dataset: str = _f("digits", "Data set (see `ticketlab list datasets`).")
+    model_options: dict = _f({}, "Options of the model's constructor, e.g. {'init': 'kaiming_normal', "
+                                 "'zero_bias': True}.", keyword="model_kwargs")
+    data_corruption: str | None = _f(
+        None, "Mine on a corrupted training split (Su et al. 2020's check; methods that read data only): labels "
+              "permuted among the samples, or each sample's pixels permuted on its own. Validation, test and the "
+              "ticket's training (train_ticket) use the real data.",
+        choices=("random_labels", "random_pixels"))  # ticketlab.data.CORRUPTIONS (a test keeps the two equal)
 
 
 @dataclass(frozen=True)
 class PruneSpec:
     """What each round keeps."""
 
-    density: float | None = _f(None, "final fraction of weights kept (default: the method's)")
-    scope: str | None = _f(None, "global or layer (default: the method's)", choices=SCOPES)
-    rounds: int | None = _f(None, "rounds of the exponential schedule (default: the method's)")
-    schedule: tuple | None = _f(None, "explicit per-round densities (a round may be per-layer: {'*': 0.8, 'output': 0.9})")
-    rate_multipliers: dict | None = _f(None, "per-layer factors of each round's pruning rate, e.g. {'output': 0.5}")
-    count_rule: str = _f("exact", "weights kept per round (docs/selection.md)", choices=COUNT_RULES)
-    skip_first_layer: bool = _f(False, "leave the first prunable layer dense")
-    skip_last_layer: bool = _f(False, "leave the last prunable layer dense")
+    density: float | None = _f(None, "Fraction of weights kept, in (0, 1]; or give sparsity = 1 - density. "
+                                     "Default when neither is given: 0.1 (imp: (1 - rate)^rounds).")
+    scope: str | None = _f(None, "Rank all prunable weights together (global), or each layer on its own (layer) "
+                                 "[default: the method's].", choices=SCOPES)
+    rounds: int | None = _f(None, "Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
+    schedule: tuple | None = _f(None, "Explicit densities per round, never increasing, the last one the target, "
+                                      "e.g. 0.8,0.48,0.2 (replaces rounds; a round may give per-layer densities, "
+                                      "like {'*': 0.8, 'output': 0.9}).")
+    rate_multipliers: dict | None = _f(
+        None, "Scale a layer's pruning rate per round (LAYER: a parameter name, a pattern like conv*, or output). "
+              "output=0.5 prunes the output layer at half the rate, as Frankle & Carbin and Zhou et al. do. The "
+              "overall density is then what the layers add up to.")
+    count_rule: str = _f("exact", "Weights kept per round: exact (round(d*N), ties by a seeded draw) or threshold "
+                                  "(Synaptic-Flow's rule: prune every score <= the int((1-d)*N)-th smallest, ties "
+                                  "included; usually one more kept than exact). See docs/selection.md.",
+                         choices=COUNT_RULES)
+    skip_first_layer: bool = _f(False, "Leave the first prunable layer dense (not pruned, no mask).")
+    skip_last_layer: bool = _f(False, "Leave the last prunable layer dense (not pruned, no mask).")
 
 
 @dataclass(frozen=True)
 class TrainSpec:
     """How the method's training, and the ticket's, runs."""
 
-    epochs: int | None = _f(None, "epochs of any training (default: the model's and data set's)")
-    options: dict = _f({}, "overrides of the training config's fields, e.g. {'lr': 0.1} (TrainConfig)")
-    train_ticket: bool = _f(False, "rewind and train the ticket after mining")
-    track_masks: int | None = _f(None, "track the magnitude mask every this many iterations (Early-Bird)")
-    early_bird: float | None = _f(None, "stop a training run once tracked masks settle (needs track_masks)")
+    epochs: int | None = _f(None, "Epochs of any training (the method's, and train_ticket's) [default: the "
+                                  "model's and data set's].", keyword="train_epochs")
+    options: dict = _f({}, "Overrides of the training config's fields, e.g. lr=0.1 or optimizer=sgd (see "
+                           "TrainConfig).", keyword="train_options")
+    train_ticket: bool = _f(False, "Rewind to the initial weights and train the ticket; report its accuracy.")
+    track_masks: int | None = _f(
+        None, "Every this many iterations of training (magnitude, imp; learned-mask miners: of their scores; "
+              "supermask: its criterion, with a density), the mask magnitude pruning would give at the target "
+              "density; the history gets mask_distance, the normalised Hamming distance to the previous one "
+              "(Early-Bird, You et al. 2020), and its chance value 2d(1-d) (mask_distance_chance).")
+    early_bird: float | None = _f(
+        None, "With track_masks: stop a training run once its last 5 tracked distances are all <= this, relative "
+              "to chance (mask_distance / 2d(1-d)); the provenance's early_bird_stops says which runs stopped and "
+              "when.")
 
 
 @dataclass(frozen=True)
@@ -94,12 +156,12 @@ class MineSpec:
     leaves out the ones equal to the miner's defaults (:meth:`hashname`).
     """
 
-    method: str
-    miner: dict = _f({}, "the method's options (its Config fields)")
+    method: str = field(metadata={"help": "Pruning method (see `ticketlab list miners`)."})
+    miner: dict = _f({}, "The method's options (its Config fields).", keyword="miner_config")
     net: NetSpec = field(default_factory=NetSpec, metadata={"help": "network and data"})
     prune: PruneSpec = field(default_factory=PruneSpec, metadata={"help": "pruning targets"})
     train: TrainSpec = field(default_factory=TrainSpec, metadata={"help": "training"})
-    seed: int = _f(0, "seeds the initialisation, the method's draws and training")
+    seed: int = _f(0, "Seed of the initialisation, the method's draws and training.")
 
     def __hash__(self) -> int:
         return hash(self.hashname())
@@ -107,59 +169,42 @@ class MineSpec:
     # ------------------------------------------------------------------ conversions
     @classmethod
     def from_flat(cls, method: str, **kwargs: Any) -> "MineSpec":
-        """The spec of ``mine(method, **kwargs)`` (today's keywords; run-time options refused).
+        """The spec of ``mine(method, **kwargs)``: ``mine()``'s keywords (:func:`flat_fields`, plus
+        ``sparsity``); run-time options refused, deprecated keywords translated (with a warning).
 
         Example:
-            >>> MineSpec.from_flat("imp", rounds=3, prune_last_layer=False).prune.skip_last_layer
+            >>> MineSpec.from_flat("imp", rounds=3, skip_last_layer=True).prune.skip_last_layer
             True
         """
-        known = {"model", "dataset", "density", "sparsity", "scope", "rounds", "schedule", "rate_multipliers", "seed",
-                 "train_epochs", "train_options", "train_ticket", "data_corruption", "miner_config", "model_kwargs",
-                 "prune_first_layer", "prune_last_layer", "track_masks", "early_bird", "count_rule"}
-        unknown = sorted(set(kwargs) - known)
+        kwargs = translate_deprecated(kwargs)
+        spec_fields = flat_fields(cls)
+        unknown = sorted(set(kwargs) - (set(spec_fields) - {"method"}) - {"sparsity"})
         if unknown:
             what = "a run-time option, not part of a spec" if unknown[0] in RUN_OPTIONS else "not a mining option"
             raise ConfigError(f"'{unknown[0]}' is {what}")
-        density = kwargs.get("density")
-        if kwargs.get("sparsity") is not None or density is not None:
-            density = density_from(density, kwargs.get("sparsity"))  # mine()'s own rule, bit for bit
-        miner = kwargs.get("miner_config") or {}
-        if not isinstance(miner, Mapping):  # a MinerConfig instance: its fields
-            miner = dataclasses.asdict(miner)
-        schedule = kwargs.get("schedule")
-        return cls(
-            method=method,
-            miner=dict(miner),
-            net=NetSpec(model=kwargs.get("model", "lenet_300_100"), dataset=kwargs.get("dataset", "digits"),
-                        model_options=dict(kwargs.get("model_kwargs") or {}),
-                        data_corruption=kwargs.get("data_corruption")),
-            prune=PruneSpec(density=density, scope=kwargs.get("scope"), rounds=kwargs.get("rounds"),
-                            schedule=None if schedule is None else tuple(
-                                dict(r) if isinstance(r, Mapping) else r for r in schedule),
-                            rate_multipliers=None if kwargs.get("rate_multipliers") is None
-                            else dict(kwargs["rate_multipliers"]),
-                            count_rule=kwargs.get("count_rule", "exact"),
-                            skip_first_layer=not kwargs.get("prune_first_layer", True),
-                            skip_last_layer=not kwargs.get("prune_last_layer", True)),
-            train=TrainSpec(epochs=kwargs.get("train_epochs"), options=dict(kwargs.get("train_options") or {}),
-                            train_ticket=bool(kwargs.get("train_ticket", False)),
-                            track_masks=kwargs.get("track_masks"), early_bird=kwargs.get("early_bird")),
-            seed=kwargs.get("seed", 0),
-        )
+        sparsity = kwargs.pop("sparsity", None)
+        if sparsity is not None or kwargs.get("density") is not None:
+            kwargs["density"] = density_from(kwargs.get("density"), sparsity)  # mine()'s own rule, bit for bit
+        values: dict[str | None, dict[str, Any]] = {}
+        for key, value in kwargs.items():
+            spec_field = spec_fields[key]
+            values.setdefault(spec_field.part, {})[spec_field.field.name] = spec_field.read(value)
+        top = values.pop(None, {})
+        parts = {f.name: f.default_factory(**values.get(f.name, {}))  # type: ignore[misc]
+                 for f in fields(cls) if _is_part(f)}
+        return cls(method=method, **top, **parts)
 
     def to_flat(self) -> dict[str, Any]:
         """``mine()``'s keywords for this spec (the inverse of :meth:`from_flat`, ``method`` included)."""
-        p, n, t = self.prune, self.net, self.train
-        return {
-            "method": self.method, "model": n.model, "dataset": n.dataset, "density": p.density, "scope": p.scope,
-            "rounds": p.rounds, "schedule": None if p.schedule is None else list(p.schedule),
-            "rate_multipliers": p.rate_multipliers, "seed": self.seed, "train_epochs": t.epochs,
-            "train_options": dict(t.options) or None, "train_ticket": t.train_ticket,
-            "data_corruption": n.data_corruption, "miner_config": dict(self.miner) or None,
-            "model_kwargs": dict(n.model_options) or None, "prune_first_layer": not p.skip_first_layer,
-            "prune_last_layer": not p.skip_last_layer, "track_masks": t.track_masks, "early_bird": t.early_bird,
-            "count_rule": p.count_rule,
-        }
+        out: dict[str, Any] = {}
+        for key, spec_field in flat_fields(type(self)).items():
+            value = getattr(getattr(self, spec_field.part) if spec_field.part else self, spec_field.field.name)
+            if isinstance(value, Mapping):
+                value = dict(value) if value or spec_field.optional else None
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        return out
 
     def to_dict(self, changed: bool = False) -> dict[str, Any]:
         """JSON-ready values; ``changed``: only the fields that differ from their defaults
@@ -411,3 +456,73 @@ def _from_dict(cls: type, values: Mapping[str, Any], where: str) -> Any:
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+class SpecField(NamedTuple):
+    """One field of a spec as ``mine()`` takes it (:func:`flat_fields`)."""
+
+    keyword: str                 #: ``mine()``'s keyword (the field's ``metadata["keyword"]``, else its name)
+    part: str | None             #: the part holding it (``net``, ``prune``, ``train``), ``None`` for the spec's own
+    field: dataclasses.Field     #: the dataclass field: its ``metadata["help"]``, ``choices``, default
+    kind: type                   #: the value's type, ``None`` left out: str, int, float, bool, dict, tuple, ...
+    optional: bool               #: whether ``None`` is a value (the method's or the model's default)
+
+    @property
+    def default(self) -> Any:
+        """The field's default value (a fresh one for a table)."""
+        f = self.field
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+
+    def read(self, value: Any) -> Any:
+        """``value`` as this field holds it: a table copied (``None`` an empty one, where ``None``
+        is no value of the field; a config instance its fields), a list a tuple (its per-layer
+        rounds copied), a flag a bool."""
+        if self.kind is dict:
+            if value is None:
+                return None if self.optional else {}
+            return dict(value) if isinstance(value, Mapping) else dataclasses.asdict(value)
+        if self.kind is tuple and value is not None:
+            return tuple(dict(r) if isinstance(r, Mapping) else r for r in value)
+        if self.kind is bool:
+            return bool(value)
+        return value
+
+
+def flat_fields(spec_cls: type = MineSpec) -> dict[str, SpecField]:
+    """Every field of a spec (its parts' fields flattened), by ``mine()``'s keyword, in the spec's
+    order: what :meth:`MineSpec.from_flat` reads and ``ticketlab mine``'s options are made from.
+
+    Example:
+        >>> list(flat_fields())[:4]
+        ['method', 'miner_config', 'model', 'dataset']
+        >>> f = flat_fields()["train_epochs"]
+        >>> (f.part, f.field.name, f.kind.__name__, f.optional)
+        ('train', 'epochs', 'int', True)
+    """
+    out: dict[str, SpecField] = {}
+    for f in fields(spec_cls):
+        owner, members = (f.default_factory, fields(f.default_factory)) if _is_part(f) else (spec_cls, [f])
+        hints = typing.get_type_hints(owner)
+        for m in members:
+            kind, optional = _kind(hints.get(m.name, Any))
+            key = m.metadata.get("keyword", m.name)
+            if key in out:
+                raise TypeError(f"spec fields {out[key].part}.{out[key].field.name} and {f.name}.{m.name} are both "
+                                f"mine()'s keyword '{key}'")
+            out[key] = SpecField(key, f.name if _is_part(f) else None, m, kind, optional)
+    return out
+
+
+def _is_part(f: dataclasses.Field) -> bool:
+    """Whether a spec's field is one of its parts (a dataclass of fields: ``net``, ``prune``, ...)."""
+    factory = f.default_factory
+    return isinstance(factory, type) and dataclasses.is_dataclass(factory)
+
+
+def _kind(hint: Any) -> tuple[type, bool]:
+    """A type hint's value type and whether it allows ``None``: ``int | None`` -> ``(int, True)``."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    optional = type(None) in args
+    kinds = [a for a in args if a is not type(None)]
+    kind = typing.get_origin(kinds[0]) or kinds[0] if len(kinds) == 1 else object
+    return (kind if isinstance(kind, type) else object), optional

@@ -17,12 +17,20 @@ INIT_CHOICES = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_un
 SEED = click.IntRange(0, MAX_SEED)
 
 
+def init_params() -> list[click.Option]:
+    """``--init`` and ``--zero-bias``: how the model's weights and biases are initialised (the
+    options of the model's constructor that every model takes)."""
+    return [click.Option(["--init"], type=click.Choice(INIT_CHOICES), default=None,
+                         help="Re-initialise the prunable weights (default: the model's own initialisation)."),
+            click.Option(["--zero-bias"], is_flag=True, default=False,
+                         help="Set every bias to zero (as the Synaptic-Flow reference models).")]
+
+
 def init_options(f: Any) -> Any:
-    """``--init`` and ``--zero-bias``: how the model's weights and biases are initialised."""
-    f = click.option("--zero-bias", is_flag=True, default=False,
-                     help="Set every bias to zero (as the Synaptic-Flow reference models).")(f)
-    f = click.option("--init", type=click.Choice(INIT_CHOICES), default=None,
-                     help="Re-initialise the prunable weights (default: the model's own initialisation).")(f)
+    """:func:`init_params` as a decorator."""
+    for param in reversed(init_params()):
+        f = click.option(*param.opts, type=param.type, is_flag=param.is_flag, default=param.default,
+                         help=param.help)(f)
     return f
 
 

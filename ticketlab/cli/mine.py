@@ -1,5 +1,10 @@
 """``ticketlab mine``: find a ticket with one method and save it.
 
+The options that set the run (method, model, density, rounds, schedule, training, ...) are made
+from the fields of :class:`ticketlab.spec.MineSpec` (:mod:`ticketlab.cli.spec_options`): a field
+added to the spec is an option, with its help. The run-time options (output, device, data folder,
+checkpoints, ...) are written here. The command builds the spec and calls ``mine(spec, ...)``.
+
 The options of each miner come from its config dataclass (field name ``batch_norm`` becomes
 ``--batch-norm``; the help text is the field's ``metadata["help"]``; a field with
 ``metadata["choices"]`` becomes a choice, listed by ``--help``). They are built the first time
@@ -23,15 +28,14 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import (
-    SEED, common_options, data_root_option, device_option, init_options, parse_train_options, progress_for,
-    resolve_names_first, train_options,
-)
+from ticketlab.cli.common import common_options, data_root_option, device_option, progress_for, resolve_names_first
 from ticketlab.cli.render import console, density_table, round_table, trained_rounds, visible, warn_unhealthy
+from ticketlab.cli.spec_options import spec_params, spec_values
+from ticketlab.spec import MineSpec, flat_fields
 
-#: ``ticketlab.data.CORRUPTIONS`` (repeated so that building the command never imports torch; a
-#: test keeps the two equal).
-CORRUPTION_CHOICES = ("random_labels", "random_pixels")
+#: ``ticketlab.data.CORRUPTIONS``, as the spec's field lists them (so that building the command never
+#: imports torch; a test keeps the two equal).
+CORRUPTION_CHOICES = tuple(flat_fields()["data_corruption"].field.metadata["choices"])
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
@@ -112,9 +116,18 @@ def scope_help() -> str:
 
 
 class MineCommand(click.Command):
-    """A command whose miner-specific options are added on first use."""
+    """``mine``: the spec's options (:mod:`ticketlab.cli.spec_options`, made from ``spec_cls``'s
+    fields) and the hand-written run-time ones, then the miners' options, added on first use."""
 
-    _extra: dict[str, tuple[click.Option, list[str]]] | None = None
+    def __init__(self, *args: Any, spec_cls: type = MineSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec_cls = spec_cls
+        self.run_params = list(self.params)  # the hand-written options (make_command reuses them)
+        params = spec_params(spec_cls)
+        at = next((i + 1 for i, p in enumerate(params) if p.name == "density"), 0)
+        sparsity = [p for p in self.params if p.name == "sparsity"]  # density's other spelling, next to it
+        self.params = params[:at] + sparsity + params[at:] + [p for p in self.params if p.name != "sparsity"]
+        self._extra: dict[str, tuple[click.Option, list[str]]] | None = None
 
     def extra(self) -> dict[str, tuple[click.Option, list[str]]]:
         if self._extra is None:
@@ -123,11 +136,11 @@ class MineCommand(click.Command):
             clash = sorted(fixed & set(extra))
             if clash:
                 raise RuntimeError(f"miner option '{clash[0]}' clashes with a mine option")
-            MineCommand._extra = extra
+            self._extra = extra
             scope = next((p for p in self.params if p.name == "scope"), None)
             if isinstance(scope, click.Option):
                 scope.help = scope_help()
-        return self._extra  # type: ignore[return-value]
+        return self._extra
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
@@ -143,50 +156,15 @@ class MineCommand(click.Command):
 NAME_OPTIONS = {"-m": "miners", "--method": "miners", "--model": "models", "--dataset": "datasets"}
 
 
+# Only the run-time options (spec.RUN_OPTIONS, and how the result is shown) are written here; every
+# option that sets the run (method, model, density, rounds, ...) comes from the spec's fields.
 @click.command("mine", cls=MineCommand)
-@click.option("-m", "--method", required=True, help="Pruning method (see `ticketlab list miners`).")
-@click.option("--model", default="lenet_300_100", show_default=True, help="Model (see `ticketlab list models`).")
-@click.option("--dataset", default="digits", show_default=True, help="Data set (see `ticketlab list datasets`).")
-@click.option("--sparsity", type=float, default=None, help="Fraction of weights removed, in [0, 1).")
-@click.option("--density", type=float, default=None, help="Fraction of weights kept, in (0, 1]. Default when neither is given: 0.1 (imp: (1 - rate)^rounds).")
-@click.option("--scope", type=click.Choice(["global", "layer"]), default=None,
-              help="Rank all prunable weights together, or each layer on its own [default: each method's "
-                   "own; filled in from the miners when the command is used].")
-@click.option("--count-rule", type=click.Choice(["exact", "threshold"]), default="exact", show_default=True,
-              help="Weights kept per round: exact (round(d*N), ties by a seeded draw) or threshold (Synaptic-Flow's "
-                   "rule: prune every score <= the int((1-d)*N)-th smallest, ties included; usually one more kept "
-                   "than exact). See docs/selection.md.")
-@click.option("--rounds", type=int, default=None, help="Rounds of the exponential schedule density^(k/rounds) (default: the method's).")
-@click.option("--schedule", "schedule_text", default=None, metavar="S1,S2,...",
-              help="Explicit cumulative sparsities per round, e.g. 0.2,0.52,0.8 (replaces --rounds).")
-@click.option("--rate-multiplier", "rate_multiplier_text", multiple=True, metavar="LAYER=FACTOR",
-              help="Scale one layer's pruning rate per round (repeatable; LAYER: a parameter name, a pattern like "
-                   "conv*, or output). output=0.5 prunes the output layer at half the rate, as Frankle & Carbin and "
-                   "Zhou et al. do. The overall density is then what the layers add up to.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initialisation, the method's draws and training.")
+@click.option("--sparsity", type=float, default=None, help="Fraction of weights removed, in [0, 1) (1 - density).")
 @device_option
 @data_root_option()
 @click.option("--download", is_flag=True, default=False, help="Download the data set if it is missing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ticket file to write [default: <method>_<model>_<dataset>_s<seed>.h5].")
-@train_options("Epochs of any training (the method's, and --train-ticket).")
-@click.option("--track-masks", type=click.IntRange(min=1), default=None, metavar="EVERY",
-              help="Every EVERY iterations of training (magnitude, imp; learned-mask miners: of their scores; supermask: "
-                   "its criterion, with --density), the mask "
-                   "magnitude pruning would give at the target density; the history gets mask_distance, the normalised Hamming distance to the previous "
-                   "one (Early-Bird, You et al. 2020), and its chance value 2d(1-d) (mask_distance_chance).")
-@click.option("--early-bird", type=click.FloatRange(min=0), default=None, metavar="EPS",
-              help="With --track-masks: stop a training run once the last 5 tracked distances are all <= EPS "
-                   "relative to chance (mask_distance / 2d(1-d) <= EPS); the provenance's early_bird_stops says "
-                   "which runs stopped and when.")
-@click.option("--train-ticket", is_flag=True, default=False, help="Rewind to the initial weights and train the ticket; report its accuracy.")
-@click.option("--data-corruption", type=click.Choice(CORRUPTION_CHOICES), default=None,
-              help="Mine on a corrupted training split (Su et al. 2020's check; methods that read data only): "
-                   "labels permuted among the samples, or each sample's pixels permuted on its own. "
-                   "Validation, test and --train-ticket use the real data.")
-@init_options
-@click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
-@click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
 @click.option("--no-weights", is_flag=True, default=False, help="Do not store weight snapshots in the ticket.")
 @click.option("--save-rounds", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write every round's ticket to this folder (round_00.h5 = before pruning, round_01.h5, ...).")
@@ -195,9 +173,9 @@ NAME_OPTIONS = {"-m": "miners", "--method": "miners", "--model": "models", "--da
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON.")
 @common_options
 @click.pass_context
-def command(ctx: click.Context, method: str, output: Path | None, no_weights: bool, as_json: bool,
-            schedule_text: str | None, rate_multiplier_text: tuple[str, ...], save_rounds: Path | None, resume: bool, train_option_text: tuple[str, ...],
-            init: str | None, zero_bias: bool, **kwargs: Any) -> None:
+def command(ctx: click.Context, output: Path | None, no_weights: bool, as_json: bool, save_rounds: Path | None,
+            resume: bool, sparsity: float | None, device: str, data_root: Path | None, download: bool,
+            **kwargs: Any) -> None:
     """Find a ticket with one method and write it to an HDF5 file.
 
     \b
@@ -211,6 +189,9 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
     from ticketlab.fileformat import save
     from ticketlab.mining import mine
 
+    spec_cls = ctx.command.spec_cls  # type: ignore[attr-defined]
+    values = spec_values(spec_cls, kwargs)  # the spec's fields; the miners' options are left
+    method = values.pop("method")
     extra = ctx.command.extra()  # type: ignore[attr-defined]
     miner_config: dict[str, Any] = {}
     for name, (opt, owners) in extra.items():
@@ -220,17 +201,9 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
         if method not in owners:
             raise ConfigError(f"option {opt.opts[0]} belongs to {', '.join(owners)}, not to method '{method}'")
         miner_config[name] = value
-    schedule = _parse_schedule(schedule_text) if schedule_text is not None else None
-    if rate_multiplier_text:
-        from ticketlab.schedules import parse_multipliers
-
-        kwargs["rate_multipliers"] = parse_multipliers(rate_multiplier_text)
-    kwargs["train_options"] = parse_train_options(train_option_text)
-    model_kwargs = {"init": init} if init is not None else {}
-    if zero_bias:
-        model_kwargs["zero_bias"] = True
+    spec = spec_cls.from_flat(method, miner_config=miner_config, sparsity=sparsity, **values)
     if output is None:
-        output = Path(f"{method}_{kwargs['model']}_{kwargs['dataset']}_s{kwargs['seed']}.h5")
+        output = Path(f"{method}_{spec.net.model}_{spec.net.dataset}_s{spec.seed}.h5")
     if not output.parent.exists():  # fail before the work, not after it
         raise ConfigError(f"cannot write '{output}': folder '{output.parent}' does not exist")
     if save_rounds is not None:
@@ -243,9 +216,8 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
 
     try:
         with progress_for(ctx) as progress:
-            ticket = mine(method, miner_config=miner_config, keep_weights=not no_weights, schedule=schedule,
-                          model_kwargs=model_kwargs,
-                          checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress, **kwargs)
+            ticket = mine(spec, device=device, data_root=data_root, download=download, omit_weights=no_weights,
+                          checkpoint=checkpoint, resume=resume, save_rounds=save_rounds, progress=progress)
         path = save(ticket, output)  # atomic: interrupted, it leaves no torn ticket (and the checkpoint stays)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept and how to go on, instead of click's "Aborted!"
         click.echo(interrupted_message(checkpoint, ctx.find_root().meta.get("ticketlab.argv")), err=True)
@@ -300,6 +272,18 @@ def command(ctx: click.Context, method: str, output: Path | None, no_weights: bo
                   "reported only)")
 
 
+def make_command(spec_cls: type = MineSpec) -> MineCommand:
+    """``mine`` with the options of ``spec_cls``'s fields: a spec with a field more is a command with
+    an option more (e.g. a subclass that adds a field to a part).
+
+    Example:
+        >>> sorted(p.name for p in make_command().params) == sorted(p.name for p in command.params)
+        True
+    """
+    return MineCommand(command.name, callback=command.callback, params=list(command.run_params),  # type: ignore[attr-defined]
+                       help=command.help, spec_cls=spec_cls)
+
+
 def _same_untrained(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two history rows report the same untrained mask: same density, kept count and
     untrained accuracies (a learned-mask miner's own mask that is the ticket)."""
@@ -327,20 +311,6 @@ def interrupted_message(checkpoint: Path | None, argv: list[str] | None) -> str:
     return visible(f"interrupted: the finished rounds are in the checkpoint '{checkpoint}'; continue with: {again}")
 
 
-def _parse_schedule(text: str) -> list[float]:
-    """Densities from ``--schedule``'s comma-separated cumulative sparsities."""
-    from ticketlab.errors import ConfigError
-
-    try:
-        sparsities = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"option --schedule needs comma-separated sparsities like 0.2,0.52,0.8, got '{text}'") from None
-    if not sparsities:
-        raise ConfigError("option --schedule needs at least one sparsity")
-    for sp in sparsities:
-        if not 0.0 <= sp < 1.0:
-            raise ConfigError(f"option --schedule sparsities must be in [0, 1), got {sp}")
-    return [1.0 - sp for sp in sparsities]
 
 
 def _summary(ticket: Any, path: Path) -> dict[str, Any]:

@@ -483,7 +483,7 @@ class SupermaskMiner(Miner):
         out_layer = self._output_layer(ctx) if outputs is not None else None
         if outputs is None or out_layer is None:
             if cfg.output_sweep:
-                raise ConfigError("supermask option output_sweep needs the output layer pruned (prune_last_layer)")
+                raise ConfigError("supermask option output_sweep needs the output layer pruned (not skip_last_layer)")
             return [(d, d, None) for d in grid]
         return [({n: (o if n == out_layer else d) for n in ctx.params}, d, o) for d, o in zip(grid, outputs)]
 

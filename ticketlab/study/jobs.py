@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ticketlab.spec import MODEL_OPTIONS
+from ticketlab.spec import MODEL_OPTIONS, translate_deprecated
 from ticketlab.study.spec import RUNNER_OPTIONS, StudySpec, miner_of
 
 #: Hex digits of the config hash in a job's name.
@@ -70,7 +70,9 @@ class Job:
     def mine_kwargs(self, data_root: str | None) -> dict[str, Any]:
         """Keyword arguments of :func:`ticketlab.mining.mine` for this job."""
         opts = {k: v for k, v in self.config["options"].items() if k != "miner"}
-        kwargs: dict[str, Any] = {k: opts.pop(k) for k in RUNNER_OPTIONS if k in opts}
+        # a file's prune_first_layer = false is skip_first_layer=True here (its job name, which hashes
+        # what the file says, stays)
+        kwargs = translate_deprecated({k: opts.pop(k) for k in RUNNER_OPTIONS if k in opts}, warn=False)
         model_kwargs = {k: kwargs.pop(k) for k in MODEL_OPTIONS if k in kwargs}
         if model_kwargs:
             kwargs["model_kwargs"] = model_kwargs

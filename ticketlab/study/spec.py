@@ -16,8 +16,9 @@ Keys (``tomllib``; every other key is an error naming the key and the file)::
     reset = "rewind:50"
     rounds = 5                       # the runner's own options too (every MineSpec field the grid
                                      # does not fix): rounds, scope, count_rule, train_epochs,
-                                     # prune_first_layer, prune_last_layer, schedule, rate_multipliers,
+                                     # skip_first_layer, skip_last_layer, schedule, rate_multipliers,
                                      # data_corruption, track_masks, early_bird, init, zero_bias
+                                     # (prune_first_layer = false, the older spelling, still reads)
     [train]                          # training options (TrainConfig fields)
     epochs = 10
 
@@ -47,7 +48,7 @@ from typing import Any, Mapping
 from ticketlab import limits
 from ticketlab.checks import MAX_SEED, is_seed, non_finite
 from ticketlab.errors import ConfigError, TicketlabError
-from ticketlab.spec import MODEL_OPTIONS, STUDY_OPTIONS, MineSpec
+from ticketlab.spec import MODEL_OPTIONS, STUDY_OPTIONS, MineSpec, translate_deprecated
 from ticketlab.study.safepath import name_problem
 
 #: Top-level keys of a study file.
@@ -223,10 +224,12 @@ class StudySpec:
                 raise fail(f"[method.{method}]: {exc}") from None
             except TypeError as exc:
                 raise fail(f"[method.{method}]: {exc}") from None
-            for key in ("rounds", "scope", "count_rule", "train_epochs", "prune_first_layer", "prune_last_layer"):
+            for key in ("rounds", "scope", "count_rule", "train_epochs", "skip_first_layer", "skip_last_layer",
+                        "prune_first_layer", "prune_last_layer"):
                 if key in opts:
                     _check_runner_option(key, opts[key], lambda m: fail(f"[method.{method}] {m}"))
-            flat = {k: v for k, v in opts.items() if k in RUNNER_OPTIONS and k not in MODEL_OPTIONS}
+            flat = translate_deprecated({k: v for k, v in opts.items() if k in RUNNER_OPTIONS and k not in MODEL_OPTIONS},
+                                        warn=False)  # prune_first_layer = false: the file's older spelling
             model_kwargs = {k: opts[k] for k in MODEL_OPTIONS if k in opts}
             try:  # the other spec fields, as the run's spec checks them
                 MineSpec.from_flat(base, model_kwargs=model_kwargs, **flat).validate()

@@ -242,6 +242,9 @@ def _check_recorded_keys(prov: Mapping[str, Any], config: Mapping[str, Any], opt
                       f"{str(value)[:60]!r}")
     runner = {k: options[k] for k in ("scope", "count_rule", "prune_first_layer", "prune_last_layer", "rounds")
               if k in options}
+    for new, old in (("skip_first_layer", "prune_first_layer"), ("skip_last_layer", "prune_last_layer")):
+        if new in options:  # the provenance records the older names
+            runner[old] = not options[new]
     if config.get("schedule"):
         runner["rounds"] = len(config["schedule"])
     for key, value in runner.items():
