@@ -27,7 +27,8 @@ from ticketlab.device import resolve_device
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
+from ticketlab.miners import get_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.progress import NullProgress
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.spec import RUN_OPTIONS, MineSpec

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 from ticketlab.selection import _top_k_flat, keep_count, keep_count_truncated
 
 

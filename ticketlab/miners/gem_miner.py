@@ -59,7 +59,8 @@ import torch
 
 from ticketlab.errors import ConfigError, MiningError, TicketlabWarning
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 from ticketlab.selection import (
     TieRecord, prune_count_ceil, prune_lowest_strict, select_above, select_top, tie_columns, warn_ties,
 )

@@ -61,7 +61,8 @@ import numpy as np
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
+from ticketlab.miners.registry import register_miner
 from ticketlab.schedules import rate_schedule
 from ticketlab.selection import exponential_schedule
 

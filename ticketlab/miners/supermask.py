@@ -93,8 +93,9 @@ import torch
 
 from ticketlab.errors import ConfigError, TicketlabWarning
 from ticketlab.miners.base import (
-    Miner, MinerConfig, MiningContext, RoundTarget, check_choices, protocol_field, register_miner,
+    Miner, MinerConfig, MiningContext, RoundTarget, check_choices, protocol_field,
 )
+from ticketlab.miners.registry import register_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import density_for_count, select_target
 from ticketlab.weights import (
