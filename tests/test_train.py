@@ -87,7 +87,7 @@ def test_recreated_init_equals_the_stored_one(method, options):
     t = ticketlab.mine(method, density=0.2, seed=3, device="cpu", train_epochs=EPOCHS, miner_config=options)
     rb = rebuild(_bare(t), device="cpu")
     assert rb.source == "recreated"
-    assert _equal({n: w.numpy() for n, w in rb.theta0.items()}, t.weights["init"])
+    assert _equal({n: w.numpy() for n, w in rb.init_weights.items()}, t.weights["init"])
     assert rebuild(t, device="cpu").source == "stored"
     a = ticketlab.train(t, train_epochs=EPOCHS, device="cpu")
     b = ticketlab.train(_bare(t), train_epochs=EPOCHS, device="cpu")

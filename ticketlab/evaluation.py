@@ -78,7 +78,7 @@ def evaluate(
     rb = rebuild(ticket, data_root=data_root, device=device)  # stored, re-created or reinit's draw
     prov, run_seed = ticket.provenance, rb.seed
     seed = run_seed if seed is None else int(seed)
-    net, data, masks, weights, source = rb.net, rb.data, rb.masks, rb.theta0, rb.source
+    net, data, masks, weights, source = rb.net, rb.data, rb.masks, rb.init_weights, rb.source
     if kept is not None and kept != "init":
         # reinit: the same fresh draw as the supermask miner's --kept reinit
         weights, biases = rb.start(kept, seed=seed, fresh_seed=reinit_draw_seed(run_seed))

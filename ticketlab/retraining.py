@@ -102,8 +102,9 @@ class Rebuilt:
         data: the ticket's data set, split by the provenance seed.
         params: the masked parameters (name -> parameter of ``net``), in the masks' order.
         masks: boolean torch masks on ``device``.
-        theta0: the initial prunable weights (name -> tensor on ``device``; whole layers).
-        state: the whole initial ``state_dict`` (CPU copies), prunable weights = ``theta0``.
+        init_weights: the initial prunable weights, θ0 (name -> tensor on ``device``; whole layers;
+            ``theta0`` is its deprecated alias).
+        state: the whole initial ``state_dict`` (CPU copies), prunable weights = ``init_weights``.
         source: ``"stored"`` (the ticket's ``init``), ``"recreated"`` (from the provenance) or
             ``"reinit"`` (the fresh draw of a ``reinit`` transform).
         seed: the provenance seed.
@@ -118,13 +119,21 @@ class Rebuilt:
     data: Any
     params: dict[str, torch.nn.Parameter]
     masks: dict[str, torch.Tensor]
-    theta0: dict[str, torch.Tensor]
+    init_weights: dict[str, torch.Tensor]
     state: dict[str, torch.Tensor]
     source: str
     seed: int
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     bias_masks: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     signs: str = "kept"
+
+    @property
+    def theta0(self) -> dict[str, torch.Tensor]:
+        """Deprecated alias of :attr:`init_weights` (``theta0`` also named IMP's whole initial state)."""
+        from ticketlab.deprecation import warn_renamed
+
+        warn_renamed("Rebuilt.theta0", "Rebuilt.init_weights")
+        return self.init_weights
 
     def draw(self, model_seed: int, names: Any = None) -> dict[str, torch.Tensor]:
         """The prunable weights (or the parameters ``names``) of a fresh copy of the model built
@@ -139,7 +148,7 @@ class Rebuilt:
 
     def start(self, action: str, *, seed: int, fresh_seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(weights, biases)`` a network starts from under the mask-1 ``action`` applied to the
-        rebuilt start (:func:`ticketlab.weights.start_weights` of ``theta0``; the biases of
+        rebuilt start (:func:`ticketlab.weights.start_weights` of ``init_weights``; the biases of
         :attr:`bias_masks`, from ``state``, by :func:`ticketlab.weights.start_biases`, else none):
         permutations from ``seed``'s streams, ``reinit``'s fresh draw from ``fresh_seed``."""
         from ticketlab.weights import kept_generator, start_biases, start_weights
@@ -147,7 +156,7 @@ class Rebuilt:
         fresh = self.draw(fresh_seed, [*self.params, *self.bias_masks]) if action == "reinit" else None
         gen = kept_generator(seed)
         weights = {n: start_weights(action, w, self.masks[n], generator=gen, within=self.signs,
-                                    fresh=None if fresh is None else fresh[n]) for n, w in self.theta0.items()}
+                                    fresh=None if fresh is None else fresh[n]) for n, w in self.init_weights.items()}
         biases = {}
         if self.bias_masks:
             dev = {n: m.device for n, m in self.bias_masks.items()}
@@ -209,31 +218,31 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
                       bias_masks=bias_masks(pruned_biases, named), signs=signs)
     fresh_seed = reinit_model_seed(ticket)
     if fresh_seed is not None:  # a reinit transform: the fresh draw is the ticket's init
-        source, theta0 = "reinit", rebuilt.draw(fresh_seed)
+        source, init_weights = "reinit", rebuilt.draw(fresh_seed)
     elif "init" in ticket.weights:
         source = "stored"
-        theta0 = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
+        init_weights = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
     else:  # the provenance seed's draw, then the run's weight treatment (as the runner made it)
         source = "recreated"
         apply_recorded_treatment_(params, prov)
-        theta0 = {n: p.detach().clone() for n, p in params.items()}
+        init_weights = {n: p.detach().clone() for n, p in params.items()}
         choice = prov.get("supermask")
         kept = choice.get("kept") if isinstance(choice, dict) else None
         if kept not in (None, "init"):  # the supermask miner's ticket starts from its --kept weights
             gen = kept_generator(run_seed)
             fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
-            theta0 = {n: kept_weights(kept, w, masks[n], generator=gen, within=signs,
-                                      fresh=None if fresh is None else fresh[n]) for n, w in theta0.items()}
+            init_weights = {n: kept_weights(kept, w, masks[n], generator=gen, within=signs,
+                                      fresh=None if fresh is None else fresh[n]) for n, w in init_weights.items()}
     with torch.no_grad():
         for n, p in params.items():
-            p.copy_(theta0[n])
+            p.copy_(init_weights[n])
         if rebuilt.bias_masks:  # the recorded action on the initial biases, under their masks
             fresh_b = rebuilt.draw(reinit_draw_seed(run_seed), list(rebuilt.bias_masks)) if action == "reinit" else None
             b0 = {n: named[n].detach().clone() for n in rebuilt.bias_masks}
             for n, b in start_biases(action or "init", b0, rebuilt.bias_masks, seed=run_seed, within=signs,
                                      fresh=fresh_b).items():
                 named[n].copy_(b)
-    rebuilt.theta0, rebuilt.source = theta0, source
+    rebuilt.init_weights, rebuilt.source = init_weights, source
     rebuilt.state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     return rebuilt
 
@@ -445,10 +454,10 @@ def train(
     prov = ticket.provenance
     config = resolve_train_config(str(prov["model"]), str(prov["dataset"]), train_epochs=train_epochs,
                                   train_options=train_options)
-    dev = rb.theta0[next(iter(rb.theta0))].device
+    dev = rb.init_weights[next(iter(rb.init_weights))].device
     if mode == "rewind":
         state = rewound_state(rb.net, rb.state, rb.data, config, rewind_at, seed=seed, device=dev, progress=progress)
-        start = {n: w.detach().cpu() for n, w in rb.theta0.items()}  # the run began at θ0
+        start = {n: w.detach().cpu() for n, w in rb.init_weights.items()}  # the run began at θ0
     else:
         weights, biases = rb.start(mode, seed=seed, fresh_seed=reinit_draw_seed(seed))
         start = {n: w.cpu() for n, w in weights.items()}

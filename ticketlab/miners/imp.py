@@ -134,7 +134,7 @@ class IMPMiner(Miner):
             value = getattr(self.config, name)
             if value is not None and not 0.0 < value < 1.0:
                 raise ConfigError(f"imp option {name.replace('_', '-')} must be in (0, 1), got {value}")
-        self.theta0: dict[str, torch.Tensor] | None = None
+        self.init_state: dict[str, torch.Tensor] | None = None  # the whole initial state (θ0, biases, batch norm)
         self.rewind_state: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ schedule
@@ -196,7 +196,7 @@ class IMPMiner(Miner):
             if self.rewind_iteration > total:
                 raise ConfigError(f"imp option reset rewind:{self.rewind_iteration} is past the end of training "
                                   f"({total} iterations)")
-        self.theta0 = state_copy(ctx.model)
+        self.init_state = state_copy(ctx.model)
         result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, callbacks=ctx.mask_trackers("dense"),
                        snapshot_at=self.rewind_iteration if self.mode == "rewind" else None)
@@ -233,18 +233,19 @@ class IMPMiner(Miner):
             if ctx.draw_init is None:
                 raise ConfigError("imp option reset reinit needs a way to draw fresh weights (MiningContext.draw_init)")
             return ctx.draw_init(reinit_seed(ctx.seed, round_index))
-        if self.theta0 is None:
+        if self.init_state is None:
             raise ConfigError("imp has no initial weights: prepare() or resume() must run first")
         if self.mode == "rewind":
-            return self.rewind_state if self.rewind_state is not None else self.theta0
-        return self.theta0
+            return self.rewind_state if self.rewind_state is not None else self.init_state
+        return self.init_state
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """θ0 and the rewind snapshot (the model's own weights are checkpointed by the runner)."""
-        return {"theta0": self.theta0, "rewind": self.rewind_state}
+        """The initial state and the rewind snapshot (the model's own weights are checkpointed by the runner)."""
+        return {"init_state": self.init_state, "rewind": self.rewind_state}
 
     def resume(self, ctx: MiningContext, state: dict[str, Any]) -> None:
-        """Restore θ0 and the rewind snapshot instead of training the dense network again."""
-        self.theta0 = state["theta0"]
+        """Restore the initial state and the rewind snapshot instead of training the dense network again
+        (a checkpoint written before issue 24 calls the initial state ``theta0``)."""
+        self.init_state = state["init_state"] if "init_state" in state else state["theta0"]
         self.rewind_state = state["rewind"]

@@ -365,7 +365,7 @@ class SupermaskMiner(Miner):
             ctx.model.load_state_dict(result.early_stop_state)
         thetaT = {n: p.detach().clone() for n, p in ctx.params.items()}
         trained_state = state_copy(ctx.model)
-        self.theta0 = theta0
+        self.init_weights = theta0
         self.scores = criterion_scores(cfg.criterion, theta0, thetaT, generator=ctx.generator, normalize=cfg.normalize,
                                        protocol=cfg.protocol)
         self._biases(ctx, trained_state)
@@ -512,7 +512,7 @@ class SupermaskMiner(Miner):
                 raise ConfigError("kept-weights action reinit needs a way to draw fresh weights")
             fresh = ctx.draw_init(reinit_draw_seed(ctx.seed))
         within = "layer" if self.reference else "kept"  # rand_signed_*: Zhou shuffles over the whole layer
-        return {n: kept_weights(self.config.kept, self.theta0[n], masks[n], generator=gen, within=within,
+        return {n: kept_weights(self.config.kept, self.init_weights[n], masks[n], generator=gen, within=within,
                                 fresh=None if fresh is None else fresh[n]) for n in masks}
 
     def _row(self, masks: Tensors, ev: dict[str, tuple[float, float]], threshold: float | None) -> dict[str, Any]:
@@ -558,12 +558,13 @@ class SupermaskMiner(Miner):
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {"init_state": self.init_state, "theta0": self.theta0, "scores": self.scores,
+        return {"init_state": self.init_state, "init_weights": self.init_weights, "scores": self.scores,
                 "choice": dict(self.choice), "sweeping": self.sweeping, "target": self.target,
                 "bias_start": self.bias_start, "conventions": self.conventions}
 
     def resume(self, ctx: MiningContext, state: dict[str, Any]) -> None:
-        self.init_state, self.theta0, self.scores = state["init_state"], state["theta0"], state["scores"]
+        self.init_state, self.scores = state["init_state"], state["scores"]
+        self.init_weights = state["init_weights"] if "init_weights" in state else state["theta0"]  # before issue 24
         self.choice = dict(state["choice"])
         self.sweeping = bool(state["sweeping"])
         self.bias_start, self.conventions = dict(state["bias_start"]), state["conventions"]
