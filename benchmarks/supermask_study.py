@@ -162,7 +162,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.miners.supermask import criterion_scores, parse_sweep
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_top
-    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, train
+    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, fit
     from ticketlab.weights import kept_weights
 
     dataset, seed, model, model_kwargs = config["dataset"], config["seed"], config["model"], config["model_kwargs"]
@@ -172,7 +172,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
     init_state = state_copy(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
     cfg = default_train_config(model, dataset)
-    res = train(net, data, cfg, seed=seed, device="cpu")
+    res = fit(net, data, cfg, seed=seed, device="cpu")
     thetaT = {n: p.detach().clone() for n, p in params.items()}
     grid = parse_sweep(config["sweep"])
 
@@ -239,7 +239,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.miners.supermask import REFERENCE_OUTPUT_BASE, criterion_scores, parse_sweep, sweep_powers
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_target, select_top
-    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, train
+    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, fit
     from ticketlab.weights import kept_generator, kept_weights, layer_biases, start_biases
 
     dataset, seed, model, model_kwargs = config["dataset"], config["seed"], config["model"], config["model_kwargs"]
@@ -248,7 +248,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     params = prunable_parameters(net)
     init_state = state_copy(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
-    train(net, data, default_train_config(model, dataset), seed=seed, device="cpu")
+    fit(net, data, default_train_config(model, dataset), seed=seed, device="cpu")
     thetaT = {n: p.detach().clone() for n, p in params.items()}
     base, lo, hi = sweep_powers(config["sweep"])
     points = [(base ** k, REFERENCE_OUTPUT_BASE ** k) for k in range(lo, hi + 1)]  # hidden, output (Zhou)
@@ -364,7 +364,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.masking import from_numpy_masks
     from ticketlab.mining import mine
     from ticketlab.models import create_model, prunable_parameters
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     seed = config["seed"]
     ticket = mine("supermask", model=config["model"], dataset=config["dataset"], seed=seed, device="cpu",
@@ -385,7 +385,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
         for n, p in params.items():
             p.copy_(torch.as_tensor(np.asarray(ticket.weights["init"][n])))
     masks = from_numpy_masks(ticket.masks, params)
-    res = train(net, data, _train_config(config["ticket"]), masks=masks, seed=seed, device="cpu")
+    res = fit(net, data, _train_config(config["ticket"]), masks=masks, seed=seed, device="cpu")
     return {"dense": dense, "sweep": sweep, "chosen": chosen, "layer_density": ticket.layer_density(),
             "kept": ticket.kept, "total": ticket.total,
             "trained": {"val_accuracy": res.final_val_accuracy, "test_accuracy": res.final_test_accuracy,
@@ -396,13 +396,13 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
 def _baseline(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.data import load_dataset
     from ticketlab.models import create_model, prunable_parameters
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     seed = config["seed"]
     data = load_dataset(config["dataset"], seed=seed)
     net = create_model(config["model"], data.spec, seed=seed, hidden=tuple(config["hidden"]))
     weights = sum(p.numel() for p in prunable_parameters(net).values())
-    res = train(net, data, _train_config(config["train"]), seed=seed, device="cpu")
+    res = fit(net, data, _train_config(config["train"]), seed=seed, device="cpu")
     return {"weights": weights, "val_accuracy": res.final_val_accuracy, "test_accuracy": res.final_test_accuracy,
             "early_stop_test_accuracy": res.early_stop_test_accuracy}
 

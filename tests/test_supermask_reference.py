@@ -197,7 +197,7 @@ def test_reference_sweep_is_zhous_per_layer_rates_and_counts(reference_ticket):
     from ticketlab.data import load_dataset
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.retraining import resolve_train_config
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     t = reference_ticket
     rows = [r for r in t.history if r.get("stage") == "sweep"]
@@ -219,7 +219,7 @@ def test_reference_sweep_is_zhous_per_layer_rates_and_counts(reference_ticket):
     net = create_model("lenet_300_100", data.spec, seed=0)
     params = prunable_parameters(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
-    train(net, data, resolve_train_config("lenet_300_100", "digits", train_epochs=1), seed=0, device="cpu")
+    fit(net, data, resolve_train_config("lenet_300_100", "digits", train_epochs=1), seed=0, device="cpu")
     scores = criterion_scores("large_final_diff_sign", theta0, {n: p.detach() for n, p in params.items()},
                               protocol="reference")
     target = {n: chosen["target_output_density"] if n == "fc3.weight" else chosen["target_density"] for n in params}

@@ -54,3 +54,24 @@ def test_imp_keeps_its_whole_initial_state_as_init_state_and_resumes_an_old_chec
     imp.resume(None, {"theta0": state, "rewind": None})  # a checkpoint written before the rename
     assert imp.init_state is state and imp.state_dict() == {"init_state": state, "rewind": None}
     assert imp.reset_state(None, 1) is state  # reset init: back to the whole initial state
+
+
+# ----------------------------------------------------------------------------- fit / evaluate_model
+def test_the_model_loops_are_fit_and_evaluate_model_and_the_old_names_still_work():
+    import ticketlab.training as training
+
+    first, second = _warns_once(lambda: training.train, r"ticketlab.training.train is deprecated: use "
+                                                        r"ticketlab.training.fit")
+    assert first is training.fit and second is training.fit
+    first, _ = _warns_once(lambda: training.evaluate, r"ticketlab.training.evaluate is deprecated: use "
+                                                      r"ticketlab.training.evaluate_model")
+    assert first is training.evaluate_model
+    with pytest.warns(DeprecationWarning):
+        deprecation.reset_warnings()
+        from ticketlab.training import train as old_train  # the form a script uses
+    assert old_train is training.fit
+    # the ticket-level API keeps its names: a ticket in, a ticket (or a result) out
+    assert ticketlab.train.__module__ == "ticketlab.retraining"
+    assert ticketlab.evaluate.__module__ == "ticketlab.evaluation"
+    with pytest.raises(AttributeError):
+        training.no_such_loop  # noqa: B018

@@ -12,7 +12,7 @@ The pieces are shared with the rest of ticketlab, not copied:
   with its biases under the recorded action and bias masks, and the bias masks hold in training.
   :func:`ticketlab.evaluate` uses it too.
 * :func:`train_sparse` is the masked training of ``mine --train-ticket`` (the runner calls it):
-  rewind the whole initial state, then :func:`ticketlab.training.train` with the masks, so pruned
+  rewind the whole initial state, then :func:`ticketlab.training.fit` with the masks, so pruned
   weights stay exactly zero.
 * ``kept`` chooses the starting weights with the shared mask-1 actions
   (:data:`ticketlab.weights.KEPT_ACTIONS`, :func:`ticketlab.weights.start_weights`), or
@@ -269,10 +269,10 @@ def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: 
         >>> row["kept"], float(net.weight.detach()[:, 1].abs().sum())
         (2, 0.0)
     """
-    from ticketlab.training import train, train_summary
+    from ticketlab.training import fit, train_summary
 
     net.load_state_dict(dict(state))
-    result = train(net, data, config, masks={**masks, **dict(extra_masks or {})}, seed=seed, device=device,
+    result = fit(net, data, config, masks={**masks, **dict(extra_masks or {})}, seed=seed, device=device,
                    progress=progress or NullProgress(), start_iteration=start_iteration, label=label)
     kept = sum(int(m.sum()) for m in masks.values())
     row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
@@ -364,7 +364,7 @@ def rewound_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data:
         >>> torch.equal(rewound_state(net, s0, data, TrainConfig(), 0, seed=0, device="cpu")["weight"], s0["weight"])
         True
     """
-    from ticketlab.training import state_copy, total_iterations, train
+    from ticketlab.training import state_copy, total_iterations, fit
 
     total = total_iterations(config, data)
     if not 0 <= iteration <= total:
@@ -378,7 +378,7 @@ def rewound_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data:
             raise _Stop
 
     try:
-        train(net, data, config, seed=seed, device=device, progress=progress or NullProgress(), callbacks=(stop,),
+        fit(net, data, config, seed=seed, device=device, progress=progress or NullProgress(), callbacks=(stop,),
               label=f"rewind: dense to {iteration}")
     except _Stop:
         pass

@@ -85,7 +85,7 @@ class MiningContext:
         provenance: facts the miner adds to the ticket's provenance (e.g. its weight treatment).
         track_masks, early_bird: ``--track-masks EVERY`` / ``--early-bird EPS``
             (:mod:`ticketlab.tracking`); a miner that trains passes :meth:`mask_trackers` to
-            ``train(callbacks=...)``, and the runner moves the ``tracked`` rows into the history.
+            ``fit(callbacks=...)``, and the runner moves the ``tracked`` rows into the history.
     """
 
     model: torch.nn.Module
@@ -110,7 +110,7 @@ class MiningContext:
 
     def mask_trackers(self, label: str, *, density: float | None = None,
                       scores: Callable[[], dict[str, torch.Tensor]] | None = None) -> list[Callable[[Any], None]]:
-        """The ``train`` callbacks of ``--track-masks`` for one training run named ``label``
+        """The ``fit`` callbacks of ``--track-masks`` for one training run named ``label``
         (none when tracking is off): the magnitude mask of ``params`` (or the top of ``scores()``)
         at ``density`` (default the run's final target density), over its scope; its rows go to ``tracked`` (the row where Early-Bird stopped
         has ``early_bird_stop``).

@@ -189,7 +189,7 @@ class IMPMiner(Miner):
     # ------------------------------------------------------------------ rounds
     def prepare(self, ctx: MiningContext) -> None:
         """Round 0: keep θ0, train the dense network (snapshot after K iterations for rewind:K)."""
-        from ticketlab.training import state_copy, total_iterations, train, train_summary
+        from ticketlab.training import state_copy, total_iterations, fit, train_summary
 
         if self.mode == "rewind":
             total = total_iterations(ctx.train_config, ctx.data)
@@ -197,7 +197,7 @@ class IMPMiner(Miner):
                 raise ConfigError(f"imp option reset rewind:{self.rewind_iteration} is past the end of training "
                                   f"({total} iterations)")
         self.init_state = state_copy(ctx.model)
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, callbacks=ctx.mask_trackers("dense"),
                        snapshot_at=self.rewind_iteration if self.mode == "rewind" else None)
         self.rewind_state = result.snapshot
@@ -214,13 +214,13 @@ class IMPMiner(Miner):
 
     def after_round(self, ctx: MiningContext, masks: dict[str, torch.Tensor], round_index: int) -> None:
         """Reset the survivors (``--reset``), then train the network with the new mask."""
-        from ticketlab.training import train, train_summary
+        from ticketlab.training import fit, train_summary
 
         state = self.reset_state(ctx, round_index)
         if state is not None:
             ctx.model.load_state_dict(state)
         start = self.rewind_iteration if self.mode == "rewind" else 0
-        result = train(ctx.model, ctx.data, ctx.train_config, masks=masks, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, masks=masks, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, start_iteration=start,
                        callbacks=ctx.mask_trackers(f"round {round_index}"))
         ctx.records.append(train_summary(result))

@@ -351,13 +351,13 @@ class SupermaskMiner(Miner):
 
     # ------------------------------------------------------------------ the recipe
     def prepare(self, ctx: MiningContext) -> None:
-        from ticketlab.training import state_copy, train, train_summary
+        from ticketlab.training import state_copy, fit, train_summary
 
         cfg = self.config
         self.init_state = state_copy(ctx.model)
         theta0 = {n: p.detach().clone() for n, p in ctx.params.items()}
         early = cfg.final_weights == "early_stop"
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress or NullProgress(), keep_early_stop=early,
                        callbacks=self._trackers(ctx, theta0))
         ctx.records.append({"stage": "dense", **train_summary(result)})
