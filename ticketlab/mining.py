@@ -465,7 +465,7 @@ class _Run:
     def finish(self) -> None:
         """The ticket's start weights (a method's kept action), the miner's clean-up, and the
         masks applied to the network; the facts the ticket records about the run's end."""
-        start_weights = self.miner.ticket_weights(self.ctx, self.masks)  # e.g. the supermask's --kept action
+        start_weights = self.miner.ticket_weights(self.ctx, self.masks)  # e.g. the supermask's --weights action
         self.miner.finish(self.ctx)
         if start_weights is not None:  # the ticket's network starts from these: its init snapshot
             self.init = {n: start_weights[n].detach().cpu().numpy().copy() for n in self.params}

@@ -119,14 +119,17 @@ def _restore_order(module: nn.Module, order: list[str]) -> None:
     params.update(items)
 
 
+#: The help of every learned-mask miner's ``weights`` (``--weights``); each has its own default.
+WEIGHTS_HELP = ("the frozen weights the scores train over: init (the model's own), signed_constant "
+                "(sign(w0)*sqrt(2/fan_in), Ramanujan et al.), scaled_signed_constant (sign(w0)*sqrt(2/(d*fan_in)), "
+                "d the run's density: edge-popup's scale_fan) or signed_std (sign(w0)*std(layer w0))")
+
+
 @dataclass(frozen=True)
 class LearnedMaskConfig(MinerConfig):
     """Options shared by the learned-mask miners (score training; SGD with a cosine schedule)."""
 
-    weights: str = field(default="init", metadata={
-        "help": "frozen weights: init (the model's own), signed_constant (sign(w0)*sqrt(2/fan_in)), "
-                "scaled_signed_constant (sign(w0)*sqrt(2/(d*fan_in)), d the run's density: edge-popup's "
-                "scale_fan) or signed_std (sign(w0)*std(layer w0))"})
+    weights: str = field(default="init", metadata={"help": WEIGHTS_HELP})
     score_epochs: int | None = field(default=None, metadata={
         "help": "epochs of score training (default: --train-epochs if given, else the method's default)"})
     score_lr: float = field(default=0.1, metadata={"help": "peak learning rate of score training (cosine to 0)"})

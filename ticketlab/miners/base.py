@@ -162,6 +162,9 @@ class Miner:
         elif not isinstance(config, self.Config):
             raise ConfigError(f"miner '{self.name}' needs a {self.Config.__name__}, not {type(config).__name__}")
         if overrides:
+            from ticketlab.deprecation import translate_options
+
+            overrides = translate_options(self.name, overrides)  # an option's old name (kept -> weights)
             known = {f.name for f in dataclasses.fields(self.Config)}
             unknown = sorted(set(overrides) - known)
             if unknown:
@@ -197,7 +200,7 @@ class Miner:
     def ticket_weights(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """The prunable weights the final ticket's network starts from (its ``init`` snapshot and
         the start of ``--train-ticket``), given the final masks; ``None`` (default): θ0 as treated
-        by :meth:`weight_treatment`. The supermask miner returns its ``--kept`` action's weights."""
+        by :meth:`weight_treatment`. The supermask miner returns its ``--weights`` action's weights."""
         return None
 
     def prepare(self, ctx: MiningContext) -> None:

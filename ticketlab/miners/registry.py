@@ -43,7 +43,8 @@ def register_miner(name: str) -> Callable[[type[Miner]], type[Miner]]:
     def deco(cls: type[Miner]) -> type[Miner]:
         if not (isinstance(cls, type) and issubclass(cls, Miner)):
             raise ConfigError(f"'{name}' is not a Miner subclass")
-        if not dataclasses.is_dataclass(cls.Config) or not cls.Config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        config = cls.Config
+        if not dataclasses.is_dataclass(config) or not config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             raise ConfigError(f"miner '{name}' needs a frozen dataclass Config")
         if name in MINERS:  # before the class is changed: a duplicate leaves the first entry as it was
             raise ConfigError(f"a miner named '{name}' is already registered")

@@ -46,6 +46,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from ticketlab.deprecation import option_name
 from ticketlab.study.jobs import config_hash
 from ticketlab.study.safepath import StudyFolder, StudyFolderError
 from ticketlab.study.spec import RUNNER_OPTIONS
@@ -148,6 +149,8 @@ def check_provenance(prov: Mapping[str, Any], layers: Mapping[str, tuple[int, in
     for key, value in options.items():
         if key in RUNNER_OPTIONS or (key == "rate" and config.get("schedule")):  # the rate made the schedule
             continue
+        if key not in method_config:  # an option's old name in the study file, its new one in the ticket
+            key = option_name(str(config.get("method")), key)
         if key not in method_config or not _same(method_config[key], value):
             raise bad(f"was mined with option {key} {str(method_config.get(key))[:60]!r}, the job asks for "
                       f"{str(value)[:60]!r}")
