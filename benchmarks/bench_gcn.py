@@ -6,7 +6,7 @@ on the 140 training nodes, model ``dropout -> GCNConv(1433, 64) -> leaky ReLU ->
 GCNConv(64, 64) -> leaky ReLU -> dropout -> Linear(64, 7)``, dropout 0.5, from the same seed.
 Evaluation = one eval-mode forward pass, validation loss and accuracy, test accuracy.
 
-* ``ticketlab``: ``ticketlab.training.train(model, data, default_train_config("gcn", "cora"))``
+* ``ticketlab``: ``ticketlab.training.fit(model, data, default_train_config("gcn", "cora"))``
   on the CPU; it evaluates every ``eval_cadence`` steps (10 on graph data) and at the end.
 * ``bare, same module``: a plain loop (forward, cross-entropy, zero_grad, backward, step;
   evaluation every 10 steps and at the end, kept in a list) over ticketlab's GCN module, so the
@@ -44,7 +44,7 @@ from torch import nn
 
 from ticketlab.data import load_dataset
 from ticketlab.models import create_model
-from ticketlab.training import TrainConfig, default_train_config, eval_cadence, train
+from ticketlab.training import TrainConfig, default_train_config, eval_cadence, fit
 
 PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 SEED = 0
@@ -124,7 +124,7 @@ def main() -> None:
         return create_model("gcn", data.spec, seed=SEED)
 
     def run_ticketlab() -> float:
-        return train(fresh("ticketlab"), data, config, seed=SEED, device="cpu").final_test_accuracy
+        return fit(fresh("ticketlab"), data, config, seed=SEED, device="cpu").final_test_accuracy
 
     def bare(kind: str, cadence: int) -> Callable[[], float]:
         def run() -> float:

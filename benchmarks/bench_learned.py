@@ -2,7 +2,7 @@
 
 (i) One step = zero_grad, forward, cross-entropy (+ the method's regularizer), backward, optimizer
 step, then the engine's per-step callbacks (Gem-Miner: the [0, 1] clamp and the freezing check),
-exactly as ``ticketlab.training.train`` runs it. The score-training model is built with the real
+exactly as ``ticketlab.training.fit`` runs it. The score-training model is built with the real
 engine pieces of ``ticketlab.miners._learned`` (each miner's ``init_scores`` / ``make_rule``
 registered as a ``torch.nn.utils.parametrize`` parametrization, weights frozen, the optimizer over
 the scores from ``make_optimizer`` with the miner's ``score_masks``, its ``regularizer`` and

@@ -1,7 +1,7 @@
 """Masked vs dense training-step time (ticketlab.training / ticketlab.masking).
 
 One training step = zero_grad, forward, cross-entropy, backward, optimizer step, exactly as in
-``ticketlab.training.train``; the masked step adds ``MaskedOptimizer``'s gradient and weight
+``ticketlab.training.fit``; the masked step adds ``MaskedOptimizer``'s gradient and weight
 masking. Models: lenet_300_100 (batch 60, 784-d inputs) and conv4 (batch 60, 3x32x32), random
 data, random masks of the given density, each model's default optimizer
 (``default_train_config``). Dense and masked runs alternate (order flipped every repeat) in the

@@ -13,7 +13,7 @@ weights (``create_model(seed=0)``):
 * ``bare``: a plain loop: ``zero_grad``, forward, cross-entropy, backward, ``step``, over the same
   batches in the same order (the permutation ``train`` draws for epoch 0), with the same
   optimizer (``torch.optim.Adam``, fused, at the model's default rate).
-* ``train``: ``ticketlab.training.train`` for one epoch with no evaluation to speak of (the
+* ``train``: ``ticketlab.training.fit`` for one epoch with no evaluation to speak of (the
   validation and test splits cut to one image each; it evaluates once, at the end).
 * ``train+eval`` / ``train+eval every``: ``train`` at the model's default cadence on Fashion-MNIST,
   with ``test_eval`` ``stops`` (the default) and ``every``
@@ -62,11 +62,11 @@ from ticketlab.data.torchvision_sets import FASHION_MNIST
 from ticketlab.errors import DataNotFoundError
 from ticketlab.models import create_model
 from ticketlab.training import (
-    _derive_seed,  # the seed of train's batch order, so that the bare loop sees the same batches
+    _derive_seed,  # the seed of fit's batch order, so that the bare loop sees the same batches
     default_train_config,
     eval_cadence,
-    evaluate,
-    train,
+    evaluate_model,
+    fit,
 )
 
 TRAIN_TARGET = 1.1
@@ -120,14 +120,14 @@ def bench_model(name: str, data: TensorData, repeats: int, seed: int, epochs: in
             cfg, d = {"train": (one_epoch, tiny), "train+eval": (with_eval, data),
                       "train+eval every": (every, data)}[kind]
             start = time.perf_counter()
-            train(model, d, cfg, seed=seed, device="cpu")
+            fit(model, d, cfg, seed=seed, device="cpu")
             times[kind].append(time.perf_counter() - start)
             if kind == "train":
                 train_state = model.state_dict()
         identical = identical and all(torch.equal(bare_state[k], train_state[k]) for k in bare_state)
     model = fresh()
-    val_s = min(_timed(lambda: evaluate(model, data, "val", batch_size=base.eval_batch_size)) for _ in range(3))
-    test_s = min(_timed(lambda: evaluate(model, data, "test", batch_size=base.eval_batch_size)) for _ in range(3))
+    val_s = min(_timed(lambda: evaluate_model(model, data, "val", batch_size=base.eval_batch_size)) for _ in range(3))
+    test_s = min(_timed(lambda: evaluate_model(model, data, "test", batch_size=base.eval_batch_size)) for _ in range(3))
     ratios = [t / b for t, b in zip(times["train"], times["bare"])]
     shares = [(e - t) / e for t, e in zip(times["train"], times["train+eval"])]
     every_shares = [(e - t) / e for t, e in zip(times["train"], times["train+eval every"])]

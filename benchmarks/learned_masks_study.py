@@ -197,7 +197,7 @@ def _sanity_job(job: tuple[str, float, int, str]) -> tuple[str, float]:
     from ticketlab.data import load_dataset
     from ticketlab.fileformat import load
     from ticketlab.models import create_model, prunable_parameters
-    from ticketlab.training import TrainConfig, train
+    from ticketlab.training import TrainConfig, fit
     from ticketlab.weights import apply_recorded_treatment_
 
     panel_key, density, seed, cache = job
@@ -212,7 +212,7 @@ def _sanity_job(job: tuple[str, float, int, str]) -> tuple[str, float]:
     def finetune(model_seed: int, ticket_masks: dict[str, torch.Tensor]) -> dict[str, float]:
         net = create_model(panel.model, data.spec, seed=model_seed)
         apply_recorded_treatment_(prunable_parameters(net), prov)
-        res = train(net, data, config, masks=ticket_masks, seed=seed, device="cpu")
+        res = fit(net, data, config, masks=ticket_masks, seed=seed, device="cpu")
         return {"test_accuracy": res.final_test_accuracy, "train_seconds": res.wall_time_s}
 
     shuffled = shuffle_layerwise(masks, seed + _SHUFFLE_STREAM)

@@ -12,7 +12,7 @@ The experiment (Frankle & Carbin 2019, Sec. 2 and Figures 3-4), per seed:
   θ0 and trains. ``--rounds`` rounds (default 19: about 1.5 % of the weights remain). Every
   round's ticket is written to the run's ``rounds/`` folder (``save_rounds``).
 * **Random re-initialization** (the paper's control): every round's winning mask trained from a
-  fresh draw of the model's own initialisation (``ticketlab.train(round_k, kept="reinit")``), with
+  fresh draw of the model's own initialisation (``ticketlab.train(round_k, weights="reinit")``), with
   the same training seed, so the batch order is the winning ticket's and only the start differs.
 * Every training: Adam 1.2e-3, batch 60, ``--iterations`` steps (default 20,000 instead of the
   paper's 50,000, for the compute budget: see the page), the validation loss evaluated every 100
@@ -93,7 +93,7 @@ def run_reinit(seed: int, k: int, iterations: int, cache_text: str) -> tuple[str
     out = reinit_path(cache, seed, k)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    trained = ticketlab.train(round_path(cache, seed, k), kept="reinit", device="cpu",
+    trained = ticketlab.train(round_path(cache, seed, k), weights="reinit", device="cpu",
                               train_options={"iterations": iterations})
     trained.provenance["wall_seconds"] = round(time.perf_counter() - started, 3)
     save(trained, out)
@@ -325,7 +325,7 @@ def page(res: dict[str, Any], *, iterations: int, rounds: int, wall: float | Non
         "round removes 20 % of the remaining weights of `fc1` and `fc2` and 10 % of the output layer `fc3` (the paper's "
         "half rate), by magnitude within each layer, rewinds the survivors (and every bias) to θ0 and trains again.",
         "- **Random re-initialization** (the control): the same round's mask trained from a fresh draw of the "
-        "model's initialisation: `ticketlab train DIR/round_KK.h5 --kept reinit --train-option "
+        "model's initialisation: `ticketlab train DIR/round_KK.h5 --weights reinit --train-option "
         f"iterations={iterations}`, with the same training seed (same batch order).",
         f"- **Training**: Adam, learning rate 1.2e-3, batch 60, {iterations:,} iterations; the validation loss every "
         "100 iterations. The early-stop iteration is the evaluation of minimum validation loss; the accuracy reported "

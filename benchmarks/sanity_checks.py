@@ -45,6 +45,8 @@ AT_CHANCE = 0.05
 
 
 def _sanity_kwargs(spec: Any, method: str, seed: int) -> dict[str, Any]:
+    """The options of a ticket's checks, as the cache records them ("kept": sanity_check's weights=,
+    its name before issue 24, kept here so that cached results stay valid)."""
     reset = dict(spec.method_options.get("imp", {})).get("reset", "init")
     seeds = SANITY_SEEDS[spec.models[0]] or (seed,)
     return {"checks": list(CHECKS), "seeds": list(seeds), "kept": reset if method == "imp" else "init",
@@ -87,7 +89,8 @@ def run(models: list[str], cache: Path, jobs: int) -> dict[str, float]:
                                                           indent=1, allow_nan=False))
                 print(f"  {items[i][1].stem}: {result.seconds:.0f} s", flush=True)
 
-            sanity_many([p for p, _, _ in items], jobs=jobs, threads=1, done=save, **items[0][2])
+            options = {("weights" if k == "kept" else k): v for k, v in items[0][2].items()}
+            sanity_many([p for p, _, _ in items], jobs=jobs, threads=1, done=save, **options)
         walls[f"{model} sanity checks"] = time.perf_counter() - t0
     return walls
 
@@ -121,7 +124,8 @@ def collect(models: list[str], cache: Path) -> tuple[list[dict[str, Any]], dict[
                 c = compare_runs(check, accs, original)
                 chance = 1.0 / results[0]["num_classes"]
                 rows.append({"model": model, "density": density, "method": method, "check": check,
-                             "tickets": len(results), "n": len(accs), "kept": results[0]["kept"],
+                             "tickets": len(results), "n": len(accs),
+                             "kept": results[0].get("weights", results[0].get("kept")),  # "kept": older results
                              "mean": c.mean, "std": c.std, "original_mean": c.original_mean,
                              "original_std": c.original_std, "difference": c.difference,
                              "threshold": c.threshold, "effect": c.effect,

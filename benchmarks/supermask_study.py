@@ -10,7 +10,7 @@ configuration, so a rerun skips it (and a changed configuration runs again):
   (:func:`~ticketlab.miners.supermask.criterion_scores`, :func:`~ticketlab.selection.select_top`
   per layer, :func:`~ticketlab.weights.kept_weights`,
   :func:`~ticketlab.training.evaluate_untrained` from the initial state). The miner itself is
-  also run once per seed (``--criterion large_final_same_sign --kept signed_std``) and the job
+  also run once per seed (``--criterion large_final_same_sign --weights signed_std``) and the job
   asserts that its 24 sweep rows equal the computed ones exactly.
 * ``recipe``: the seed recipe end to end on mlp_200_30 / mnist5k: ``ticketlab.mine("supermask",
   thresholds=..., final_weights="early_stop")`` after 20,000 dense iterations, then 5,000
@@ -147,7 +147,7 @@ def job_path(cache: Path, config: dict[str, Any]) -> Path:
 
 
 def _kept_generator(seed: int):
-    """The generator the miner draws ``--kept`` permutations from (SupermaskMiner._kept_weights)."""
+    """The generator the miner draws ``--weights`` permutations from (SupermaskMiner._kept_weights)."""
     import torch
 
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x6E97]).generate_state(1)[0]))
@@ -162,7 +162,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.miners.supermask import criterion_scores, parse_sweep
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_top
-    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, train
+    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, fit
     from ticketlab.weights import kept_weights
 
     dataset, seed, model, model_kwargs = config["dataset"], config["seed"], config["model"], config["model_kwargs"]
@@ -172,7 +172,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
     init_state = state_copy(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
     cfg = default_train_config(model, dataset)
-    res = train(net, data, cfg, seed=seed, device="cpu")
+    res = fit(net, data, cfg, seed=seed, device="cpu")
     thetaT = {n: p.detach().clone() for n, p in params.items()}
     grid = parse_sweep(config["sweep"])
 
@@ -239,7 +239,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.miners.supermask import REFERENCE_OUTPUT_BASE, criterion_scores, parse_sweep, sweep_powers
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_target, select_top
-    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, train
+    from ticketlab.training import default_train_config, evaluate_untrained, state_copy, fit
     from ticketlab.weights import kept_generator, kept_weights, layer_biases, start_biases
 
     dataset, seed, model, model_kwargs = config["dataset"], config["seed"], config["model"], config["model_kwargs"]
@@ -248,7 +248,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     params = prunable_parameters(net)
     init_state = state_copy(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
-    train(net, data, default_train_config(model, dataset), seed=seed, device="cpu")
+    fit(net, data, default_train_config(model, dataset), seed=seed, device="cpu")
     thetaT = {n: p.detach().clone() for n, p in params.items()}
     base, lo, hi = sweep_powers(config["sweep"])
     points = [(base ** k, REFERENCE_OUTPUT_BASE ** k) for k in range(lo, hi + 1)]  # hidden, output (Zhou)
@@ -364,7 +364,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.masking import from_numpy_masks
     from ticketlab.mining import mine
     from ticketlab.models import create_model, prunable_parameters
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     seed = config["seed"]
     ticket = mine("supermask", model=config["model"], dataset=config["dataset"], seed=seed, device="cpu",
@@ -385,7 +385,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
         for n, p in params.items():
             p.copy_(torch.as_tensor(np.asarray(ticket.weights["init"][n])))
     masks = from_numpy_masks(ticket.masks, params)
-    res = train(net, data, _train_config(config["ticket"]), masks=masks, seed=seed, device="cpu")
+    res = fit(net, data, _train_config(config["ticket"]), masks=masks, seed=seed, device="cpu")
     return {"dense": dense, "sweep": sweep, "chosen": chosen, "layer_density": ticket.layer_density(),
             "kept": ticket.kept, "total": ticket.total,
             "trained": {"val_accuracy": res.final_val_accuracy, "test_accuracy": res.final_test_accuracy,
@@ -396,13 +396,13 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
 def _baseline(config: dict[str, Any]) -> dict[str, Any]:
     from ticketlab.data import load_dataset
     from ticketlab.models import create_model, prunable_parameters
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     seed = config["seed"]
     data = load_dataset(config["dataset"], seed=seed)
     net = create_model(config["model"], data.spec, seed=seed, hidden=tuple(config["hidden"]))
     weights = sum(p.numel() for p in prunable_parameters(net).values())
-    res = train(net, data, _train_config(config["train"]), seed=seed, device="cpu")
+    res = fit(net, data, _train_config(config["train"]), seed=seed, device="cpu")
     return {"weights": weights, "val_accuracy": res.final_val_accuracy, "test_accuracy": res.final_test_accuracy,
             "early_stop_test_accuracy": res.early_stop_test_accuracy}
 
@@ -623,8 +623,8 @@ def _fig3_section(per_ds: dict[str, dict[str, Any]]) -> list[str]:
         "weights. Every weight is scored by each criterion from θ0/θT, and each layer keeps its own top "
         "`keep_count(d, N_l)` (`--scope layer`; the output layer at the same density as the hidden ones, where Zhou "
         f"prune it at half the hidden rate: section 4 runs Zhou's conventions) for d on the grid `{SWEEP}` (80 % down to "
-        f"{_density_label(grid.min())}). The kept weights are set to θ0 (`--kept init`) or to Zhou's signed constant "
-        "sign(θ0)·std(layer θ0) (`--kept signed_std`; ticketlab's `signed_constant` is the Kaiming constant "
+        f"{_density_label(grid.min())}). The kept weights are set to θ0 (`--weights init`) or to Zhou's signed constant "
+        "sign(θ0)·std(layer θ0) (`--weights signed_std`; ticketlab's `signed_constant` is the Kaiming constant "
         "sqrt(2/fan_in), not used here); biases stay at their initial values; the masked network is evaluated "
         "**untrained** on the validation split. The two criteria without count control (`same_sign_single`, "
         "`diff_sign_single`) are single points at their achieved density (stars in the plot). Seeds "
@@ -643,7 +643,7 @@ def _fig3_section(per_ds: dict[str, dict[str, Any]]) -> list[str]:
         "accuracy) and that it selects the computed argmax. One such run on the command line:",
         "",
         f"    ticketlab mine --method supermask --model {FIG3_MODEL} --dataset mnist5k --criterion "
-        "large_final_same_sign --kept signed_std --seed 0 -o t.h5",
+        "large_final_same_sign --weights signed_std --seed 0 -o t.h5",
         "",
         "![Fig. 3 analogue](supermask_fig3.png)",
         "",
@@ -928,7 +928,7 @@ def _protocol_section(per_ds: dict[str, dict[str, Any]], refs: dict[str, dict[st
          f"({checked}) equal the computed ones exactly (kept count, density, validation accuracy and loss, test "
          "accuracy, both target densities) and that it selects the computed argmax. On the command line:", "",
          f"    ticketlab mine --method supermask --model {FIG3_MODEL} --dataset mnist5k --protocol reference "
-         "--criterion large_final_diff_sign --kept signed_std --seed 0 -o t.h5", "",
+         "--criterion large_final_diff_sign --weights signed_std --seed 0 -o t.h5", "",
          "![protocols](supermask_protocols.png)", "",
          _protocol_summary(per_ds, refs), "",
          "**Where the masks differ.** " + _count_sentence(refs) + " At one density for every layer, the masks of "

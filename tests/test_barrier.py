@@ -22,7 +22,7 @@ from ticketlab.metrics.barrier import BarrierResult, alpha_grid, barrier, interp
 from ticketlab.models import create_model
 from ticketlab.retraining import trained_state
 from ticketlab.ticket import Ticket
-from ticketlab.training import evaluate, recalibrate_batchnorm
+from ticketlab.training import evaluate_model, recalibrate_batchnorm
 
 torch.set_num_threads(1)
 RESNET = {"width": 4}  # resnet20 with 4-channel stages: batch norm and residuals, tiny
@@ -72,7 +72,7 @@ def test_final_holds_the_whole_trained_state(snip, snip_b, bn):
         assert list(t.weights["final"]) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight",
                                             "fc3.bias"]
     net = _net(snip, snip.weights["final"])
-    assert evaluate(net, _data(snip), "test")[1] == snip.provenance["test_accuracy"]  # the trained network, exactly
+    assert evaluate_model(net, _data(snip), "test")[1] == snip.provenance["test_accuracy"]  # the trained network, exactly
     state = bn.weights["final"]
     assert state["bn1.running_var"].dtype == np.float32 and state["bn1.num_batches_tracked"].shape == ()
     assert set(state) == set(create_model("resnet20", _data(bn).spec, **RESNET).state_dict())
@@ -116,7 +116,7 @@ def test_endpoints_are_the_trained_networks(snip, snip_b):
     res = barrier(snip, snip_b, alphas=4, device="cpu")
     data = _data(snip)
     for t, err, loss in ((snip, res.error[0], res.loss[0]), (snip_b, res.error[-1], res.loss[-1])):
-        direct_loss, direct_acc = evaluate(_net(t, t.weights["final"]), data, "test")
+        direct_loss, direct_acc = evaluate_model(_net(t, t.weights["final"]), data, "test")
         assert (err, loss) == (1 - direct_acc, direct_loss)
         assert err == 1 - t.provenance["test_accuracy"]
     assert res.barrier == max(res.error) - (res.error[0] + res.error[-1]) / 2 >= 0
@@ -139,10 +139,10 @@ def test_union_mask_on_a_hand_made_pair(snip):
     res = barrier(a, b, alphas=3, device="cpu")
     assert res.union_density == snip.density and res.density == (a.density, b.density)
     expected = {**{n: final[n] * np.float32(0.5) for n in snip.masks}, **{k: v * np.float32(1.5) for k, v in biases.items()}}
-    loss, acc = evaluate(_net(snip, expected), _data(snip), "test")
+    loss, acc = evaluate_model(_net(snip, expected), _data(snip), "test")
     assert (res.error[1], res.loss[1]) == (1 - acc, loss)
     for t, err in ((a, res.error[0]), (b, res.error[2])):  # the endpoints keep their own masks
-        assert err == 1 - evaluate(_net(t, t.weights["final"]), _data(snip), "test")[1]
+        assert err == 1 - evaluate_model(_net(t, t.weights["final"]), _data(snip), "test")[1]
 
 
 def test_barrier_is_the_maximum_over_alpha_at_an_interior_alpha_other_than_one_half(snip):
@@ -185,7 +185,7 @@ def test_batchnorm_statistics_are_reestimated_at_each_alpha(bn):
     for t, err, loss in ((bn, res.error[0], res.loss[0]), (other, res.error[-1], res.loss[-1])):
         net = _net(t, t.weights["final"])  # the endpoint, its statistics re-estimated the same way
         assert recalibrate_batchnorm(net, data, batches=3, seed=0) > 0
-        direct_loss, direct_acc = evaluate(net, data, "test")
+        direct_loss, direct_acc = evaluate_model(net, data, "test")
         assert (err, loss) == (1 - direct_acc, direct_loss)
     kept = barrier(bn, other, alphas=3, recalibrate=0, device="cpu")  # statistics interpolated
     assert kept.recalibration_batches == 0 and kept.batchnorm

@@ -16,7 +16,7 @@ from ticketlab.errors import ConfigError
 from ticketlab.fileformat import load, save
 from ticketlab.mining import mine
 from ticketlab.tracking import MaskTracker
-from ticketlab.training import TrainConfig, train
+from ticketlab.training import TrainConfig, fit
 
 
 def toy_data(n=40, dim=6, seed=0) -> TensorData:
@@ -46,7 +46,7 @@ def test_mask_distance_matches_a_hand_computation():
             seen[info.iteration] = model.weight.detach().numpy().copy()
 
     cfg = TrainConfig(optimizer="sgd", lr=0.5, epochs=4, batch_size=10)
-    res = train(model, toy_data(), cfg, device="cpu", seed=0, callbacks=[tracker, record])
+    res = fit(model, toy_data(), cfg, device="cpu", seed=0, callbacks=[tracker, record])
     assert res.final_iteration == 16  # no early_bird: the run is not cut short
     assert [r["iteration"] for r in tracker.rows] == sorted(seen) == list(range(2, 17, 2))
     masks = [hand_mask(seen[t], 9) for t in sorted(seen)]  # 18 weights, density 0.5 -> 9 kept
@@ -85,7 +85,7 @@ def test_early_bird_stops_after_five_distances_within_eps_of_chance():
     cb = _forced(model, lambda t: one if t <= 6 and (t // 2) % 2 else other)
     tracker = MaskTracker({"weight": model.weight}, 0.5, every=2, early_bird=0.1)
     cfg = TrainConfig(optimizer="sgd", lr=0.1, epochs=20, batch_size=10)
-    res = train(model, toy_data(dim=2), cfg, device="cpu", callbacks=[cb, tracker])
+    res = fit(model, toy_data(dim=2), cfg, device="cpu", callbacks=[cb, tracker])
     # masks at 2 (row 0 kept), 4 (row 1), 6 (row 0), 8, 10, ... (row 1): distances 1, 1, 1, then 0
     dists = [r["mask_distance"] for r in tracker.rows]
     assert [r["iteration"] for r in tracker.rows] == list(range(2, 19, 2))

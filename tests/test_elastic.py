@@ -251,7 +251,7 @@ def test_mined_ticket_transfers_saves_and_rebuilds(tmp_path):
     assert back.provenance["health"] == out.provenance["health"]
     rb = rebuild(back, device="cpu")                       # the masks fit resnet32, the init is the moved one
     assert rb.source == "stored" and type(rb.net).__name__ == "ResNet" and len(rb.net.blocks) == 15
-    for n, w in rb.theta0.items():
+    for n, w in rb.init_weights.items():
         assert torch.equal(w, torch.as_tensor(out.weights["init"][n]))
     # a squeezed copy of the transferred ticket (read from its file) is the mined one again
     again = transfer(path, "resnet20")

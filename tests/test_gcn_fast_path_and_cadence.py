@@ -16,7 +16,7 @@ from ticketlab.data import load_dataset
 from ticketlab.data.base import GraphData
 from ticketlab.mining import mine
 from ticketlab.models import create_model
-from ticketlab.training import GRAPH_EVAL_EVERY, TrainConfig, eval_cadence, resolved_config, train
+from ticketlab.training import GRAPH_EVAL_EVERY, TrainConfig, eval_cadence, resolved_config, fit
 
 PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 
@@ -116,7 +116,7 @@ def test_caches_follow_their_tensors(karate):
 def test_gcn_training_is_reproducible_and_input_dropout_only_touches_nonzeros(karate):
     def run(seed: int) -> dict[str, torch.Tensor]:
         model = create_model("gcn", karate.spec, seed=0)
-        train(model, karate, TrainConfig(optimizer="adam", lr=0.01, iterations=15), seed=seed, device="cpu")
+        fit(model, karate, TrainConfig(optimizer="adam", lr=0.01, iterations=15), seed=seed, device="cpu")
         return weights(model)
 
     a, b, c = run(3), run(3), run(4)
@@ -145,7 +145,7 @@ def test_graph_training_evaluates_at_its_cadence(karate, eval_every, rows):
     config = TrainConfig(optimizer="adam", lr=0.01, iterations=35, eval_every=eval_every)
     assert eval_cadence(config, karate) == (eval_every or GRAPH_EVAL_EVERY)
     model = create_model("gcn", karate.spec, seed=0)
-    res = train(model, karate, config, device="cpu", keep_early_stop=True)
+    res = fit(model, karate, config, device="cpu", keep_early_stop=True)
     assert [r["iteration"] for r in res.log] == rows
     assert res.early_stop_iteration in rows  # early stopping picks among the evaluated iterations
     best = min(res.log, key=lambda r: r["val_loss"])

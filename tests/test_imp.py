@@ -26,7 +26,7 @@ from ticketlab.miners.imp import IMPMiner, parse_reset, reinit_seed
 from ticketlab.mining import _select, mine
 from ticketlab.models import create_model, prunable_parameters
 from ticketlab.selection import keep_count
-from ticketlab.training import default_train_config, total_iterations, train
+from ticketlab.training import default_train_config, total_iterations, fit
 
 FAST = dict(model="lenet_300_100", dataset="digits", train_epochs=1, seed=0, device="cpu")
 TIMING = {"seconds", "train_seconds"}
@@ -60,14 +60,14 @@ def _same_ticket(a, b):
 def train_calls(monkeypatch):
     """Record the weights and start iteration of every training call IMP makes."""
     calls = []
-    real = ticketlab.training.train
+    real = ticketlab.training.fit
 
     def spy(model, data, config, **kw):
         calls.append({"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
                       "start": kw.get("start_iteration", 0), "masks": kw.get("masks")})
         return real(model, data, config, **kw)
 
-    monkeypatch.setattr(ticketlab.training, "train", spy)
+    monkeypatch.setattr(ticketlab.training, "fit", spy)
     return calls
 
 
@@ -134,7 +134,7 @@ def test_total_iterations_matches_training():
     base = default_train_config("lenet_300_100", "digits")
     for change in ({"epochs": 1}, {"epochs": 2, "drop_last": True, "batch_size": 100}, {"iterations": 7}):
         cfg = dataclasses.replace(base, **change)
-        res = train(create_model("lenet_300_100", data.spec, seed=0), data, cfg, device="cpu")
+        res = fit(create_model("lenet_300_100", data.spec, seed=0), data, cfg, device="cpu")
         assert total_iterations(cfg, data) == res.iterations, change
 
 
@@ -181,8 +181,8 @@ def test_rewind_restores_the_iteration_k_weights(train_calls):
     t = _imp(f"rewind:{k}", rounds=2)
     data = load_dataset("digits", seed=0)
     cfg = dataclasses.replace(default_train_config("lenet_300_100", "digits"), epochs=1)
-    ref = ticketlab.training.train(create_model("lenet_300_100", data.spec, seed=0), data, cfg, seed=0,
-                                   device="cpu", snapshot_at=k)
+    ref = ticketlab.training.fit(create_model("lenet_300_100", data.spec, seed=0), data, cfg, seed=0,
+                                 device="cpu", snapshot_at=k)
     assert len(train_calls) == 4  # dense run, 2 rounds, and the reference above
     for call in train_calls[1:3]:
         assert call["start"] == k  # the learning-rate schedule and batch order restart at K

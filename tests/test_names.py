@@ -171,7 +171,7 @@ def test_list_and_a_typo_start_fast():
 _PLUGIN = '''
 from dataclasses import dataclass
 import torch
-from ticketlab.miners.base import Miner, MinerConfig, register_miner
+from ticketlab.miners import Miner, MinerConfig, register_miner
 
 @register_miner("zz_ones")
 class Ones(Miner):

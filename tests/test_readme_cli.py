@@ -167,8 +167,8 @@ def test_tour_parsing():
     assert commands("                 # a continued comment") == []
     assert commands("ticketlab inspect a.h5 [--json]  # table") == [
         "ticketlab inspect a.h5", "ticketlab inspect a.h5 --json"]
-    assert commands("ticketlab evaluate z.h5 --split test [--kept signed_std]") == [
-        "ticketlab evaluate z.h5 --split test", "ticketlab evaluate z.h5 --split test --kept signed_std"]
+    assert commands("ticketlab evaluate z.h5 --split test [--weights signed_std]") == [
+        "ticketlab evaluate z.h5 --split test", "ticketlab evaluate z.h5 --split test --weights signed_std"]
     continued = "## CLI tour\n```bash\nticketlab mine \\\n  -o a.h5  # x\n```\n"
     assert tour_lines(continued) == ["ticketlab mine    -o a.h5  # x"]
     lines = tour_lines((REPO / "README.md").read_text())

@@ -31,7 +31,7 @@ def test_inspect_and_compare_show_hostile_names_as_text(tmp_path):
 
 def test_errors_are_one_line_even_with_newlines_in_names(tmp_path):
     a = _hostile(tmp_path / "a.h5")
-    res = CliRunner().invoke(cli, ["evaluate", str(a), "--kept", "bad\nname\x1b[2J"])
+    res = CliRunner().invoke(cli, ["evaluate", str(a), "--weights", "bad\nname\x1b[2J"])
     assert res.exit_code == 2
     lines = [line for line in res.output.splitlines() if line]
     assert len(lines) == 1 and "bad\\x0aname\\x1b[2J" in lines[0] and "\x1b" not in res.output

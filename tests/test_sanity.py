@@ -92,8 +92,8 @@ def test_bad_checks_fail_before_training(snip):
         sanity_check(snip, ["invert", "invert"], seeds=1)
     with pytest.raises(ConfigError, match="at least 1 seed"):
         sanity_check(snip, ["invert"], seeds=0)
-    with pytest.raises(ConfigError, match="unknown kept-weights action"):
-        sanity_check(snip, ["invert"], seeds=1, kept="nope")
+    with pytest.raises(ConfigError, match="unknown weights action"):
+        sanity_check(snip, ["invert"], seeds=1, weights="nope")
 
 
 def test_worker_sets_its_threads(tmp_path, snip):

@@ -1,4 +1,4 @@
-"""Zhou et al.'s supermask criteria, kept-weights actions, the validation-selected sweep,
+"""Zhou et al.'s supermask criteria, weights actions (what the kept weights are set to), the validation-selected sweep,
 batch-norm recalibration and untrained evaluation (``ticketlab evaluate``)."""
 
 import math
@@ -223,8 +223,8 @@ def test_cli_supermask_train_ticket_and_evaluate(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["evaluate", str(out), "--json"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["evaluate", str(out), "--kept", "bogus"])
-    assert res.exit_code == 2 and "unknown kept-weights action 'bogus'" in res.output
+    res = runner.invoke(cli, ["evaluate", str(out), "--weights", "bogus"])
+    assert res.exit_code == 2 and "unknown weights action 'bogus'" in res.output
     # a ticket without stored weights: the init is re-created from the provenance
     bare = tmp_path / "bare.h5"
     assert runner.invoke(cli, ["mine", "--method", "synflow", "--rounds", "2", "--no-weights", "-o", str(bare),

@@ -176,8 +176,8 @@ REF = dict(model="lenet_300_100", dataset="digits", seed=0, device="cpu", train_
 
 
 def test_reference_refusals_are_one_line():
-    for cfg, match in (({"kept": "signed_constant"}, "use signed_std"), ({"kept": "reinit"}, "random_reinit"),
-                       ({"kept": "rand_signed_constant"}, "rand_signed_std"), ({"thresholds": "0,0.1"}, "thresholds"),
+    for cfg, match in (({"weights": "signed_constant"}, "use signed_std"), ({"weights": "reinit"}, "random_reinit"),
+                       ({"weights": "rand_signed_constant"}, "rand_signed_std"), ({"thresholds": "0,0.1"}, "thresholds"),
                        ({"sweep": "0.5,0.2"}, "output_sweep"), ({"output_sweep": "0.9"}, "as many densities")):
         with pytest.raises(ConfigError, match=match):
             mine("supermask", miner_config={"protocol": "reference", **cfg}, **REF)
@@ -190,14 +190,14 @@ def test_reference_refusals_are_one_line():
 @pytest.fixture(scope="module")
 def reference_ticket():
     return mine("supermask", miner_config={"protocol": "reference", "criterion": "large_final_diff_sign",
-                                           "kept": "signed_std", "sweep": "0.8^1..0.8^3"}, **REF)
+                                           "weights": "signed_std", "sweep": "0.8^1..0.8^3"}, **REF)
 
 
 def test_reference_sweep_is_zhous_per_layer_rates_and_counts(reference_ticket):
     from ticketlab.data import load_dataset
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.retraining import resolve_train_config
-    from ticketlab.training import train
+    from ticketlab.training import fit
 
     t = reference_ticket
     rows = [r for r in t.history if r.get("stage") == "sweep"]
@@ -219,7 +219,7 @@ def test_reference_sweep_is_zhous_per_layer_rates_and_counts(reference_ticket):
     net = create_model("lenet_300_100", data.spec, seed=0)
     params = prunable_parameters(net)
     theta0 = {n: p.detach().clone() for n, p in params.items()}
-    train(net, data, resolve_train_config("lenet_300_100", "digits", train_epochs=1), seed=0, device="cpu")
+    fit(net, data, resolve_train_config("lenet_300_100", "digits", train_epochs=1), seed=0, device="cpu")
     scores = criterion_scores("large_final_diff_sign", theta0, {n: p.detach() for n, p in params.items()},
                               protocol="reference")
     target = {n: chosen["target_output_density"] if n == "fc3.weight" else chosen["target_density"] for n in params}
@@ -257,7 +257,7 @@ def test_single_sign_criteria_mask_biases_and_training_keeps_them_zero():
     # zero initial biases (Keras' default): sign(0) = 0 agrees only with a trained bias that is
     # still exactly 0 (a unit that never fired), so same_sign_single prunes every other bias
     # (get_weight_init.py l. 176-182 masks the whole vector, biases included)
-    cfg = {"protocol": "reference", "criterion": "same_sign_single", "kept": "random_reinit"}
+    cfg = {"protocol": "reference", "criterion": "same_sign_single", "weights": "random_reinit"}
     t = mine("supermask", model_kwargs={"zero_bias": True}, miner_config=cfg, **REF)
     pruned = t.provenance["kept_conventions"]["biases"]
     for n in ("fc1.bias", "fc2.bias", "fc3.bias"):  # "final": the dense network's trained state
@@ -295,7 +295,7 @@ def test_output_sweep_under_the_exact_protocol():
 def test_reference_resume_keeps_the_bias_record(tmp_path, monkeypatch):
     from ticketlab.miners.supermask import SupermaskMiner
 
-    kw = dict(REF, miner_config={"protocol": "reference", "kept": "signed_std", "sweep": "0.8^2..0.8^3"})
+    kw = dict(REF, miner_config={"protocol": "reference", "weights": "signed_std", "sweep": "0.8^2..0.8^3"})
     ckpt = tmp_path / "s.ckpt"
     first = mine("supermask", checkpoint=ckpt, **kw)
     monkeypatch.setattr(SupermaskMiner, "prepare", lambda self, ctx: pytest.fail("swept again"))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ticketlab.checkpoint import read_checkpoint
-from ticketlab.miners.base import MINERS, Miner, MinerConfig, register_miner
+from ticketlab.miners import MINERS, Miner, MinerConfig, register_miner
 from ticketlab.mining import mine
 from ticketlab.selection import keep_count
 

@@ -16,7 +16,7 @@ from ticketlab.errors import ConfigError
 from ticketlab.fileformat import load, save
 from ticketlab.interop import export_ticket, import_masks
 from ticketlab.models import create_model
-from ticketlab.retraining import KEPT_CHOICES, parse_kept, rebuild
+from ticketlab.retraining import WEIGHTS_CHOICES, parse_weights, rebuild
 from ticketlab.ticket import Ticket
 from ticketlab.transforms import reinit, reinit_model_seed
 from ticketlab.weights import KEPT_ACTIONS
@@ -49,7 +49,7 @@ def test_equals_mine_train_ticket_and_keeps_pruned_weights_zero(snip):
         assert trained.weights["final"][n][m].any()
     assert _equal(trained.weights["init"], snip.weights["init"])  # kept init: it started at θ0
     rec = trained.provenance["trained_from"]
-    assert rec["kept"] == "init" and rec["init"] == "stored" and rec["seed"] == 0
+    assert rec["weights"] == "init" and rec["init"] == "stored" and rec["seed"] == 0
     assert rec["train_config"]["epochs"] == EPOCHS and rec["source_test_accuracy"] == snip.provenance["test_accuracy"]
     assert "file" not in rec  # a Ticket object, not a file
     assert trained.history[-1]["stage"] == "ticket" and trained.history[0]["stage"] == "train"
@@ -60,34 +60,34 @@ def test_equals_mine_train_ticket_and_keeps_pruned_weights_zero(snip):
 def test_source_ticket_object_is_not_modified(snip):
     before = {n: w.copy() for n, w in snip.weights["init"].items()}
     prov = json.dumps(snip.provenance, sort_keys=True)
-    ticketlab.train(snip, kept="random_reshuffle", train_epochs=EPOCHS, device="cpu")
+    ticketlab.train(snip, weights="random_reshuffle", train_epochs=EPOCHS, device="cpu")
     assert _equal(before, snip.weights["init"]) and json.dumps(snip.provenance, sort_keys=True) == prov
 
 
 def test_rewind_reproduces_imp_rewinding():
     t = ticketlab.mine("imp", rounds=1, train_epochs=EPOCHS, device="cpu", miner_config={"reset": "rewind:5"})
-    trained = ticketlab.train(t, kept="rewind:5", train_epochs=EPOCHS, device="cpu")
+    trained = ticketlab.train(t, weights="rewind:5", train_epochs=EPOCHS, device="cpu")
     assert _equal(trained.weights["final"], t.weights["final"])  # IMP's last round, bit for bit
     assert trained.provenance["trained_from"]["rewind_iteration"] == 5
     assert _equal(trained.weights["init"], t.weights["init"])  # the run began at θ0
     assert trained.history[-1]["iterations"] == 18
-    other = ticketlab.train(t, kept="rewind:6", train_epochs=EPOCHS, device="cpu")
+    other = ticketlab.train(t, weights="rewind:6", train_epochs=EPOCHS, device="cpu")
     assert not _equal(other.weights["final"], t.weights["final"])
     with pytest.raises(ConfigError, match=r"rewind:99 is past the end of training \(18 iterations\)"):
-        ticketlab.train(t, kept="rewind:99", train_epochs=EPOCHS, device="cpu")
+        ticketlab.train(t, weights="rewind:99", train_epochs=EPOCHS, device="cpu")
 
 
 @pytest.mark.parametrize("method, options", [
     ("random", {}),
     ("gem_miner", {"weights": "signed_constant", "score_epochs": 2, "freeze_every": 1}),
     ("edge_popup", {"weights": "scaled_signed_constant", "score_epochs": 2}),
-    ("supermask", {"criterion": "large_final", "kept": "signed_std"}),
+    ("supermask", {"criterion": "large_final", "weights": "signed_std"}),
 ])
 def test_recreated_init_equals_the_stored_one(method, options):
     t = ticketlab.mine(method, density=0.2, seed=3, device="cpu", train_epochs=EPOCHS, miner_config=options)
     rb = rebuild(_bare(t), device="cpu")
     assert rb.source == "recreated"
-    assert _equal({n: w.numpy() for n, w in rb.theta0.items()}, t.weights["init"])
+    assert _equal({n: w.numpy() for n, w in rb.init_weights.items()}, t.weights["init"])
     assert rebuild(t, device="cpu").source == "stored"
     a = ticketlab.train(t, train_epochs=EPOCHS, device="cpu")
     b = ticketlab.train(_bare(t), train_epochs=EPOCHS, device="cpu")
@@ -96,17 +96,17 @@ def test_recreated_init_equals_the_stored_one(method, options):
 
 
 def test_kept_actions_use_the_shared_helpers(snip):
-    sc = ticketlab.train(snip, kept="signed_constant", train_epochs=EPOCHS, device="cpu")
+    sc = ticketlab.train(snip, weights="signed_constant", train_epochs=EPOCHS, device="cpu")
     w0 = snip.weights["init"]["fc2.weight"]
     assert np.allclose(sc.weights["init"]["fc2.weight"], np.sign(w0) * np.sqrt(2.0 / w0.shape[1]))
-    fresh = ticketlab.train(snip, kept="reinit", seed=4, train_epochs=EPOCHS, device="cpu")
+    fresh = ticketlab.train(snip, weights="reinit", seed=4, train_epochs=EPOCHS, device="cpu")
     from ticketlab.weights import reinit_draw_seed
 
     draw = create_model("lenet_300_100", load_spec(), seed=reinit_draw_seed(4))
     assert np.array_equal(fresh.weights["init"]["fc1.weight"], draw.fc1.weight.detach().numpy())
     assert not _equal(fresh.weights["final"], snip.weights["final"])
-    with pytest.raises(ConfigError, match="unknown kept-weights action 'bogus'"):
-        ticketlab.train(snip, kept="bogus", device="cpu")
+    with pytest.raises(ConfigError, match="unknown weights action 'bogus'"):
+        ticketlab.train(snip, weights="bogus", device="cpu")
 
 
 def load_spec():
@@ -168,12 +168,12 @@ def test_cli_train_writes_a_new_ticket_and_leaves_the_source_alone(tmp_path, sni
     assert _equal(t.masks, snip.masks) and set(t.weights) == {"init", "final"}
     res = CliRunner().invoke(cli, ["train", str(src), "-o", str(src)])
     assert res.exit_code == 2 and "would replace its source" in res.output and src.read_bytes() == before
-    res = CliRunner().invoke(cli, ["train", str(src), "-o", str(tmp_path / "x.h5"), "--kept", "rewind:x"])
-    assert res.exit_code == 2 and "unknown kept-weights action 'rewind:x'" in res.output
+    res = CliRunner().invoke(cli, ["train", str(src), "-o", str(tmp_path / "x.h5"), "--weights", "rewind:x"])
+    assert res.exit_code == 2 and "unknown weights action 'rewind:x'" in res.output
 
 
 def test_kept_choices_and_help():
-    from ticketlab.cli.train import KEPT_HELP
+    from ticketlab.cli.train import WEIGHTS_HELP
 
-    assert all(c in KEPT_HELP for c in KEPT_CHOICES) and set(KEPT_ACTIONS) < set(KEPT_CHOICES)
-    assert parse_kept("rewind:0") == ("rewind", 0)
+    assert all(c in WEIGHTS_HELP for c in WEIGHTS_CHOICES) and set(KEPT_ACTIONS) < set(WEIGHTS_CHOICES)
+    assert parse_weights("rewind:0") == ("rewind", 0)

@@ -19,10 +19,10 @@ from ticketlab.training import (
     TrainResult,
     TrainConfig,
     default_train_config,
-    evaluate,
+    evaluate_model,
+    fit,
     lr_at,
     make_optimizer,
-    train,
     train_summary,
 )
 
@@ -86,7 +86,7 @@ def test_pruned_weights_exactly_zero_after_every_step(name):
         seen.append(info.iteration)
 
     config = dataclasses.replace(CONFIGS[name], epochs=3, batch_size=20)
-    res = train(model, data, config, masks=masks, device="cpu", callbacks=[check])
+    res = fit(model, data, config, masks=masks, device="cpu", callbacks=[check])
     assert seen == list(range(1, 19)) and res.iterations == 18
     # parameter objects keep their identity
     assert {n: id(p) for n, p in model.named_parameters()} == {n: id(p) for n, p in params_before.items()}
@@ -101,7 +101,7 @@ def test_pruned_weights_exactly_zero_after_every_step(name):
 def test_train_rejects_masks_that_do_not_fit():
     model = mlp()
     with pytest.raises(IncompatibleError, match="mask '0.wieght'"):
-        train(model, blobs(), TrainConfig(), masks={"0.wieght": torch.ones(16, 8, dtype=torch.bool)}, device="cpu")
+        fit(model, blobs(), TrainConfig(), masks={"0.wieght": torch.ones(16, 8, dtype=torch.bool)}, device="cpu")
 
 
 # ----------------------------------------------------------------------------- determinism
@@ -110,7 +110,7 @@ def test_train_rejects_masks_that_do_not_fit():
 def _trained(seed, data_seed=0, dropout=0.3):
     model = mlp(dropout=dropout)
     cfg = TrainConfig(optimizer="adam", lr=0.01, epochs=3, batch_size=16)
-    res = train(model, blobs(seed=data_seed), cfg, masks=weight_masks(model), seed=seed, device="cpu")
+    res = fit(model, blobs(seed=data_seed), cfg, masks=weight_masks(model), seed=seed, device="cpu")
     return state(model), res
 
 
@@ -128,13 +128,13 @@ def test_train_leaves_global_rng_untouched():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train(model, data, TrainConfig(epochs=1, batch_size=30), seed=1, device="cpu")
+    fit(model, data, TrainConfig(epochs=1, batch_size=30), seed=1, device="cpu")
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_negative_seed_is_an_error():
     with pytest.raises(ConfigError, match="seed"):
-        train(mlp(), blobs(), TrainConfig(), seed=-1, device="cpu")
+        fit(mlp(), blobs(), TrainConfig(), seed=-1, device="cpu")
 
 
 # ----------------------------------------------------------------------------- learning
@@ -143,11 +143,11 @@ def test_negative_seed_is_an_error():
 def test_learns_separable_problem():
     torch.manual_seed(0)
     model = nn.Linear(8, 2)
-    before = evaluate(model, blobs(), "test")[1]
-    res = train(model, blobs(), TrainConfig(optimizer="sgd", lr=0.1, epochs=5, batch_size=10), device="cpu")
+    before = evaluate_model(model, blobs(), "test")[1]
+    res = fit(model, blobs(), TrainConfig(optimizer="sgd", lr=0.1, epochs=5, batch_size=10), device="cpu")
     assert res.final_test_accuracy >= 0.95 > before
-    assert res.final_test_accuracy == evaluate(model, blobs(), "test")[1]
-    assert res.final_val_accuracy == evaluate(model, blobs(), "val")[1]
+    assert res.final_test_accuracy == evaluate_model(model, blobs(), "test")[1]
+    assert res.final_val_accuracy == evaluate_model(model, blobs(), "val")[1]
     assert res.best_val_accuracy == max(r["val_accuracy"] for r in res.log)
 
 
@@ -156,7 +156,7 @@ def test_log_rows_and_early_stopping_iteration():
     model = mlp(hidden=32)
     # Adam with a large rate overfits / oscillates so the minimum is not trivially last
     cfg = TrainConfig(optimizer="adam", lr=0.05, epochs=6, batch_size=25, eval_every=2)
-    res = train(model, data, cfg, device="cpu")
+    res = fit(model, data, cfg, device="cpu")
     its = [r["iteration"] for r in res.log]
     assert its == list(range(2, 25, 2))
     assert set(res.log[0]) == {"iteration", "lr", "train_loss", "val_loss", "val_accuracy", "test_accuracy"}
@@ -172,9 +172,9 @@ def test_log_rows_and_early_stopping_iteration():
 
 def test_epoch_counting_drop_last_and_iterations_override():
     data = blobs(n_train=25)
-    assert train(mlp(), data, TrainConfig(epochs=2, batch_size=10), device="cpu").iterations == 6
-    assert train(mlp(), data, TrainConfig(epochs=2, batch_size=10, drop_last=True), device="cpu").iterations == 4
-    res = train(mlp(), data, TrainConfig(epochs=2, batch_size=10, iterations=7), device="cpu")
+    assert fit(mlp(), data, TrainConfig(epochs=2, batch_size=10), device="cpu").iterations == 6
+    assert fit(mlp(), data, TrainConfig(epochs=2, batch_size=10, drop_last=True), device="cpu").iterations == 4
+    res = fit(mlp(), data, TrainConfig(epochs=2, batch_size=10, iterations=7), device="cpu")
     assert res.iterations == 7 and [r["iteration"] for r in res.log] == [3, 6, 7]
 
 
@@ -203,7 +203,7 @@ def test_lr_at_hand_computed(kwargs, total, expected):
 def test_train_uses_the_schedule():
     cfg = TrainConfig(lr=0.1, epochs=2, batch_size=20, schedule="step", milestones=(4,), warmup_iterations=2)
     seen = []
-    train(mlp(), blobs(n_train=120), cfg, device="cpu",
+    fit(mlp(), blobs(n_train=120), cfg, device="cpu",
           callbacks=[lambda i: seen.append((i.iteration, i.lr, i.optimizer.param_groups[0]["lr"]))])
     assert [(it, lr) for it, lr, _ in seen] == [(t + 1, lr_at(cfg, t, 12)) for t in range(12)]
     assert all(lr == group_lr for _, lr, group_lr in seen)
@@ -219,24 +219,24 @@ def test_snapshot_and_restart_reproduce_the_uninterrupted_run():
     model = mlp()
     init = state(model)
     masks = weight_masks(model)
-    full = train(model, data, cfg, masks=masks, seed=3, snapshot_at=11, device="cpu")
+    full = fit(model, data, cfg, masks=masks, seed=3, snapshot_at=11, device="cpu")
     assert set(full.snapshot) == set(init)
     # restart at iteration 11 from the snapshot: plain SGD has no optimizer state, so the rest
     # of the run (same batches, same rates) must give the very same weights
     model2 = mlp(seed=99)
     model2.load_state_dict(full.snapshot)
-    rest = train(model2, data, cfg, masks=masks, seed=3, start_iteration=11, device="cpu")
+    rest = fit(model2, data, cfg, masks=masks, seed=3, start_iteration=11, device="cpu")
     assert rest.iterations == 24 - 11 and rest.final_iteration == 24
     assert all(torch.equal(v, model2.state_dict()[k]) for k, v in model.state_dict().items())
     assert [r["iteration"] for r in rest.log] == [16, 24]
     # snapshot at the start iteration is the (masked) initial state
     model3 = mlp()
-    res0 = train(model3, data, dataclasses.replace(cfg, epochs=1), snapshot_at=0, device="cpu")
+    res0 = fit(model3, data, dataclasses.replace(cfg, epochs=1), snapshot_at=0, device="cpu")
     assert all(torch.equal(res0.snapshot[k], init[k]) for k in init)
 
 
 def test_start_at_total_evaluates_once():
-    res = train(mlp(), blobs(), TrainConfig(epochs=1, batch_size=60), start_iteration=2, device="cpu")
+    res = fit(mlp(), blobs(), TrainConfig(epochs=1, batch_size=60), start_iteration=2, device="cpu")
     assert res.iterations == 0 and len(res.log) == 1 and res.log[0]["iteration"] == 2
     assert math.isnan(res.log[0]["train_loss"])
 
@@ -248,7 +248,7 @@ def test_start_at_total_evaluates_once():
 )
 def test_start_and_snapshot_ranges(kw, pattern):
     with pytest.raises(ConfigError, match=pattern):
-        train(mlp(), blobs(), TrainConfig(epochs=1, batch_size=60), device="cpu", **kw)
+        fit(mlp(), blobs(), TrainConfig(epochs=1, batch_size=60), device="cpu", **kw)
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -262,14 +262,14 @@ def test_evaluate_hand_computed_and_restores_mode():
     with torch.no_grad():
         lin.weight.copy_(torch.eye(2))
     lin.train()
-    loss, acc = evaluate(lin, data, "train", batch_size=1)
+    loss, acc = evaluate_model(lin, data, "train", batch_size=1)
     assert acc == 1.0 and loss == pytest.approx(math.log(1 + math.exp(-1)))
-    loss, acc = evaluate(lin, data, "val")
+    loss, acc = evaluate_model(lin, data, "val")
     assert acc == 0.0 and loss == pytest.approx(math.log(1 + math.exp(1)))
-    assert all(math.isnan(v) for v in evaluate(lin, data, "test"))
+    assert all(math.isnan(v) for v in evaluate_model(lin, data, "test"))
     assert lin.training
     with pytest.raises(ConfigError, match="unknown split 'dev'"):
-        evaluate(lin, data, "dev")
+        evaluate_model(lin, data, "dev")
 
 
 # ----------------------------------------------------------------------------- graph data
@@ -307,21 +307,21 @@ def test_graph_training_full_batch_masked():
     model = TinyGCN()
     masks = {n: m for n, m in weight_masks(model, density=0.7).items() if "lin" in n}
     assert set(masks) == {"conv1.lin.weight", "conv2.lin.weight"}
-    res = train(model, data, TrainConfig(optimizer="adam", lr=0.05, weight_decay=5e-4, iterations=30),
+    res = fit(model, data, TrainConfig(optimizer="adam", lr=0.05, weight_decay=5e-4, iterations=30),
                 masks=masks, device="cpu")
     # graph data evaluates every GRAPH_EVAL_EVERY (10) steps and at the end, not after every step
     assert res.iterations == 30 and [r["iteration"] for r in res.log] == [10, 20, 30]
     assert res.final_test_accuracy == 1.0
     for n, m in masks.items():
         assert bool((dict(model.named_parameters())[n][~m] == 0).all())
-    val_loss, val_acc = evaluate(model, data, "val")
+    val_loss, val_acc = evaluate_model(model, data, "val")
     assert (val_loss, val_acc) == (res.final_val_loss, res.final_val_accuracy)
 
 
 def test_graph_training_deterministic():
     def run():
         model = TinyGCN()
-        train(model, tiny_graph(), TrainConfig(optimizer="adam", lr=0.05, iterations=5), seed=2, device="cpu")
+        fit(model, tiny_graph(), TrainConfig(optimizer="adam", lr=0.05, iterations=5), seed=2, device="cpu")
         return state(model)
 
     a, b = run(), run()
@@ -434,14 +434,14 @@ def test_train_trainable_regularizer_and_log_extra():
     lin = torch.nn.Linear(3, 2)
     bias0 = lin.bias.detach().clone()
     cfg = TrainConfig(optimizer="sgd", lr=0.1, epochs=1, batch_size=20)
-    res = train(lin, data, cfg, trainable={"weight": lin.weight}, regularizer=lambda: torch.tensor(5.0),
+    res = fit(lin, data, cfg, trainable={"weight": lin.weight}, regularizer=lambda: torch.tensor(5.0),
                 log_extra=lambda: {"answer": 42.0}, device="cpu")
     assert torch.equal(lin.bias, bias0)
-    plain = train(torch.nn.Linear(3, 2), data, cfg, device="cpu")
+    plain = fit(torch.nn.Linear(3, 2), data, cfg, device="cpu")
     assert res.log[-1]["answer"] == 42.0 and "answer" not in plain.log[-1]
     assert res.log[-1]["train_loss"] > 5.0 > plain.log[-1]["train_loss"]
     with pytest.raises(IncompatibleError, match="not a parameter of the model"):
-        train(lin, data, cfg, trainable={"w": torch.nn.Parameter(torch.zeros(2))}, device="cpu")
+        fit(lin, data, cfg, trainable={"w": torch.nn.Parameter(torch.zeros(2))}, device="cpu")
 
 
 def test_train_summary_lives_in_training_and_imp_does_not_import_the_runner():
@@ -463,10 +463,10 @@ def test_keep_early_stop_equals_retraining_to_that_iteration():
     torch.manual_seed(0)
     init = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
     a = copy.deepcopy(init)
-    res = train(a, data, cfg, seed=3, device="cpu", keep_early_stop=True)
+    res = fit(a, data, cfg, seed=3, device="cpu", keep_early_stop=True)
     assert res.early_stop_state is not None and "early_stop_state" not in res.summary()
     b = copy.deepcopy(init)  # retrain from the same init for exactly early_stop_iteration steps
-    train(b, data, TrainConfig(**{**cfg.to_dict(), "iterations": res.early_stop_iteration}), seed=3, device="cpu")
+    fit(b, data, TrainConfig(**{**cfg.to_dict(), "iterations": res.early_stop_iteration}), seed=3, device="cpu")
     assert 0 < res.early_stop_iteration < res.final_iteration  # a real early stop, not the last weights
     for k, v in b.state_dict().items():
         assert torch.equal(res.early_stop_state[k], v), k
@@ -480,14 +480,14 @@ def test_test_eval_stops_gives_the_exact_early_stop_and_final_accuracies():
 
     from ticketlab.data import load_dataset
     from ticketlab.models import create_model
-    from ticketlab.training import TrainConfig, train
+    from ticketlab.training import TrainConfig, fit
 
     data = load_dataset("digits", seed=0)
     out = {}
     for mode in ("every", "stops"):
         net = create_model("lenet_300_100", data.spec, seed=0)
         cfg = TrainConfig(optimizer="adam", lr=1.2e-3, epochs=6, eval_every=5, test_eval=mode)
-        out[mode] = train(net, data, cfg, seed=0, device="cpu")
+        out[mode] = fit(net, data, cfg, seed=0, device="cpu")
     every, stops = out["every"], out["stops"]
     assert [r["val_loss"] for r in every.log] == [r["val_loss"] for r in stops.log]
     assert stops.early_stop_iteration == every.early_stop_iteration
@@ -510,11 +510,11 @@ def test_test_eval_is_validated_and_graph_data_scores_every_split():
     from ticketlab.data import load_dataset
     from ticketlab.errors import ConfigError
     from ticketlab.models import create_model
-    from ticketlab.training import TrainConfig, train
+    from ticketlab.training import TrainConfig, fit
 
     with pytest.raises(ConfigError, match="test_eval must be one of stops, every"):
         TrainConfig(test_eval="sometimes")
     data = load_dataset("karate", seed=0)
     net = create_model("gcn", data.spec, seed=0)
-    res = train(net, data, TrainConfig(optimizer="adam", lr=0.01, iterations=30), seed=0, device="cpu")
+    res = fit(net, data, TrainConfig(optimizer="adam", lr=0.01, iterations=30), seed=0, device="cpu")
     assert not any(math.isnan(r["test_accuracy"]) for r in res.log)  # one forward pass scores them all

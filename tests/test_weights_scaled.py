@@ -79,7 +79,7 @@ def test_every_learned_miner_scales_by_the_run_density(method):
     bare = ticketlab.Ticket(masks=t.masks, provenance=t.provenance)
     rb = rebuild(bare, device="cpu")
     assert rb.source == "recreated"
-    assert all(np.array_equal(rb.theta0[n].numpy(), w) for n, w in t.weights["init"].items())
+    assert all(np.array_equal(rb.init_weights[n].numpy(), w) for n, w in t.weights["init"].items())
 
 
 def test_other_treatments_record_no_density():

@@ -28,7 +28,7 @@ from ticketlab.registry import match_name
 
 #: kind -> (the registry's word for one entry, the registry's module: once it is imported, and so
 #: torch too, the registry itself is read, with any plug-in registered in the process)
-KINDS = {"miners": ("miner", "ticketlab.miners.base"),
+KINDS = {"miners": ("miner", "ticketlab.miners.registry"),
          "models": ("model", "ticketlab.models.registry"),
          "datasets": ("data set", "ticketlab.data.registry")}
 

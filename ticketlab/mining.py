@@ -27,7 +27,8 @@ from ticketlab.device import resolve_device
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
+from ticketlab.miners import get_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.progress import NullProgress
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.spec import DEPRECATED_KEYWORDS, RUN_OPTIONS, MineSpec, translate_deprecated
@@ -464,7 +465,7 @@ class _Run:
     def finish(self) -> None:
         """The ticket's start weights (a method's kept action), the miner's clean-up, and the
         masks applied to the network; the facts the ticket records about the run's end."""
-        start_weights = self.miner.ticket_weights(self.ctx, self.masks)  # e.g. the supermask's --kept action
+        start_weights = self.miner.ticket_weights(self.ctx, self.masks)  # e.g. the supermask's --weights action
         self.miner.finish(self.ctx)
         if start_weights is not None:  # the ticket's network starts from these: its init snapshot
             self.init = {n: start_weights[n].detach().cpu().numpy().copy() for n in self.params}

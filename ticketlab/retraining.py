@@ -6,15 +6,15 @@ The pieces are shared with the rest of ticketlab, not copied:
   data set, seed): the model built with the provenance seed gives the biases and batch-norm
   state; the prunable weights are the stored ``init`` snapshot, or, where none is stored, the
   provenance seed's draw with the run's weight treatment (:func:`ticketlab.weights.apply_treatment_`)
-  and, for a supermask ticket, its ``--kept`` action; after a ``reinit`` transform, the fresh
+  and, for a supermask ticket, its ``--weights`` action; after a ``reinit`` transform, the fresh
   draw of :func:`ticketlab.transforms.reinit_model_seed`. A ticket whose provenance records
   :data:`ticketlab.weights.KEPT_CONVENTIONS` (the supermask miner's protocol reference) starts
   with its biases under the recorded action and bias masks, and the bias masks hold in training.
   :func:`ticketlab.evaluate` uses it too.
 * :func:`train_sparse` is the masked training of ``mine --train-ticket`` (the runner calls it):
-  rewind the whole initial state, then :func:`ticketlab.training.train` with the masks, so pruned
+  rewind the whole initial state, then :func:`ticketlab.training.fit` with the masks, so pruned
   weights stay exactly zero.
-* ``kept`` chooses the starting weights with the shared mask-1 actions
+* ``weights`` chooses the starting weights with the shared mask-1 actions
   (:data:`ticketlab.weights.KEPT_ACTIONS`, :func:`ticketlab.weights.start_weights`), or
   ``rewind:K``: the dense network trained ``K`` iterations from the init (same config and seed),
   then the sparse one trained from iteration ``K`` of the same schedule, as IMP's
@@ -29,7 +29,7 @@ Example:
     >>> import ticketlab
     >>> t = ticketlab.mine("random", density=0.2, seed=0, device="cpu")
     >>> trained = ticketlab.train(t, train_epochs=1, device="cpu")
-    >>> trained.provenance["trained_from"]["kept"], sorted(trained.weights)
+    >>> trained.provenance["trained_from"]["weights"], sorted(trained.weights)
     ('init', ['final', 'init'])
 """
 
@@ -49,26 +49,26 @@ import torch
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.progress import NullProgress
 from ticketlab.ticket import Ticket
-from ticketlab.weights import KEPT_ACTIONS, check_kept
+from ticketlab.weights import KEPT_ACTIONS, check_action
 
-#: What ``--kept`` takes: the mask-1 actions, and ``rewind:K`` (K an iteration).
-KEPT_CHOICES = ("init", "rewind:K", *[a for a in KEPT_ACTIONS if a != "init"])
+#: What ``weights`` (``--weights``) takes: the mask-1 actions, and ``rewind:K`` (K an iteration).
+WEIGHTS_CHOICES = ("init", "rewind:K", *[a for a in KEPT_ACTIONS if a != "init"])
 _REWIND = re.compile(r"rewind:(\d+)")
 
 
-def parse_kept(text: str) -> tuple[str, int]:
-    """``(action, K)`` of a ``kept`` value; ``K`` is the rewind iteration (0 unless ``rewind:K``).
+def parse_weights(text: str) -> tuple[str, int]:
+    """``(action, K)`` of a ``weights`` value; ``K`` is the rewind iteration (0 unless ``rewind:K``).
 
     Example:
-        >>> parse_kept("rewind:20"), parse_kept("signed_constant")
+        >>> parse_weights("rewind:20"), parse_weights("signed_constant")
         (('rewind', 20), ('signed_constant', 0))
     """
     m = _REWIND.fullmatch(text) if isinstance(text, str) else None
     if m is not None:
         return "rewind", int(m.group(1))
     if text not in KEPT_ACTIONS:
-        raise ConfigError(f"unknown kept-weights action '{text}' (choose from: {', '.join(KEPT_CHOICES)})")
-    return check_kept(text), 0
+        raise ConfigError(f"unknown weights action '{text}' (choose from: {', '.join(WEIGHTS_CHOICES)})")
+    return check_action(text), 0
 
 
 def resolve_train_config(model: str, dataset: str, *, train_epochs: int | None = None,
@@ -102,8 +102,9 @@ class Rebuilt:
         data: the ticket's data set, split by the provenance seed.
         params: the masked parameters (name -> parameter of ``net``), in the masks' order.
         masks: boolean torch masks on ``device``.
-        theta0: the initial prunable weights (name -> tensor on ``device``; whole layers).
-        state: the whole initial ``state_dict`` (CPU copies), prunable weights = ``theta0``.
+        init_weights: the initial prunable weights, θ0 (name -> tensor on ``device``; whole layers;
+            ``theta0`` is its deprecated alias).
+        state: the whole initial ``state_dict`` (CPU copies), prunable weights = ``init_weights``.
         source: ``"stored"`` (the ticket's ``init``), ``"recreated"`` (from the provenance) or
             ``"reinit"`` (the fresh draw of a ``reinit`` transform).
         seed: the provenance seed.
@@ -118,13 +119,21 @@ class Rebuilt:
     data: Any
     params: dict[str, torch.nn.Parameter]
     masks: dict[str, torch.Tensor]
-    theta0: dict[str, torch.Tensor]
+    init_weights: dict[str, torch.Tensor]
     state: dict[str, torch.Tensor]
     source: str
     seed: int
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     bias_masks: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     signs: str = "kept"
+
+    @property
+    def theta0(self) -> dict[str, torch.Tensor]:
+        """Deprecated alias of :attr:`init_weights` (``theta0`` also named IMP's whole initial state)."""
+        from ticketlab.deprecation import warn_renamed
+
+        warn_renamed("Rebuilt.theta0", "Rebuilt.init_weights")
+        return self.init_weights
 
     def draw(self, model_seed: int, names: Any = None) -> dict[str, torch.Tensor]:
         """The prunable weights (or the parameters ``names``) of a fresh copy of the model built
@@ -139,7 +148,7 @@ class Rebuilt:
 
     def start(self, action: str, *, seed: int, fresh_seed: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(weights, biases)`` a network starts from under the mask-1 ``action`` applied to the
-        rebuilt start (:func:`ticketlab.weights.start_weights` of ``theta0``; the biases of
+        rebuilt start (:func:`ticketlab.weights.start_weights` of ``init_weights``; the biases of
         :attr:`bias_masks`, from ``state``, by :func:`ticketlab.weights.start_biases`, else none):
         permutations from ``seed``'s streams, ``reinit``'s fresh draw from ``fresh_seed``."""
         from ticketlab.weights import kept_generator, start_biases, start_weights
@@ -147,7 +156,7 @@ class Rebuilt:
         fresh = self.draw(fresh_seed, [*self.params, *self.bias_masks]) if action == "reinit" else None
         gen = kept_generator(seed)
         weights = {n: start_weights(action, w, self.masks[n], generator=gen, within=self.signs,
-                                    fresh=None if fresh is None else fresh[n]) for n, w in self.theta0.items()}
+                                    fresh=None if fresh is None else fresh[n]) for n, w in self.init_weights.items()}
         biases = {}
         if self.bias_masks:
             dev = {n: m.device for n, m in self.bias_masks.items()}
@@ -209,31 +218,31 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
                       bias_masks=bias_masks(pruned_biases, named), signs=signs)
     fresh_seed = reinit_model_seed(ticket)
     if fresh_seed is not None:  # a reinit transform: the fresh draw is the ticket's init
-        source, theta0 = "reinit", rebuilt.draw(fresh_seed)
+        source, init_weights = "reinit", rebuilt.draw(fresh_seed)
     elif "init" in ticket.weights:
         source = "stored"
-        theta0 = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
+        init_weights = {n: torch.as_tensor(np.asarray(ticket.weights["init"][n])).to(dev, p.dtype) for n, p in params.items()}
     else:  # the provenance seed's draw, then the run's weight treatment (as the runner made it)
         source = "recreated"
         apply_recorded_treatment_(params, prov)
-        theta0 = {n: p.detach().clone() for n, p in params.items()}
-        choice = prov.get("supermask")
-        kept = choice.get("kept") if isinstance(choice, dict) else None
-        if kept not in (None, "init"):  # the supermask miner's ticket starts from its --kept weights
+        init_weights = {n: p.detach().clone() for n, p in params.items()}
+        choice = prov.get("supermask")  # its action is "kept" in tickets written before issue 24
+        chosen = choice.get("weights", choice.get("kept")) if isinstance(choice, dict) else None
+        if chosen not in (None, "init"):  # the supermask miner's ticket starts from its --weights action
             gen = kept_generator(run_seed)
-            fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if kept == "reinit" else None
-            theta0 = {n: kept_weights(kept, w, masks[n], generator=gen, within=signs,
-                                      fresh=None if fresh is None else fresh[n]) for n, w in theta0.items()}
+            fresh = rebuilt.draw(reinit_draw_seed(run_seed)) if chosen == "reinit" else None
+            init_weights = {n: kept_weights(chosen, w, masks[n], generator=gen, within=signs,
+                                            fresh=None if fresh is None else fresh[n]) for n, w in init_weights.items()}
     with torch.no_grad():
         for n, p in params.items():
-            p.copy_(theta0[n])
+            p.copy_(init_weights[n])
         if rebuilt.bias_masks:  # the recorded action on the initial biases, under their masks
             fresh_b = rebuilt.draw(reinit_draw_seed(run_seed), list(rebuilt.bias_masks)) if action == "reinit" else None
             b0 = {n: named[n].detach().clone() for n in rebuilt.bias_masks}
             for n, b in start_biases(action or "init", b0, rebuilt.bias_masks, seed=run_seed, within=signs,
                                      fresh=fresh_b).items():
                 named[n].copy_(b)
-    rebuilt.theta0, rebuilt.source = theta0, source
+    rebuilt.init_weights, rebuilt.source = init_weights, source
     rebuilt.state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     return rebuilt
 
@@ -260,10 +269,10 @@ def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: 
         >>> row["kept"], float(net.weight.detach()[:, 1].abs().sum())
         (2, 0.0)
     """
-    from ticketlab.training import train, train_summary
+    from ticketlab.training import fit, train_summary
 
     net.load_state_dict(dict(state))
-    result = train(net, data, config, masks={**masks, **dict(extra_masks or {})}, seed=seed, device=device,
+    result = fit(net, data, config, masks={**masks, **dict(extra_masks or {})}, seed=seed, device=device,
                    progress=progress or NullProgress(), start_iteration=start_iteration, label=label)
     kept = sum(int(m.sum()) for m in masks.values())
     row = {"stage": "ticket", "kept": kept, "density": kept / sum(m.numel() for m in masks.values()),
@@ -355,11 +364,11 @@ def rewound_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data:
         >>> torch.equal(rewound_state(net, s0, data, TrainConfig(), 0, seed=0, device="cpu")["weight"], s0["weight"])
         True
     """
-    from ticketlab.training import state_copy, total_iterations, train
+    from ticketlab.training import state_copy, total_iterations, fit
 
     total = total_iterations(config, data)
     if not 0 <= iteration <= total:
-        raise ConfigError(f"kept rewind:{iteration} is past the end of training ({total} iterations)")
+        raise ConfigError(f"weights rewind:{iteration} is past the end of training ({total} iterations)")
     net.load_state_dict(dict(state))
     if iteration == 0:
         return state_copy(net)
@@ -369,7 +378,7 @@ def rewound_state(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data:
             raise _Stop
 
     try:
-        train(net, data, config, seed=seed, device=device, progress=progress or NullProgress(), callbacks=(stop,),
+        fit(net, data, config, seed=seed, device=device, progress=progress or NullProgress(), callbacks=(stop,),
               label=f"rewind: dense to {iteration}")
     except _Stop:
         pass
@@ -388,19 +397,20 @@ def file_sha256(path: str | Path) -> str:
 def train(
     ticket: Ticket | str | Path,
     *,
-    kept: str = "init",
+    weights: str = "init",
     train_epochs: int | None = None,
     train_options: Mapping[str, Any] | None = None,
     seed: int | None = None,
     device: str | torch.device = "auto",
     data_root: str | Path | None = None,
     progress: NullProgress | None = None,
+    kept: str | None = None,
 ) -> Ticket:
     """Train ``ticket``'s sparse network and return the trained ticket (the source is not modified).
 
     Args:
         ticket: a :class:`Ticket` or the path of a ticket file (read, never written).
-        kept: the starting weights: a mask-1 action (``init``, ``signed_constant``, ``reinit``,
+        weights: the starting weights: a mask-1 action (``init``, ``signed_constant``, ``reinit``,
             ... :data:`ticketlab.weights.KEPT_ACTIONS`) applied to the init, or ``rewind:K``.
         train_epochs, train_options: as ``mine``'s (:func:`resolve_train_config`).
         seed: the training seed (batch order, dropout, the random mask-1 actions' draws and
@@ -408,10 +418,11 @@ def train(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         data_root: where the data set's files are, for data sets that need files.
         progress: a progress sink (``ticketlab.progress.make_progress()``).
+        kept: the old name of ``weights`` (deprecated: it warns once).
 
     Returns:
         A ticket with the same masks and scores; the source's provenance plus ``trained_from``
-        (source file name and SHA-256 when read from a file, ``kept``, ``seed``, where the init
+        (source file name and SHA-256 when read from a file, ``weights``, ``seed``, where the init
         came from: ``stored`` / ``recreated`` / ``reinit``, the resolved train config, the source's
         ``test_accuracy``), ``test_accuracy`` and ``trained = True``; weights ``init`` (what the
         training started from: :func:`ticketlab.weights.start_weights`, or θ0 for ``rewind:K``)
@@ -421,22 +432,24 @@ def train(
     Example:
         >>> import ticketlab
         >>> t = ticketlab.mine("random", density=0.2, seed=0, device="cpu")
-        >>> r = ticketlab.train(t, kept="signed_constant", train_epochs=1, device="cpu")
+        >>> r = ticketlab.train(t, weights="signed_constant", train_epochs=1, device="cpu")
         >>> r.history[-1]["stage"], r.provenance["trained_from"]["init"]
         ('ticket', 'stored')
     """
     from ticketlab.data import split_samples
+    from ticketlab.deprecation import renamed_kwarg
     from ticketlab.fileformat import load
     from ticketlab.metrics.health import PROVENANCE_KEY as HEALTH_KEY, health
     from ticketlab.training import resolved_config
     from ticketlab.weights import reinit_draw_seed
 
+    weights = renamed_kwarg("ticketlab.train", "kept", "weights", kept, weights, "init")
     source_file: dict[str, Any] = {}
     if not isinstance(ticket, Ticket):
         path = Path(ticket)
         ticket = load(path)
         source_file = {"file": path.name, "sha256": file_sha256(path)}
-    mode, rewind_at = parse_kept(kept)
+    mode, rewind_at = parse_weights(weights)
     rb = rebuild(ticket, data_root=data_root, device=device)
     if seed is None:
         seed = rb.seed
@@ -445,20 +458,20 @@ def train(
     prov = ticket.provenance
     config = resolve_train_config(str(prov["model"]), str(prov["dataset"]), train_epochs=train_epochs,
                                   train_options=train_options)
-    dev = rb.theta0[next(iter(rb.theta0))].device
+    dev = rb.init_weights[next(iter(rb.init_weights))].device
     if mode == "rewind":
         state = rewound_state(rb.net, rb.state, rb.data, config, rewind_at, seed=seed, device=dev, progress=progress)
-        start = {n: w.detach().cpu() for n, w in rb.theta0.items()}  # the run began at θ0
+        start = {n: w.detach().cpu() for n, w in rb.init_weights.items()}  # the run began at θ0
     else:
-        weights, biases = rb.start(mode, seed=seed, fresh_seed=reinit_draw_seed(seed))
-        start = {n: w.cpu() for n, w in weights.items()}
-        state = {**rb.state, **{n: w.cpu().to(rb.state[n].dtype) for n, w in {**weights, **biases}.items()}}
+        start_w, biases = rb.start(mode, seed=seed, fresh_seed=reinit_draw_seed(seed))
+        start = {n: w.cpu() for n, w in start_w.items()}
+        state = {**rb.state, **{n: w.cpu().to(rb.state[n].dtype) for n, w in {**start_w, **biases}.items()}}
     result, row = train_sparse(rb.net, state, rb.data, config, rb.masks, seed=seed, device=dev, progress=progress,
-                               start_iteration=rewind_at, label=f"train ({kept})", extra_masks=rb.bias_masks)
+                               start_iteration=rewind_at, label=f"train ({weights})", extra_masks=rb.bias_masks)
     final = final_snapshot(rb.net, rb.masks)  # the masked weights (pruned ones 0), then the rest of the state
 
     provenance = copy.deepcopy(prov)
-    record: dict[str, Any] = {**source_file, "kept": kept, "seed": seed, "init": rb.source,
+    record: dict[str, Any] = {**source_file, "weights": weights, "seed": seed, "init": rb.source,
                               "train_config": dataclasses.asdict(resolved_config(config, rb.data))}
     if mode == "rewind":
         record["rewind_iteration"] = rewind_at

@@ -4,7 +4,7 @@ its layer-wise densities?
 
 :func:`sanity_check` applies each check (a transform of :mod:`ticketlab.transforms`:
 ``shuffle_layerwise``, ``shuffle_global``, ``invert``, ``reinit``) with each seed, trains the result
-as ``ticketlab train`` does (:func:`ticketlab.retraining.train`: same ``kept`` start, training
+as ``ticketlab train`` does (:func:`ticketlab.retraining.train`: same ``weights`` start, training
 config and seed), trains the original ticket with the same seeds, and compares the final test
 accuracies (:func:`compare_runs`):
 
@@ -19,7 +19,7 @@ accuracies (:func:`compare_runs`):
   the verdict says that none is possible (:data:`NO_VERDICT`).
 
 Every training of a check is the original's training with only the ticket changed: a ``reinit``
-check with ``kept="rewind:K"`` trains the fresh draw densely for ``K`` iterations, as the
+check with ``weights="rewind:K"`` trains the fresh draw densely for ``K`` iterations, as the
 original's θ0 is. :func:`sanity_many` runs several ticket files in worker processes, each with
 ``cores // jobs`` torch threads, so that they do not oversubscribe the machine.
 
@@ -126,11 +126,19 @@ class SanityResult:
 
     ticket: dict[str, Any]  # method, model, dataset, density, seed (and file, when read from one)
     seeds: tuple[int, ...]
-    kept: str
+    weights: str  # the starting weights of every training (``kept`` before issue 24)
     original: tuple[float, ...]  # the original ticket's final test accuracy per seed
     rows: list[CheckRow]
     train_config: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def kept(self) -> str:
+        """Deprecated alias of :attr:`weights`."""
+        from ticketlab.deprecation import warn_renamed
+
+        warn_renamed("SanityResult.kept", "SanityResult.weights")
+        return self.weights
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON data (``json.dumps(..., allow_nan=False)`` works: a missing value is ``None``).
@@ -147,7 +155,7 @@ class SanityResult:
             for key in ("mean", "std", "original_mean", "original_std", "difference", "threshold"):
                 d[key] = _finite(d[key])
             rows.append(d)
-        return {"ticket": dict(self.ticket), "seeds": list(self.seeds), "kept": self.kept,
+        return {"ticket": dict(self.ticket), "seeds": list(self.seeds), "weights": self.weights,
                 "original": [_finite(a) for a in self.original], "rows": rows,
                 "rule": f"effect when |difference| > max({SE_FACTOR:g} standard errors, {MIN_EFFECT * 100:g} pp)",
                 "train_config": dict(self.train_config), "seconds": round(self.seconds, 3)}
@@ -173,18 +181,20 @@ def sanity_check(
     checks: Sequence[str] = DEFAULT_CHECKS,
     seeds: int | Sequence[int] = 3,
     *,
-    kept: str = "init",
+    weights: str = "init",
     train_epochs: int | None = None,
     train_options: Mapping[str, Any] | None = None,
     device: str = "auto",
     data_root: str | Path | None = None,
     progress: NullProgress | None = None,
+    kept: str | None = None,
 ) -> SanityResult:
     """Run ``checks`` on ``ticket`` with each of ``seeds`` (a count: ``0 .. n-1``) and compare them
     with the original ticket trained with the same seeds (module docstring).
 
     Each seed ``s`` is both the transform's seed and the training seed of every run with it.
-    ``kept``, ``train_epochs`` and ``train_options`` are :func:`ticketlab.retraining.train`'s.
+    ``weights``, ``train_epochs`` and ``train_options`` are :func:`ticketlab.retraining.train`'s
+    (``kept``: the old name of ``weights``, deprecated).
 
     Example:
         >>> import ticketlab
@@ -194,9 +204,12 @@ def sanity_check(
     """
     import time
 
+    from ticketlab.deprecation import renamed_kwarg
     from ticketlab.fileformat import load
-    from ticketlab.retraining import parse_kept, train
+    from ticketlab.retraining import parse_weights, train
     from ticketlab.transforms import get_transform
+
+    weights = renamed_kwarg("ticketlab.sanity_check", "kept", "weights", kept, weights, "init")
 
     started = time.perf_counter()
     info: dict[str, Any] = {}
@@ -209,7 +222,7 @@ def sanity_check(
     if len(set(checks)) != len(checks):
         raise ConfigError(f"checks list a check twice: {', '.join(checks)}")
     transforms = {c: get_transform(c) for c in checks}  # unknown names fail before any training
-    parse_kept(kept)
+    parse_weights(weights)
     seed_list = _seeds(seeds)
     for fn in transforms.values():  # a check the ticket cannot take (invert without scores) fails now
         fn(ticket, seed=seed_list[0])
@@ -218,7 +231,7 @@ def sanity_check(
     progress = progress or NullProgress()
     accs: dict[str, list[float]] = {c: [] for c in ["original", *checks]}
     config: dict[str, Any] = {}
-    opts = dict(kept=kept, train_epochs=train_epochs, train_options=train_options, device=device,
+    opts = dict(weights=weights, train_epochs=train_epochs, train_options=train_options, device=device,
                 data_root=data_root, progress=progress)
     with progress.task("sanity: trainings", total=len(seed_list) * (1 + len(checks))) as bar:
         for s in seed_list:
@@ -229,7 +242,7 @@ def sanity_check(
                 config = trained.provenance["trained_from"]["train_config"]
                 bar.advance()
     rows = [compare_runs(c, accs[c], accs["original"]) for c in checks]
-    return SanityResult(info, seed_list, kept, tuple(accs["original"]), rows, config, time.perf_counter() - started)
+    return SanityResult(info, seed_list, weights, tuple(accs["original"]), rows, config, time.perf_counter() - started)
 
 
 def _one(path: str, threads: int | None, kwargs: dict[str, Any]) -> SanityResult:

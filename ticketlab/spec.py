@@ -299,8 +299,12 @@ class MineSpec:
         check_count_rule(p.count_rule)
         from ticketlab.miners import get_miner
 
+        from ticketlab.deprecation import translate_options
+
         miner_cls = get_miner(self.method)
-        miner_cls.Config(**self.miner)
+        # an option's old name means its new one (a ticket's record may hold it: no warning here; the
+        # miner warns where its config is built from what a user wrote)
+        miner_cls.Config(**translate_options(self.method, self.miner, warn=False))
         return self
 
     def hashname(self) -> str:
@@ -402,14 +406,19 @@ def _check_schedule_values(schedule: Any) -> None:
 
 
 def _miner_defaults(method: str) -> dict[str, Any]:
-    """The method's option defaults (imports the miner registry); none for an unknown method."""
+    """The method's option defaults (imports the miner registry); none for an unknown method. An
+    option's old name (``docs/glossary.md``) has its new name's default, so that a study file that
+    writes a default under the old name keeps its hash."""
     try:
         from ticketlab.miners import get_miner
 
         cls = get_miner(method)
     except ConfigError:
         return {}
-    return {f.name: f.default for f in fields(cls.Config) if f.default is not dataclasses.MISSING}
+    from ticketlab.deprecation import old_option_names
+
+    defaults = {f.name: f.default for f in fields(cls.Config) if f.default is not dataclasses.MISSING}
+    return {**defaults, **{old: defaults[new] for old, new in old_option_names(method).items() if new in defaults}}
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """Mask distance during training (Early-Bird tickets, You et al. 2020, Section 3.2).
 
-A :class:`MaskTracker` is a :func:`ticketlab.training.train` callback: every ``every``
+A :class:`MaskTracker` is a :func:`ticketlab.training.fit` callback: every ``every``
 iterations it takes the mask that magnitude pruning would give at the run's target density
 (``|w|`` ranked by the shared :func:`~ticketlab.selection.select_top`, over the run's scope) and
 records the normalised Hamming distance to the previous tracked mask, the fraction of

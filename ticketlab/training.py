@@ -4,10 +4,15 @@
   each field's metadata); :func:`default_train_config` gives sensible ones per model / data set
   (Frankle & Carbin 2019, "The Lottery Ticket Hypothesis", Figure 2 / Appendix, for LeNet and
   Conv-2/4/6; open_lth conventions for VGG / ResNet; Kipf & Welling 2017 for GCN).
-* :func:`train` runs it: deterministic for a seed, minibatches by index slicing of in-memory
-  tensors (tensor data) or full-batch steps with the loss on ``train_mask`` nodes (graph data),
-  and a :class:`~ticketlab.masking.MaskedOptimizer` that keeps pruned weights exactly zero.
-* :func:`evaluate` gives ``(loss, accuracy)`` of one split.
+* :func:`fit` runs it on a model (``ticketlab.train`` trains a *ticket*, :mod:`ticketlab.retraining`):
+  deterministic for a seed, minibatches by index slicing of in-memory tensors (tensor data) or
+  full-batch steps with the loss on ``train_mask`` nodes (graph data), and a
+  :class:`~ticketlab.masking.MaskedOptimizer` that keeps pruned weights exactly zero.
+* :func:`evaluate_model` gives ``(loss, accuracy)`` of one split (``ticketlab.evaluate`` evaluates a
+  *ticket*, :mod:`ticketlab.evaluation`).
+
+``fit`` and ``evaluate_model`` were called ``train`` and ``evaluate`` before issue 24; the old names
+still work, with a :class:`DeprecationWarning` (``docs/glossary.md``).
 
 Iteration ``t`` (0-based) is the optimizer step that turns the weights "after ``t``
 iterations" into the weights "after ``t + 1`` iterations"; its learning rate is
@@ -26,7 +31,7 @@ is NaN); ``test_eval="every"`` scores it every time (Frankle & Carbin's test cur
 Randomness (STYLE 6): the batch order of epoch ``e`` comes from a ``torch.Generator`` seeded
 with a value derived from ``(seed, e)`` only, so a run restarted at ``start_iteration`` sees the
 same batches as the uninterrupted run. Dropout and other in-model randomness draw from torch's
-global RNG; :func:`train` seeds it from ``seed`` inside a ``torch.random.fork_rng`` scope, so
+global RNG; :func:`fit` seeds it from ``seed`` inside a ``torch.random.fork_rng`` scope, so
 the caller's global RNG state is the same after the call as before. (A restarted run gets the
 same data order but different dropout draws than the uninterrupted one.)
 
@@ -37,7 +42,7 @@ Example:
     >>> x = torch.randn(40, 2, generator=g); y = (x[:, 0] > 0).long()
     >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
     >>> model = torch.nn.Linear(2, 2)
-    >>> res = train(model, data, TrainConfig(optimizer="sgd", lr=0.5, epochs=20, batch_size=10), device="cpu")
+    >>> res = fit(model, data, TrainConfig(optimizer="sgd", lr=0.5, epochs=20, batch_size=10), device="cpu")
     >>> res.final_test_accuracy > 0.9
     True
 """
@@ -344,7 +349,7 @@ class StepInfo:
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train`.
+    """Outcome of :func:`fit`.
 
     ``log`` has one row per evaluation: ``iteration``, ``lr``, ``train_loss`` (mean minibatch
     loss since the previous evaluation), ``val_loss``, ``val_accuracy``, ``test_accuracy``. The
@@ -388,7 +393,7 @@ def steps_per_epoch(config: TrainConfig, data: TensorData | GraphData) -> int:
 
 
 def total_iterations(config: TrainConfig, data: TensorData | GraphData) -> int:
-    """Optimizer steps of one :func:`train` run: ``iterations`` if set, else ``epochs`` epochs.
+    """Optimizer steps of one :func:`fit` run: ``iterations`` if set, else ``epochs`` epochs.
 
     Example:
         >>> from ticketlab.data import load_dataset
@@ -407,7 +412,7 @@ GRAPH_EVAL_EVERY = 10
 
 
 def eval_cadence(config: TrainConfig, data: TensorData | GraphData) -> int:
-    """Iterations between evaluations in :func:`train`: ``config.eval_every`` when set, else one
+    """Iterations between evaluations in :func:`fit`: ``config.eval_every`` when set, else one
     epoch on tensor data and :data:`GRAPH_EVAL_EVERY` on graph data (an evaluation also follows
     the last iteration).
 
@@ -423,7 +428,7 @@ def eval_cadence(config: TrainConfig, data: TensorData | GraphData) -> int:
 
 
 def resolved_config(config: TrainConfig, data: TensorData | GraphData) -> TrainConfig:
-    """``config`` with ``eval_every`` set to the cadence :func:`train` uses on ``data``: what a
+    """``config`` with ``eval_every`` set to the cadence :func:`fit` uses on ``data``: what a
     ticket's provenance records, so that reading it back trains the same way.
 
     Example:
@@ -491,7 +496,7 @@ def _evaluate_splits(
         model.train(was_training)
 
 
-def evaluate(
+def evaluate_model(
     model: nn.Module, data: TensorData | GraphData, split: str, *, batch_size: int = 1000
 ) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``split`` ("train", "val" or "test").
@@ -505,7 +510,7 @@ def evaluate(
         >>> x = torch.eye(2); y = torch.tensor([0, 1])
         >>> data = TensorData(DataSpec("toy", "tensor", (2,), 2), (x, y), (x, y), (x, y))
         >>> lin = torch.nn.Linear(2, 2, bias=False); _ = lin.weight.data.copy_(torch.eye(2))
-        >>> evaluate(lin, data, "test")[1]
+        >>> evaluate_model(lin, data, "test")[1]
         1.0
     """
     return _evaluate_splits(model, data, [split], batch_size)[split]
@@ -771,7 +776,7 @@ def _result(log: list[dict[str, float]], start_iteration: int, total: int, wall:
     )
 
 
-def train(
+def fit(
     model: nn.Module,
     data: TensorData | GraphData,
     config: TrainConfig,
@@ -827,7 +832,7 @@ def train(
         >>> from ticketlab.data.base import DataSpec, TensorData
         >>> x = torch.randn(30, 4); y = (x.sum(1) > 0).long()
         >>> data = TensorData(DataSpec("toy", "tensor", (4,), 2), (x, y), (x, y), (x, y))
-        >>> res = train(torch.nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=10), device="cpu")
+        >>> res = fit(torch.nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=10), device="cpu")
         >>> res.iterations, [row["iteration"] for row in res.log]
         (6, [3, 6])
     """
@@ -890,3 +895,17 @@ def train(
         if not log.rows:
             log.record(total, lr, last=True)
     return _result(log.rows, start_iteration, total, time.perf_counter() - start_time, snapshot, log.best_state)
+
+
+#: Old names of :func:`fit` and :func:`evaluate_model` (issue 24): they trained and evaluated a
+#: model, where ``ticketlab.train`` / ``ticketlab.evaluate`` take a ticket.
+_RENAMED = {"train": "fit", "evaluate": "evaluate_model"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        from ticketlab.deprecation import warn_renamed
+
+        warn_renamed(f"ticketlab.training.{name}", f"ticketlab.training.{_RENAMED[name]}", stacklevel=3)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

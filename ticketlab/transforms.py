@@ -85,7 +85,7 @@ def recorded_transforms(provenance: Mapping[str, Any]) -> list[dict[str, Any]]:
     this (a damaged or hand-made file) is a one-sentence :class:`~ticketlab.errors.ConfigError`.
 
     Example:
-        >>> recorded_transforms({"transforms": [{"name": "reinit", "seed": 5, "kept": "reinit"}]})[0]["seed"]
+        >>> recorded_transforms({"transforms": [{"name": "reinit", "seed": 5, "weights": "reinit"}]})[0]["seed"]
         5
         >>> recorded_transforms({"transforms": "reinit"})
         Traceback (most recent call last):
@@ -205,21 +205,21 @@ def reinit(ticket: Ticket, *, seed: int) -> Ticket:
     reinitialization ablation).
 
     numpy cannot draw a torch model's initialization, so the transform does not draw: it drops
-    the stored ``init`` weights and records ``{"name": "reinit", "seed": seed, "kept": "reinit"}``.
+    the stored ``init`` weights and records ``{"name": "reinit", "seed": seed, "weights": "reinit"}``.
     Whoever builds the network (ticket training) materializes the draw with the shared
     weight-treatment helpers, not a copy of them: the model built with seed
     :func:`reinit_model_seed` (``ticketlab.weights.reinit_draw_seed(seed)``) gives ``fresh`` to
     ``ticketlab.weights.kept_weights("reinit", w0, mask, fresh=...)`` — the draw that
-    ``--kept reinit`` makes for a run with that seed. A later ``reinit`` replaces an earlier one.
+    ``--weights reinit`` makes for a run with that seed. A later ``reinit`` replaces an earlier one.
 
     Example:
         >>> t = Ticket(masks={"w": np.array([True, False])}, weights={"init": {"w": np.array([0.1, 0.2])}})
         >>> r = reinit(t, seed=5)
         >>> r.weights, r.provenance["transforms"]
-        ({}, [{'name': 'reinit', 'seed': 5, 'kept': 'reinit'}])
+        ({}, [{'name': 'reinit', 'seed': 5, 'weights': 'reinit'}])
     """
     masks = {n: m.copy() for n, m in ticket.masks.items()}
-    record = {"name": "reinit", "seed": _check_seed(seed), "kept": "reinit"}
+    record = {"name": "reinit", "seed": _check_seed(seed), "weights": "reinit"}
     return _derived(ticket, masks, record, init=False, scores=True)
 
 

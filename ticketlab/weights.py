@@ -1,7 +1,9 @@
 """Weight treatments: what a network's prunable weights are set to before a method uses them.
 
 One set of helpers for every method that needs them (the learned-mask miners' ``--weights``,
-and the sanity checks and ticket training that reuse them). Each treatment maps a layer's
+and the sanity checks and ticket training that reuse them). Every option that chooses a masked
+network's starting weights is called ``weights`` (``docs/glossary.md``): a treatment here, or a
+mask-1 action below. Each treatment maps a layer's
 initial weights ``w0`` to new weights of the same shape; ``init`` leaves them as they are.
 
 * ``init``: the model's own initialization (θ0).
@@ -201,8 +203,10 @@ def apply_recorded_treatment_(params: Mapping[str, torch.Tensor], provenance: Ma
 # ---------------------------------------------------------------------------------------------
 # Mask-1 actions: what the *kept* weights of a mask are set to (Zhou et al. 2019, Sec. 4)
 
-#: The values ``--kept`` takes. ``signed_constant`` / ``signed_std`` are the treatments above
-#: (Zhou et al.'s "signed constant" is ``signed_std`` here); ``rand_signed_*`` the same
+#: The values of a ``weights`` option that sets the kept weights (the supermask miner,
+#: ``ticketlab.train``, ``ticketlab.evaluate``, ``ticketlab.sanity_check``; called ``kept`` before
+#: issue 24). ``signed_constant`` / ``signed_std`` are the treatments above (Zhou et al.'s "signed
+#: constant" is ``signed_std`` here); ``rand_signed_*`` the same
 #: constants with their signs shuffled (among the layer's kept weights, or with ``within="layer"``
 #: over the whole layer, as Zhou's ``rand_signed_constant``); ``random_reshuffle`` permutes the
 #: layer's kept θ0 values among its kept positions, ``signed_reshuffle`` permutes their magnitudes
@@ -248,16 +252,21 @@ def bias_generator(seed: int) -> torch.Generator:
 
 
 def reinit_draw_seed(seed: int) -> int:
-    """The model seed of ``--kept reinit``'s fresh weights for a run with ``seed`` (its own stream)."""
+    """The model seed of ``--weights reinit``'s fresh weights for a run with ``seed`` (its own stream)."""
     import numpy as np
 
     return int(np.random.SeedSequence([int(seed), _REINIT_STREAM]).generate_state(1)[0])
 
 
-def check_kept(action: str) -> str:
-    """``action`` if it is a known mask-1 action, else a one-sentence :class:`ConfigError`."""
+def check_action(action: str) -> str:
+    """``action`` if it is a known mask-1 action, else a one-sentence :class:`ConfigError`.
+
+    Example:
+        >>> check_action("signed_std")
+        'signed_std'
+    """
     if action not in KEPT_ACTIONS:
-        raise ConfigError(f"unknown kept-weights action '{action}' (choose from: {', '.join(KEPT_ACTIONS)})")
+        raise ConfigError(f"unknown weights action '{action}' (choose from: {', '.join(KEPT_ACTIONS)})")
     return action
 
 
@@ -274,7 +283,7 @@ def _layer(action: str, w0: torch.Tensor, keep: torch.Tensor, generator: torch.G
         return treat_weights(action, w0)
     if action == "reinit":
         if fresh is None or fresh.shape != w0.shape:
-            raise ConfigError("kept-weights action reinit needs a fresh draw of the layer's weights")
+            raise ConfigError("weights action reinit needs a fresh draw of the layer's weights")
         return fresh.detach().to(w0.device, w0.dtype)
     flat = w0.flatten()
     if action == "random_reinit":  # train_lottery.py l. 540-544: shuffle(flatten(θ0))
@@ -322,7 +331,7 @@ def kept_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generator
         >>> set(w[m].tolist()) <= set(w0.tolist()), w[2].item()   # θ0 values from anywhere in the layer
         (True, 0.0)
     """
-    check_kept(action)
+    check_action(action)
     _check_within(within)
     w0 = w0.detach()
     keep = mask.to(device=w0.device, dtype=torch.bool)
@@ -350,7 +359,7 @@ def start_weights(action: str, w0: torch.Tensor, mask: torch.Tensor, *, generato
         >>> start_weights("init", w0, m, generator=torch.Generator()).tolist()
         [[0.5, -2.0]]
     """
-    check_kept(action)
+    check_action(action)
     _check_within(within)
     w0 = w0.detach()
     keep = mask.to(device=w0.device, dtype=torch.bool)
@@ -466,15 +475,15 @@ def start_biases(action: str, b0: Mapping[str, torch.Tensor], masks: Mapping[str
         >>> sorted(start_biases("random_reshuffle", b, m, seed=0)["fc.bias"].tolist())
         [-0.5, 0.0, 0.0, 0.25]
     """
-    check_kept(action)
+    check_action(action)
     if action in ("signed_constant", "rand_signed_constant"):
-        raise ConfigError(f"kept-weights action {action} (the Kaiming constant sqrt(2/fan_in)) has no value for a "
+        raise ConfigError(f"weights action {action} (the Kaiming constant sqrt(2/fan_in)) has no value for a "
                           "bias, and this ticket's biases take the mask-1 actions: use signed_std (Zhou's constant)")
     gen = bias_generator(seed)
     out = {}
     for n, b in b0.items():
         if action == "reinit" and (fresh is None or n not in fresh):
-            raise ConfigError(f"kept-weights action reinit needs a fresh draw of bias '{n}'")
+            raise ConfigError(f"weights action reinit needs a fresh draw of bias '{n}'")
         out[n] = kept_weights(action, b, masks[n], generator=gen, within=within,
                               fresh=None if fresh is None else fresh[n])
     return out

@@ -45,6 +45,34 @@ def train_options(epochs_help: str) -> Any:
     return deco
 
 
+def weights_option(default: str | None, help: str) -> Any:
+    """``--weights ACTION``: what a masked network starts from (``docs/glossary.md``), with its old
+    name ``--kept`` hidden; the command reads both and calls :func:`renamed_value`."""
+    def deco(f: Any) -> Any:
+        f = click.option("--kept", "kept", default=None, hidden=True, metavar="ACTION",
+                         help="Old name of --weights (deprecated).")(f)
+        f = click.option("--weights", default=default, show_default=default is not None, metavar="ACTION",
+                         help=help)(f)
+        return f
+    return deco
+
+
+def renamed_value(old: str, new: str, old_value: Any, new_value: Any, default: Any = None) -> Any:
+    """The value of option ``new`` where its old name ``old`` may still be given: ``old_value``
+    with a one-line warning on stderr, else ``new_value``; both given is a usage error.
+
+    Example:
+        >>> renamed_value("--kept", "--weights", None, "reinit", "init")
+        'reinit'
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None and new_value != default:
+        raise click.UsageError(f"{old} is the old name of {new}: give {new} only")
+    click.echo(f"warning: {old} is deprecated: use {new} (docs/glossary.md)", err=True)
+    return old_value
+
+
 def parse_train_options(items: tuple[str, ...]) -> dict[str, Any]:
     """``--train-option KEY=VALUE`` pairs; values are read as JSON when they parse (numbers,
     true/false, lists), else kept as text (``optimizer=sgd``).

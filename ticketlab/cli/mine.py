@@ -50,6 +50,7 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
 
     fields: dict[str, tuple[dataclasses.Field, type]] = {}  # the first miner's field and type
     owners: dict[str, list[str]] = {}
+    helps: dict[str, dict[str, list[str]]] = {}  # option -> help text -> the miners that give it
     defaults: dict[str, list[tuple[str, Any]]] = {}
     choices: dict[str, list[str]] = {}
     for name in list_miners():
@@ -63,6 +64,7 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
                     typ = next(a for a in typing.get_args(typ) if a is not type(None))
                 fields[f.name] = (f, typ)
             owners.setdefault(f.name, []).append(name)
+            helps.setdefault(f.name, {}).setdefault(f.metadata.get("help", ""), []).append(name)
             defaults.setdefault(f.name, []).append((name, default))
             if "choices" in f.metadata:
                 seen = choices.setdefault(f.name, [])
@@ -70,7 +72,9 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
     options: dict[str, tuple[click.Option, list[str]]] = {}
     for key, (f, typ) in fields.items():
         dashed = key.replace("_", "-")
-        help_text = f"[{', '.join(owners[key])}] {f.metadata.get('help', '')}".strip() + _defaults_text(defaults[key])
+        # one help per text: [the miners that give it] text; ... (e.g. --weights, whose values differ)
+        help_text = "; ".join(f"[{', '.join(ms)}] {h}".strip() for h, ms in helps[key].items())
+        help_text += _defaults_text(defaults[key])
         if typ is bool:
             opt = click.Option([f"--{dashed}/--no-{dashed}", key], default=None, help=help_text)
         elif key in choices:  # a long list goes into the help text, under a short metavar
@@ -82,6 +86,14 @@ def _miner_options() -> dict[str, tuple[click.Option, list[str]]]:
             opt = click.Option([f"--{dashed}", key], type=typ if typ in (int, float) else str, default=None,
                                help=help_text)
         options[key] = (opt, owners[key])
+    from ticketlab.deprecation import old_option_names
+
+    for name in list_miners():  # an option's old name (docs/glossary.md): hidden, it warns and still works
+        for old, new in old_option_names(name).items():
+            if new in options and name in options[new][1]:
+                hidden = click.Option([f"--{old.replace('_', '-')}", old], default=None, hidden=True,
+                                      type=options[new][0].type, help=f"Old name of --{new.replace('_', '-')}.")
+                options.setdefault(old, (hidden, []))[1].append(name)
     return options
 
 
@@ -201,6 +213,13 @@ def command(ctx: click.Context, output: Path | None, no_weights: bool, as_json: 
         if method not in owners:
             raise ConfigError(f"option {opt.opts[0]} belongs to {', '.join(owners)}, not to method '{method}'")
         miner_config[name] = value
+    from ticketlab.cli.common import renamed_value
+    from ticketlab.deprecation import old_option_names
+
+    for old, new in old_option_names(method).items():
+        if old in miner_config:
+            miner_config[new] = renamed_value(f"--{old.replace('_', '-')}", f"--{new.replace('_', '-')}",
+                                              miner_config.pop(old), miner_config.get(new))
     spec = spec_cls.from_flat(method, miner_config=miner_config, sparsity=sparsity, **values)
     if output is None:
         output = Path(f"{method}_{spec.net.model}_{spec.net.dataset}_s{spec.seed}.h5")

@@ -8,7 +8,10 @@ from typing import Any
 
 import click
 
-from ticketlab.cli.common import common_options, data_root_option, device_option, parse_train_options, progress_for, train_options
+from ticketlab.cli.common import (
+    common_options, data_root_option, device_option, parse_train_options, progress_for, renamed_value, train_options,
+    weights_option,
+)
 from ticketlab.cli.render import console, visible
 
 
@@ -18,8 +21,7 @@ from ticketlab.cli.render import console, visible
               help="Transforms to check (see docs/transforms.md): shuffle_layerwise, shuffle_global, invert, reinit.")
 @click.option("--seeds", type=int, default=3, show_default=True,
               help="Seeds 0..N-1: each is a transform's seed and the training seed of the check and the original.")
-@click.option("--kept", default="init", show_default=True, metavar="ACTION",
-              help="Starting weights of every training, as ticketlab train's --kept (e.g. rewind:50 for IMP).")
+@weights_option("init", "Starting weights of every training, as ticketlab train's --weights (e.g. rewind:50 for IMP).")
 @train_options("Epochs of every training [default: the model and data set's, as mine].")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Ticket files checked in parallel (worker processes sharing the cores: cores // jobs threads each).")
@@ -28,9 +30,9 @@ from ticketlab.cli.render import console, visible
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the tables as JSON (strict: no NaN).")
 @common_options
 @click.pass_context
-def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: int, kept: str,
-            train_epochs: int | None, train_option_text: tuple[str, ...], jobs: int, data_root: Path | None,
-            device: str, as_json: bool) -> None:
+def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: int, weights: str,
+            kept: str | None, train_epochs: int | None, train_option_text: tuple[str, ...], jobs: int,
+            data_root: Path | None, device: str, as_json: bool) -> None:
     """Train each check's ticket and the original with the same seeds; compare their accuracies.
 
     A check "hurts" when its mean test accuracy is below the original's by more than max(2
@@ -43,9 +45,10 @@ def command(ctx: click.Context, tickets: tuple[Path, ...], checks: str, seeds: i
     """
     from ticketlab.sanity import MIN_SEEDS, sanity_many
 
+    weights = renamed_value("--kept", "--weights", kept, weights, "init")
     names = [c.strip() for c in checks.split(",") if c.strip()]
     with progress_for(ctx) as progress:
-        results = sanity_many(tickets, jobs=jobs, progress=progress, checks=names, seeds=seeds, kept=kept,
+        results = sanity_many(tickets, jobs=jobs, progress=progress, checks=names, seeds=seeds, weights=weights,
                               train_epochs=train_epochs, train_options=parse_train_options(train_option_text),
                               device=device, data_root=data_root)
     if as_json:
@@ -68,7 +71,7 @@ def _table(path: Path, r: Any) -> Any:
 
     t = r.ticket
     title = (f"{visible(path)}: {visible(t.get('method'))} on {visible(t.get('model'))} / {visible(t.get('dataset'))}, "
-             f"density {t['density']:.4g}, kept {visible(r.kept)}, seeds {', '.join(map(str, r.seeds))}")
+             f"density {t['density']:.4g}, weights {visible(r.weights)}, seeds {', '.join(map(str, r.seeds))}")
     table = Table(title=title, title_justify="left", box=None, pad_edge=False)
     for name, justify in (("check", "left"), ("accuracy", "right"), ("original", "right"),
                           ("difference", "right"), ("effect", "left"), ("verdict", "left")):

@@ -5,7 +5,7 @@
   reference code draws 10 per class), drawn once from the miner's seeded generator. For a graph
   the sample is a set of *training nodes*; the model still sees the whole graph.
 * :class:`DataDrivenMiner`: keeps a private copy of the model in the scoring dtype with batch
-  norm in the chosen mode (dropout always off), writes ``theta0 * mask`` into it each round and
+  norm in the chosen mode (dropout always off), writes ``θ0 * mask`` (its initial weights) into it each round and
   yields the loss of each batch in memory-bounded chunks (:meth:`DataDrivenMiner.loss_terms`).
   The user's model is never modified, so train-mode batch norm cannot touch its running
   statistics.
@@ -146,7 +146,7 @@ class DataDrivenMiner(Miner):
             p.requires_grad_(False)
         self._net = net
         self._params = {n: named[n].requires_grad_(True) for n in ctx.params}
-        self._theta0 = {n: p.detach().clone() for n, p in self._params.items()}
+        self._init_weights = {n: p.detach().clone() for n, p in self._params.items()}
         self._batches = sample_batches(ctx.data, ctx.spec, self.config.samples_per_class, self.config.batches,
                                        ctx.generator, ctx.device, dtype)
 
@@ -154,7 +154,7 @@ class DataDrivenMiner(Miner):
         """Write ``theta0 * mask`` into the scoring copy and clear its gradients."""
         with torch.no_grad():
             for n, p in self._params.items():
-                torch.mul(self._theta0[n], masks[n], out=p.data)
+                torch.mul(self._init_weights[n], masks[n], out=p.data)
                 p.grad = None
 
     def single_term(self) -> bool:
@@ -176,4 +176,4 @@ class DataDrivenMiner(Miner):
                 yield loss / batch.size
 
     def finish(self, ctx: MiningContext) -> None:
-        self._net = self._params = self._theta0 = self._batches = None  # type: ignore[assignment]
+        self._net = self._params = self._init_weights = self._batches = None  # type: ignore[assignment]

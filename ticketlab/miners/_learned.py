@@ -15,7 +15,7 @@ Everything else is one piece of code for the three of them:
   (:class:`MaskRule`) holding the scores as a parameter, so every registered model (MLP, conv,
   VGG, ResNet, the GCN's ``lin.weight``) works unchanged; the parametrizations are removed
   after training and the original parameter objects are back in place, bit-identical.
-* **Training**: :func:`ticketlab.training.train` with ``trainable=`` the scores: the weights,
+* **Training**: :func:`ticketlab.training.fit` with ``trainable=`` the scores: the weights,
   biases and batch-norm affine parameters get ``requires_grad=False`` and no optimizer holds
   them. Batch norm is therefore *non-affine* during score training (γ and β frozen at their
   initial 1 and 0, as in both reference codes' ``affine=False`` layers) while its running
@@ -119,14 +119,17 @@ def _restore_order(module: nn.Module, order: list[str]) -> None:
     params.update(items)
 
 
+#: The help of every learned-mask miner's ``weights`` (``--weights``); each has its own default.
+WEIGHTS_HELP = ("the frozen weights the scores train over: init (the model's own), signed_constant "
+                "(sign(w0)*sqrt(2/fan_in), Ramanujan et al.), scaled_signed_constant (sign(w0)*sqrt(2/(d*fan_in)), "
+                "d the run's density: edge-popup's scale_fan) or signed_std (sign(w0)*std(layer w0))")
+
+
 @dataclass(frozen=True)
 class LearnedMaskConfig(MinerConfig):
     """Options shared by the learned-mask miners (score training; SGD with a cosine schedule)."""
 
-    weights: str = field(default="init", metadata={
-        "help": "frozen weights: init (the model's own), signed_constant (sign(w0)*sqrt(2/fan_in)), "
-                "scaled_signed_constant (sign(w0)*sqrt(2/(d*fan_in)), d the run's density: edge-popup's "
-                "scale_fan) or signed_std (sign(w0)*std(layer w0))"})
+    weights: str = field(default="init", metadata={"help": WEIGHTS_HELP})
     score_epochs: int | None = field(default=None, metadata={
         "help": "epochs of score training (default: --train-epochs if given, else the method's default)"})
     score_lr: float = field(default=0.1, metadata={"help": "peak learning rate of score training (cosine to 0)"})
@@ -265,7 +268,7 @@ class LearnedMaskMiner(Miner):
 
     def prepare(self, ctx: MiningContext) -> None:
         """Train the scores (weights frozen), then put the model back as it was, weights untouched."""
-        from ticketlab.training import steps_per_epoch, total_iterations, train, train_summary
+        from ticketlab.training import steps_per_epoch, total_iterations, fit, train_summary
 
         density = self.final_density(ctx)
         config = self.score_train_config(ctx)
@@ -299,7 +302,7 @@ class LearnedMaskMiner(Miner):
                 kept = sum(int(m.sum()) for m in self.own_mask(rules).values())
                 return {"density": kept / n_weights, **self.log_values(rules)}
 
-            result = train(ctx.model, ctx.data, config, trainable=trainable, masks=masks,
+            result = fit(ctx.model, ctx.data, config, trainable=trainable, masks=masks,
                            regularizer=self.regularizer(rules), log_extra=own_density, seed=ctx.seed,
                            device=ctx.device, progress=ctx.progress or NullProgress(), callbacks=callbacks,
                            label=f"{self.name}: score training")

@@ -1,21 +1,9 @@
-"""Miner base class and registry.
+"""The miner base class, its config and the mining context.
 
 A miner only **scores** weights; :mod:`ticketlab.selection` turns scores into masks and
 :func:`ticketlab.mining.mine` runs the rounds. A new method is a frozen config dataclass plus a
-``score`` method:
-
-    >>> from dataclasses import dataclass
-    >>> @register_miner("ones_example")
-    ... class Ones(Miner):
-    ...     '''Every weight scores 1 (ties keep the earliest weights).'''
-    ...     @dataclass(frozen=True)
-    ...     class Config(MinerConfig):
-    ...         pass
-    ...     def score(self, ctx, masks):
-    ...         return {n: torch.ones_like(p) for n, p in ctx.params.items()}
-
-After registration ``ticketlab mine --method ones_example`` works, with the config fields as
-command-line options.
+``score`` method, registered with :func:`ticketlab.miners.register_miner`
+(:mod:`ticketlab.miners.registry`, where the example is).
 """
 
 from __future__ import annotations
@@ -27,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.registry import Registry, summary
 from ticketlab.schedules import RoundTarget  # one round's target(s); miners import it from here
 from ticketlab.selection import check_density, exponential_schedule
 
@@ -98,7 +85,7 @@ class MiningContext:
         provenance: facts the miner adds to the ticket's provenance (e.g. its weight treatment).
         track_masks, early_bird: ``--track-masks EVERY`` / ``--early-bird EPS``
             (:mod:`ticketlab.tracking`); a miner that trains passes :meth:`mask_trackers` to
-            ``train(callbacks=...)``, and the runner moves the ``tracked`` rows into the history.
+            ``fit(callbacks=...)``, and the runner moves the ``tracked`` rows into the history.
     """
 
     model: torch.nn.Module
@@ -123,7 +110,7 @@ class MiningContext:
 
     def mask_trackers(self, label: str, *, density: float | None = None,
                       scores: Callable[[], dict[str, torch.Tensor]] | None = None) -> list[Callable[[Any], None]]:
-        """The ``train`` callbacks of ``--track-masks`` for one training run named ``label``
+        """The ``fit`` callbacks of ``--track-masks`` for one training run named ``label``
         (none when tracking is off): the magnitude mask of ``params`` (or the top of ``scores()``)
         at ``density`` (default the run's final target density), over its scope; its rows go to ``tracked`` (the row where Early-Bird stopped
         has ``early_bird_stop``).
@@ -175,6 +162,9 @@ class Miner:
         elif not isinstance(config, self.Config):
             raise ConfigError(f"miner '{self.name}' needs a {self.Config.__name__}, not {type(config).__name__}")
         if overrides:
+            from ticketlab.deprecation import translate_options
+
+            overrides = translate_options(self.name, overrides)  # an option's old name (kept -> weights)
             known = {f.name for f in dataclasses.fields(self.Config)}
             unknown = sorted(set(overrides) - known)
             if unknown:
@@ -210,7 +200,7 @@ class Miner:
     def ticket_weights(self, ctx: MiningContext, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """The prunable weights the final ticket's network starts from (its ``init`` snapshot and
         the start of ``--train-ticket``), given the final masks; ``None`` (default): θ0 as treated
-        by :meth:`weight_treatment`. The supermask miner returns its ``--kept`` action's weights."""
+        by :meth:`weight_treatment`. The supermask miner returns its ``--weights`` action's weights."""
         return None
 
     def prepare(self, ctx: MiningContext) -> None:
@@ -283,36 +273,6 @@ class Miner:
         self.prepare(ctx)
 
 
-MINERS: Registry[type[Miner]] = Registry("miner")
-
-
-def register_miner(name: str):
-    """Class decorator: register a :class:`Miner` subclass under ``name``."""
-
-    def deco(cls: type[Miner]) -> type[Miner]:
-        if not (isinstance(cls, type) and issubclass(cls, Miner)):
-            raise ConfigError(f"'{name}' is not a Miner subclass")
-        if not dataclasses.is_dataclass(cls.Config) or not cls.Config.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-            raise ConfigError(f"miner '{name}' needs a frozen dataclass Config")
-        cls.name = name
-        cls.description = cls.__dict__.get("description") or summary(cls.__doc__)
-        return MINERS.register(name)(cls)
-
-    return deco
-
-
-def get_miner(name: str) -> type[Miner]:
-    """The miner class registered as ``name``."""
-    _load_builtin()
-    return MINERS.get(name)
-
-
-def list_miners(pattern: str = "*") -> list[str]:
-    """Names of registered miners, e.g. ``['random', 'magnitude', 'synflow', ...]``."""
-    _load_builtin()
-    return MINERS.list(pattern)
-
-
 def check_choices(config: MinerConfig) -> None:
     """Raise a one-sentence :class:`ConfigError` for the first field whose value is not one of its
     ``metadata["choices"]``.
@@ -340,5 +300,16 @@ def config_help(cls: type[Miner]) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls.Config)}
 
 
-def _load_builtin() -> None:
-    import ticketlab.miners.builtin  # noqa: F401  (registers the built-in miners)
+#: Names that moved to :mod:`ticketlab.miners.registry` (issue 24); ``from ticketlab.miners.base
+#: import register_miner`` still works, with a :class:`DeprecationWarning`.
+_MOVED = ("MINERS", "get_miner", "list_miners", "register_miner")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from ticketlab import deprecation
+        from ticketlab.miners import registry
+
+        deprecation.warn_renamed(f"ticketlab.miners.base.{name}", f"ticketlab.miners.{name}", stacklevel=3)
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

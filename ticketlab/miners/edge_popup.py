@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners._learned import WEIGHTS_HELP, LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 from ticketlab.selection import _top_k_flat, keep_count, keep_count_truncated
 
 
@@ -100,9 +101,7 @@ class EdgePopupMiner(LearnedMaskMiner):
 
     @dataclass(frozen=True)
     class Config(LearnedMaskConfig):
-        weights: str = field(default="signed_constant", metadata={
-            "help": "frozen weights: signed_constant (default, Ramanujan et al.), scaled_signed_constant "
-                    "(sign(w0)*sqrt(2/(d*fan_in)), the reference's scale_fan), init or signed_std"})
+        weights: str = field(default="signed_constant", metadata={"help": WEIGHTS_HELP})
         score_weight_decay: float = field(default=1e-4, metadata={"help": "weight decay on the scores"})
         protocol: str = protocol_field()
 

@@ -58,8 +58,9 @@ from typing import Any, Callable
 import torch
 
 from ticketlab.errors import ConfigError, MiningError, TicketlabWarning
-from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners._learned import WEIGHTS_HELP, LearnedMaskConfig, LearnedMaskMiner, MaskRule, protocol_field
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 from ticketlab.selection import (
     TieRecord, prune_count_ceil, prune_lowest_strict, select_above, select_top, tie_columns, warn_ties,
 )
@@ -143,9 +144,7 @@ class GemMiner(LearnedMaskMiner):
 
     @dataclass(frozen=True)
     class Config(LearnedMaskConfig):
-        weights: str = field(default="signed_constant", metadata={
-            "help": "frozen weights: signed_constant (default: sign(w0)*sqrt(2/fan_in)), scaled_signed_constant "
-                    "(sign(w0)*sqrt(2/(d*fan_in)), edge-popup's scale_fan), init or signed_std"})
+        weights: str = field(default="signed_constant", metadata={"help": WEIGHTS_HELP})
         lmbda: float = field(default=3e-4, metadata={
             "help": "weight of the L2 regularizer λ Σ s² on the scores (3e-4, measured on lenet_300_100/digits at "
                     "densities 0.2-0.01: all classes connected, no tie at a freezing threshold, the gem = the "

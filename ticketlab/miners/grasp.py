@@ -32,7 +32,8 @@ import torch
 
 from ticketlab.errors import ConfigError
 from ticketlab.miners._datadriven import DataDrivenConfig, DataDrivenMiner, take_grad
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 
 
 @register_miner("grasp")

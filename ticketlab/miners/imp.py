@@ -61,7 +61,8 @@ import numpy as np
 import torch
 
 from ticketlab.errors import ConfigError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
+from ticketlab.miners.registry import register_miner
 from ticketlab.schedules import rate_schedule
 from ticketlab.selection import exponential_schedule
 
@@ -133,7 +134,7 @@ class IMPMiner(Miner):
             value = getattr(self.config, name)
             if value is not None and not 0.0 < value < 1.0:
                 raise ConfigError(f"imp option {name.replace('_', '-')} must be in (0, 1), got {value}")
-        self.theta0: dict[str, torch.Tensor] | None = None
+        self.init_state: dict[str, torch.Tensor] | None = None  # the whole initial state (θ0, biases, batch norm)
         self.rewind_state: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ schedule
@@ -188,15 +189,15 @@ class IMPMiner(Miner):
     # ------------------------------------------------------------------ rounds
     def prepare(self, ctx: MiningContext) -> None:
         """Round 0: keep θ0, train the dense network (snapshot after K iterations for rewind:K)."""
-        from ticketlab.training import state_copy, total_iterations, train, train_summary
+        from ticketlab.training import state_copy, total_iterations, fit, train_summary
 
         if self.mode == "rewind":
             total = total_iterations(ctx.train_config, ctx.data)
             if self.rewind_iteration > total:
                 raise ConfigError(f"imp option reset rewind:{self.rewind_iteration} is past the end of training "
                                   f"({total} iterations)")
-        self.theta0 = state_copy(ctx.model)
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+        self.init_state = state_copy(ctx.model)
+        result = fit(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, callbacks=ctx.mask_trackers("dense"),
                        snapshot_at=self.rewind_iteration if self.mode == "rewind" else None)
         self.rewind_state = result.snapshot
@@ -213,13 +214,13 @@ class IMPMiner(Miner):
 
     def after_round(self, ctx: MiningContext, masks: dict[str, torch.Tensor], round_index: int) -> None:
         """Reset the survivors (``--reset``), then train the network with the new mask."""
-        from ticketlab.training import train, train_summary
+        from ticketlab.training import fit, train_summary
 
         state = self.reset_state(ctx, round_index)
         if state is not None:
             ctx.model.load_state_dict(state)
         start = self.rewind_iteration if self.mode == "rewind" else 0
-        result = train(ctx.model, ctx.data, ctx.train_config, masks=masks, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, masks=masks, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, start_iteration=start,
                        callbacks=ctx.mask_trackers(f"round {round_index}"))
         ctx.records.append(train_summary(result))
@@ -232,18 +233,19 @@ class IMPMiner(Miner):
             if ctx.draw_init is None:
                 raise ConfigError("imp option reset reinit needs a way to draw fresh weights (MiningContext.draw_init)")
             return ctx.draw_init(reinit_seed(ctx.seed, round_index))
-        if self.theta0 is None:
+        if self.init_state is None:
             raise ConfigError("imp has no initial weights: prepare() or resume() must run first")
         if self.mode == "rewind":
-            return self.rewind_state if self.rewind_state is not None else self.theta0
-        return self.theta0
+            return self.rewind_state if self.rewind_state is not None else self.init_state
+        return self.init_state
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """θ0 and the rewind snapshot (the model's own weights are checkpointed by the runner)."""
-        return {"theta0": self.theta0, "rewind": self.rewind_state}
+        """The initial state and the rewind snapshot (the model's own weights are checkpointed by the runner)."""
+        return {"init_state": self.init_state, "rewind": self.rewind_state}
 
     def resume(self, ctx: MiningContext, state: dict[str, Any]) -> None:
-        """Restore θ0 and the rewind snapshot instead of training the dense network again."""
-        self.theta0 = state["theta0"]
+        """Restore the initial state and the rewind snapshot instead of training the dense network again
+        (a checkpoint written before issue 24 calls the initial state ``theta0``)."""
+        self.init_state = state["init_state"] if "init_state" in state else state["theta0"]
         self.rewind_state = state["rewind"]

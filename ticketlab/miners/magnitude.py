@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext
+from ticketlab.miners.registry import register_miner
 
 
 @register_miner("magnitude")
@@ -26,9 +27,9 @@ class MagnitudeMiner(Miner):
         pass
 
     def prepare(self, ctx: MiningContext) -> None:
-        from ticketlab.training import train, train_summary
+        from ticketlab.training import fit, train_summary
 
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress, callbacks=ctx.mask_trackers("dense"))
         ctx.records.append({"stage": "dense", **train_summary(result)})
 

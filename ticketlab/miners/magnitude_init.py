@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext
+from ticketlab.miners.registry import register_miner
 
 
 @register_miner("magnitude_init")

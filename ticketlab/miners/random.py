@@ -36,7 +36,8 @@ from ticketlab.distributions import (
     allocate_counts, erk_densities, selection_density, smart_ratio_densities, uniform_densities,
 )
 from ticketlab.errors import ConfigError, IncompatibleError
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
+from ticketlab.miners.registry import register_miner
 from ticketlab.selection import keep_count
 
 _NAMED = ("global", "uniform", "erk", "smart_ratio")

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from ticketlab.miners._datadriven import DataDrivenConfig, DataDrivenMiner, take_grad
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 
 
 @register_miner("snip")

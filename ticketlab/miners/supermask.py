@@ -9,13 +9,13 @@ and the choice of the mask on the **validation** split.
 2. Score every weight with ``--criterion`` (Zhou et al., Sec. 3, Fig. 2; keep the largest).
 3. Without ``--density``: sweep a grid of densities (``--sweep``, default ``0.8^1..0.8^24`` as in
    Zhou's supermask figure) or of raw criterion thresholds (``--thresholds``, the seed recipe's
-   ``sign(θ0)·θT >= t``). At every point the masked network with its ``--kept`` weights is
-   evaluated **untrained** on the validation split (batch norm recalibrated first, see
+   ``sign(θ0)·θT >= t``). At every point the masked network, its kept weights set by ``--weights``,
+   is evaluated **untrained** on the validation split (batch norm recalibrated first, see
    :func:`ticketlab.training.evaluate_untrained`); the test accuracy is computed but only
    reported. ``--select best`` keeps the point of highest validation accuracy (the densest on
    ties); Zhou's own sweep selected on test accuracy, which this avoids.
 4. The ticket is selected at exactly that point's kept count by the shared selection; its
-   ``init`` weights are the ``--kept`` weights, which ``--train-ticket`` then trains with its
+   ``init`` weights are the ``--weights`` action's, which ``--train-ticket`` then trains with its
    zeros frozen (the seed recipe's step 6).
 
 Criteria (θ0 initial, θT trained; per layer ``rank`` = ordinal rank / size, ties by index):
@@ -56,14 +56,14 @@ ticketlab's default and why, side by side:
   ``truncated_percent``, l. 47 and l. 100), and the output layer is swept at ``0.9^p`` where the
   others are at ``B^p`` (Zhou's ``--prune_base 0.8,0.9``; ``--output-sweep`` sets it for either
   protocol);
-* the biases of the pruned layers take the ``--kept`` action too, and the single-sign criteria
+* the biases of the pruned layers take the ``--weights`` action too, and the single-sign criteria
   mask them (``train_lottery.py`` l. 508-688 act on every trainable tensor; the masked layers
   multiply the bias by its mask, ``masked_layers.py`` l. 34-38). Masks cover weights only, so the
   bias masks are recorded in the provenance (``kept_conventions``, :mod:`ticketlab.weights`) and
   applied by the shared helpers wherever the start is made (the ticket's init state,
   ``--train-ticket``, ``ticketlab train``, ``ticketlab evaluate``);
 * ``rand_signed_std`` shuffles the signs over the whole layer before masking (l. 604-616);
-  ``--kept`` ``random_reinit`` / ``signed_reinit`` (θ0 of the whole layer permuted) exist under
+  ``--weights`` ``random_reinit`` / ``signed_reinit`` (θ0 of the whole layer permuted) exist under
   both protocols; ticketlab's ``signed_constant``, ``rand_signed_constant`` and ``reinit`` (a fresh
   draw) are not Zhou's and are refused under ``reference``, as are ``--thresholds`` and
   ``--scope global``.
@@ -93,12 +93,13 @@ import torch
 
 from ticketlab.errors import ConfigError, TicketlabWarning
 from ticketlab.miners.base import (
-    Miner, MinerConfig, MiningContext, RoundTarget, check_choices, protocol_field, register_miner,
+    Miner, MinerConfig, MiningContext, RoundTarget, check_choices, protocol_field,
 )
+from ticketlab.miners.registry import register_miner
 from ticketlab.progress import NullProgress
 from ticketlab.selection import density_for_count, select_target
 from ticketlab.weights import (
-    KEPT_CONVENTIONS, bias_record, check_kept, kept_generator, kept_weights, layer_biases, reinit_draw_seed,
+    KEPT_CONVENTIONS, bias_record, check_action, kept_generator, kept_weights, layer_biases, reinit_draw_seed,
     start_biases,
 )
 
@@ -153,7 +154,7 @@ _REFERENCE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 #: Zhou et al.'s output-layer base (``--prune_base 0.8,0.9``: the output layer at half the hidden rate).
 REFERENCE_OUTPUT_BASE = 0.9
-#: ``--kept`` actions that are ticketlab's, not Zhou's, and the action of Zhou's closest to each.
+#: ``--weights`` actions that are ticketlab's, not Zhou's, and the action of Zhou's closest to each.
 _NOT_ZHOU = {"signed_constant": "signed_std (Zhou's signed constant)", "rand_signed_constant": "rand_signed_std",
              "reinit": "random_reinit (Zhou's: a permutation of the layer's θ0)"}
 
@@ -256,10 +257,10 @@ class SupermaskMiner(Miner):
         criterion: str = field(default="large_final_same_sign", metadata={
             "help": "mask criterion: a score of θ0 and θT, the largest kept (Zhou et al. 2019, Sec. 3, Fig. 2)",
             "choices": CRITERIA})
-        kept: str = field(default="init", metadata={
+        weights: str = field(default="init", metadata={
             "help": "what the kept weights are set to: init, signed_std (Zhou's signed constant), signed_constant, "
                     "rand_signed_std, rand_signed_constant, random_reshuffle, signed_reshuffle, reinit (a fresh "
-                    "draw), random_reinit or signed_reinit (the layer's θ0 permuted, Zhou's)"})
+                    "draw), random_reinit or signed_reinit (the layer's θ0 permuted, Zhou's); old name: kept"})
         sweep: str = field(default="0.8^1..0.8^24", metadata={
             "help": "densities of the untrained sweep when no --density is given: B^i..B^j or a comma list"})
         thresholds: str = field(default="", metadata={
@@ -285,7 +286,7 @@ class SupermaskMiner(Miner):
         def __post_init__(self) -> None:
             if self.criterion not in CRITERIA:
                 raise ConfigError(f"unknown supermask criterion '{self.criterion}' (choose from: {', '.join(CRITERIA)})")
-            check_kept(self.kept)
+            check_action(self.weights)
             check_choices(self)  # normalize, select, final_weights, protocol
             if isinstance(self.recalibrate_batches, bool) or not isinstance(self.recalibrate_batches, int) \
                     or self.recalibrate_batches < 0:
@@ -297,9 +298,9 @@ class SupermaskMiner(Miner):
                 raise ConfigError(f"supermask option output_sweep needs as many densities as sweep ({len(grid)}), "
                                   f"got {len(parse_sweep(self.output_sweep))}")
             if self.protocol == "reference":
-                if self.kept in _NOT_ZHOU:
-                    raise ConfigError(f"kept action {self.kept} is ticketlab's, not one of Zhou et al.'s mask-1 actions "
-                                      f"(protocol reference): use {_NOT_ZHOU[self.kept]}, or protocol exact")
+                if self.weights in _NOT_ZHOU:
+                    raise ConfigError(f"weights {self.weights} is ticketlab's, not one of Zhou et al.'s mask-1 actions "
+                                      f"(protocol reference): use {_NOT_ZHOU[self.weights]}, or protocol exact")
                 if self.thresholds:
                     raise ConfigError("supermask with protocol reference sweeps densities (Zhou's prune powers), not "
                                       "thresholds: drop thresholds, or use protocol exact")
@@ -350,13 +351,13 @@ class SupermaskMiner(Miner):
 
     # ------------------------------------------------------------------ the recipe
     def prepare(self, ctx: MiningContext) -> None:
-        from ticketlab.training import state_copy, train, train_summary
+        from ticketlab.training import state_copy, fit, train_summary
 
         cfg = self.config
         self.init_state = state_copy(ctx.model)
         theta0 = {n: p.detach().clone() for n, p in ctx.params.items()}
         early = cfg.final_weights == "early_stop"
-        result = train(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
+        result = fit(ctx.model, ctx.data, ctx.train_config, seed=ctx.seed, device=ctx.device,
                        progress=ctx.progress or NullProgress(), keep_early_stop=early,
                        callbacks=self._trackers(ctx, theta0))
         ctx.records.append({"stage": "dense", **train_summary(result)})
@@ -364,11 +365,11 @@ class SupermaskMiner(Miner):
             ctx.model.load_state_dict(result.early_stop_state)
         thetaT = {n: p.detach().clone() for n, p in ctx.params.items()}
         trained_state = state_copy(ctx.model)
-        self.theta0 = theta0
+        self.init_weights = theta0
         self.scores = criterion_scores(cfg.criterion, theta0, thetaT, generator=ctx.generator, normalize=cfg.normalize,
                                        protocol=cfg.protocol)
         self._biases(ctx, trained_state)
-        self.choice: dict[str, Any] = {"criterion": cfg.criterion, "kept": cfg.kept, "normalize": cfg.normalize}
+        self.choice: dict[str, Any] = {"criterion": cfg.criterion, "weights": cfg.weights, "normalize": cfg.normalize}
         try:
             if cfg.criterion in SINGLE:
                 masks = {n: s > 0.5 for n, s in self.scores.items()}
@@ -386,7 +387,7 @@ class SupermaskMiner(Miner):
             ctx.provenance[KEPT_CONVENTIONS] = self.conventions
 
     def _biases(self, ctx: MiningContext, trained_state: dict[str, torch.Tensor]) -> None:
-        """protocol reference: the biases of the pruned layers take the ``--kept`` action (with the
+        """protocol reference: the biases of the pruned layers take the ``--weights`` action (with the
         single-sign criteria's bias masks): ``self.bias_start`` (name -> start bias, pruned entries
         0) and the provenance record :data:`~ticketlab.weights.KEPT_CONVENTIONS`; the untrained
         evaluations start from ``self.eval_state`` (the initial state with those biases)."""
@@ -403,8 +404,8 @@ class SupermaskMiner(Miner):
             masks = {n: same[n] if cfg.criterion == "same_sign_single" else ~same[n] for n in names}
         else:  # l. 101: "prune_percentiles.append(0) #hacky way to not mask bias for now"
             masks = {n: torch.ones_like(b0[n], dtype=torch.bool) for n in names}
-        self.bias_start = start_biases(cfg.kept, b0, masks, seed=ctx.seed, within="layer")
-        self.conventions = {"action": cfg.kept, "signs": "layer", "biases": bias_record(masks)}
+        self.bias_start = start_biases(cfg.weights, b0, masks, seed=ctx.seed, within="layer")
+        self.conventions = {"action": cfg.weights, "signs": "layer", "biases": bias_record(masks)}
         self.eval_state = {**self.init_state, **{n: b.to(self.init_state[n].dtype) for n, b in self.bias_start.items()}}
 
     def _trackers(self, ctx: MiningContext, theta0: Tensors) -> list[Any]:
@@ -502,16 +503,16 @@ class SupermaskMiner(Miner):
                                   recalibrate=self.config.recalibrate_batches, seed=ctx.seed)
 
     def _kept_weights(self, ctx: MiningContext, masks: Tensors) -> Tensors:
-        """``--kept`` weights of ``masks``; the same generator seed for every mask, so the ticket's
+        """The ``--weights`` action's weights of ``masks``; the same generator seed for every mask, so the ticket's
         weights are exactly those its sweep point was evaluated with."""
         gen = kept_generator(ctx.seed)
         fresh = None
-        if self.config.kept == "reinit":
+        if self.config.weights == "reinit":
             if ctx.draw_init is None:
-                raise ConfigError("kept-weights action reinit needs a way to draw fresh weights")
+                raise ConfigError("weights action reinit needs a way to draw fresh weights")
             fresh = ctx.draw_init(reinit_draw_seed(ctx.seed))
         within = "layer" if self.reference else "kept"  # rand_signed_*: Zhou shuffles over the whole layer
-        return {n: kept_weights(self.config.kept, self.theta0[n], masks[n], generator=gen, within=within,
+        return {n: kept_weights(self.config.weights, self.init_weights[n], masks[n], generator=gen, within=within,
                                 fresh=None if fresh is None else fresh[n]) for n in masks}
 
     def _row(self, masks: Tensors, ev: dict[str, tuple[float, float]], threshold: float | None) -> dict[str, Any]:
@@ -541,7 +542,7 @@ class SupermaskMiner(Miner):
         return {n: s.to(ctx.params[n].device) for n, s in self.scores.items()}
 
     def after_round(self, ctx: MiningContext, masks: Tensors, round_index: int) -> None:
-        """The untrained accuracy of the round's exact mask with its ``--kept`` weights."""
+        """The untrained accuracy of the round's exact mask with the kept weights set by ``--weights``."""
         from ticketlab.training import state_copy
 
         trained = state_copy(ctx.model)
@@ -552,17 +553,18 @@ class SupermaskMiner(Miner):
         ctx.records.append({"untrained_val_accuracy": ev["val"][1], "untrained_test_accuracy": ev["test"][1]})
 
     def ticket_weights(self, ctx: MiningContext, masks: Tensors) -> Tensors:
-        """The ``--kept`` weights; under protocol reference the biases' start values too."""
+        """The weights ``--weights`` sets; under protocol reference the biases' start values too."""
         return {**self._kept_weights(ctx, masks), **self.bias_start}
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {"init_state": self.init_state, "theta0": self.theta0, "scores": self.scores,
+        return {"init_state": self.init_state, "init_weights": self.init_weights, "scores": self.scores,
                 "choice": dict(self.choice), "sweeping": self.sweeping, "target": self.target,
                 "bias_start": self.bias_start, "conventions": self.conventions}
 
     def resume(self, ctx: MiningContext, state: dict[str, Any]) -> None:
-        self.init_state, self.theta0, self.scores = state["init_state"], state["theta0"], state["scores"]
+        self.init_state, self.scores = state["init_state"], state["scores"]
+        self.init_weights = state["init_weights"] if "init_weights" in state else state["theta0"]  # before issue 24
         self.choice = dict(state["choice"])
         self.sweeping = bool(state["sweeping"])
         self.bias_start, self.conventions = dict(state["bias_start"]), state["conventions"]

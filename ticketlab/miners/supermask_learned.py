@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule
-from ticketlab.miners.base import MiningContext, register_miner
+from ticketlab.miners.base import MiningContext
+from ticketlab.miners.registry import register_miner
 
 #: Offset of the Bernoulli draws' seed from the run's seed (a stream of their own).
 _BERNOULLI_STREAM = 0xBE2

@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices, register_miner
+from ticketlab.miners.base import Miner, MinerConfig, MiningContext, check_choices
+from ticketlab.miners.registry import register_miner
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

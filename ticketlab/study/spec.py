@@ -173,6 +173,7 @@ class StudySpec:
     def validate(self) -> None:
         """Check every name and option against the registries (no model is built, no data read)."""
         from ticketlab.data import get_dataset_info
+        from ticketlab.deprecation import old_option_names
         from ticketlab.miners import get_miner
         from ticketlab.models import get_model_info
         from ticketlab.training import TrainConfig, default_train_config
@@ -213,10 +214,11 @@ class StudySpec:
             base = self.miner_of(method)
             opts = {k: v for k, v in opts.items() if k != "miner"}
             cls = get_miner(base)
-            fields = {f.name for f in dataclasses.fields(cls.Config)}
+            current = {f.name for f in dataclasses.fields(cls.Config)}
+            fields = current | set(old_option_names(base))  # an old name (kept) still works
             for key in opts:
                 if key not in fields and key not in RUNNER_OPTIONS:
-                    known = ", ".join(sorted(fields | set(RUNNER_OPTIONS)))
+                    known = ", ".join(sorted(current | set(RUNNER_OPTIONS)))
                     raise fail(f"[method.{method}] has no option '{key}' (options: {known})")
             try:
                 cls(**{k: v for k, v in opts.items() if k in fields})

@@ -50,6 +50,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from ticketlab.deprecation import option_name
 from ticketlab.errors import ConfigError
 from ticketlab.spec import RUN_OPTIONS, MineSpec, field_difference
 from ticketlab.study.jobs import Job, config_hash
@@ -237,6 +238,8 @@ def _check_recorded_keys(prov: Mapping[str, Any], config: Mapping[str, Any], opt
     for key, value in options.items():
         if key in RUNNER_OPTIONS or key == "miner" or (key == "rate" and config.get("schedule")):  # the rate made the schedule
             continue
+        if key not in method_config:  # an option's old name in the study file, its new one in the ticket
+            key = option_name(str(asked["method"]), key)
         if key not in method_config or not _same(method_config[key], value):
             raise bad(f"was mined with option {key} {str(method_config.get(key))[:60]!r}, the job asks for "
                       f"{str(value)[:60]!r}")
