@@ -272,14 +272,14 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
             params: dict[str, torch.nn.Parameter], data: Any, dev: torch.device, seed: int,
             grid: list[float], search: str, bar: Any) -> MethodResult:
     from ticketlab.miners.base import MiningContext
-    from ticketlab.mining import _MINER_STREAM, _TIE_STREAM
+    from ticketlab.streams import TIE, miner_generators, offset_generator
 
     started = time.perf_counter()
 
     def context() -> MiningContext:  # the same miner and selection streams as mine() for this seed
+        generator, ties = miner_generators(seed)
         return MiningContext(model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
-                             generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-                             tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
+                             generator=generator, tie_generator=ties)
 
     ones = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
     one_shot: dict[str, torch.Tensor] | None = None
@@ -293,7 +293,7 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
         d = 10.0 ** -x
         stopped = None
         if one_shot is not None:
-            masks = select_top(one_shot, d, masks=ones, generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
+            masks = select_top(one_shot, d, masks=ones, generator=offset_generator(seed, TIE))
         else:
             miner, ctx = cls(**cfg), context()
             miner.prepare(ctx)

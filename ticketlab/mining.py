@@ -35,15 +35,10 @@ from ticketlab.selection import (
     SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, select_target, target_count,
     tie_columns, warn_ties,
 )
+from ticketlab.streams import miner_generators
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
 from ticketlab.weights import apply_treatment_, bias_masks, recorded_conventions
-
-#: Offset added to the run's seed for the miner's own random draws, so that they do not
-#: repeat the model initialisation's stream.
-_MINER_STREAM = 0x5EED
-#: Offset of the run's selection stream (ties at a selection threshold are drawn from it).
-_TIE_STREAM = 0x71E5
 
 
 def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -281,12 +276,12 @@ class _Run:
         def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
             return create_model(model, data.spec, seed=draw_seed, **kwargs).state_dict()
 
+        generator, ties = miner_generators(seed)  # the miner's own draws; ties at a threshold (ticketlab.streams)
         self.ctx = MiningContext(
-            model=net, params=self.params, spec=data.spec, data=data, device=self.dev, seed=seed,
-            generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
+            model=net, params=self.params, spec=data.spec, data=data, device=self.dev, seed=seed, generator=generator,
             train_config=self.train_config, progress=self.progress, draw_init=draw_init, scope=self.scope,
             train_epochs=self.train_epochs, track_masks=self.track_masks, early_bird=self.early_bird,
-            tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
+            tie_generator=ties,
         )
 
     # ------------------------------------------------------------------ 3. plan
