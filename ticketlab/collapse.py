@@ -228,9 +228,10 @@ def critical_compression(
         >>> s.results[0].monotone, s.max_x
         (True, 4.25)
     """
+    from ticketlab.build import build_network
     from ticketlab.device import resolve_device
     from ticketlab.miners import get_miner
-    from ticketlab.models import create_model, prunable_parameters
+    from ticketlab.spec import NetSpec, PruneSpec
 
     if search not in SEARCHES:
         raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got '{search}'")
@@ -247,10 +248,12 @@ def critical_compression(
     progress = progress or NullProgress()
     dev = resolve_device(device)
     data, source = _study_data(dataset, data_root, seed, samples_per_class, download)
-    net = create_model(model, data.spec, seed=seed, init=init, zero_bias=zero_bias).to(dev)
-    params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
-    if not params:
-        raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
+    # the network mine(method, model=model, model_kwargs={"init": init, "zero_bias": True}, seed=seed) builds
+    options = {**({"init": init} if init is not None else {}), **({"zero_bias": True} if zero_bias else {})}
+    built = build_network(NetSpec(model=model, dataset=dataset, model_options=options), seed=seed, device=dev,
+                          prune=PruneSpec(skip_first_layer=not prune_first_layer, skip_last_layer=not prune_last_layer),
+                          data=data)
+    net, params = built.net, built.params
     total = sum(p.numel() for p in params.values())
     grid = compression_grid(total, len(params), step)
     study = CollapseStudy(model, dataset, source, seed, step, search, total, list(params),

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ticketlab._version import __version__
-from ticketlab.device import resolve_device
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
@@ -248,40 +247,30 @@ class _Run:
     # ------------------------------------------------------------------ 2. build
     def build(self) -> None:
         """The data (corrupted for the miner where asked), the network on its device, the
-        prunable parameters, the training config and the miner's context."""
-        from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
-        from ticketlab.models import create_model, prunable_parameters
+        prunable parameters (:func:`ticketlab.build.build_network`), the training config and the
+        miner's context."""
+        from ticketlab.build import build_network
         from ticketlab.retraining import resolve_train_config
 
         cls, seed = self.miner_cls, self.seed
-        self.dev = resolve_device(self.device)
-        self.data_read = bool(cls.needs_data or cls.trains or self.want_ticket_training) or \
-            get_dataset_info(self.dataset).spec is None
         # A data-free method on an image set needs only its shape: no files are read (or required).
-        self.data = data = (load_dataset(self.dataset, root=self.data_root, download=self.download, seed=seed)
-                            if self.data_read else shape_only(self.dataset))
-        self.clean = data  # what --train-ticket trains on; the miner sees the corrupted training split
-        if self.corruption is not None:
-            self.data = data = corrupt(data, self.data_corruption, seed=seed)
-        model, kwargs = self.model, self.model_kwargs or {}
-        self.net = net = create_model(model, data.spec, seed=seed, **kwargs).to(self.dev)
-        self.params = prunable_parameters(net, first_layer=self.prune_first_layer, last_layer=self.prune_last_layer)
-        if not self.params:
-            raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
-        every = list(prunable_parameters(net))  # the output layer is the model's last, pruned or not
-        self.output_layer = every[-1] if every else None
-        self.train_config = resolve_train_config(model, self.dataset, train_epochs=self.train_epochs,
+        built = build_network(self.spec, device=self.device, data_root=self.data_root, download=self.download,
+                              read_data=bool(cls.needs_data or cls.trains or self.want_ticket_training))
+        self.dev, self.data_read, self.net = built.device, built.data_read, built.net
+        self.data, self.clean = built.data, built.clean  # the miner sees data; --train-ticket trains on clean
+        self.params, self.output_layer = built.params, built.output_layer
+        self.train_config = resolve_train_config(self.model, self.dataset, train_epochs=self.train_epochs,
                                                  train_options=self.train_options)
 
         def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
-            return create_model(model, data.spec, seed=draw_seed, **kwargs).state_dict()
+            return built.draw(draw_seed).state_dict()
 
         generator, ties = miner_generators(seed)  # the miner's own draws; ties at a threshold (ticketlab.streams)
         self.ctx = MiningContext(
-            model=net, params=self.params, spec=data.spec, data=data, device=self.dev, seed=seed, generator=generator,
-            train_config=self.train_config, progress=self.progress, draw_init=draw_init, scope=self.scope,
-            train_epochs=self.train_epochs, track_masks=self.track_masks, early_bird=self.early_bird,
-            tie_generator=ties,
+            model=self.net, params=self.params, spec=self.data.spec, data=self.data, device=self.dev, seed=seed,
+            generator=generator, train_config=self.train_config, progress=self.progress, draw_init=draw_init,
+            scope=self.scope, train_epochs=self.train_epochs, track_masks=self.track_masks,
+            early_bird=self.early_bird, tie_generator=ties,
         )
 
     # ------------------------------------------------------------------ 3. plan
