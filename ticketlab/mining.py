@@ -1,6 +1,8 @@
 """The mining runner: builds the model and data, runs a miner's rounds, returns a :class:`Ticket`.
 
-This is the one place where rounds, schedules, selection and snapshots happen; miners only score.
+Schedules, round records and snapshots happen here; miners only score. The network comes from
+:func:`ticketlab.build.build_network` and the rounds from :func:`ticketlab.rounds.round_loop`,
+which ``rebuild`` and the collapse study share.
 
 Example:
     >>> from ticketlab.mining import mine
@@ -28,6 +30,7 @@ from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget, get_miner
 from ticketlab.progress import NullProgress
+from ticketlab.rounds import round_loop
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.spec import RUN_OPTIONS, MineSpec
 from ticketlab.selection import (
@@ -391,26 +394,20 @@ class _Run:
         """Every round from the first not yet done: the miner scores, the shared selection keeps
         the round's target (ties by the selection stream), one history row; then round files and
         the checkpoint."""
-        ctx, miner = self.ctx, self.miner
+        ctx = self.ctx
         with self.progress.task(f"{self.method}: rounds", total=len(self.densities)) as bar:
             bar.advance(self.first - 1)
-            for k in range(self.first, len(self.densities) + 1):
-                d = self.densities[k - 1]
-                t0 = time.perf_counter()
-                miner.before_round(ctx, self.masks, k)
-                self.scores = miner.score(ctx, self.masks)
-                ties: list[TieRecord] = []
-                self.masks = _select(self.scores, d, self.scope, self.masks, self.count_rule, self.buffers,
-                                     ctx.tie_generator, ties)
-                miner.after_round(ctx, self.masks, k)
+            for r in round_loop(self.miner, ctx, self.masks, self.densities, first=self.first, scope=self.scope,
+                                count_rule=self.count_rule, buffers=self.buffers):
+                k, self.masks, self.scores = r.index, r.masks, r.scores
                 kept = sum(int(m.sum()) for m in self.masks.values())
-                row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
-                       "density": kept / sum(m.numel() for m in self.masks.values()), **tie_columns(ties)}
+                row = {"stage": "round", "round": k, "target_density": r.target, "kept": kept,
+                       "density": kept / sum(m.numel() for m in self.masks.values()), **tie_columns(r.ties)}
                 warn_ties(row, f"{self.method}: round {k}")
                 for rec in ctx.records:
                     row.update(rec)
                 ctx.records.clear()
-                row["seconds"] = time.perf_counter() - t0
+                row["seconds"] = r.seconds
                 self.history.extend(ctx.tracked)  # --track-masks rows of this round's training, then its row
                 ctx.tracked.clear()
                 self.history.append(row)
