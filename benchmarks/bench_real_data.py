@@ -61,13 +61,8 @@ from ticketlab.data.base import TensorData
 from ticketlab.data.torchvision_sets import FASHION_MNIST
 from ticketlab.errors import DataNotFoundError
 from ticketlab.models import create_model
-from ticketlab.training import (
-    _derive_seed,  # the seed of fit's batch order, so that the bare loop sees the same batches
-    default_train_config,
-    eval_cadence,
-    evaluate_model,
-    fit,
-)
+from ticketlab.streams import BATCH_ORDER, seed63  # fit's batch order, so that the bare loop sees the same batches
+from ticketlab.training import default_train_config, eval_cadence, evaluate_model, fit
 
 TRAIN_TARGET = 1.1
 EVAL_TARGET = 0.25
@@ -84,7 +79,7 @@ def bare_epoch(model: torch.nn.Module, data: TensorData, lr: float, batch: int, 
     model.train()
     start = time.perf_counter()
     for e in range(epochs):
-        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(_derive_seed(seed, 1, e)))
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed63(seed, BATCH_ORDER, e)))
         for b in range(0, len(y), batch):
             idx = perm[b : b + batch]
             loss = F.cross_entropy(model(x[idx]), y[idx])

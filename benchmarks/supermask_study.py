@@ -158,7 +158,8 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ticketlab.data import load_dataset
-    from ticketlab.mining import _MINER_STREAM, mine
+    from ticketlab.mining import mine
+    from ticketlab.streams import MINER, offset_generator
     from ticketlab.miners.supermask import criterion_scores, parse_sweep
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_top
@@ -190,7 +191,7 @@ def _fig3(config: dict[str, Any]) -> dict[str, Any]:
 
     curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     for crit in config["criteria"]:
-        gen = torch.Generator().manual_seed(seed + _MINER_STREAM)  # the miner's ctx.generator (random)
+        gen = offset_generator(seed, MINER)  # the miner's ctx.generator (random)
         scores = criterion_scores(crit, theta0, thetaT, generator=gen)
         kepts = list(config["kept"]) + list(config["sign_kept"].get(crit, []))
         per_kept: dict[str, dict[str, list[float]]] = {k: {} for k in kepts}
@@ -235,7 +236,8 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from ticketlab.data import load_dataset
-    from ticketlab.mining import _MINER_STREAM, _TIE_STREAM, mine
+    from ticketlab.mining import mine
+    from ticketlab.streams import MINER, TIE, offset_generator
     from ticketlab.miners.supermask import REFERENCE_OUTPUT_BASE, criterion_scores, parse_sweep, sweep_powers
     from ticketlab.models import create_model, prunable_parameters
     from ticketlab.selection import select_target, select_top
@@ -259,7 +261,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     ones = {n: torch.ones_like(b, dtype=torch.bool) for n, b in b0.items()}  # ranking criteria: biases unmasked
 
     def tie() -> torch.Generator:  # the run's selection stream, as every sweep point starts from it
-        return torch.Generator().manual_seed(seed + _TIE_STREAM)
+        return offset_generator(seed, TIE)
 
     def run(masks: dict[str, torch.Tensor], kept: str, test: bool) -> dict[str, float]:
         gen = kept_generator(seed)
@@ -278,7 +280,7 @@ def _reference(config: dict[str, Any]) -> dict[str, Any]:
     check = config["miner"]
     curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     for crit in config["criteria"]:
-        scores = criterion_scores(crit, theta0, thetaT, generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
+        scores = criterion_scores(crit, theta0, thetaT, generator=offset_generator(seed, MINER),
                                   protocol="reference")
         per_kept: dict[str, dict[str, list[float]]] = {k: {} for k in config["kept"]}
         for target in targets:

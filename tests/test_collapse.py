@@ -80,6 +80,19 @@ def test_iterative_probes_run_the_schedule_and_stop_at_the_first_empty_layer():
     assert r.monotone is False and r.critical_x == 4.0
 
 
+def test_an_iterative_probe_keeps_per_layer_what_mine_keeps_with_the_same_settings():
+    """The study builds its network as mine does (ticketlab.build) and runs the shared round loop
+    (ticketlab.rounds) with mine's streams: an intact probe keeps, layer by layer, mine's ticket."""
+    study = critical_compression("lenet_300_100", ["synflow"], dataset="digits", rounds={"synflow": 4}, search="grid",
+                                 seed=2, init="kaiming_normal", zero_bias=True, prune_first_layer=False, device="cpu")
+    probes = {p.x: p for p in study.results[0].probes}
+    assert study.layers == ["fc2.weight", "fc3.weight"]
+    for x in (1.0, 2.0):
+        t = mine("synflow", model="lenet_300_100", dataset="digits", density=10.0 ** -x, rounds=4, seed=2,
+                 prune_first_layer=False, model_kwargs={"init": "kaiming_normal", "zero_bias": True}, device="cpu")
+        assert not probes[x].collapsed and probes[x].layer_kept == tuple(t.provenance["layer_kept"].values())
+
+
 def test_synflow_reaches_maximal_compression_with_zero_biases():
     """Tanaka et al. 2020, Sec. 6: iterative SynFlow avoids layer collapse up to the limit (one
     weight per layer) when no bias feeds the linearized network; with the model's default

@@ -14,8 +14,9 @@ from ticketlab.distributions import (
     uniform_densities,
 )
 from ticketlab.errors import ConfigError, IncompatibleError
-from ticketlab.mining import _MINER_STREAM, mine
+from ticketlab.mining import mine
 from ticketlab.selection import keep_count
+from ticketlab.streams import MINER
 from ticketlab.ticket import Ticket
 
 torch.set_num_threads(1)
@@ -205,7 +206,7 @@ def test_random_default_is_global_and_unchanged():
     t = mine("random", **FAST)
     assert t.provenance["method_config"] == {"distribution": "global"} and "distribution" not in t.provenance
     assert t.provenance["scope"] == "global" and t.kept == keep_count(0.137, t.total)
-    gen = torch.Generator().manual_seed(0 + _MINER_STREAM)  # the miner's draws: one ranking over all layers
+    gen = torch.Generator().manual_seed(0 + MINER)  # the miner's draws: one ranking over all layers
     scores = torch.cat([torch.rand(m.shape, generator=gen, dtype=torch.float64).flatten() for m in t.masks.values()])
     top = torch.zeros_like(scores, dtype=torch.bool)
     top[torch.argsort(scores, descending=True, stable=True)[: t.kept]] = True

@@ -11,11 +11,12 @@ import torch
 import ticketlab
 from ticketlab.errors import ConfigError
 from ticketlab.miners.supermask import CRITERIA, criterion_scores
-from ticketlab.mining import _TIE_STREAM, mine
+from ticketlab.mining import mine
 from ticketlab.selection import (
     density_for_count, keep_count, keep_count_truncated, keep_count_truncated_percent, select_target, select_top,
     target_count,
 )
+from ticketlab.streams import TIE
 from ticketlab.weights import (
     KEPT_ACTIONS, bias_masks, bias_record, kept_weights, layer_biases, recorded_conventions, start_biases,
     start_weights,
@@ -224,7 +225,7 @@ def test_reference_sweep_is_zhous_per_layer_rates_and_counts(reference_ticket):
                               protocol="reference")
     target = {n: chosen["target_output_density"] if n == "fc3.weight" else chosen["target_density"] for n in params}
     want = select_target(scores, target, count_rule="truncated_percent",
-                         generator=torch.Generator().manual_seed(0 + _TIE_STREAM))
+                         generator=torch.Generator().manual_seed(0 + TIE))
     assert all(np.array_equal(t.masks[n], want[n].numpy()) for n in params)
     round_row = next(r for r in t.history if r.get("stage") == "round")
     assert round_row["tied_kept"] > 0  # same-sign weights tie at 0 and were drawn

@@ -21,9 +21,11 @@ How the search is kept cheap:
   in practice for iterative ones; ``search="grid"`` probes every point and reports whether the
   outcome was monotone.
 
-A probe builds the same model (``create_model(model, spec, seed=seed, init=init)``) and miner
-stream as :func:`ticketlab.mining.mine`, so ``mine(method, density=10**-x, seed=seed)`` on the
-same data gives the probed mask (``mine --init ... --zero-bias`` for the same initialisation).
+The study builds its network as :func:`ticketlab.mining.mine` does
+(:func:`ticketlab.build.build_network`), and a probe draws from the same miner and selection
+streams (:mod:`ticketlab.streams`) and runs the same rounds (:func:`ticketlab.rounds.round_loop`),
+so ``mine(method, density=10**-x, seed=seed)`` on the same data gives the probed mask
+(``mine --init ... --zero-bias`` for the same initialisation).
 
 To compare with Tanaka et al., build the model as their reference code does: Kaiming-normal
 weights and zero biases (``init="kaiming_normal", zero_bias=True``). Both matter: PyTorch's
@@ -161,12 +163,13 @@ def compression_grid(total: int, layers: int, step: float = 0.25) -> list[float]
 def _study_data(dataset: str, data_root: str | Path | None, seed: int, samples_per_class: int,
                 download: bool) -> tuple[Any, str]:
     """The data set (real when a data root is given or none is needed, else random images)."""
-    from ticketlab.data import get_dataset_info, list_datasets, load_dataset
+    from ticketlab.build import load_data
+    from ticketlab.data import get_dataset_info, list_datasets
     from ticketlab.data.base import TensorData
 
     info = get_dataset_info(dataset)
     if data_root is not None or not info.needs_root or download:
-        data = load_dataset(dataset, root=data_root, download=download, seed=seed)
+        data, _ = load_data(dataset, seed=seed, data_root=data_root, download=download)
         where = f" in {data_root}" if data_root is not None else ""
         return data, f"the {dataset} training split{where}"
     if info.spec is None:
@@ -228,9 +231,10 @@ def critical_compression(
         >>> s.results[0].monotone, s.max_x
         (True, 4.25)
     """
+    from ticketlab.build import build_network
     from ticketlab.device import resolve_device
     from ticketlab.miners import get_miner
-    from ticketlab.models import create_model, prunable_parameters
+    from ticketlab.spec import NetSpec, PruneSpec
 
     if search not in SEARCHES:
         raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got '{search}'")
@@ -247,10 +251,12 @@ def critical_compression(
     progress = progress or NullProgress()
     dev = resolve_device(device)
     data, source = _study_data(dataset, data_root, seed, samples_per_class, download)
-    net = create_model(model, data.spec, seed=seed, init=init, zero_bias=zero_bias).to(dev)
-    params = prunable_parameters(net, first_layer=prune_first_layer, last_layer=prune_last_layer)
-    if not params:
-        raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
+    # the network mine(method, model=model, model_kwargs={"init": init, "zero_bias": True}, seed=seed) builds
+    options = {**({"init": init} if init is not None else {}), **({"zero_bias": True} if zero_bias else {})}
+    built = build_network(NetSpec(model=model, dataset=dataset, model_options=options), seed=seed, device=dev,
+                          prune=PruneSpec(skip_first_layer=not prune_first_layer, skip_last_layer=not prune_last_layer),
+                          data=data)
+    net, params = built.net, built.params
     total = sum(p.numel() for p in params.values())
     grid = compression_grid(total, len(params), step)
     study = CollapseStudy(model, dataset, source, seed, step, search, total, list(params),
@@ -272,14 +278,15 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
             params: dict[str, torch.nn.Parameter], data: Any, dev: torch.device, seed: int,
             grid: list[float], search: str, bar: Any) -> MethodResult:
     from ticketlab.miners.base import MiningContext
-    from ticketlab.mining import _MINER_STREAM, _TIE_STREAM
+    from ticketlab.rounds import round_loop
+    from ticketlab.streams import TIE, miner_generators, offset_generator
 
     started = time.perf_counter()
 
     def context() -> MiningContext:  # the same miner and selection streams as mine() for this seed
+        generator, ties = miner_generators(seed)
         return MiningContext(model=net, params=params, spec=data.spec, data=data, device=dev, seed=seed,
-                             generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-                             tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
+                             generator=generator, tie_generator=ties)
 
     ones = {n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}
     one_shot: dict[str, torch.Tensor] | None = None
@@ -293,17 +300,15 @@ def _method(method: str, cls: Any, cfg: dict[str, Any], n_rounds: int, net: torc
         d = 10.0 ** -x
         stopped = None
         if one_shot is not None:
-            masks = select_top(one_shot, d, masks=ones, generator=torch.Generator().manual_seed(seed + _TIE_STREAM))
+            masks = select_top(one_shot, d, masks=ones, generator=offset_generator(seed, TIE))
         else:
             miner, ctx = cls(**cfg), context()
             miner.prepare(ctx)
             masks = ones
-            for k, dk in enumerate(exponential_schedule(d, n_rounds), start=1):
-                miner.before_round(ctx, masks, k)
-                masks = select_top(miner.score(ctx, masks), dk, masks=masks, generator=ctx.tie_generator)
-                miner.after_round(ctx, masks, k)
-                if k < n_rounds and empty_layers(masks):
-                    stopped = k  # masks only shrink: the final mask would be empty here too
+            for r in round_loop(miner, ctx, ones, exponential_schedule(d, n_rounds)):  # global, exact counts
+                masks = r.masks
+                if r.index < n_rounds and empty_layers(masks):
+                    stopped = r.index  # masks only shrink: the final mask would be empty here too
                     break
             miner.finish(ctx)
         bar.advance()

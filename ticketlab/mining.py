@@ -1,6 +1,8 @@
 """The mining runner: builds the model and data, runs a miner's rounds, returns a :class:`Ticket`.
 
-This is the one place where rounds, schedules, selection and snapshots happen; miners only score.
+Schedules, round records and snapshots happen here; miners only score. The network comes from
+:func:`ticketlab.build.build_network` and the rounds from :func:`ticketlab.rounds.round_loop`,
+which ``rebuild`` and the collapse study share.
 
 Example:
     >>> from ticketlab.mining import mine
@@ -23,28 +25,23 @@ import numpy as np
 import torch
 
 from ticketlab._version import __version__
-from ticketlab.device import resolve_device
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
 from ticketlab.limits import check as check_limit
 from ticketlab.miners import get_miner
 from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.progress import NullProgress
+from ticketlab.rounds import round_loop
 from ticketlab.schedules import check_multipliers, resolve_rounds, scale_rates
 from ticketlab.spec import DEPRECATED_KEYWORDS, RUN_OPTIONS, MineSpec, translate_deprecated
 from ticketlab.selection import (
     SCOPES, SelectionBuffers, TieRecord, check_count_rule, check_density, density_from, select_target, target_count,
     tie_columns, warn_ties,
 )
+from ticketlab.streams import miner_generators
 from ticketlab.ticket import Ticket
 from ticketlab.tracking import check_tracking
 from ticketlab.weights import apply_treatment_, bias_masks, recorded_conventions
-
-#: Offset added to the run's seed for the miner's own random draws, so that they do not
-#: repeat the model initialisation's stream.
-_MINER_STREAM = 0x5EED
-#: Offset of the run's selection stream (ties at a selection threshold are drawn from it).
-_TIE_STREAM = 0x71E5
 
 
 def _numpy(params: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -266,40 +263,30 @@ class _Run:
     # ------------------------------------------------------------------ 2. build
     def build(self) -> None:
         """The data (corrupted for the miner where asked), the network on its device, the
-        prunable parameters, the training config and the miner's context."""
-        from ticketlab.data import corrupt, get_dataset_info, load_dataset, shape_only
-        from ticketlab.models import create_model, prunable_parameters
+        prunable parameters (:func:`ticketlab.build.build_network`), the training config and the
+        miner's context."""
+        from ticketlab.build import build_network
         from ticketlab.retraining import resolve_train_config
 
         cls, seed = self.miner_cls, self.seed
-        self.dev = resolve_device(self.device)
-        self.data_read = bool(cls.needs_data or cls.trains or self.want_ticket_training) or \
-            get_dataset_info(self.dataset).spec is None
         # A data-free method on an image set needs only its shape: no files are read (or required).
-        self.data = data = (load_dataset(self.dataset, root=self.data_root, download=self.download, seed=seed)
-                            if self.data_read else shape_only(self.dataset))
-        self.clean = data  # what --train-ticket trains on; the miner sees the corrupted training split
-        if self.corruption is not None:
-            self.data = data = corrupt(data, self.data_corruption, seed=seed)
-        model, kwargs = self.model, self.model_kwargs or {}
-        self.net = net = create_model(model, data.spec, seed=seed, **kwargs).to(self.dev)
-        self.params = prunable_parameters(net, first_layer=self.prune_first_layer, last_layer=self.prune_last_layer)
-        if not self.params:
-            raise ConfigError(f"model '{model}' has no prunable parameters left to prune")
-        every = list(prunable_parameters(net))  # the output layer is the model's last, pruned or not
-        self.output_layer = every[-1] if every else None
-        self.train_config = resolve_train_config(model, self.dataset, train_epochs=self.train_epochs,
+        built = build_network(self.spec, device=self.device, data_root=self.data_root, download=self.download,
+                              read_data=bool(cls.needs_data or cls.trains or self.want_ticket_training))
+        self.dev, self.data_read, self.net = built.device, built.data_read, built.net
+        self.data, self.clean = built.data, built.clean  # the miner sees data; --train-ticket trains on clean
+        self.params, self.output_layer = built.params, built.output_layer
+        self.train_config = resolve_train_config(self.model, self.dataset, train_epochs=self.train_epochs,
                                                  train_options=self.train_options)
 
         def draw_init(draw_seed: int) -> dict[str, torch.Tensor]:
-            return create_model(model, data.spec, seed=draw_seed, **kwargs).state_dict()
+            return built.draw(draw_seed).state_dict()
 
+        generator, ties = miner_generators(seed)  # the miner's own draws; ties at a threshold (ticketlab.streams)
         self.ctx = MiningContext(
-            model=net, params=self.params, spec=data.spec, data=data, device=self.dev, seed=seed,
-            generator=torch.Generator().manual_seed(seed + _MINER_STREAM),
-            train_config=self.train_config, progress=self.progress, draw_init=draw_init, scope=self.scope,
-            train_epochs=self.train_epochs, track_masks=self.track_masks, early_bird=self.early_bird,
-            tie_generator=torch.Generator().manual_seed(seed + _TIE_STREAM),
+            model=self.net, params=self.params, spec=self.data.spec, data=self.data, device=self.dev, seed=seed,
+            generator=generator, train_config=self.train_config, progress=self.progress, draw_init=draw_init,
+            scope=self.scope, train_epochs=self.train_epochs, track_masks=self.track_masks,
+            early_bird=self.early_bird, tie_generator=ties,
         )
 
     # ------------------------------------------------------------------ 3. plan
@@ -408,26 +395,20 @@ class _Run:
         """Every round from the first not yet done: the miner scores, the shared selection keeps
         the round's target (ties by the selection stream), one history row; then round files and
         the checkpoint."""
-        ctx, miner = self.ctx, self.miner
+        ctx = self.ctx
         with self.progress.task(f"{self.method}: rounds", total=len(self.densities)) as bar:
             bar.advance(self.first - 1)
-            for k in range(self.first, len(self.densities) + 1):
-                d = self.densities[k - 1]
-                t0 = time.perf_counter()
-                miner.before_round(ctx, self.masks, k)
-                self.scores = miner.score(ctx, self.masks)
-                ties: list[TieRecord] = []
-                self.masks = _select(self.scores, d, self.scope, self.masks, self.count_rule, self.buffers,
-                                     ctx.tie_generator, ties)
-                miner.after_round(ctx, self.masks, k)
+            for r in round_loop(self.miner, ctx, self.masks, self.densities, first=self.first, scope=self.scope,
+                                count_rule=self.count_rule, buffers=self.buffers):
+                k, self.masks, self.scores = r.index, r.masks, r.scores
                 kept = sum(int(m.sum()) for m in self.masks.values())
-                row = {"stage": "round", "round": k, "target_density": d, "kept": kept,
-                       "density": kept / sum(m.numel() for m in self.masks.values()), **tie_columns(ties)}
+                row = {"stage": "round", "round": k, "target_density": r.target, "kept": kept,
+                       "density": kept / sum(m.numel() for m in self.masks.values()), **tie_columns(r.ties)}
                 warn_ties(row, f"{self.method}: round {k}")
                 for rec in ctx.records:
                     row.update(rec)
                 ctx.records.clear()
-                row["seconds"] = time.perf_counter() - t0
+                row["seconds"] = r.seconds
                 self.history.extend(ctx.tracked)  # --track-masks rows of this round's training, then its row
                 ctx.tracked.clear()
                 self.history.append(row)

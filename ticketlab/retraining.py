@@ -3,10 +3,12 @@
 The pieces are shared with the rest of ticketlab, not copied:
 
 * :func:`rebuild` re-creates a ticket's network from its provenance (model, model options,
-  data set, seed): the model built with the provenance seed gives the biases and batch-norm
-  state; the prunable weights are the stored ``init`` snapshot, or, where none is stored, the
-  provenance seed's draw with the run's weight treatment (:func:`ticketlab.weights.apply_treatment_`)
-  and, for a supermask ticket, its ``--weights`` action; after a ``reinit`` transform, the fresh
+  data set, seed: from the recorded spec, :meth:`ticketlab.spec.MineSpec.from_provenance`, where
+  the ticket has one) with :func:`ticketlab.build.build_network`, as ``mine`` built it: the model
+  built with the provenance seed gives the biases and batch-norm state; the prunable weights are
+  the stored ``init`` snapshot, or, where none is stored, the provenance seed's draw with the
+  run's weight treatment (:func:`ticketlab.weights.apply_treatment_`) and, for a supermask
+  ticket, its ``--weights`` action; after a ``reinit`` transform, the fresh
   draw of :func:`ticketlab.transforms.reinit_model_seed`. A ticket whose provenance records
   :data:`ticketlab.weights.KEPT_CONVENTIONS` (the supermask miner's protocol reference) starts
   with its biases under the recorded action and bias masks, and the bias masks hold in training.
@@ -169,8 +171,9 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     """Re-create ``ticket``'s network and initial weights from its provenance (module docstring).
 
     Raises a one-line :class:`ConfigError` when the provenance cannot re-create it (no model,
-    data set or seed, e.g. an imported ticket) and :class:`IncompatibleError` when a mask names
-    no parameter of the model.
+    data set or seed, e.g. an imported ticket; a recorded spec that is damaged or says otherwise
+    than the keys model, dataset, model_config and seed) and :class:`IncompatibleError` when a
+    mask names no parameter of the model.
 
     Example:
         >>> import ticketlab
@@ -178,10 +181,9 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
         >>> rebuild(t, device="cpu").source
         'recreated'
     """
-    from ticketlab.data import load_dataset
+    from ticketlab.build import build_network, load_data
     from ticketlab.device import resolve_device
     from ticketlab.masking import from_numpy_masks
-    from ticketlab.models import create_model
     from ticketlab.checks import check_seed
     from ticketlab.models.registry import validate_model_config
     from ticketlab.transforms import reinit_model_seed
@@ -200,13 +202,15 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     model_config = prov.get("model_config") or {}
     if not isinstance(model_config, dict):
         raise ConfigError("cannot re-create the ticket's network: its provenance model_config is not a table")
+    setup = _recorded_network(prov, run_seed, model_config)
     dev = resolve_device(device)
-    data = load_dataset(str(prov["dataset"]), root=data_root, seed=run_seed)
+    data, _ = load_data(setup.dataset, seed=run_seed, data_root=data_root)
     try:  # keys, types, ranges and the parameter count, before anything is allocated
-        validate_model_config(str(prov["model"]), data.spec, model_config)
+        validate_model_config(setup.model, data.spec, setup.model_options)
     except ConfigError as exc:
         raise type(exc)(f"cannot re-create the ticket's network from its provenance: {exc}") from None
-    net = create_model(str(prov["model"]), data.spec, seed=run_seed, **model_config).to(dev)
+    # the real data, also for a ticket mined on corrupted data (Su et al. 2020 train on clean data)
+    net = build_network(dataclasses.replace(setup, data_corruption=None), seed=run_seed, device=dev, data=data).net
     named = dict(net.named_parameters())
     absent = [n for n in ticket.masks if n not in named]
     if absent:
@@ -245,6 +249,50 @@ def rebuild(ticket: Ticket, *, data_root: str | Path | None = None, device: str 
     rebuilt.init_weights, rebuilt.source = init_weights, source
     rebuilt.state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     return rebuilt
+
+
+def _recorded_network(prov: Mapping[str, Any], seed: int, model_config: dict[str, Any]) -> Any:
+    """The :class:`~ticketlab.spec.NetSpec` of a ticket's network: its recorded spec's
+    (:meth:`~ticketlab.spec.MineSpec.from_provenance`; a later ``transfer`` moved the masks to its
+    ``to_model``), which must agree with the provenance keys that every other reader uses (model,
+    data set, model options, seed); for a ticket that records no spec (written before specs, or
+    imported), those keys."""
+    from ticketlab.spec import MineSpec, NetSpec
+    from ticketlab.transforms import recorded_transforms
+
+    keys = NetSpec(model=str(prov["model"]), dataset=str(prov["dataset"]), model_options=dict(model_config))
+    if not isinstance(prov.get("spec"), Mapping):
+        return keys
+    try:
+        spec = MineSpec.from_provenance(prov)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot re-create the ticket's network: {exc}") from None
+    net = spec.net
+    for record in recorded_transforms(prov):
+        if record["name"] == "transfer" and isinstance(record.get("to_model"), str):
+            net = dataclasses.replace(net, model=record["to_model"])
+    said = {"model": keys.model, "dataset": keys.dataset, "model_config": keys.model_options, "seed": seed}
+    recorded = {"model": net.model, "dataset": net.dataset, "model_config": net.model_options, "seed": spec.seed}
+    for key, value in said.items():
+        if _plain(value) != _plain(recorded[key]):
+            raise ConfigError(f"cannot re-create the ticket's network: its provenance says {key} "
+                              f"{_short(value)} but its spec {_short(recorded[key])}")
+    return net
+
+
+def _plain(value: Any) -> Any:
+    """A value as its JSON text (tuples and lists alike), for comparing a provenance's keys with its spec."""
+    import json
+
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def train_sparse(net: torch.nn.Module, state: Mapping[str, torch.Tensor], data: Any, config: Any,

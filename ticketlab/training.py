@@ -67,6 +67,7 @@ from ticketlab.device import resolve_device
 from ticketlab.errors import ConfigError, IncompatibleError
 from ticketlab.masking import MaskedOptimizer, check_masks
 from ticketlab.progress import NullProgress
+from ticketlab.streams import BATCH_ORDER, DROPOUT, RECALIBRATION, seed63
 
 OPTIMIZERS = ("sgd", "adam", "adagrad")
 SCHEDULES = ("constant", "cosine", "cosine_epoch", "step")
@@ -439,10 +440,6 @@ def resolved_config(config: TrainConfig, data: TensorData | GraphData) -> TrainC
     return dataclasses.replace(config, eval_every=eval_cadence(config, data))
 
 
-def _derive_seed(*keys: int) -> int:
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> 1)
-
-
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -592,7 +589,7 @@ def recalibrate_batchnorm(
                 model(g.x.to(device), g.edge_index.to(device))
             else:
                 x, _ = data.train
-                gen = torch.Generator().manual_seed(_derive_seed(seed, 3))
+                gen = torch.Generator().manual_seed(seed63(seed, RECALIBRATION))
                 order = torch.randperm(len(x), generator=gen)
                 for b in range(batches):
                     idx = order[b * batch_size : (b + 1) * batch_size]
@@ -700,7 +697,7 @@ class _Batches:
             return model(self.x, self.edge_index)[self.train_idx], self.y
         epoch, b = divmod(t, self.per_epoch)
         if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(_derive_seed(self.seed, 1, epoch))
+            gen = torch.Generator().manual_seed(seed63(self.seed, BATCH_ORDER, epoch))
             self._epoch, self._perm = epoch, torch.randperm(len(self.y), generator=gen).to(self.x.device)
         idx = self._perm[b * self.bs : (b + 1) * self.bs]
         return model(self.x[idx]), self.y[idx]
@@ -860,7 +857,7 @@ def fit(
 
     cuda_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_devices), progress.task(label, total=total - start_iteration) as task:
-        dropout_seed = _derive_seed(seed, 2, start_iteration)
+        dropout_seed = seed63(seed, DROPOUT, start_iteration)
         torch.default_generator.manual_seed(dropout_seed)
         if dev.type == "cuda":
             torch.cuda.manual_seed(dropout_seed)

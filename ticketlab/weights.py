@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Union
 import torch
 
 from ticketlab.errors import ConfigError
+from ticketlab.streams import BIAS, KEPT, KEPT_REINIT, seed32, sequence_generator
 
 
 def fan_in(w: torch.Tensor) -> int:
@@ -222,8 +223,6 @@ KEPT_ACTIONS = ("init", "signed_constant", "signed_std", "rand_signed_constant",
 #: whole layer before masking (Zhou et al., ``train_lottery.py`` l. 604-616).
 SIGN_SHUFFLES = ("kept", "layer")
 
-_KEPT_STREAM, _REINIT_STREAM, _BIAS_STREAM = 0x6E97, 0x2E1, 0xB1A5
-
 
 def kept_generator(seed: int) -> torch.Generator:
     """The CPU generator of the random mask-1 actions of a run with ``seed`` (shared by the
@@ -233,9 +232,7 @@ def kept_generator(seed: int) -> torch.Generator:
         >>> torch.equal(torch.rand(2, generator=kept_generator(0)), torch.rand(2, generator=kept_generator(0)))
         True
     """
-    import numpy as np
-
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), _KEPT_STREAM]).generate_state(1)[0]))
+    return sequence_generator(seed, KEPT)
 
 
 def bias_generator(seed: int) -> torch.Generator:
@@ -246,16 +243,12 @@ def bias_generator(seed: int) -> torch.Generator:
         >>> torch.equal(torch.rand(2, generator=bias_generator(0)), torch.rand(2, generator=kept_generator(0)))
         False
     """
-    import numpy as np
-
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), _BIAS_STREAM]).generate_state(1)[0]))
+    return sequence_generator(seed, BIAS)
 
 
 def reinit_draw_seed(seed: int) -> int:
     """The model seed of ``--weights reinit``'s fresh weights for a run with ``seed`` (its own stream)."""
-    import numpy as np
-
-    return int(np.random.SeedSequence([int(seed), _REINIT_STREAM]).generate_state(1)[0])
+    return seed32(seed, KEPT_REINIT)
 
 
 def check_action(action: str) -> str:

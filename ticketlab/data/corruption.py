@@ -37,10 +37,11 @@ import torch
 from ticketlab.data.base import Dataset, TensorData
 from ticketlab.checks import check_seed
 from ticketlab.errors import ConfigError
+from ticketlab.streams import RANDOM_LABELS, RANDOM_PIXELS, numpy_rng
 
 #: The corruptions ``mine --data-corruption`` takes.
 CORRUPTIONS = ("random_labels", "random_pixels")
-_STREAMS = {"random_labels": 0x1AB5, "random_pixels": 0x91C5}
+_STREAMS = {"random_labels": RANDOM_LABELS, "random_pixels": RANDOM_PIXELS}
 
 
 def check_corruption(kind: str) -> str:
@@ -68,7 +69,7 @@ def corrupt(data: Dataset, kind: str, *, seed: int) -> TensorData:
         raise ConfigError(f"data corruption {kind} is defined for tensor data sets (images, vectors), "
                           f"not for graph data set '{data.spec.name}'")
     x, y = data.train
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAMS[kind]]))
+    rng = numpy_rng(seed, _STREAMS[kind])
     if kind == "random_labels":
         perm = torch.from_numpy(rng.permutation(len(y)))
         train = (x, y[perm].clone())

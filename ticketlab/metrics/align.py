@@ -65,6 +65,7 @@ import numpy as np
 
 from ticketlab.errors import ConfigError
 from ticketlab.network import tensor_order, topology_of
+from ticketlab.streams import ALIGNED_NULL, numpy_rng
 from ticketlab.ticket import Ticket
 
 #: What the similarity of two units is computed from.
@@ -451,7 +452,7 @@ def aligned_null_counts(a: Ticket, b: Ticket, by: str, samples: int, seed: int =
     per-layer counts) after aligning the second to the first the same way (``by``)."""
     topo = dict(topology) if topology is not None else _topology(a)
     snap = weight_snapshot(a, b) if by == "weights" else None
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    rng = numpy_rng(seed, ALIGNED_NULL)
     edges = _param_edges(topo)
     out = np.empty((samples, len(a.masks)), dtype=np.int64)
     for s in range(samples):

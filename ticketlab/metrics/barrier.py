@@ -281,7 +281,7 @@ def barrier(
         >>> res.error[0] == res.error[1] == res.error[2], res.to_dict()["inputs"][0]["label"]
         (True, 'random seed 0')
     """
-    from ticketlab.data import load_dataset
+    from ticketlab.build import load_data
     from ticketlab.masking import from_numpy_masks
     from ticketlab.retraining import rebuild, trained_state
     from ticketlab.training import RECALIBRATION_BATCHES, SPLITS, evaluate_untrained
@@ -301,7 +301,7 @@ def barrier(
     rb = rebuild(ta, data_root=data_root, device=device)  # A's network (its model and data split)
     net, data = rb.net, rb.data
     if tb.provenance.get("seed") != rb.seed:
-        other = load_dataset(str(ta.provenance["dataset"]), root=data_root, seed=int(tb.provenance["seed"]))
+        other, _ = load_data(str(ta.provenance["dataset"]), seed=int(tb.provenance["seed"]), data_root=data_root)
         if not _same_split(data, other, split):
             raise IncompatibleError(f"'{la}' (seed {rb.seed}) and '{lb}' (seed {tb.provenance['seed']}) split "
                                     f"{ta.provenance['dataset']} differently, so their {split} sets differ: "

@@ -64,6 +64,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ticketlab.errors import ConfigError
+from ticketlab.streams import DEGREE_SELF, words_rng
 
 # The null's settings live with the Cache that carries them (base.py), so that base needs no
 # import of this module; they are this module's public names too.
@@ -135,7 +136,7 @@ def curveball(mask: np.ndarray, rounds: int, rng: np.random.Generator) -> np.nda
 
 def sample_rng(seed: int, stream: int, layer: int, sample: int) -> np.random.Generator:
     """The generator of one sample (``sample`` >= 1; 0 is the hub) of a ticket's layer."""
-    return np.random.default_rng(np.random.SeedSequence([seed, stream, layer, sample]))
+    return words_rng(seed, stream, layer, sample)
 
 
 def layer_samples(mask: np.ndarray, null: DegreeNull, stream: int = 0, layer: int = 0) -> list[np.ndarray]:
@@ -251,17 +252,13 @@ def pair_null_counts(a: Any, b: Any, cache: Any) -> np.ndarray:
     null: DegreeNull = cache.degree_null
     sa = cache.stream(a)
     # the same object twice still needs two independent sets of samples
-    sb = cache.stream(b) if b is not a else _SELF_STREAM + sa
+    sb = cache.stream(b) if b is not a else DEGREE_SELF + sa
 
     def samples(t: Any, stream: int) -> list[np.ndarray]:
         return cache.get(("degree_samples", id(t), stream), lambda: degree_samples(t.masks, null, stream))
 
     key = ("degree_counts", *sorted(((id(a), sa), (id(b), sb))))
     return cache.get(key, lambda: sample_intersections(samples(a, sa), samples(b, sb)))
-
-
-#: Stream offset of the second copy when a ticket is compared with itself (the same object).
-_SELF_STREAM = 1 << 31
 
 
 def add_degree_fields(out: dict[str, dict[str, Any]], a: Any, b: Any, counts: Any,

@@ -105,6 +105,7 @@ from ticketlab.metrics.base import TOTAL, Cache, as_cache, clean
 from ticketlab.metrics.degree import DegreeNull, layer_samples
 from ticketlab.metrics.registry import register
 from ticketlab.network import Block, UnitGraph, unit_graph, unit_matrix
+from ticketlab.streams import RELATIONAL_NODES, RELATIONAL_RANDOM, words_rng
 from ticketlab.ticket import Ticket
 
 #: Nodes drawn per round whose graph is larger than the ``relational_nodes`` limit.
@@ -117,8 +118,6 @@ DENSE_MAX_NODES = 8_192
 CHUNK = 512
 #: The two measures, in record order.
 MEASURES = ("clustering", "path_length")
-#: Last entry of the seed sequence of the random-count null's masks, and of a node sample.
-_RANDOM_TAG, _NODE_TAG = 26, 27
 
 NO_ROUNDS = ("no masked layer between two hidden tensors (the relational graph leaves out the layers "
              "from the input and to the output)")
@@ -362,7 +361,7 @@ def relational_measures(t: Ticket, *, nodes: int | None = None, null: DegreeNull
         n = node_count(n_src, n_dst, nodes)
         sample = None
         if n > max_exact:  # one node sample per round, for the ticket and all its null samples
-            rng = np.random.default_rng(np.random.SeedSequence([null.seed, max(layer, 0), _NODE_TAG]))
+            rng = words_rng(null.seed, max(layer, 0), RELATIONAL_NODES)
             sample = np.sort(rng.choice(n, min(sample_nodes, n), replace=False))
 
         def of(matrix: Any) -> Measures:
@@ -374,7 +373,7 @@ def relational_measures(t: Ticket, *, nodes: int | None = None, null: DegreeNull
             rnd = deg = [observed] * null.samples
         else:
             edge = {"param": param, "group": b.group}
-            rng = np.random.default_rng(np.random.SeedSequence([null.seed, stream, layer, _RANDOM_TAG]))
+            rng = words_rng(null.seed, stream, layer, RELATIONAL_RANDOM)
             rnd = [of(unit_matrix(edge, random_mask(mask, rng), n_src, n_dst)) for _ in range(null.samples)]
             deg = [of(unit_matrix(edge, m, n_src, n_dst)) for m in layer_samples(mask, null, stream, layer)]
         out.append(Round(param, b.src, b.dst, n, observed, rnd, deg))

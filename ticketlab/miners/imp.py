@@ -57,7 +57,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from ticketlab.errors import ConfigError
@@ -65,26 +64,26 @@ from ticketlab.miners.base import Miner, MinerConfig, MiningContext, RoundTarget
 from ticketlab.miners.registry import register_miner
 from ticketlab.schedules import rate_schedule
 from ticketlab.selection import exponential_schedule
+from ticketlab.streams import IMP_REINIT, seed63
 
 #: Rate per round when neither a rate nor a target density is given (Frankle & Carbin 2019).
 DEFAULT_RATE = 0.2
 RESETS = ("init", "rewind:K", "reinit", "continue")
 _REWIND = re.compile(r"rewind:(\d+)")
-_REINIT_STREAM = 0x1E1217
 
 
 def reinit_seed(seed: int, round_index: int) -> int:
     """Seed of the fresh weights drawn by ``--reset reinit`` in round ``round_index``.
 
-    ``SeedSequence([seed, 0x1E1217, round_index])``'s first 64-bit word shifted to 63 bits, so
-    every round and run seed gets an independent draw, never the model's own seed stream.
+    ``SeedSequence([seed, IMP_REINIT, round_index])``'s first 64-bit word shifted to 63 bits
+    (:func:`ticketlab.streams.seed63`), so every round and run seed gets an independent draw,
+    never the model's own seed stream.
 
     Example:
         >>> reinit_seed(0, 1) != reinit_seed(0, 2) and reinit_seed(0, 1) == reinit_seed(0, 1)
         True
     """
-    words = np.random.SeedSequence([int(seed), _REINIT_STREAM, int(round_index)]).generate_state(1, np.uint64)
-    return int(words[0] >> np.uint64(1))
+    return seed63(seed, IMP_REINIT, round_index)
 
 
 def parse_reset(text: str) -> tuple[str, int]:

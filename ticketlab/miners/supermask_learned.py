@@ -29,9 +29,7 @@ import torch
 from ticketlab.miners._learned import LearnedMaskConfig, LearnedMaskMiner, MaskRule
 from ticketlab.miners.base import MiningContext
 from ticketlab.miners.registry import register_miner
-
-#: Offset of the Bernoulli draws' seed from the run's seed (a stream of their own).
-_BERNOULLI_STREAM = 0xBE2
+from ticketlab.streams import BERNOULLI, offset_generator
 
 
 class BernoulliRule(MaskRule):
@@ -79,7 +77,7 @@ class LearnedSupermaskMiner(LearnedMaskMiner):
 
     def prepare(self, ctx: MiningContext) -> None:
         # one generator for all layers' draws, on the model's device, seeded afresh every run
-        self._generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed + _BERNOULLI_STREAM)
+        self._generator = offset_generator(ctx.seed, BERNOULLI, ctx.device)
         super().prepare(ctx)
 
     def make_rule(self, ctx: MiningContext, name: str, scores: torch.Tensor, density: float) -> MaskRule:
