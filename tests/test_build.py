@@ -19,7 +19,7 @@ from ticketlab.ticket import Ticket
 
 @pytest.fixture(scope="module")
 def ticket() -> Ticket:
-    return ticketlab.mine("random", density=0.5, seed=3, device="cpu", prune_first_layer=False,
+    return ticketlab.mine("random", density=0.5, seed=3, device="cpu", skip_first_layer=True,
                           model_kwargs={"hidden": [20, 10], "init": "kaiming_normal", "zero_bias": True})
 
 
@@ -51,7 +51,7 @@ def test_the_method_sees_the_corrupted_split_and_clean_is_the_real_data():
 def test_refusals_are_one_line():
     with pytest.raises(ConfigError, match="needs the seed"):
         build_network(NetSpec(), device="cpu")
-    spec = MineSpec.from_flat("random", model_kwargs={"hidden": [20]}, prune_first_layer=False, prune_last_layer=False)
+    spec = MineSpec.from_flat("random", model_kwargs={"hidden": [20]}, skip_first_layer=True, skip_last_layer=True)
     with pytest.raises(ConfigError, match="no prunable parameters left to prune"):
         build_network(spec, device="cpu")
 
@@ -71,7 +71,7 @@ def test_rebuild_from_the_spec_equals_rebuild_from_the_keys(ticket):
     a, b = rebuild(bare, device="cpu"), rebuild(_without_spec(ticket), device="cpu")
     assert a.source == b.source == "recreated"
     assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
-    assert all(np.array_equal(a.theta0[n].numpy(), ticket.weights["init"][n]) for n in ticket.masks)
+    assert all(np.array_equal(a.init_weights[n].numpy(), ticket.weights["init"][n]) for n in ticket.masks)
 
 
 @pytest.mark.parametrize("changes, needle", [
@@ -88,6 +88,6 @@ def test_rebuild_refuses_a_spec_that_is_damaged_or_says_otherwise(ticket, change
 
 
 def test_a_spec_with_tuples_agrees_with_its_keys():
-    t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", keep_weights=False,
+    t = ticketlab.mine("random", density=0.5, seed=0, device="cpu", omit_weights=True,
                        model_kwargs={"hidden": (20, 10)})  # in memory: a tuple in model_config, a list in the spec
     assert rebuild(t, device="cpu").source == "recreated"

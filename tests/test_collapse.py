@@ -84,12 +84,12 @@ def test_an_iterative_probe_keeps_per_layer_what_mine_keeps_with_the_same_settin
     """The study builds its network as mine does (ticketlab.build) and runs the shared round loop
     (ticketlab.rounds) with mine's streams: an intact probe keeps, layer by layer, mine's ticket."""
     study = critical_compression("lenet_300_100", ["synflow"], dataset="digits", rounds={"synflow": 4}, search="grid",
-                                 seed=2, init="kaiming_normal", zero_bias=True, prune_first_layer=False, device="cpu")
+                                 seed=2, init="kaiming_normal", zero_bias=True, skip_first_layer=True, device="cpu")
     probes = {p.x: p for p in study.results[0].probes}
     assert study.layers == ["fc2.weight", "fc3.weight"]
     for x in (1.0, 2.0):
         t = mine("synflow", model="lenet_300_100", dataset="digits", density=10.0 ** -x, rounds=4, seed=2,
-                 prune_first_layer=False, model_kwargs={"init": "kaiming_normal", "zero_bias": True}, device="cpu")
+                 skip_first_layer=True, model_kwargs={"init": "kaiming_normal", "zero_bias": True}, device="cpu")
         assert not probes[x].collapsed and probes[x].layer_kept == tuple(t.provenance["layer_kept"].values())
 
 
@@ -238,3 +238,24 @@ def test_plot_of_layer_densities_at_the_critical_compression(tmp_path):
     res = CliRunner().invoke(_cli(), ["collapse", "--model", "lenet_300_100", "--dataset", "digits",
                                       "--plot", str(tmp_path / "missing" / "p.png")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_collapse_booleans_default_to_false_and_the_old_spellings_still_work():
+    from click.testing import CliRunner
+
+    from ticketlab.cli.main import cli
+
+    new = critical_compression("lenet_300_100", ["random"], dataset="digits", search="grid", step=1.0,
+                               skip_first_layer=True)
+    with pytest.warns(DeprecationWarning, match="prune_first_layer=False"):
+        old = critical_compression("lenet_300_100", ["random"], dataset="digits", search="grid", step=1.0,
+                                   prune_first_layer=False)
+    assert new.prune_first_layer is False and old.prune_first_layer is False
+    assert [(p.x, p.kept, p.empty_layers) for p in new.results[0].probes] == [
+        (p.x, p.kept, p.empty_layers) for p in old.results[0].probes]
+    with pytest.raises(TypeError, match="keep_weights"):
+        critical_compression("lenet_300_100", ["random"], dataset="digits", keep_weights=False)
+    res = CliRunner().invoke(cli, ["collapse", "--model", "lenet_300_100", "--dataset", "digits", "--methods",
+                                   "random", "--search", "grid", "--step", "1", "--no-prune-first-layer", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "--no-prune-first-layer is deprecated: use --skip-first-layer" in res.output

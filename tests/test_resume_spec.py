@@ -114,7 +114,7 @@ def test_run_time_options_do_not_block_a_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(IMPMiner, "after_round", real)
     assert read_checkpoint(ckpt)["round"] == 1
     (tmp_path / "rounds").mkdir()
-    resumed = mine("imp", checkpoint=ckpt, resume=True, keep_weights=False, keep_scores=False,
+    resumed = mine("imp", checkpoint=ckpt, resume=True, omit_weights=True, omit_scores=True,
                    save_rounds=tmp_path / "rounds", data_root=tmp_path / "elsewhere", progress=NullProgress(),
                    **{**BASE, "device": torch.device("cpu")})
     assert resumed.provenance["resumed_after_round"] == 1 and not resumed.weights and not resumed.scores

@@ -203,9 +203,10 @@ def critical_compression(
     init: str | None = None,
     zero_bias: bool = False,
     device: str | torch.device = "auto",
-    prune_first_layer: bool = True,
-    prune_last_layer: bool = True,
+    skip_first_layer: bool = False,
+    skip_last_layer: bool = False,
     progress: NullProgress | None = None,
+    **deprecated: bool,
 ) -> CollapseStudy:
     """Find each method's critical compression on ``model`` at initialization (module docstring).
 
@@ -224,7 +225,8 @@ def critical_compression(
             ``"kaiming_normal"`` as in the Synaptic-Flow / open_lth VGG); ``None``: the model's own.
         zero_bias: set every bias to zero after initialisation (the Synaptic-Flow reference models
             do; nonzero biases feed SynFlow's linearized network without any upstream weight).
-        device, prune_first_layer, prune_last_layer: as in :func:`ticketlab.mining.mine`.
+        device, skip_first_layer, skip_last_layer: as in :func:`ticketlab.mining.mine` (its old
+            keywords ``prune_first_layer`` / ``prune_last_layer`` still work, with a warning).
 
     Example:
         >>> s = critical_compression("lenet_300_100", ["random"], dataset="digits", search="grid")
@@ -234,8 +236,14 @@ def critical_compression(
     from ticketlab.build import build_network
     from ticketlab.device import resolve_device
     from ticketlab.miners import get_miner
-    from ticketlab.spec import NetSpec, PruneSpec
+    from ticketlab.spec import DEPRECATED_KEYWORDS, NetSpec, PruneSpec, translate_deprecated
 
+    unknown_kw = sorted(set(deprecated) - {k for k, v in DEPRECATED_KEYWORDS.items() if v.startswith("skip_")})
+    if unknown_kw:
+        raise TypeError(f"critical_compression() got an unexpected keyword argument '{unknown_kw[0]}'")
+    skips = translate_deprecated({**deprecated, "skip_first_layer": skip_first_layer,
+                                  "skip_last_layer": skip_last_layer})
+    skip_first_layer, skip_last_layer = skips["skip_first_layer"], skips["skip_last_layer"]
     if search not in SEARCHES:
         raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got '{search}'")
     if not methods:
@@ -254,13 +262,13 @@ def critical_compression(
     # the network mine(method, model=model, model_kwargs={"init": init, "zero_bias": True}, seed=seed) builds
     options = {**({"init": init} if init is not None else {}), **({"zero_bias": True} if zero_bias else {})}
     built = build_network(NetSpec(model=model, dataset=dataset, model_options=options), seed=seed, device=dev,
-                          prune=PruneSpec(skip_first_layer=not prune_first_layer, skip_last_layer=not prune_last_layer),
+                          prune=PruneSpec(skip_first_layer=skip_first_layer, skip_last_layer=skip_last_layer),
                           data=data)
     net, params = built.net, built.params
     total = sum(p.numel() for p in params.values())
     grid = compression_grid(total, len(params), step)
     study = CollapseStudy(model, dataset, source, seed, step, search, total, list(params),
-                          grid[-1] if grid else 0.0, prune_first_layer, prune_last_layer, init, zero_bias,
+                          grid[-1] if grid else 0.0, not skip_first_layer, not skip_last_layer, init, zero_bias,
                           layer_sizes=[p.numel() for p in params.values()])
     for method, cls in zip(methods, classes):
         n_rounds = rounds.get(method, cls.default_rounds)

@@ -46,8 +46,10 @@ def _rounds(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--samples-per-class", type=int, default=10, show_default=True, help="Scoring samples per class (SNIP, GraSP).")
 @init_options
 @device_option
-@click.option("--prune-first-layer/--no-prune-first-layer", default=True, show_default=True, help="Prune the first prunable layer.")
-@click.option("--prune-last-layer/--no-prune-last-layer", default=True, show_default=True, help="Prune the last prunable layer.")
+@click.option("--skip-first-layer", is_flag=True, default=False, help="Leave the first prunable layer dense.")
+@click.option("--skip-last-layer", is_flag=True, default=False, help="Leave the last prunable layer dense.")
+@click.option("--prune-first-layer/--no-prune-first-layer", "prune_first_layer", default=None, hidden=True)
+@click.option("--prune-last-layer/--no-prune-last-layer", "prune_last_layer", default=None, hidden=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as Markdown (with the command that regenerates them) to this file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -69,6 +71,12 @@ def command(ctx: click.Context, methods: str, rounds: tuple[str, ...], output: P
 
     names = [m.strip() for m in methods.split(",") if m.strip()]
     per_method = _rounds(rounds)
+    for old, new in (("prune_first_layer", "skip_first_layer"), ("prune_last_layer", "skip_last_layer")):
+        value = kwargs.pop(old)
+        if value is not None:  # the old spelling: --no-prune-first-layer is --skip-first-layer
+            click.echo(f"warning: --{'' if value else 'no-'}{old.replace('_', '-')} is deprecated: use "
+                       f"--{new.replace('_', '-')} (docs/glossary.md)", err=True)
+            kwargs[new] = kwargs[new] or not value
     for target in (output, plot):  # fail before the work, not after it
         if target is not None and not target.parent.is_dir():
             raise ConfigError(f"cannot write '{target}': folder '{target.parent}' does not exist")
@@ -105,8 +113,8 @@ def _command_line(methods: list[str], rounds: dict[str, int], output: Path, plot
     for m, n in rounds.items():
         parts += ["--rounds", f"{m}={n}"]
     for layer in ("first", "last"):
-        if not opts[f"prune_{layer}_layer"]:
-            parts.append(f"--no-prune-{layer}-layer")
+        if opts[f"skip_{layer}_layer"]:
+            parts.append(f"--skip-{layer}-layer")
     if plot is not None:
         parts += ["--plot", str(plot)]
     parts += ["--output", str(output)]
