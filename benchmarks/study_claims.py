@@ -6,6 +6,7 @@ Reads ``results.csv`` of ``docs/results/study_lenet_digits`` (and of ``study_con
     ticketlab study run examples/study_lenet_digits.toml -o docs/results/study_lenet_digits --jobs 2
     ticketlab study run examples/study_conv4_digits.toml -o docs/results/study_conv4_digits --jobs 2
     ticketlab study run examples/study_lenet_fashion.toml -o docs/results/study_lenet_fashion --jobs 2
+    ticketlab study run examples/study_lenet5_fashion.toml -o docs/results/study_lenet5_fashion --jobs 2
 
 then every sentence of the page is generated from those numbers (thresholds stated on the page).
 For the full-size study (``THESIS``) the page also answers the thesis question
@@ -33,9 +34,10 @@ from ticketlab.atomic import atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 STUDIES = {"lenet_300_100 / digits": "study_lenet_digits", "conv4 / digits": "study_conv4_digits",
-           "lenet_300_100 / fashion_mnist": "study_lenet_fashion"}
-#: The full-size study that answers the thesis question, and the small study it is compared with.
-THESIS = {"study_lenet_fashion": "study_lenet_digits"}
+           "lenet_300_100 / fashion_mnist": "study_lenet_fashion", "lenet5 / fashion_mnist": "study_lenet5_fashion"}
+#: The full-size studies that answer the thesis question, and the small study of the same model
+#: that each is compared with (None: none).
+THESIS = {"study_lenet_fashion": "study_lenet_digits", "study_lenet5_fashion": None}
 CLOSE_LIFT = 1.25  # "little more than chance": mean lift below this at every density
 FAR_JS = 0.2  # a Jensen-Shannon distance of the allocation profiles at least this "differs"
 
@@ -157,10 +159,11 @@ def thesis_sections(label: str, folder: str) -> list[str]:
     manifest = json.loads((path / "study.json").read_text())
     big = Study(_rows(folder), degree_null(path), manifest)
     small_folder = THESIS[folder]
-    small = Study(_rows(small_folder))
+    small = Study(_rows(small_folder)) if small_folder else None
+    if small is None or not small.rows:
+        return thesis(label, big, runs_sentence(manifest))
     small_label = next(k for k, v in STUDIES.items() if v == small_folder)
-    return (thesis(label, big, runs_sentence(manifest))
-            + (changes(small, big, small_label, label) if small.rows else []))
+    return thesis(label, big, runs_sentence(manifest)) + changes(small, big, small_label, label)
 
 
 def main() -> None:
