@@ -96,6 +96,7 @@ class Study:
             if r["section"] == "accuracy" and r["method_a"] != "dense" or r["section"] == "overlap_method_pair":
                 seen.setdefault(r["method_a"])
         self.methods = list(seen)
+        self.seeds = sorted({r["seed_a"] for r in rows if r["section"] == "health"})
         self.sick = {}  # (density, method) -> unhealthy tickets
         for r in rows:
             if r["section"] == "health" and r["value"] not in ("", "0", "0.0"):
@@ -148,7 +149,7 @@ def thesis(label: str, s: Study, runs: str) -> list[str]:
     out = [f"## The thesis question at full scale: {label}", ""]
     n_tickets = len(s.section("health"))
     sick = sum(s.sick.values())
-    out += [f"{n_tickets} trained tickets: {len(s.methods)} methods ({', '.join(s.methods)}) x 3 seeds x densities "
+    out += [f"{n_tickets} trained tickets: {len(s.methods)} methods ({', '.join(s.methods)}) x {len(s.seeds)} seeds x densities "
             f"{', '.join(g(d) for d in s.densities)}; {sick} unhealthy (`ticketlab.health`), left out of every claim "
             f"below that involves them. {runs}", ""]
     out += _shared(s) + _seeds(s) + _profiles(s) + _graph(s) + _accuracy(s)
@@ -157,7 +158,7 @@ def thesis(label: str, s: Study, runs: str) -> list[str]:
 
 def _shared(s: Study) -> list[str]:
     out = ["### Which methods' tickets share more than chance", "",
-           f"Same-seed pairs of different methods (the same initial weights), 3 per method pair. *Hypergeometric*: "
+           f"Same-seed pairs of different methods (the same initial weights), {len(s.seeds)} per method pair. *Hypergeometric*: "
            f"random masks with the tickets' per-layer kept counts (the report's lift and p); more than chance = mean "
            f"lift at least {LIFT} and p below {ALPHA} for every seed. *Degree*: the degree-preserving null (every "
            f"unit keeps its in- and out-degree; {SAMPLES} samples per ticket, {ROUNDS} curveball rounds); more than "
@@ -188,7 +189,7 @@ def _shared(s: Study) -> list[str]:
 
 def _seeds(s: Study) -> list[str]:
     out = ["### Do a method's tickets of different seeds agree?", "",
-           "Mean lift of the 3 pairs of seeds (hypergeometric; degree-preserving in brackets). IMP first: Frankle & "
+           f"Mean lift of the {len(s.seeds) * (len(s.seeds) - 1) // 2} pairs of seeds (hypergeometric; degree-preserving in brackets). IMP first: Frankle & "
            "Carbin's argument is that the winning ticket depends on the initialization.", "",
            "| method | " + " | ".join(f"density {g(d)}" for d in s.densities) + " |",
            "|---|" + "---:|" * len(s.densities)]
