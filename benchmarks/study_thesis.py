@@ -24,7 +24,7 @@ from ticketlab.study.report.rules import ALPHA, LIFT_THRESHOLD as LIFT
 
 #: Degree-preserving null: samples per ticket and curveball rounds (compare_beyond.md's settings).
 SAMPLES, ROUNDS, SEED = 20, 30, 0
-DEGREE_FIELDS = ("density", "method_a", "method_b", "seed_a", "seed_b", "value", "expected", "lift", "p",
+DEGREE_FIELDS = ("density", "method_a", "method_b", "seed_a", "seed_b", "nested", "value", "expected", "lift", "p",
                  "expected_degree", "lift_degree", "p_degree")
 
 
@@ -75,13 +75,30 @@ def degree_null(folder: Path, *, samples: int = SAMPLES, rounds: int = ROUNDS, f
         recs = compare(tickets, ["jaccard"], labels=labels, null="degree", null_samples=samples, null_rounds=rounds,
                        seed=SEED)
         at = {lab: j for lab, j in zip(labels, jobs)}
+        by_label = dict(zip(labels, tickets))
         for r in recs:
             a, b = at[r["a"]], at[r["b"]]
             rows.append({"density": d, "method_a": a["method"], "method_b": b["method"], "seed_a": a["seed"],
-                         "seed_b": b["seed"], **{k: r.get(k) for k in DEGREE_FIELDS[5:]}})
+                         "seed_b": b["seed"], "nested": int(nested(by_label[r["a"]].masks, by_label[r["b"]].masks)),
+                         **{k: r.get(k) for k in DEGREE_FIELDS[6:]}})
     lines = [",".join(DEGREE_FIELDS)] + [",".join(str(r[k]) for k in DEGREE_FIELDS) for r in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
     return list(csv.DictReader(path.open()))
+
+
+def nested(a: dict, b: dict) -> bool:
+    """Whether, in every layer, the smaller of the two masks lies inside the larger one.
+
+    Example:
+        >>> import numpy as np
+        >>> nested({"w": np.array([1, 1, 0, 0], bool)}, {"w": np.array([1, 0, 0, 0], bool)})
+        True
+    """
+    for n in a:
+        small, big = (a[n], b[n]) if a[n].sum() <= b[n].sum() else (b[n], a[n])
+        if (small & ~big).any():
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------- reading results.csv
@@ -129,6 +146,12 @@ class Study:
               and ((r["seed_a"] == r["seed_b"]) if a != b else (r["seed_a"] != r["seed_b"]))]
         return mean(f(r["lift_degree"]) for r in rs), max((f(r["p_degree"]) for r in rs), default=math.nan), len(rs)
 
+    def nested_pair(self, a: str, b: str) -> bool:
+        """Whether every same-seed pair of tickets of methods ``a`` and ``b`` is nested (``degree_null.csv``)."""
+        rs = [r for r in self.degree if {r["method_a"], r["method_b"]} == {a, b} and a != b
+              and r["seed_a"] == r["seed_b"]]
+        return bool(rs) and all(r.get("nested") == "1" for r in rs)
+
     def metric(self, section: str, d: float, method: str, metric: str, layer: str | None = None) -> dict | None:
         for r in self.section(section, d):
             if r["method_a"] == method and r["metric"] == metric and (layer is None or r["layer"] == layer):
@@ -164,6 +187,14 @@ def _shared(s: Study) -> list[str]:
            f"unit keeps its in- and out-degree; {SAMPLES} samples per ticket, {ROUNDS} curveball rounds); more than "
            f"chance = mean degree lift at least {LIFT} and every seed's empirical p at its floor 1/{SAMPLES + 1}.", ""]
     cross = [(a, b) for i, a in enumerate(s.methods) for b in s.methods[i + 1:]]
+    built_in = [(a, b) for a, b in cross if s.nested_pair(a, b)]
+    if built_in:
+        out += ["Left out of every count below, because their overlap is built in: "
+                + ", ".join(f"{a}–{b}" for a, b in built_in) + ". At every density and seed one ticket's mask lies "
+                "inside the other's in every layer (`degree_null.csv`, column `nested`): a variant of a method draws "
+                "the same per-weight scores from the seed's stream as the method, and only keeps another number of "
+                "them per layer, so same-seed tickets of two variants are nested, not independent draws.", ""]
+        cross = [p for p in cross if p not in built_in]
     for d in s.densities:
         ok = [(a, b) for a, b in cross if s.healthy(d, a, b) and s.pair(d, a, b)]
         more = [(a, b) for a, b in ok if s.verdict(d, a, b) == "more"]

@@ -57,3 +57,21 @@ def test_changes_compare_by_density_rank():
     s = _study()
     text = "\n".join(changes(s, s, "a", "b"))
     assert "0.2 vs 0.2 | 0.05 vs 0.05 | 0.01 vs 0.01" in text and "IMP across seeds, lift | 1.04 → 1.04" in text
+
+
+def test_nested_variant_pairs_are_left_out_and_said_why():
+    import numpy as np
+
+    from study_thesis import Study, nested, thesis
+
+    a = {"w": np.array([1, 1, 0, 0], bool), "v": np.array([1, 0], bool)}
+    b = {"w": np.array([1, 0, 0, 0], bool), "v": np.array([1, 1], bool)}  # smaller inside larger, per layer
+    c = {"w": np.array([0, 0, 1, 0], bool), "v": np.array([1, 0], bool)}
+    assert nested(a, b) and nested(b, a) and not nested(a, c)
+    deg = [{"density": d, "method_a": "snip", "method_b": "grasp", "seed_a": str(k), "seed_b": str(k), "nested": "1",
+            "lift_degree": "1", "p_degree": "1"} for d in ("0.2", "0.05", "0.01") for k in range(3)]
+    s = Study(_study().rows, deg)
+    assert s.nested_pair("grasp", "snip") and not s.nested_pair("snip", "imp")
+    text = "\n".join(thesis("x", s, ""))
+    assert "Left out of every count below, because their overlap is built in: snip–grasp" in text
+    assert "| snip–grasp |" not in text
