@@ -151,7 +151,7 @@ def thesis_sections(label: str, folder: str) -> list[str]:
     """The thesis question on ``folder``'s study and where ``THESIS[folder]``'s answers changed."""
     import json
 
-    from study_thesis import Study, changes, degree_null, thesis
+    from study_thesis import Study, changes, degree_null, recipe, thesis
 
     from ticketlab.study.report.front import runs_sentence
 
@@ -160,10 +160,11 @@ def thesis_sections(label: str, folder: str) -> list[str]:
     big = Study(_rows(folder), degree_null(path), manifest)
     small_folder = THESIS[folder]
     small = Study(_rows(small_folder)) if small_folder else None
+    answer = thesis(label, big, runs_sentence(manifest), recipe(manifest))
     if small is None or not small.rows:
-        return thesis(label, big, runs_sentence(manifest))
+        return answer
     small_label = next(k for k, v in STUDIES.items() if v == small_folder)
-    return thesis(label, big, runs_sentence(manifest)) + changes(small, big, small_label, label)
+    return answer + changes(small, big, small_label, label)
 
 
 def main() -> None:

@@ -167,14 +167,39 @@ def degree_more(lift: float, p: float) -> bool:
 
 
 # ---------------------------------------------------------------------------- the sections
-def thesis(label: str, s: Study, runs: str) -> list[str]:
+def recipe(manifest: dict) -> str:
+    """One sentence: the training every ticket of the study gets (the model's default training
+    with the study's ``[train]`` table over it), from the manifest's job configurations."""
+    from ticketlab.training import TrainConfig, default_train_config
+
+    jobs = [j for j in manifest.get("jobs", []) if isinstance(j.get("config"), dict)]
+    if not jobs:
+        return ""
+    tables = {json_key(j["config"].get("train", {})) for j in jobs}
+    c = jobs[0]["config"]
+    cfg = TrainConfig.from_dict({**default_train_config(c["model"], c["dataset"]).to_dict(), **c.get("train", {})})
+    length = f"{cfg.iterations:,} iterations" if cfg.iterations else f"{cfg.epochs} epochs"
+    same = "one recipe for every ticket" if len(tables) == 1 else f"{len(tables)} different [train] tables"
+    return (f"Every ticket is trained from its initial weights with {same}: {cfg.optimizer}, learning rate "
+            f"{cfg.lr:g}, batch {cfg.batch_size}, {length}, the validation loss every {cfg.eval_every} iterations, "
+            "the test accuracy at the end (the learned-mask methods' own score training comes before it; the "
+            "report's configuration section lists every method's options).")
+
+
+def json_key(x: Any) -> str:
+    import json
+
+    return json.dumps(x, sort_keys=True)
+
+
+def thesis(label: str, s: Study, runs: str, trained: str = "") -> list[str]:
     """The thesis question answered on one study (Markdown lines)."""
     out = [f"## The thesis question at full scale: {label}", ""]
     n_tickets = len(s.section("health"))
     sick = sum(s.sick.values())
     out += [f"{n_tickets} trained tickets: {len(s.methods)} methods ({', '.join(s.methods)}) x {len(s.seeds)} seeds x densities "
             f"{', '.join(g(d) for d in s.densities)}; {sick} unhealthy (`ticketlab.health`), left out of every claim "
-            f"below that involves them. {runs}", ""]
+            f"below that involves them. {trained} {runs}".replace("  ", " "), ""]
     out += _shared(s) + _seeds(s) + _profiles(s) + _graph(s) + _accuracy(s)
     return out
 
@@ -349,4 +374,20 @@ def changes(small: Study, large: Study, small_label: str, large_label: str) -> l
         return " > ".join(m for _, m in sorted(vals, reverse=True)[:3]) or "n/a"
 
     row("most accurate (healthy, top 3)", lambda a, b: f"{acc_rank(small, a)} → {acc_rank(large, b)}")
+    out.append("")
+    for m in common:  # health: where a method's tickets died on one data set and not on the other
+        was = [a for a, b in zip(small.densities, large.densities) if not small.healthy(a, m)]
+        now = [b for a, b in zip(small.densities, large.densities) if not large.healthy(b, m)]
+        if len(was) != len(now):
+            out.append(f"- {m}: unhealthy at {len(was)} of {len(small.densities)} densities on {small_label}"
+                       + (f" ({', '.join(g(d) for d in was)})" if was else "") + f", at {len(now)} of "
+                       f"{len(large.densities)} on {large_label}" + (f" ({', '.join(g(d) for d in now)})" if now else "")
+                       + ": the claims that need its tickets are assessed where they are healthy.")
+    for m in ("imp",):
+        if m in common:
+            pairs = [(small.verdict(a, m, m), large.verdict(b, m, m)) for a, b in zip(small.densities, large.densities)
+                     if small.healthy(a, m) and large.healthy(b, m)]
+            changed = sum(x != y for x, y in pairs)
+            out.append(f"- IMP tickets of different seeds, hypergeometric verdict per density: "
+                       + "; ".join(f"{x} → {y}" for x, y in pairs) + f" ({changed} of {len(pairs)} changed).")
     return out + [""]
