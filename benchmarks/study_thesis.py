@@ -66,6 +66,7 @@ def degree_null(folder: Path, *, samples: int = SAMPLES, rounds: int = ROUNDS, f
     import ticketlab
     from ticketlab.atomic import atomic_write_text
     from ticketlab.metrics.compare import compare
+    from ticketlab.study.report.overlap import nested_matrix
 
     rows = []
     for d in sorted({float(j["density"]) for j in ready}, reverse=True):
@@ -75,30 +76,16 @@ def degree_null(folder: Path, *, samples: int = SAMPLES, rounds: int = ROUNDS, f
         recs = compare(tickets, ["jaccard"], labels=labels, null="degree", null_samples=samples, null_rounds=rounds,
                        seed=SEED)
         at = {lab: j for lab, j in zip(labels, jobs)}
-        by_label = dict(zip(labels, tickets))
+        inside = nested_matrix(tickets)  # the study report's own test of built-in overlap
+        index = {lab: i for i, lab in enumerate(labels)}
         for r in recs:
             a, b = at[r["a"]], at[r["b"]]
             rows.append({"density": d, "method_a": a["method"], "method_b": b["method"], "seed_a": a["seed"],
-                         "seed_b": b["seed"], "nested": int(nested(by_label[r["a"]].masks, by_label[r["b"]].masks)),
+                         "seed_b": b["seed"], "nested": int(inside[index[r["a"]], index[r["b"]]]),
                          **{k: r.get(k) for k in DEGREE_FIELDS[6:]}})
     lines = [",".join(DEGREE_FIELDS)] + [",".join(str(r[k]) for k in DEGREE_FIELDS) for r in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
     return list(csv.DictReader(path.open()))
-
-
-def nested(a: dict, b: dict) -> bool:
-    """Whether, in every layer, the smaller of the two masks lies inside the larger one.
-
-    Example:
-        >>> import numpy as np
-        >>> nested({"w": np.array([1, 1, 0, 0], bool)}, {"w": np.array([1, 0, 0, 0], bool)})
-        True
-    """
-    for n in a:
-        small, big = (a[n], b[n]) if a[n].sum() <= b[n].sum() else (b[n], a[n])
-        if (small & ~big).any():
-            return False
-    return True
 
 
 # ---------------------------------------------------------------------------- reading results.csv

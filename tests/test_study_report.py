@@ -414,3 +414,29 @@ def test_figures_readers_asked_for():
     assert len(fig.axes) == 4  # matrix, two dendrograms, colour bar
     norm = fig.axes[0].images[0].norm
     assert isinstance(norm, LogNorm) and norm.vmin * norm.vmax == pytest.approx(1.0) and norm.vmax == 4.0
+
+
+def test_nested_pairs_are_flagged_and_left_out_of_the_claims():
+    """Two variants of one method that draw the same scores keep nested masks: their overlap is built
+    in. The report finds such pairs, keeps them in the tables and leaves them out of the claims."""
+    from ticketlab.study.report.load import Entry
+    from ticketlab.study.report.overlap import healthy_pairs, nested_pairs, overlap, pair_stats
+    from ticketlab.ticket import Ticket
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for seed in (0, 1):
+        scores = rng.random(400)
+        order = np.argsort(-scores)
+        big, small = np.zeros(400, bool), np.zeros(400, bool)
+        big[order[:80]], small[order[:40]] = True, True  # the same scores, other counts: nested
+        other = np.zeros(400, bool)
+        other[rng.permutation(400)[:60]] = True
+        for method, m in (("uniform", big), ("erk", small), ("snip", other)):
+            entries.append(Entry(f"{method}/s{seed}", f"{method}-{seed}", method, seed, 0.1,
+                                 Ticket(masks={"w": m.reshape(20, 20)})))
+    ov = overlap(entries)
+    assert nested_pairs(ov) == [("uniform", "erk")]
+    claims = pair_stats(ov, healthy_pairs(ov))
+    assert ("uniform", "erk") not in claims and ("uniform", "snip") in claims
+    assert pair_stats(ov, ov.pairs)[("uniform", "erk")]["lift"] > 1.5  # shown, with its built-in lift

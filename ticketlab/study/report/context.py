@@ -42,6 +42,7 @@ class GroupResult:
     claims: dict[float, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     within_claims: dict[float, dict[str, dict[str, Any]]] = field(default_factory=dict)
     left_out: dict[float, list[Entry]] = field(default_factory=dict)  # unhealthy tickets per density
+    nested: dict[float, list[tuple[str, str]]] = field(default_factory=dict)  # method pairs with nested tickets
     # per density: method -> (mean, lo, hi, n) JS distance of its allocation to a uniform random mask's
     js_uniform: dict[float, dict[str, tuple[float, float, float, int]]] = field(default_factory=dict)
     # per density: method -> (mean, lo, hi, n) test accuracy; the dense network's; chance

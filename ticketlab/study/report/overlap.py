@@ -40,6 +40,39 @@ class Overlap:
     linkage: np.ndarray | None
     order_note: str | None = None
     pairs: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
+    nested: np.ndarray | None = None  # [i, j]: in every layer the smaller mask lies inside the larger
+
+
+def nested_matrix(tickets: list[Any]) -> np.ndarray:
+    """``[i, j]`` True when the two tickets keep different counts and, in every layer, the smaller
+    of their masks lies inside the larger one (identical masks are not flagged: two methods or seeds
+    that give the same mask is a finding): their overlap is built in (e.g. two variants of one method that draw the same
+    per-weight scores from the seed's stream and keep other counts), not found.
+
+    Example:
+        >>> from ticketlab.ticket import Ticket
+        >>> a = Ticket(masks={"w": np.array([1, 1, 0, 0], bool)})
+        >>> b = Ticket(masks={"w": np.array([1, 0, 0, 0], bool)})
+        >>> c = Ticket(masks={"w": np.array([0, 0, 1, 0], bool)})
+        >>> nested_matrix([a, b, c]).astype(int).tolist()
+        [[0, 1, 0], [1, 0, 0], [0, 0, 0]]
+    """
+    n = len(tickets)
+    out = np.zeros((n, n), dtype=bool)
+    kept = [[int(np.count_nonzero(m)) for m in t.masks.values()] for t in tickets]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if kept[i] == kept[j]:  # equal counts: nested means identical, a finding (e.g. a seed-free method)
+                continue
+            ok = True
+            for name, a in tickets[i].masks.items():
+                b = tickets[j].masks[name]
+                small, big = (a, b) if np.count_nonzero(a) <= np.count_nonzero(b) else (b, a)
+                if np.any(small & ~big):
+                    ok = False
+                    break
+            out[i, j] = out[j, i] = ok
+    return out
 
 
 def overlap(entries: list[Entry]) -> Overlap:
@@ -70,7 +103,7 @@ def overlap(entries: list[Entry]) -> Overlap:
                 pairs.setdefault((a.method, a.method), []).append((i, j))
             elif a.method != b.method and a.seed == b.seed:
                 pairs.setdefault((a.method, b.method), []).append((i, j))
-    return Overlap(entries, jac, expected, lift, z, p, tree, note, pairs)
+    return Overlap(entries, jac, expected, lift, z, p, tree, note, pairs, nested_matrix(tickets))
 
 
 def pair_name(a: str, b: str) -> str:
@@ -105,9 +138,18 @@ def pair_stats(ov: Overlap, pairs: dict[tuple[str, str], list[tuple[int, int]]]
 
 
 def healthy_pairs(ov: Overlap) -> dict[tuple[str, str], list[tuple[int, int]]]:
-    """``ov.pairs`` without the pairs that hold an unhealthy ticket."""
+    """``ov.pairs`` without the pairs that hold an unhealthy ticket, and without nested pairs
+    (:func:`nested_matrix`: their overlap is built in): the pairs the claims rest on."""
     ok = [not e.unhealthy for e in ov.entries]
-    return {k: [(i, j) for i, j in idx if ok[i] and ok[j]] for k, idx in ov.pairs.items()}
+    inside = ov.nested if ov.nested is not None else np.zeros((len(ov.entries),) * 2, dtype=bool)
+    return {k: [(i, j) for i, j in idx if ok[i] and ok[j] and not inside[i, j]] for k, idx in ov.pairs.items()}
+
+
+def nested_pairs(ov: Overlap) -> list[tuple[str, str]]:
+    """Method pairs with a nested pair of tickets (see :func:`nested_matrix`)."""
+    if ov.nested is None:
+        return []
+    return [k for k, idx in ov.pairs.items() if any(ov.nested[i, j] for i, j in idx)]
 
 
 def mark_note(doc: Document, entries: list[Entry]) -> None:
@@ -151,8 +193,10 @@ def section_overlap(doc: Document, ctx: Context, d: float, entries: list[Entry],
                 spread_lo=st["lo"], spread_hi=st["hi"], n=st["n"],
                 note="pairs of different seeds" if ma == mb else "same-seed pairs; p = largest one-sided p")
     res.pair_stats[d] = table
-    res.claims[d] = pair_stats(ov, healthy_pairs(ov)) if sick else table
+    inside = nested_pairs(ov)
+    res.claims[d] = pair_stats(ov, healthy_pairs(ov)) if sick or inside else table
     res.left_out[d] = [e for e in entries if e.unhealthy]
+    res.nested[d] = inside
 
     def cell(a: str, b: str) -> str:
         st = table.get((a, b)) or table.get((b, a))
@@ -169,6 +213,11 @@ def section_overlap(doc: Document, ctx: Context, d: float, entries: list[Entry],
     doc.table(["method pair", "seed pairs", "mean Jaccard", "mean expected Jaccard (chance)",
                f"lift [{SPREAD}]", "largest one-sided p"], rows)
     mark_note(doc, entries)
+    if inside:
+        doc.para("Nested pairs: " + ", ".join(pair_name(a, b) for a, b in inside) + ". In every layer one ticket's "
+                 "mask lies inside the other's, so their overlap is built in, not found (e.g. two variants of one "
+                 "method that draw the same per-weight scores from the seed's stream and keep other counts). These "
+                 "pairs are shown but left out of the claims of \"What this says\" and of the key findings.")
     return ov
 
 
@@ -251,7 +300,7 @@ def section_within(doc: Document, ctx: Context, d: float, ov: Overlap, res: Grou
         rows.append([shown[m], spread(*st["w"]), spread(*st["a"]), diff, pnum(st["p"]),
                      st["verdict"] + (side if st["verdict"] == "not resolved" else "")])
     res.within[d] = out
-    res.within_claims[d] = within_across(ov, healthy_pairs(ov), present)[1] if sick else out
+    res.within_claims[d] = within_across(ov, healthy_pairs(ov), present)[1] if sick or res.nested.get(d) else out
     res.anchors[f"within:{d}"] = doc.heading(4, f"Within- vs across-method at density {num(d)}")
     doc.para(f"Jaccard lift of a method's tickets at different seeds (within) and of its tickets beside other "
              f"methods' tickets at the same seed (across), mean [{SPREAD}] (n pairs); chance is lift 1 for both. "

@@ -104,9 +104,12 @@ def group_findings(ctx: Context, res: GroupResult, named: bool) -> list[list[Spa
                 st = res.claims[d][(a, b)]
                 best.append(f"{pair_name(a, b)} {spread(st['lift'], st['lo'], st['hi'])} at {num(d)}")
         gone = any(res.left_out.get(d) for d in densities)
+        inside = list(dict.fromkeys(k for d in densities for k in res.nested.get(d, [])))
         out.append([where + "method pairs whose tickets share more than chance (mean Jaccard lift ≥ "
                     f"{LIFT_THRESHOLD}, every seed pair p < {ALPHA}"
-                    + ("; pairs with an unhealthy ticket left out" if gone else "") + "): ", *counts,
+                    + ("; pairs with an unhealthy ticket left out" if gone else "")
+                    + ("; nested pairs left out, their overlap built in: " + ", ".join(pair_name(a, b) for a, b in inside)
+                       if inside else "") + "): ", *counts,
                     ". The most shared: " + "; ".join(best) + "."])
     within = {d: w for d, w in res.within_claims.items() if w}
     tests = [st for w in within.values() for st in w.values() if st["verdict"] != "n/a"]
