@@ -402,6 +402,7 @@ CASES: dict[str, tuple[int, Callable[[Path], Path], dict[str, str], str]] = {
         "the format_version attribute is '1', not an integer"),
 }
 
+PRELOAD = ("ticketlab.fileformat", "ticketlab.metrics")  # what inspect and compare import first (not torch)
 COMMANDS = {
     "inspect": lambda bad, good: ["inspect", str(bad)],
     "inspect --json": lambda bad, good: ["inspect", str(bad), "--json"],
@@ -445,9 +446,10 @@ def test_load_raises_only_ticketlab_errors_and_allocates_little(tmp_path: Path, 
 # KiB to the file named by its first argument: the kernel's VmHWM of this process's own address
 # space. (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` survives exec on Linux, so a child started
 # by the big pytest process would report the parent's peak; it is the fallback off Linux.) Run warm
-# (:func:`warm.run` with nothing preloaded but the command line, which this script imports first
-# anyway): a forked process's VmHWM starts from its own resident pages, some 10 MB fewer than a
-# fresh interpreter's, against a bound of hundreds of MB.
+# (:func:`warm.run`), with the modules every one of these commands imports first (the file reader
+# and the metrics: h5py, scipy.sparse) imported beforehand, but not torch: a forked process's VmHWM
+# counts the memory those imports allocated, and misses only the pages of their code files that
+# it does not touch again, some 10 MB against a bound of hundreds of MB.
 _MEASURED = ("import atexit, resource, sys\n"
              "out = sys.argv.pop(1)\n"
              "def peak():\n"
@@ -473,7 +475,8 @@ def test_every_cli_command_gives_one_line_and_exit_2(tmp_path: Path) -> None:
         for command, argv in COMMANDS.items():
             rss = folder / f"rss-{len(peaks)}"
             try:
-                proc = warm_run([str(rss), *argv(bad, good)], code=_MEASURED, timeout=TIMEOUT_S, env=_env(**env))
+                proc = warm_run([str(rss), *argv(bad, good)], code=_MEASURED, timeout=TIMEOUT_S, env=_env(**env),
+                                preload=PRELOAD)
             except subprocess.TimeoutExpired:
                 failures.append(f"{case} / {command}: no answer within {TIMEOUT_S} s")
                 continue
