@@ -150,7 +150,8 @@ class _Server:
                 self.proc.kill()
 
 
-_servers: dict[tuple, _Server] = {}
+_servers: dict[tuple, _Server] = {}  # the most recently used last
+_KEEP = 2  # warm interpreters kept at once (one with torch holds ~700 MB); the least recently used goes
 
 
 @atexit.register
@@ -173,8 +174,12 @@ def run(args: list, *, env: dict[str, str] | None = None, cwd: Path | str | None
     for commands that import it anyway); ``address_space`` is an RLIMIT_AS for the process."""
     env = dict(os.environ if env is None else env)
     key = (tuple(sorted((k, v) for k, v in env.items() if k not in _PER_TEST)), tuple(preload))
-    if key not in _servers or _servers[key].proc.poll() is not None:
-        _servers[key] = _Server({k: v for k, v in env.items() if k not in _PER_TEST}, tuple(preload))
+    server = _servers.pop(key, None)
+    if server is None or server.proc.poll() is not None:
+        while len(_servers) >= _KEEP:
+            _servers.pop(next(iter(_servers))).close()
+        server = _Server({k: v for k, v in env.items() if k not in _PER_TEST}, tuple(preload))
+    _servers[key] = server
     args = [str(a) for a in args]
     with tempfile.TemporaryDirectory(prefix="warm-") as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
@@ -182,6 +187,6 @@ def run(args: list, *, env: dict[str, str] | None = None, cwd: Path | str | None
         err.touch(0o600)
         request = {"args": args, "code": code, "env": env, "cwd": str(Path(cwd or os.getcwd()).resolve()),
                    "stdout": str(out), "stderr": str(err), "address_space": address_space}
-        returncode = _servers[key].run(request, timeout)
+        returncode = server.run(request, timeout)
         shown = [sys.executable, *(["-c", code] if code is not None else ["-m", "ticketlab"]), *args]
         return subprocess.CompletedProcess(shown, returncode, _text(out.read_bytes()), _text(err.read_bytes()))
