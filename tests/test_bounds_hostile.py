@@ -1,7 +1,8 @@
 """Tiny inputs that would cost gigabytes (issue 22, section 3), each refused before it allocates.
 
 Each case is a small file (or option) built at test time and run as a real ``ticketlab`` process
-(stdin from /dev/null, a 6 GiB address-space limit, a timeout): it must exit 2 with one line on
+(started warm, :mod:`warm`, with nothing but the command line imported; stdin from /dev/null, a
+6 GiB address-space limit, a timeout): it must exit 2 with one line on
 stderr and no traceback, and the process's peak resident memory (``VmHWM``, measured by
 ``test_hostile_files``'s wrapper) stays under :data:`PEAK_LIMIT_MB`: the same command on the
 unfixed code peaked at 1.2 to 7.5 GiB, hung, or ended in a traceback. Unit tests check the
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import struct
 import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 import torch
 
 from test_hostile_files import _MEASURED, _env
+from warm import run as warm_run
 
 pytestmark = pytest.mark.xdist_group("subprocess")
 
@@ -221,10 +221,6 @@ ENV = {"torch_stride_0_tensor": {"TICKETLAB_MAX_PARAMS": str(10**9)},
        "npz_zip_bomb": {"TICKETLAB_MAX_PARAMS": str(10**10)}}
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_tiny_input_is_refused_in_one_line_within_the_memory_bound(tmp_path: Path, case: str) -> None:
     build, argv = CASES[case]
@@ -233,9 +229,8 @@ def test_tiny_input_is_refused_in_one_line_within_the_memory_bound(tmp_path: Pat
         assert path.stat().st_size < 8 * 2**20, f"{case}: the input is {path.stat().st_size:,} bytes"
     rss = tmp_path / "rss"
     try:
-        proc = subprocess.run([sys.executable, "-c", _MEASURED, str(rss), *argv(path, tmp_path)],
-                              capture_output=True, text=True, timeout=TIMEOUT_S, env=_env(**ENV.get(case, {})),
-                              stdin=subprocess.DEVNULL, preexec_fn=_limit_address_space)
+        proc = warm_run([str(rss), *argv(path, tmp_path)], code=_MEASURED, timeout=TIMEOUT_S,
+                        env=_env(**ENV.get(case, {})), address_space=ADDRESS_SPACE)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{case}: no answer within {TIMEOUT_S} s")
     lines = proc.stderr.splitlines()

@@ -1,15 +1,15 @@
 """Hostile inputs of issue 22, "the rest, by class": validation gaps that ended in tracebacks,
 rendering (mathtext, ESC bytes, spreadsheet formulas), mask names on import, and torch's noise.
 
-Wherever the command line is involved the case runs as a real process: one line on stderr
-starting ``error:``, exit 2, no traceback. The process helpers are those of
-``test_hostile_files.py`` (its environment) so that both files run commands the same way.
+Wherever the command line is involved the case runs as a real process (started warm, with torch
+imported beforehand: :mod:`warm`): one line on stderr starting ``error:``, exit 2, no traceback.
+The process helpers are those of ``test_hostile_files.py`` (its environment) so that both files
+run commands the same way.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 
 import ticketlab
 from test_hostile_files import _env
+from warm import run as warm_run
 from ticketlab.errors import TicketlabError
 
 pytestmark = pytest.mark.xdist_group("subprocess")
@@ -26,8 +27,7 @@ TIMEOUT_S = 60
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ticketlab", *map(str, args)], capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=_env(), cwd=cwd, stdin=subprocess.DEVNULL)
+    return warm_run(args, timeout=TIMEOUT_S, env=_env(), cwd=cwd, preload=("torch",))
 
 
 def _refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str:

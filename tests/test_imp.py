@@ -27,6 +27,7 @@ from ticketlab.mining import _select, mine
 from ticketlab.models import create_model, prunable_parameters
 from ticketlab.selection import keep_count
 from ticketlab.training import default_train_config, total_iterations, fit
+from warm import run as warm_run
 
 FAST = dict(model="lenet_300_100", dataset="digits", train_epochs=1, seed=0, device="cpu")
 TIMING = {"seconds", "train_seconds"}
@@ -358,11 +359,10 @@ def test_sigkilled_subprocess_resumes_to_the_same_ticket(tmp_path):
     assert proc.returncode == -signal.SIGKILL and not out.exists()
     done = read_checkpoint(ckpt)["round"]
     assert 2 <= done < 6
-    resumed = subprocess.run([sys.executable, "-m", "ticketlab", *args, "-o", str(out), "--resume"], env=env,
-                             capture_output=True, text=True, timeout=240)
+    # the resumed and the uninterrupted run: processes too, started warm (tests/warm.py)
+    resumed = warm_run([*args, "-o", out, "--resume"], env=env, timeout=240, preload=("torch", "torch._dynamo"))
     assert resumed.returncode == 0, resumed.stderr
-    full = subprocess.run([sys.executable, "-m", "ticketlab", *args, "-o", str(ref)], env=env,
-                          capture_output=True, text=True, timeout=240)
+    full = warm_run([*args, "-o", ref], env=env, timeout=240, preload=("torch", "torch._dynamo"))
     assert full.returncode == 0, full.stderr
     a, b = ticketlab.load(out), ticketlab.load(ref)
     assert a.provenance["resumed_after_round"] == done and "resumed_after_round" not in b.provenance

@@ -84,6 +84,17 @@ def test_binomial_tails_match_scipy_at_window_edges_and_far_out(n, p):
     assert not bad, bad
 
 
+@pytest.mark.parametrize("classes", [1, 2, 3, 7, 10, 100])
+def test_binomial_quantiles_equal_scipys(classes):
+    """health's chance band (the 0.5 % and 99.5 % quantiles) and a far tail, at every sample count
+    to 300 and some to 10^6: the same integers as scipy.stats.binom.ppf. (Not at q = 1/2 with
+    p = 1/2: there P(X <= k) = q exactly for odd n, and rounding decides, in scipy as here.)"""
+    ns = np.unique(np.r_[np.arange(1, 301), np.geomspace(300, 10**6, 12).astype(int)])
+    for q in (0.005, 0.995, 1e-9):
+        want = stats.binom.ppf(q, ns, 1.0 / classes).astype(int).tolist()
+        assert [_dist.binom_ppf(q, int(n), 1.0 / classes) for n in ns] == want, q
+
+
 def test_the_issues_examples():
     n, a, b = 25_600_000, 2_560_000, 2_560_000
     assert _dist.hypergeom_sf(262861, n, a, b) == pytest.approx(2.99368271076e-51, rel=1e-10, abs=0)

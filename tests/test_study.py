@@ -18,6 +18,7 @@ from ticketlab.cli.main import cli
 from ticketlab.errors import ConfigError
 from ticketlab.study import Study, StudySpec
 from ticketlab.study.jobs import resolve_jobs, shared_schedule
+from warm import run as warm_run
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"name": "t", "model": "lenet_300_100", "dataset": "digits", "seeds": [0, 1], "densities": [0.2, 0.05],
@@ -204,9 +205,11 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_tickets(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not list((killed / "tickets").glob("imp*.h5"))  # IMP's ticket was not finished
-    subprocess.run(cmd + ["-o", str(killed)], env=env, cwd=ROOT, check=True)
+    # the rerun and the uninterrupted run: processes too, started warm (tests/warm.py)
     whole = tmp_path / "whole"
-    subprocess.run(cmd + ["-o", str(whole)], env=env, cwd=ROOT, check=True)
+    for folder in (killed, whole):
+        proc = warm_run([*cmd[3:], "-o", folder], env=env, cwd=ROOT, timeout=300, preload=("torch", "torch._dynamo"))
+        assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in (whole / "tickets").glob("*.h5"))
     assert names == sorted(p.name for p in (killed / "tickets").glob("*.h5")) and len(names) == 2
     for name in names:

@@ -1,4 +1,5 @@
-"""Hostile study folders (issue 22, sections 1 and 2), run as real ``ticketlab`` processes.
+"""Hostile study folders (issue 22, sections 1 and 2), run as real ``ticketlab`` processes (started
+warm, with torch imported beforehand: :mod:`warm`).
 
 A study folder is untrusted input: links out of it, a study named ``..``, and tickets that are not
 their job's (another density, another method, a link to a file elsewhere). Every refusal is one
@@ -14,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ticketlab.fileformat import load, read_info, save
+from warm import run as warm_run
 
 pytestmark = pytest.mark.xdist_group("subprocess")
 
@@ -41,8 +42,7 @@ epochs = 1
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "ticketlab", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, stdin=subprocess.DEVNULL, timeout=300)
+    return warm_run(args, env=env, cwd=cwd, timeout=300, preload=("torch",))
 
 
 def _refused(proc: subprocess.CompletedProcess, *words: str) -> str:

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
@@ -276,6 +277,28 @@ def binom_cdf(k: int, n: int, p: float) -> float:
     """``P(X <= k)`` for ``X ~ Binomial(n, p)``, ``0 < p < 1`` (exact)."""
     k, n = int(k), int(n)
     return _tail(k, False, 0, n, *_binom_args(n, p))
+
+
+def binom_ppf(q: float, n: int, p: float) -> int:
+    """The smallest ``k`` with ``P(X <= k) >= q`` for ``X ~ Binomial(n, p)``, ``0 < q < 1``, ``0 < p <= 1``:
+    ``scipy.stats.binom.ppf``'s quantile, by stepping :func:`binom_cdf` from the normal approximation.
+    Where ``P(X <= k)`` equals ``q`` exactly (``q = 1/2``, ``p = 1/2``, odd ``n``), rounding decides
+    between ``k`` and ``k + 1``, as it does in scipy.
+
+    Example:
+        >>> binom_ppf(0.2, 2, 0.5), binom_ppf(0.7, 2, 0.5), binom_ppf(0.8, 2, 0.5)  # P(X <= k): 1/4, 3/4, 1
+        (0, 1, 2)
+    """
+    n = int(n)
+    if p >= 1.0:
+        return n
+    k = int(math.floor(n * p + NormalDist().inv_cdf(q) * math.sqrt(n * p * (1.0 - p))))
+    k = min(n, max(0, k))
+    while k > 0 and binom_cdf(k - 1, n, p) >= q:
+        k -= 1
+    while k < n and binom_cdf(k, n, p) < q:
+        k += 1
+    return k
 
 
 # -------------------------------------------------------------------------------------- normal

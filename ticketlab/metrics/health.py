@@ -14,7 +14,7 @@
   accuracy a caller passes) lies in the central 99 % binomial band of ``1 / classes`` on that
   split. With ``n`` samples and ``p = 1 / classes``, the band is
   ``[q(0.005) / n, q(0.995) / n]`` with ``q`` the exact quantile of Binomial(n, p)
-  (``scipy.stats.binom.ppf``: the smallest ``k`` with ``P(X <= k) >= level``), so it holds at
+  (the smallest ``k`` with ``P(X <= k) >= level``, as ``scipy.stats.binom.ppf``), so it holds at
   least 99 % of a guessing network's accuracies. The accuracy counts as at chance when its count
   of correct samples, ``round(accuracy * n)``, lies in the band. The sample count is the split's
   size, ``data_spec.split_samples[split]`` in the provenance (written since tickets record their
@@ -67,12 +67,12 @@ def chance_band(classes: int, samples: int, level: float = CHANCE_LEVEL) -> tupl
         >>> chance_band(10, 360)          # 36 expected; at least 99 % of guessers score 22 to 51 of 360
         (22, 51)
     """
-    from scipy.stats import binom
+    from ticketlab.metrics._dist import binom_ppf  # scipy.stats.binom.ppf's values, without its ~1 s import
 
     if classes < 1 or samples < 1:
         raise ValueError(f"a chance band needs classes >= 1 and samples >= 1, got {classes} and {samples}")
     p, tail = 1.0 / classes, (1.0 - level) / 2.0
-    return int(binom.ppf(tail, samples, p)), int(binom.ppf(1.0 - tail, samples, p))
+    return binom_ppf(tail, samples, p), binom_ppf(1.0 - tail, samples, p)
 
 
 def _names(names: tuple[str, ...]) -> str:
