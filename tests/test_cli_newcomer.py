@@ -289,8 +289,11 @@ def test_ctrl_c_in_a_real_run_then_the_printed_command_resumes_it(tmp_path):
     # rounds of 20 epochs (about 0.7 s each on an idle machine, 30 times the 20 ms poll): the signal
     # lands inside round 1 (or 2), after round 0's checkpoint
     args = ["mine", "--method", "imp", "--rounds", "2", "--train-epochs", "20", "--device", "cpu", "-o", str(out)]
+    # SIGINT back to its default in the child: a test run started in the background by a
+    # non-interactive shell (make test &) inherits SIGINT ignored, and Python then installs no handler
     proc = subprocess.Popen([sys.executable, "-m", "ticketlab", *args], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and not ckpt.exists():
