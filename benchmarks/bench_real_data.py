@@ -28,15 +28,15 @@ every point would leave. The bare loop's weights after the epoch are compared wi
 CPU time is measured with ``time.perf_counter``; the load average is printed before and after,
 since the figures mean little on a busy machine.
 
-Measured on the 2-core development machine at load average 0.9-1.0 (nothing else running),
-``--repeats 3 --epochs 2`` (1,800 steps, 18 evaluations), 2026-12-05: train / bare 1.07x median
-(lenet_300_100) and 0.97x (lenet5), weights identical; the evaluation share with the default
-``test_eval="stops"`` (the test split only at new validation minima and at the end) is 33 %
-(lenet_300_100) and 62 % (lenet5), against 43 % and 67 % with ``test_eval="every"``: over the 25 %
-target for both. In the first two epochs most evaluations are new minima, so "stops" saves
-little there; a paper-length lenet_300_100 run (50,000 iterations) reached 20 new minima in its
-500 evaluations (see the previous measurement: the test split then runs 21 times instead of 500,
-about 22 % of the run in evaluation). For lenet5 one validation pass (0.61 s) costs about as
+Measured on the 2-core development machine, ``--repeats 3 --epochs 2`` (1,800 steps, 18
+evaluations), 2026-12-05, after issue 24's merges (load average 2.2 before, 1.1 after): train / bare
+1.03x median (lenet_300_100) and 1.01x (lenet5), weights identical; the evaluation share with the
+default ``test_eval="stops"`` (the test split only at new validation minima and at the end) is 35 %
+(lenet_300_100) and 64 % (lenet5), against 42 % and 68 % with ``test_eval="every"``; the validation
+passes alone are 19 % and 44 %: over the 25 % target for both. In the first two epochs most
+evaluations are new minima, so "stops" saves little there; a paper-length lenet_300_100 run
+(50,000 iterations) reached 20 new minima in its 500 evaluations (the test split then runs 21 times
+instead of 500, about 22 % of the run in evaluation). For lenet5 one validation pass (0.63 s) costs about as
 much as the 100 training steps between two evaluations (0.81 s): the cadence itself, not the
 test split, keeps it over the target.
 
